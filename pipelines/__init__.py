@@ -1,0 +1,1 @@
+"""Declarative SageMaker pipelines: definitions, compiler, AWS and local runners."""

@@ -1,0 +1,155 @@
+"""The compiled pipeline in SageMaker: upload code, upsert, start, wait, diff.
+
+Clients come from boto3's own resolution, so AWS_PROFILE, AWS_REGION and
+AWS_ENDPOINT_URL (moto, LocalStack) work without anything of ours.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import time
+import uuid
+from typing import Callable
+
+from botocore.exceptions import ClientError
+
+from pipelines.compiler import PLACEHOLDER_ROLE, Compiled
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+
+
+class CloudError(RuntimeError):
+    """Something SageMaker would refuse or did refuse; the message says what to do."""
+
+
+def check_role(role_arn: str | None) -> str:
+    if not role_arn or role_arn == PLACEHOLDER_ROLE:
+        raise CloudError("upsert needs the pipeline's execution role: pass --role-arn arn:aws:iam::ACCOUNT:role/NAME "
+                         "or set role_arn in pipelines/config.toml")
+    if not ROLE_ARN.match(role_arn):
+        raise CloudError(f"{role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>")
+    return role_arn
+
+
+def upload_assets(s3, assets: dict[str, bytes]) -> int:
+    """Upload code bundles not yet in S3; content-addressed keys make existing ones current. Returns uploads."""
+    uploaded = 0
+    for uri, data in assets.items():
+        bucket, key = split_s3_uri(uri)
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            continue
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        uploaded += 1
+    return uploaded
+
+
+def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
+    """Create the pipeline or update it in place; returns its ARN. Safe to repeat."""
+    role_arn = check_role(role_arn)
+    upload_assets(s3, compiled.assets)
+    fields = dict(PipelineName=compiled.name, PipelineDefinition=compiled.definition, RoleArn=role_arn,
+                  PipelineDisplayName=compiled.display_name, PipelineDescription=compiled.description)
+    tags = [{"Key": k, "Value": v} for k, v in sorted(compiled.tags.items())]
+    if deployed_definition(sm, compiled.name) is None:
+        arn = sm.create_pipeline(**fields, Tags=tags, ClientRequestToken=str(uuid.uuid4()))["PipelineArn"]
+    else:
+        arn = sm.update_pipeline(**fields)["PipelineArn"]
+        if tags:
+            sm.add_tags(ResourceArn=arn, Tags=tags)
+    return arn
+
+
+def start(sm, compiled: Compiled, parameters: dict) -> str:
+    """Start an execution with already type-checked parameter overrides; returns its ARN."""
+    params = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
+    try:
+        return sm.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=params,
+                                           ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+    except ClientError as e:
+        raise CloudError(f"could not start {compiled.name}: {e.response['Error']['Message']} "
+                         f"(has it been upserted? run `python deploy.py upsert`)") from None
+
+
+def wait(sm, execution_arn: str, *, timeout: float, poll: float = 15.0,
+         on_step: Callable[[dict], None] = lambda step: None) -> dict:
+    """Poll until the execution ends or `timeout` passes; reports each step status change."""
+    deadline, seen = time.monotonic() + timeout, {}
+    while True:
+        execution = sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        for step in _steps(sm, execution_arn):
+            key = (step.get("StepName"), step.get("StepStatus"))
+            if seen.get(key[0]) != key[1]:
+                seen[key[0]] = key[1]
+                on_step(step)
+        status = execution["PipelineExecutionStatus"]
+        if status in TERMINAL:
+            return execution
+        if time.monotonic() + poll > deadline:
+            raise CloudError(f"execution {execution_arn} still {status} after {timeout:.0f} s; "
+                             f"it keeps running in SageMaker (raise --timeout to wait longer)")
+        time.sleep(poll)
+
+
+def _steps(sm, execution_arn: str) -> list[dict]:
+    try:
+        return list(reversed(sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]))
+    except (ClientError, NotImplementedError):
+        return []  # progress is a courtesy; the execution status is what counts
+
+
+def deployed_definition(sm, name: str) -> str | None:
+    try:
+        return sm.describe_pipeline(PipelineName=name)["PipelineDefinition"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("ResourceNotFound", "ValidationException") or "not exist" in str(e):
+            return None
+        raise
+
+
+def diff(deployed: str | None, compiled: str) -> list[str]:
+    """Step-by-step differences, deployed -> compiled; empty when they are the same pipeline."""
+    old, new = _by_name(deployed), _by_name(compiled)
+    lines = []
+    for name in sorted(old.keys() | new.keys()):
+        if old.get(name) == new.get(name):
+            continue
+        change = "added" if name not in old else "removed" if name not in new else "changed"
+        lines.append(f"{change}: {name}")
+        lines += difflib.unified_diff(_lines(old.get(name)), _lines(new.get(name)), "deployed", "compiled", lineterm="")
+    return lines
+
+
+def _by_name(definition: str | None) -> dict[str, object]:
+    """Steps (branch steps included) and parameters keyed by name, for a diff that names what changed."""
+    if definition is None:
+        return {}
+    doc = json.loads(definition)
+    items = {f"parameter {p['Name']}": p for p in doc.get("Parameters", [])}
+    pending = list(doc.get("Steps", []))
+    while pending:
+        step = pending.pop()
+        args = step.get("Arguments", {})
+        if step.get("Type") == "Condition":
+            pending += args.get("IfSteps", []) + args.get("ElseSteps", [])
+            step = {**step, "Arguments": {k: v for k, v in args.items() if k not in ("IfSteps", "ElseSteps")},
+                    "IfSteps": [s["Name"] for s in args.get("IfSteps", [])],
+                    "ElseSteps": [s["Name"] for s in args.get("ElseSteps", [])]}
+        items[f"step {step['Name']}"] = step
+    return items
+
+
+def _lines(value) -> list[str]:
+    return [] if value is None else json.dumps(value, indent=2, sort_keys=True).splitlines()
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise CloudError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key

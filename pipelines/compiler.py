@@ -1,0 +1,328 @@
+"""Definition + config -> SageMaker pipeline definition JSON, through the SDK v2.
+
+Pure: no AWS call (any attempt raises), and the same definition and config
+give the same bytes. The SageMaker SDK is imported here and nowhere else, so
+moving to SDK v3 touches this module only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+
+from pipelines import dsl
+from pipelines.bundles import file_asset, folder_asset
+from pipelines.config import Config, ConfigError
+
+SKLEARN_VERSION = "1.4-2"
+XGBOOST_VERSION = "3.0-5"
+CACHE_EXPIRY = "P30D"
+# Local placeholder: compile and local runs need a role in the JSON; upsert refuses it.
+PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
+
+
+class AwsCallDuringCompile(RuntimeError):
+    """The SDK tried to reach AWS while compiling; compile must stay offline."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What deploy.py ships: the definition JSON plus the code it points at."""
+
+    name: str
+    display_name: str
+    description: str
+    tags: dict[str, str]
+    definition: str
+    parameters: dict[str, dsl.Parameter]
+    assets: dict[str, bytes] = field(repr=False)  # s3 uri -> bytes, uploaded before a run
+
+
+def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
+    pipeline.validate()
+    sdk = _sdk()
+    build = _Builder(pipeline, cfg, sdk)
+    sdk_pipeline = sdk.Pipeline(
+        name=pipeline.name,
+        parameters=list(build.params.values()),
+        steps=[build.steps[s.name] for s in pipeline.top_level()],
+        sagemaker_session=build.session,
+        pipeline_definition_config=sdk.PipelineDefinitionConfig(use_custom_job_prefix=False),
+    )
+    definition = _normalise(json.loads(sdk_pipeline.definition()), pipeline.name)
+    return Compiled(
+        name=pipeline.name,
+        display_name=pipeline.display_name,
+        description=pipeline.description,
+        tags=cfg.all_tags(),
+        definition=json.dumps(definition, indent=2) + "\n",
+        parameters=dict(pipeline.parameters),
+        assets=dict(sorted(build.assets.items())),
+    )
+
+
+def _normalise(definition: dict, pipeline_name: str) -> dict:
+    """Replace the SDK's timestamped job name so two compiles give the same bytes."""
+    for step in _all_steps(definition["Steps"]):
+        hps = step["Arguments"].get("TrainingJobDefinition", step["Arguments"]).get("StaticHyperParameters") \
+            or step["Arguments"].get("HyperParameters") or {}
+        if "sagemaker_job_name" in hps:
+            hps["sagemaker_job_name"] = json.dumps(f"{pipeline_name}-{step['Name']}")
+    return definition
+
+
+def _all_steps(steps: list[dict]):
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from _all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
+
+
+class _Builder:
+    """Turns each dsl step into the SDK step that SageMaker's JSON comes from."""
+
+    def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk):
+        self.pipeline, self.cfg, self.sdk = pipeline, cfg, sdk
+        if not cfg.region:
+            raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
+        self.region = cfg.region
+        self.role = cfg.role_arn or PLACEHOLDER_ROLE
+        self.session = _offline_session(sdk, self.region, cfg.artifact_bucket)
+        self.assets: dict[str, bytes] = {}
+        self.property_files: dict[tuple[str, str], object] = {}
+        self.params = {p.name: self._parameter(p) for p in pipeline.parameters.values()}
+        self.steps: dict = {}
+        for step in pipeline.steps.values():
+            self.steps[step.name] = getattr(self, f"_{type(step).__name__.lower()}")(step)
+
+    # -- values --
+
+    def _parameter(self, p: dsl.Parameter):
+        cls = {"String": self.sdk.ParameterString, "Integer": self.sdk.ParameterInteger,
+               "Float": self.sdk.ParameterFloat}[p.kind]
+        extra = {"enum_values": list(p.enum)} if p.enum else {}
+        return cls(name=p.name, default_value=p.default, **extra)
+
+    def value(self, v):
+        """A dsl value as the SDK's pipeline variable (or the literal itself)."""
+        if isinstance(v, dsl.Parameter):
+            return self.params[v.name]
+        if isinstance(v, dsl.OutputRef):
+            return self.steps[v.step.name].properties.ProcessingOutputConfig.Outputs[v.name].S3Output.S3Uri
+        if isinstance(v, dsl.ModelRef):
+            return self._model_uri(v.step)
+        if isinstance(v, dsl.ReportValue):
+            step, name = v.report.step.name, v.report.name
+            return self.sdk.JsonGet(step_name=step, property_file=self.property_files[(step, name)], json_path=v.path)
+        return v
+
+    def text(self, v):
+        """Like value(), but always a string (container arguments and messages)."""
+        out = self.value(v)
+        if isinstance(out, self.sdk.PipelineVariable):
+            return out if isinstance(v, dsl.Parameter) and v.type is str else out.to_string()
+        return str(out)
+
+    def _model_uri(self, step: dsl.Training):
+        sdk_step = self.steps[step.name]
+        if isinstance(step, dsl.Tuning):
+            return sdk_step.get_top_model_s3_uri(top_k=0, s3_bucket=self.cfg.artifact_bucket,
+                                                 prefix=f"{self.cfg.prefix}/models/{step.name}")
+        return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
+
+    def _image(self, name: str) -> str:
+        framework, version = {"sklearn": ("sklearn", SKLEARN_VERSION), "xgboost": ("xgboost", XGBOOST_VERSION)}[name]
+        return self.sdk.image_uris.retrieve(framework, region=self.region, version=version)
+
+    def _asset(self, pair: tuple[str, bytes]) -> str:
+        uri, data = pair
+        self.assets[uri] = data
+        return uri
+
+    def _job_options(self, step: dsl.Step) -> dict:
+        """Ordering and retries: jobs retry internal and capacity errors, registration retries API faults."""
+        options = {"depends_on": [a if isinstance(a, str) else a.name for a in step.after] or None}
+        if step.retries:
+            sdk, backoff = self.sdk, dict(interval_seconds=1, backoff_rate=2.0, max_attempts=step.retries)
+            options["retry_policies"] = [
+                sdk.StepRetryPolicy(exception_types=[sdk.StepError.SERVICE_FAULT, sdk.StepError.THROTTLING], **backoff)
+                if isinstance(step, dsl.Register) else
+                sdk.SageMakerJobStepRetryPolicy(exception_types=[sdk.JobError.INTERNAL_ERROR,
+                                                                 sdk.JobError.CAPACITY_ERROR], **backoff)]
+        return options
+
+    def _cache(self, step: dsl.Step):
+        return self.sdk.CacheConfig(enable_caching=step.cache, expire_after=CACHE_EXPIRY)
+
+    # -- steps --
+
+    def _processing(self, step: dsl.Processing):
+        sdk = self.sdk
+        processor = sdk.ScriptProcessor(
+            image_uri=self._image(step.image), command=["python3"], role=self.role,
+            instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
+            sagemaker_session=self.session,
+        )
+        code = self._asset(file_asset(step.script, f"{self.cfg.s3_root}/code"))
+        inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k)
+                  for k, v in step.inputs_.items()]
+        outputs = [sdk.ProcessingOutput(
+            output_name=name, source=f"/opt/ml/processing/output/{name}",
+            destination=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs", sdk.ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                                 step.name, name]))
+            for name in step.outputs]
+        for report, (output, filename) in step.reports.items():
+            self.property_files[(step.name, report)] = sdk.PropertyFile(
+                name=_property_file_name(report), output_name=output, path=filename)
+        args = processor.run(code=code, inputs=inputs, outputs=outputs,
+                             arguments=[self.text(a) for a in step.arguments] or None)
+        return sdk.ProcessingStep(
+            step.name, step_args=args, cache_config=self._cache(step), **self._job_options(step),
+            property_files=[self.property_files[(step.name, r)] for r in step.reports] or None,
+        )
+
+    def _estimator(self, step: dsl.Training):
+        return self.sdk.XGBoost(
+            entry_point=step.entry_point,
+            source_dir=self._asset(folder_asset(step.source_dir, f"{self.cfg.s3_root}/code")),
+            framework_version=XGBOOST_VERSION, py_version="py3", role=self.role,
+            instance_type=self.value(step.instance_type), instance_count=1,
+            output_path=f"{self.cfg.s3_root}/models/{step.name}",
+            hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
+            metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
+            sagemaker_session=self.session,
+        )
+
+    def _channels(self, step: dsl.Training) -> dict:
+        return {name: self.sdk.TrainingInput(self.value(v), content_type="text/csv") for name, v in step.channels.items()}
+
+    def _training(self, step: dsl.Training):
+        args = self._estimator(step).fit(inputs=self._channels(step))
+        return self.sdk.TrainingStep(step.name, step_args=args, cache_config=self._cache(step),
+                                     **self._job_options(step))
+
+    def _tuning(self, step: dsl.Tuning):
+        tuner = self.sdk.HyperparameterTuner(
+            self._estimator(step), step.objective.metric,
+            {name: self._range(r) for name, r in step.ranges.items()},
+            metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
+            objective_type=step.objective.direction, strategy=step.strategy,
+            max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
+        )
+        args = tuner.fit(inputs=self._channels(step))
+        return self.sdk.TuningStep(step.name, step_args=args, cache_config=self._cache(step),
+                                   **self._job_options(step))
+
+    def _range(self, r):
+        sdk = self.sdk
+        if isinstance(r, dsl.Continuous):
+            return sdk.ContinuousParameter(r.low, r.high, scaling_type="Logarithmic" if r.log else "Linear")
+        if isinstance(r, dsl.Integer):
+            return sdk.IntegerParameter(r.low, r.high)
+        return sdk.CategoricalParameter(list(r.values))
+
+    def _register(self, step: dsl.Register):
+        sdk = self.sdk
+        image = self._image(step.image)
+        model = sdk.Model(
+            image_uri=image, model_data=self.value(step.model), role=self.role, sagemaker_session=self.session,
+            # The model archive carries its inference code in code/ (training_scripts/train.py puts it there),
+            # so registration needs no repack job.
+            env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        )
+        report = step.report
+        output = report.step.reports[report.name]
+        report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, output[0])), output[1]])
+        args = model.register(
+            content_types=list(step.content_types), response_types=list(step.content_types),
+            inference_instances=[step.inference_instance_type], transform_instances=[step.inference_instance_type],
+            model_package_group_name=step.group, approval_status=self.value(step.approval_status),
+            model_metrics=sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
+                s3_uri=report_uri, content_type="application/json")),
+            description=step.description or None,
+            customer_metadata_properties=dict(step.metadata) or None,
+            framework="XGBOOST", framework_version=XGBOOST_VERSION,
+        )
+        return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
+
+    def _fail(self, step: dsl.Fail):
+        message = self.sdk.Join(on=" ", values=[self.text(part) for part in step.message])
+        return self.sdk.FailStep(step.name, error_message=message, depends_on=self._job_options(step)["depends_on"])
+
+    def _conditionstep(self, step: dsl.ConditionStep):
+        c = step.condition
+        cls = {">=": self.sdk.ConditionGreaterThanOrEqualTo, ">": self.sdk.ConditionGreaterThan,
+               "<=": self.sdk.ConditionLessThanOrEqualTo, "<": self.sdk.ConditionLessThan}[c.op]
+        return self.sdk.ConditionStep(
+            step.name, conditions=[cls(left=self.value(c.left), right=self.value(c.right))],
+            if_steps=[self.steps[s.name] for s in step.then], else_steps=[self.steps[s.name] for s in step.otherwise],
+            depends_on=self._job_options(step)["depends_on"],
+        )
+
+
+def _property_file_name(report: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", report)) + "Report"
+
+
+def _offline_session(sdk, region: str, bucket: str):
+    """A PipelineSession whose every AWS request is refused, so compile provably stays offline."""
+    import boto3
+
+    boto = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
+
+    def refuse(**kwargs):
+        raise AwsCallDuringCompile(f"compile tried to call AWS ({kwargs.get('event_name')}); it must stay offline")
+
+    boto.events.register("before-send", refuse)
+    return sdk.PipelineSession(boto_session=boto, default_bucket=bucket)
+
+
+class _Sdk:
+    """The SageMaker SDK names this module uses, imported once and quietly."""
+
+    def __init__(self):
+        os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        for name in ("sagemaker", "sagemaker.config"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from sagemaker import image_uris
+            from sagemaker.inputs import TrainingInput
+            from sagemaker.model import Model
+            from sagemaker.model_metrics import MetricsSource, ModelMetrics
+            from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+            from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
+                                         IntegerParameter)
+            from sagemaker.workflow.condition_step import ConditionStep
+            from sagemaker.workflow.conditions import (ConditionGreaterThan, ConditionGreaterThanOrEqualTo,
+                                                       ConditionLessThan, ConditionLessThanOrEqualTo)
+            from sagemaker.workflow.entities import PipelineVariable
+            from sagemaker.workflow.execution_variables import ExecutionVariables
+            from sagemaker.workflow.fail_step import FailStep
+            from sagemaker.workflow.functions import Join, JsonGet
+            from sagemaker.workflow.model_step import ModelStep
+            from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+            from sagemaker.workflow.pipeline import Pipeline
+            from sagemaker.workflow.pipeline_context import PipelineSession
+            from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
+            from sagemaker.workflow.properties import PropertyFile
+            from sagemaker.workflow.retry import SageMakerJobExceptionTypeEnum as JobError
+            from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
+            from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
+            from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
+            from sagemaker.xgboost import XGBoost
+        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+
+
+_SDK: _Sdk | None = None
+
+
+def _sdk() -> _Sdk:
+    global _SDK
+    if _SDK is None:
+        _SDK = _Sdk()
+    return _SDK

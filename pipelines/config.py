@@ -1,0 +1,124 @@
+"""Per-environment settings from `pipelines/config.toml`, overridable by flags.
+
+One frozen object travels from the command line to the compiler, so two
+compiles with the same settings produce the same bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_FILE = Path(__file__).with_name("config.toml")
+PROBLEM_TYPES = ("binary", "multiclass", "regression")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = "dev"
+    pipeline_name: str = "purchase-intent"
+    display_name: str = "Purchase intent"
+    description: str = ""
+    region: str | None = None
+    role_arn: str | None = None
+    bucket: str | None = None
+    prefix: str = "purchase-intent"
+    model_package_group: str = "purchase-intent"
+    problem_type: str = "binary"
+    label: str = "Revenue"
+    tuning: bool = True
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.m5.xlarge"
+    inference_instance_type: str = "ml.m5.large"
+    max_tuning_jobs: int = 8
+    max_parallel_tuning_jobs: int = 2
+    model_approval_status: str = "PendingManualApproval"
+    quality_threshold: float | None = None
+    input_data: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    sagemaker_project_name: str | None = None
+    sagemaker_project_id: str | None = None
+
+    def __post_init__(self):
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ConfigError(
+                f"problem_type {self.problem_type!r} is not supported: use one of {', '.join(PROBLEM_TYPES)}"
+            )
+
+    @property
+    def artifact_bucket(self) -> str:
+        if not self.bucket:
+            raise ConfigError(
+                f"no S3 bucket for environment {self.env!r}: pass --bucket NAME "
+                f"or set `bucket` under [{self.env}] in {CONFIG_FILE}"
+            )
+        return self.bucket
+
+    @property
+    def s3_root(self) -> str:
+        """Where this pipeline's code, data and outputs live."""
+        return f"s3://{self.artifact_bucket}/{self.prefix}"
+
+    @property
+    def default_input_data(self) -> str:
+        return self.input_data or f"{self.s3_root}/data/online_shoppers_synthetic.csv"
+
+    def all_tags(self) -> dict[str, str]:
+        """Tags for the pipeline, with SageMaker project tags when a project is named."""
+        tags = dict(self.tags)
+        if self.sagemaker_project_name:
+            tags["sagemaker:project-name"] = self.sagemaker_project_name
+        if self.sagemaker_project_id:
+            tags["sagemaker:project-id"] = self.sagemaker_project_id
+        return tags
+
+    def replace(self, **changes) -> "Config":
+        """A copy with `changes`; None values mean "not given" and keep the current setting."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_config(env: str = "dev", path: Path = CONFIG_FILE, **overrides) -> Config:
+    """The settings of `env`: [default], then [env], then non-None `overrides`."""
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    envs = sorted(k for k in doc if k != "default")
+    if env not in doc:
+        raise ConfigError(f"environment {env!r} is not in {path}: choose one of {', '.join(envs)}")
+    merged = _merge(doc.get("default", {}), doc[env])
+    return Config(env=env, **_checked(merged, path)).replace(**overrides)
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def _checked(values: dict, path: Path) -> dict:
+    """Refuse unknown keys and values of the wrong type, naming the key and the file."""
+    fields = {f.name: f for f in dataclasses.fields(Config) if f.name != "env"}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {key!r} in {path}: known settings are {', '.join(sorted(fields))}")
+        expected = _python_types(fields[key].type)
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            names = " or ".join(t.__name__ for t in expected)
+            raise ConfigError(f"setting {key!r} in {path} must be {names}, got {value!r}")
+    return values
+
+
+def _python_types(annotation: str) -> tuple[type, ...]:
+    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict}
+    types: list[type] = []
+    for part in annotation.split("|"):
+        part = part.strip()
+        if part != "None":
+            found = names[part]
+            types.extend(found if isinstance(found, tuple) else (found,))
+    return tuple(types)

@@ -1,0 +1,493 @@
+"""A small declarative language for SageMaker pipelines.
+
+A definition reads like the pipeline diagram: parameters, then steps, with
+data passed by reference (`prep.out.train`, `tune.best_model`,
+`ev.report("evaluation")["metrics.auc.value"]`). Mistakes are refused here,
+when the definition is built, with a message naming the step and the fix,
+instead of by SageMaker an hour into a run.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+# ml.<family>.<size>: ml.m5.xlarge, ml.g4dn.2xlarge, ml.trn1n.32xlarge, ml.p4de.24xlarge
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(medium|large|[0-9]*xlarge|metal)$")
+IMAGES = ("sklearn", "xgboost")
+
+
+class DefinitionError(ValueError):
+    """A mistake in a pipeline definition, caught before anything runs."""
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Parameter:
+    """A value set when a run starts (from Studio, `deploy.py start -p`, or the default)."""
+
+    name: str
+    default: str | int | float
+    enum: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    @property
+    def kind(self) -> str:
+        return {str: "String", int: "Integer", float: "Float"}[self.type]
+
+    def coerce(self, value) -> str | int | float:
+        """`value` (often a command-line string) as this parameter's type, or a clear error."""
+        try:
+            if self.type is int and not (isinstance(value, float) or isinstance(value, bool)):
+                typed = int(value)
+            elif self.type is float and not isinstance(value, bool):
+                typed = float(value)
+            elif self.type is str and isinstance(value, str):
+                typed = value
+            else:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise DefinitionError(
+                f"parameter {self.name} is {self.kind}: {value!r} is not a valid {self.kind.lower()}"
+            ) from None
+        if self.enum and typed not in self.enum:
+            raise DefinitionError(f"parameter {self.name} must be one of {', '.join(self.enum)}, got {value!r}")
+        return typed
+
+    def _compare(self, op, other):
+        return Condition(op, self, other)
+
+    __ge__ = lambda self, o: self._compare(">=", o)  # noqa: E731
+    __gt__ = lambda self, o: self._compare(">", o)  # noqa: E731
+    __le__ = lambda self, o: self._compare("<=", o)  # noqa: E731
+    __lt__ = lambda self, o: self._compare("<", o)  # noqa: E731
+
+
+@dataclass(frozen=True, eq=False)
+class OutputRef:
+    """The S3 URI a processing step writes its output `name` to."""
+
+    step: "Processing"
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRef:
+    """The model.tar.gz of a training step, or of the best job of a tuning step."""
+
+    step: "Training"
+
+
+@dataclass(frozen=True, eq=False)
+class ReportRef:
+    """A JSON report a processing step writes (a SageMaker PropertyFile)."""
+
+    step: "Processing"
+    name: str
+
+    def __getitem__(self, path: str) -> "ReportValue":
+        return ReportValue(self, path)
+
+
+@dataclass(frozen=True, eq=False)
+class ReportValue:
+    """One value of a report, read when the run reaches it (JsonGet)."""
+
+    report: ReportRef
+    path: str
+
+    def _compare(self, op, other):
+        return Condition(op, self, other)
+
+    __ge__ = lambda self, o: self._compare(">=", o)  # noqa: E731
+    __gt__ = lambda self, o: self._compare(">", o)  # noqa: E731
+    __le__ = lambda self, o: self._compare("<=", o)  # noqa: E731
+    __lt__ = lambda self, o: self._compare("<", o)  # noqa: E731
+
+
+@dataclass(frozen=True, eq=False)
+class Condition:
+    op: str
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Continuous:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Integer:
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Categorical:
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # Maximize | Minimize
+
+
+# --- steps ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Step:
+    name: str
+    after: tuple = ()  # extra ordering, by step or name, beyond data references
+    cache: bool = True
+    retries: int = 2  # attempts after a transient failure (internal or capacity error)
+
+    def inputs(self) -> list:
+        """Every value this step reads; references among them order the DAG."""
+        return []
+
+    def upstream(self) -> list["Step"]:
+        return [s for s in map(_producer, _flatten(self.inputs())) if s is not None]
+
+
+@dataclass(eq=False)
+class Processing(Step):
+    script: Path = None
+    image: str = "sklearn"
+    inputs_: dict = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    arguments: tuple = ()
+    reports: dict = field(default_factory=dict)  # report name -> (output name, file name)
+    instance_type: object = None
+    instance_count: object = 1
+
+    @property
+    def out(self) -> "_Outputs":
+        return _Outputs(self)
+
+    def report(self, name: str) -> ReportRef:
+        if name not in self.reports:
+            raise DefinitionError(
+                f"step {self.name!r} declares no report {name!r}: add reports={{{name!r}: (output, file)}} "
+                f"(declared: {', '.join(self.reports) or 'none'})"
+            )
+        return ReportRef(self, name)
+
+    def inputs(self) -> list:
+        return [*self.inputs_.values(), *self.arguments, self.instance_type, self.instance_count]
+
+
+class _Outputs:
+    def __init__(self, step: Processing):
+        self._step = step
+
+    def __getattr__(self, name: str) -> OutputRef:
+        if name.startswith("_") or name not in self._step.outputs:
+            raise DefinitionError(
+                f"step {self._step.name!r} has no output {name!r}: its outputs are "
+                f"{', '.join(self._step.outputs) or 'none'}; add it to outputs=[...] or fix the reference"
+            )
+        return OutputRef(self._step, name)
+
+
+@dataclass(eq=False)
+class Training(Step):
+    source_dir: Path = None
+    entry_point: str = "train.py"
+    channels: dict = field(default_factory=dict)
+    hyperparameters: dict = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()  # names the script prints as `name=value;`
+    instance_type: object = None
+
+    @property
+    def model(self) -> ModelRef:
+        return ModelRef(self)
+
+    def inputs(self) -> list:
+        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type]
+
+
+@dataclass(eq=False)
+class Tuning(Training):
+    objective: Objective = None
+    ranges: dict = field(default_factory=dict)
+    max_jobs: object = 4
+    max_parallel: object = 2
+    strategy: str = "Random"
+
+    @property
+    def best_model(self) -> ModelRef:
+        return ModelRef(self)
+
+    def inputs(self) -> list:
+        return [*super().inputs(), self.max_jobs, self.max_parallel]
+
+
+@dataclass(eq=False)
+class Register(Step):
+    model: ModelRef = None
+    group: str = ""
+    approval_status: object = "PendingManualApproval"
+    report: ReportRef = None
+    image: str = "xgboost"
+    content_types: tuple[str, ...] = ("text/csv", "application/json")
+    inference_instance_type: str = "ml.m5.large"
+    description: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def inputs(self) -> list:
+        return [self.model, self.approval_status, self.report]
+
+
+@dataclass(eq=False)
+class Fail(Step):
+    message: tuple = ()
+
+    def inputs(self) -> list:
+        return list(self.message)
+
+
+@dataclass(eq=False)
+class ConditionStep(Step):
+    condition: Condition = None
+    then: tuple[Step, ...] = ()
+    otherwise: tuple[Step, ...] = ()
+
+    def inputs(self) -> list:
+        return [self.condition]
+
+
+def _flatten(values) -> list:
+    out = []
+    for v in values:
+        if isinstance(v, Condition):
+            out += _flatten([v.left, v.right])
+        elif isinstance(v, ReportValue):
+            out.append(v.report)
+        else:
+            out.append(v)
+    return out
+
+
+def _producer(value) -> Step | None:
+    if isinstance(value, (OutputRef, ModelRef, ReportRef)):
+        return value.step
+    return None
+
+
+# --- the pipeline ---------------------------------------------------------------------
+
+
+class Pipeline:
+    """Collects parameters and steps; every adder checks its arguments at once."""
+
+    def __init__(self, name: str, *, display_name: str = "", description: str = ""):
+        _check_name("pipeline", name, "", limit=256)
+        self.name, self.display_name, self.description = name, display_name or name, description
+        self.parameters: dict[str, Parameter] = {}
+        self.steps: dict[str, Step] = {}
+        self._branch_of: dict[str, str] = {}  # branch step name -> its condition step
+
+    def parameter(self, name: str, default, *, enum=(), description: str = "") -> Parameter:
+        _check_name("parameter", name, "")
+        if name in self.parameters:
+            raise DefinitionError(f"parameter {name!r} is defined twice: give each parameter its own name")
+        if type(default) not in (str, int, float):
+            raise DefinitionError(
+                f"parameter {name!r}: default {default!r} must be a str, int or float (SageMaker's String, Integer, Float)"
+            )
+        param = Parameter(name, default, tuple(enum), description)
+        param.coerce(default)  # a default outside its own enum is a mistake too
+        self.parameters[name] = param
+        return param
+
+    def processing(self, name, script, *, inputs=None, outputs=(), arguments=(), reports=None,
+                   image="sklearn", instance_type, instance_count=1, **options) -> Processing:
+        step = Processing(name, script=_script(name, script), image=_image(name, image), inputs_=dict(inputs or {}),
+                          outputs=tuple(outputs), arguments=tuple(arguments), reports=dict(reports or {}),
+                          instance_type=instance_type, instance_count=instance_count, **options)
+        for report, (output, _file) in step.reports.items():
+            if output not in step.outputs:
+                raise DefinitionError(
+                    f"step {name!r}: report {report!r} is written to output {output!r}, which is not in outputs={list(step.outputs)}"
+                )
+        self._check_instances(step, instance_type, instance_count)
+        return self._add(step)
+
+    def training(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None,
+                 metrics=(), instance_type, **options) -> Training:
+        return self._add_training(Training, name, source_dir, entry_point, channels, hyperparameters, metrics,
+                                  instance_type, **options)
+
+    def tuning(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None, metrics=(),
+               instance_type, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
+               strategy="Random", **options) -> Tuning:
+        if objective.direction not in ("Maximize", "Minimize"):
+            raise DefinitionError(f"step {name!r}: objective direction must be Maximize or Minimize")
+        if not ranges:
+            raise DefinitionError(f"step {name!r}: a tuning step needs at least one range to search")
+        for key, value in (("max_jobs", max_jobs), ("max_parallel", max_parallel)):
+            _check_integer(name, key, value)
+        metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
+        return self._add_training(Tuning, name, source_dir, entry_point, channels, hyperparameters, metrics,
+                                  instance_type, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
+                                  max_parallel=max_parallel, strategy=strategy, **options)
+
+    def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
+                 **options) -> Register:
+        if not isinstance(model, ModelRef):
+            raise DefinitionError(f"step {name!r}: model must be a training step's .model or a tuning step's .best_model")
+        _check_name("model package group", group, f" (step {name!r})", limit=63)
+        return self._add(Register(name, model=model, group=group, report=report, approval_status=approval_status,
+                                  **options))
+
+    def fail(self, name, *message) -> Fail:
+        return self._add(Fail(name, message=message))
+
+    def condition(self, name, condition: Condition, *, then=(), otherwise=()) -> ConditionStep:
+        if not isinstance(condition, Condition):
+            raise DefinitionError(
+                f"step {name!r}: the condition must compare a report value or parameter, e.g. "
+                f"ev.report('evaluation')['metrics.auc.value'] >= threshold"
+            )
+        step = ConditionStep(name, condition=condition, then=tuple(then), otherwise=tuple(otherwise))
+        for branch_step in (*step.then, *step.otherwise):
+            if self.steps.get(branch_step.name) is not branch_step:
+                raise DefinitionError(f"step {name!r}: branch step {branch_step.name!r} was not added to this pipeline")
+            if branch_step.name in self._branch_of:
+                raise DefinitionError(
+                    f"step {branch_step.name!r} is already a branch of {self._branch_of[branch_step.name]!r}: "
+                    f"a step belongs to one branch"
+                )
+            self._branch_of[branch_step.name] = name
+        return self._add(step)
+
+    # -- queries used by the compiler --
+
+    def top_level(self) -> list[Step]:
+        """Steps outside any condition branch, in definition order."""
+        return [s for s in self.steps.values() if s.name not in self._branch_of]
+
+    def validate(self) -> "Pipeline":
+        """Whole-graph checks: references stay inside this pipeline and there is no cycle."""
+        for step in self.steps.values():
+            for up in self._dependencies(step):
+                if self.steps.get(up.name) is not up:
+                    raise DefinitionError(
+                        f"step {step.name!r} reads from step {up.name!r}, which is not part of pipeline {self.name!r}"
+                    )
+            for param in (v for v in _flatten(step.inputs()) if isinstance(v, Parameter)):
+                if self.parameters.get(param.name) is not param:
+                    raise DefinitionError(
+                        f"step {step.name!r} uses parameter {param.name!r}, which pipeline {self.name!r} does not "
+                        f"define: create it with p.parameter({param.name!r}, default)"
+                    )
+        self._check_acyclic()
+        return self
+
+    def _dependencies(self, step: Step) -> list[Step]:
+        deps = list(step.upstream())
+        for ref in step.after:
+            if isinstance(ref, str):
+                if ref not in self.steps:
+                    raise DefinitionError(
+                        f"step {step.name!r} runs after {ref!r}, which is not a step of this pipeline "
+                        f"(steps: {', '.join(self.steps)})"
+                    )
+                ref = self.steps[ref]
+            deps.append(ref)
+        return deps
+
+    def _check_acyclic(self) -> None:
+        state: dict[str, str] = {}
+
+        def visit(step: Step, path: list[str]) -> None:
+            if state.get(step.name) == "done":
+                return
+            if state.get(step.name) == "active":
+                cycle = " -> ".join([*path[path.index(step.name):], step.name])
+                raise DefinitionError(f"the steps form a cycle: {cycle}; remove one of these dependencies")
+            state[step.name] = "active"
+            for dep in self._dependencies(step):
+                visit(dep, [*path, step.name])
+            state[step.name] = "done"
+
+        for step in self.steps.values():
+            visit(step, [])
+
+    # -- helpers --
+
+    def _add_training(self, cls, name, source_dir, entry_point, channels, hyperparameters, metrics, instance_type,
+                      **options):
+        folder = _script(name, source_dir, folder=True)
+        _script(name, Path(source_dir) / entry_point)
+        step = cls(name, source_dir=folder, entry_point=entry_point, channels=dict(channels),
+                   hyperparameters=dict(hyperparameters or {}), metrics=tuple(metrics),
+                   instance_type=instance_type, **options)
+        self._check_instances(step, instance_type, 1)
+        return self._add(step)
+
+    def _add(self, step: Step) -> Step:
+        _check_name("step", step.name, "")
+        if step.name in self.steps:
+            raise DefinitionError(f"step name {step.name!r} is used twice: step names must be unique in a pipeline")
+        if not isinstance(step.retries, int) or step.retries < 0:
+            raise DefinitionError(f"step {step.name!r}: retries must be a whole number >= 0")
+        self.steps[step.name] = step
+        return step
+
+    def _check_instances(self, step: Step, instance_type, instance_count) -> None:
+        value = instance_type.default if isinstance(instance_type, Parameter) else instance_type
+        if not isinstance(value, str) or not INSTANCE_TYPE.match(value):
+            raise DefinitionError(
+                f"step {step.name!r}: instance type {value!r} is not a SageMaker instance type; "
+                f"use a name like ml.m5.xlarge"
+            )
+        _check_integer(step.name, "instance_count", instance_count)
+
+
+def _check_integer(step: str, what: str, value) -> None:
+    if isinstance(value, Parameter):
+        if value.type is not int:
+            raise DefinitionError(
+                f"step {step!r}: {what} needs an Integer parameter, but parameter {value.name!r} is {value.kind}"
+            )
+        value = value.default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DefinitionError(f"step {step!r}: {what} must be a whole number >= 1, got {value!r}")
+
+
+def _check_name(what: str, name, where: str, limit: int = 64) -> None:
+    pattern = STEP_NAME if limit == 64 else re.compile(rf"^[A-Za-z0-9\-_]{{1,{limit}}}$")
+    if not isinstance(name, str) or not pattern.match(name):
+        raise DefinitionError(
+            f"{what} name {name!r}{where} is not accepted by SageMaker: use 1 to {limit} letters, digits, '-' or '_'"
+        )
+
+
+def _script(step: str, path, folder: bool = False) -> Path:
+    full = (PROJECT_ROOT / path).resolve()
+    if not (full.is_dir() if folder else full.is_file()):
+        kind = "folder" if folder else "script"
+        raise DefinitionError(
+            f"step {step!r}: {kind} {path} does not exist under {PROJECT_ROOT}; create it or fix the path"
+        )
+    return full
+
+
+def _image(step: str, image: str) -> str:
+    if image not in IMAGES:
+        raise DefinitionError(f"step {step!r}: image {image!r} is not supported; use one of {', '.join(IMAGES)}")
+    return image

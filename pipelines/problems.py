@@ -1,0 +1,33 @@
+"""What follows from the problem type: XGBoost objective, tuning metric, gate.
+
+One table, so binary, multiclass and regression share every code path and
+differ only in these values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    tuning_metric: str  # printed by training_scripts/train.py as `name=value;`
+    tuning_direction: str
+    metrics_key: str  # section of evaluation.json (SageMaker model-quality layout)
+    gate_metric: str
+    gate_direction: str  # Maximize: gate passes when metric >= threshold; Minimize: <=
+    default_threshold: float
+
+    @property
+    def gate_path(self) -> str:
+        return f"{self.metrics_key}.{self.gate_metric}.value"
+
+
+PROBLEMS = {
+    "binary": Problem("binary", "validation:auc", "Maximize", "binary_classification_metrics",
+                      "roc_auc", "Maximize", 0.80),
+    "multiclass": Problem("multiclass", "validation:mlogloss", "Minimize", "multiclass_classification_metrics",
+                          "accuracy", "Maximize", 0.50),
+    "regression": Problem("regression", "validation:rmse", "Minimize", "regression_metrics",
+                          "r2", "Maximize", 0.50),
+}

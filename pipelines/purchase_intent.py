@@ -1,0 +1,86 @@
+"""The purchase-likelihood pipeline: will this browsing session end in a purchase?
+
+Preprocess -> Tune (or Train) -> Evaluate -> QualityGate -> Register | Fail.
+The problem type (binary, multiclass, regression) and the label come from the
+config; everything that depends on them comes from `pipelines.problems`.
+"""
+from __future__ import annotations
+
+from pipelines.config import Config
+from pipelines.dsl import Continuous, Integer, Objective, Pipeline
+from pipelines.problems import PROBLEMS
+
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+
+
+def definition(cfg: Config) -> Pipeline:
+    problem = PROBLEMS[cfg.problem_type]
+    p = Pipeline(cfg.pipeline_name, display_name=cfg.display_name, description=cfg.description)
+
+    input_data = p.parameter("InputData", cfg.default_input_data,
+                             description="S3 URI of the raw sessions: one CSV/Parquet file or a prefix")
+    processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
+    processing_count = p.parameter("ProcessingInstanceCount", 1)
+    training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
+    max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
+    max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
+    threshold = p.parameter("QualityThreshold", float(cfg.quality_threshold or problem.default_threshold),
+                            description=f"Smallest acceptable test {problem.gate_metric}")
+    approval = p.parameter("ModelApprovalStatus", cfg.model_approval_status, enum=APPROVAL_STATUSES)
+    seed = p.parameter("SplitSeed", 42, description="Seed of the train/validation/test split")
+
+    task = ["--problem-type", cfg.problem_type, "--label", cfg.label]
+    prep = p.processing(
+        "Preprocess", "processing_scripts/preprocess.py",
+        inputs={"raw": input_data},
+        outputs=["train", "validation", "test", "profile"],
+        arguments=[*task, "--seed", seed],
+        instance_type=processing_type, instance_count=processing_count,
+    )
+
+    training = dict(
+        channels={"train": prep.out.train, "validation": prep.out.validation},
+        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label},
+        metrics=[problem.tuning_metric],
+        instance_type=training_type,
+    )
+    if cfg.tuning:
+        train = p.tuning(
+            "Tune", "training_scripts", **training,
+            objective=Objective(problem.tuning_metric, problem.tuning_direction),
+            ranges={
+                "eta": Continuous(0.01, 0.3, log=True),
+                "max_depth": Integer(3, 10),
+                "min_child_weight": Continuous(1, 10, log=True),
+                "subsample": Continuous(0.5, 1.0),
+                "colsample_bytree": Continuous(0.5, 1.0),
+                "lambda": Continuous(0.1, 10, log=True),
+            },
+            max_jobs=max_jobs, max_parallel=max_parallel,
+        )
+    else:
+        train = p.training("Train", "training_scripts", **training)
+
+    evaluate = p.processing(
+        "Evaluate", "processing_scripts/evaluate.py", image="xgboost",
+        inputs={"model": train.model, "test": prep.out.test},
+        outputs=["evaluation"],
+        arguments=task,
+        reports={"evaluation": ("evaluation", "evaluation.json")},
+        instance_type=processing_type,
+    )
+    report = evaluate.report("evaluation")
+    metric = report[problem.gate_path]
+
+    register = p.register(
+        "Register", train.model, group=cfg.model_package_group, report=report, approval_status=approval,
+        inference_instance_type=cfg.inference_instance_type,
+        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {cfg.pipeline_name}",
+        metadata={"problem_type": cfg.problem_type, "label": cfg.label},
+    )
+    fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
+                  "is not", ">=" if problem.gate_direction == "Maximize" else "<=",
+                  "QualityThreshold", threshold)
+    passed = metric >= threshold if problem.gate_direction == "Maximize" else metric <= threshold
+    p.condition("QualityGate", passed, then=[register], otherwise=[fail])
+    return p
