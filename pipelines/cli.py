@@ -139,18 +139,19 @@ def cmd_start(args):
 
 def cmd_run(args):
     if args.local:
-        from pipelines.local_cli import run_local
+        from pipelines.local.cli import run_local
 
         return run_local(args)
     if args.resume:
         raise UserError("--resume works with --local; in SageMaker retry the execution from Studio")
+    parse_overrides(_compiled(args).parameters, args.parameter)  # refuse a bad -p before upserting anything
     cmd_upsert(args)
     args.wait = True
     return cmd_start(args)
 
 
 def cmd_models(args):
-    from pipelines.local_cli import list_models
+    from pipelines.local.cli import list_models
 
     if not args.local:
         raise UserError("models lists the local registry: add --local")

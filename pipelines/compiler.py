@@ -6,10 +6,12 @@ moving to SDK v3 touches this module only.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from pipelines import dsl
@@ -43,15 +45,18 @@ class Compiled:
 def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
     pipeline.validate()
     sdk = _sdk()
-    build = _Builder(pipeline, cfg, sdk)
-    sdk_pipeline = sdk.Pipeline(
-        name=pipeline.name,
-        parameters=list(build.params.values()),
-        steps=[build.steps[s.name] for s in pipeline.top_level()],
-        sagemaker_session=build.session,
-        pipeline_definition_config=sdk.PipelineDefinitionConfig(use_custom_job_prefix=False),
-    )
-    definition = _normalise(json.loads(sdk_pipeline.definition()), pipeline.name)
+    with warnings.catch_warnings():
+        # The SDK warns that a PipelineSession starts no job: not starting jobs is the point of compiling.
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+        build = _Builder(pipeline, cfg, sdk)
+        sdk_pipeline = sdk.Pipeline(
+            name=pipeline.name,
+            parameters=list(build.params.values()),
+            steps=[build.steps[s.name] for s in pipeline.top_level()],
+            sagemaker_session=build.session,
+            pipeline_definition_config=sdk.PipelineDefinitionConfig(use_custom_job_prefix=False),
+        )
+        definition = _normalise(json.loads(sdk_pipeline.definition()), pipeline.name)
     return Compiled(
         name=pipeline.name,
         display_name=pipeline.display_name,
@@ -133,8 +138,7 @@ class _Builder:
         return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
 
     def _image(self, name: str) -> str:
-        framework, version = {"sklearn": ("sklearn", SKLEARN_VERSION), "xgboost": ("xgboost", XGBOOST_VERSION)}[name]
-        return self.sdk.image_uris.retrieve(framework, region=self.region, version=version)
+        return _image_uri(self.sdk, name, self.region)
 
     def _asset(self, pair: tuple[str, bytes]) -> str:
         uri, data = pair
@@ -266,8 +270,19 @@ def _property_file_name(report: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", report)) + "Report"
 
 
+@functools.lru_cache(maxsize=None)
+def _image_uri(sdk, name: str, region: str) -> str:
+    """Cached: each lookup makes the SDK load botocore's endpoint data anew (a tenth of a second)."""
+    framework, version = {"sklearn": ("sklearn", SKLEARN_VERSION), "xgboost": ("xgboost", XGBOOST_VERSION)}[name]
+    return sdk.image_uris.retrieve(framework, region=region, version=version)
+
+
+@functools.lru_cache(maxsize=None)
 def _offline_session(sdk, region: str, bucket: str):
-    """A PipelineSession whose every AWS request is refused, so compile provably stays offline."""
+    """A PipelineSession whose every AWS request is refused, so compile provably stays offline.
+
+    Cached: a new boto3 session reloads botocore's service models, most of a compile's time.
+    """
     import boto3
 
     boto = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
@@ -286,8 +301,6 @@ class _Sdk:
         os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
         for name in ("sagemaker", "sagemaker.config"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sagemaker import image_uris

@@ -1,0 +1,174 @@
+"""A local model registry: SageMaker's model package groups and versions, in SQLite.
+
+RegisterModel steps of local executions land here, so the approve-then-deploy
+flow can be rehearsed offline. Every write is one `BEGIN IMMEDIATE`
+transaction, so no reader ever sees half a version and two processes
+registering at once get distinct version numbers.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_package_groups (
+    name TEXT PRIMARY KEY,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_packages (
+    group_name TEXT NOT NULL REFERENCES model_package_groups(name),
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    execution_id TEXT,
+    PRIMARY KEY (group_name, version)
+);
+"""
+
+
+class Registry:
+    def __init__(self, path: Path | str, *, region: str = "us-east-1", account: str = "000000000000"):
+        self.path = Path(path)
+        self.region = region
+        self.account = account
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db:
+            db.executescript(_SCHEMA)
+
+    def register(self, request: dict, *, execution_id: str | None, store=None) -> dict:
+        """Add the next version of `request["ModelPackageGroupName"]` (a
+        CreateModelPackage request); return it DescribeModelPackage-shaped.
+
+        The metrics files the request points at are read from `store` when they
+        can be, so the registry keeps the figures even after the run is cleaned.
+        """
+        group = request.get("ModelPackageGroupName")
+        if not group:
+            raise ValueError("RegisterModel needs a ModelPackageGroupName")
+        status = _check_status(request.get("ModelApprovalStatus", "PendingManualApproval"))
+        metrics = json.dumps(_read_metrics(request.get("ModelMetrics", {}), store))
+        now = _now()
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO model_package_groups VALUES (?, ?)", (group, now))
+            (version,) = db.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM model_packages WHERE group_name = ?", (group,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO model_packages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (group, version, status, json.dumps(request), metrics, now, now, execution_id),
+            )
+        return self.get(group, version)
+
+    def list_groups(self) -> list[dict]:
+        rows = self._query(
+            "SELECT g.name, g.created, COUNT(p.version) FROM model_package_groups g"
+            " LEFT JOIN model_packages p ON p.group_name = g.name GROUP BY g.name ORDER BY g.name"
+        )
+        return [
+            {
+                "ModelPackageGroupName": name,
+                "ModelPackageGroupArn": self._arn("model-package-group", name),
+                "CreationTime": created,
+                "Versions": count,
+            }
+            for name, created, count in rows
+        ]
+
+    def list_versions(self, group: str) -> list[dict]:
+        rows = self._query(f"{_SELECT} WHERE group_name = ? ORDER BY version", (group,))
+        return [self._describe(row) for row in rows]
+
+    def get(self, group: str, version: int) -> dict:
+        rows = self._query(f"{_SELECT} WHERE group_name = ? AND version = ?", (group, version))
+        if not rows:
+            raise LookupError(f"no model package {group}/{version} in {self.path}")
+        return self._describe(rows[0])
+
+    def latest(self, group: str, status: str | None = None) -> dict | None:
+        """The newest version of `group` (with `status`, if given), or None."""
+        where, args = ("AND status = ?", (group, _check_status(status))) if status else ("", (group,))
+        rows = self._query(f"{_SELECT} WHERE group_name = ? {where} ORDER BY version DESC LIMIT 1", args)
+        return self._describe(rows[0]) if rows else None
+
+    def set_status(self, group: str, version: int, status: str) -> dict:
+        status = _check_status(status)
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE model_packages SET status = ?, modified = ? WHERE group_name = ? AND version = ?",
+                (status, _now(), group, version),
+            ).rowcount
+        if not changed:
+            raise LookupError(f"no model package {group}/{version} in {self.path}")
+        return self.get(group, version)
+
+    def _describe(self, row: tuple) -> dict:
+        group, version, status, request, metrics, created, modified, execution_id = row
+        return {
+            **json.loads(request),
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": version,
+            "ModelPackageArn": self._arn("model-package", f"{group}/{version}"),
+            "ModelApprovalStatus": status,
+            "ModelPackageStatus": "Completed",
+            "CreationTime": created,
+            "LastModifiedTime": modified,
+            "PipelineExecutionId": execution_id,
+            "Metrics": json.loads(metrics),
+        }
+
+    def _arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name}"
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with closing(self._connect()) as db:
+            return db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are exactly the explicit BEGIN/COMMIT above.
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+
+_SELECT = "SELECT group_name, version, status, request, metrics, created, modified, execution_id FROM model_packages"
+
+
+def _read_metrics(model_metrics: dict, store) -> dict[str, Any]:
+    """`{"ModelQuality.Statistics": <JSON content>}` for each metrics file `store` can read."""
+    content = {}
+    for kind, sources in model_metrics.items():
+        for name, source in (sources or {}).items():
+            uri = source.get("S3Uri") if isinstance(source, dict) else None
+            if uri and store is not None:
+                try:
+                    content[f"{kind}.{name}"] = json.loads(store.get_bytes(uri))
+                except (OSError, ValueError):
+                    continue  # unreachable or not JSON: the URI stays in the request
+    return content
+
+
+def _check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise ValueError(f"model approval status must be one of {', '.join(STATUSES)}, got {status!r}")
+    return status
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
