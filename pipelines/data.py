@@ -1,0 +1,169 @@
+"""Data for the worked example: a synthetic UCI-shaped generator and the UCI downloader.
+
+The generator is the embedded default, so the pipeline runs on a fresh machine
+with no download; `download_uci` fetches the real file when it is wanted.
+"""
+import io
+import os
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+UCI_URL = "https://archive.ics.uci.edu/static/public/468/online+shoppers+purchasing+intention+dataset.zip"
+CSV_NAME = "online_shoppers_intention.csv"
+LABEL = "Revenue"
+COLUMNS = [
+    "Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
+    "ProductRelated", "ProductRelated_Duration", "BounceRates", "ExitRates", "PageValues",
+    "SpecialDay", "Month", "OperatingSystems", "Browser", "Region", "TrafficType",
+    "VisitorType", "Weekend", LABEL,
+]
+
+# Marginals and effects roughly as in the real file: value -> (share, effect on the purchase logit).
+_MONTHS = {"Feb": (.015, -2.0), "Mar": (.155, -.3), "May": (.273, -.2), "June": (.023, -.4),
+           "Jul": (.035, .1), "Aug": (.035, .2), "Sep": (.036, .3), "Oct": (.045, .4),
+           "Nov": (.243, .7), "Dec": (.140, -.1)}
+_VISITORS = {"Returning_Visitor": (.856, 0.0), "New_Visitor": (.137, .5), "Other": (.007, .2)}
+_TRAFFIC = {2: (.317, .3), 1: (.199, -.1), 3: (.166, -.3), 4: (.087, 0.0), 13: (.060, -.6),
+            10: (.036, .1), 6: (.036, -.2), 8: (.028, .3), 5: (.021, .2), 11: (.020, 0.0), 20: (.016, .2)}
+_OS = {2: .535, 1: .210, 3: .207, 4: .039, 8: .006, 6: .002, 7: .001}
+_BROWSERS = {2: .646, 1: .200, 4: .060, 5: .038, 6: .014, 10: .013, 8: .011, 3: .009, 13: .005, 7: .004}
+_REGIONS = {1: .388, 3: .195, 4: .096, 2: .092, 6: .065, 7: .062, 9: .041, 8: .035, 5: .026}
+_SPECIAL_DAYS = [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def _draw(rng, table, n):
+    """Draw n keys of `table` by their share (first element when values are tuples)."""
+    keys = list(table)
+    shares = np.array([v[0] if isinstance(v, tuple) else v for v in table.values()])
+    return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=shares / shares.sum())]
+
+
+def _effect(table, values):
+    return np.array([table[v][1] for v in values])
+
+
+def generate(n_rows=5000, seed=0):
+    """A synthetic data set with the UCI schema, dtypes and roughly its marginals.
+
+    A latent engagement drives page counts, durations and exit rates; the
+    purchase depends on it, on month and visitor type, and PageValues (which
+    the real site computes from pages seen before a purchase) is drawn after
+    the label, so it is strongly but not perfectly predictive.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_rows
+    month = _draw(rng, _MONTHS, n)
+    visitor = _draw(rng, _VISITORS, n)
+    traffic = _draw(rng, _TRAFFIC, n).astype("int64")
+    special = np.where(np.isin(month, ["Feb", "May"]) & (rng.random(n) < 0.3),
+                       rng.choice(_SPECIAL_DAYS, size=n), 0.0)
+    weekend = rng.random(n) < 0.233
+
+    engagement = rng.normal(size=n)
+    counts = {
+        "Administrative": rng.poisson(np.exp(0.2 + 0.7 * engagement)),
+        "Informational": rng.poisson(np.exp(-1.5 + 0.8 * engagement)),
+        "ProductRelated": rng.poisson(np.exp(2.6 + 0.8 * engagement)),
+    }
+    seconds_per_page = {"Administrative": 3.2, "Informational": 3.9, "ProductRelated": 3.4}
+    durations = {t: np.round(c * np.exp(rng.normal(seconds_per_page[t], 0.7, n)), 4)
+                 for t, c in counts.items()}
+    single_page = sum(counts.values()) <= 1
+    exit_rates = np.clip(np.exp(rng.normal(-3.4 - 0.3 * engagement, 0.6)), 0, 0.2)
+    exit_rates = np.round(np.where(single_page, 0.2, exit_rates), 6)
+    bounce_rates = np.round(np.where(single_page, 0.2, exit_rates * rng.random(n) ** 3), 6)
+
+    logit = (-1.8 + 0.6 * engagement - 12 * exit_rates - 0.8 * special + 0.1 * weekend
+             + _effect(_MONTHS, month) + _effect(_VISITORS, visitor) + _effect(_TRAFFIC, traffic)
+             + rng.normal(0, 0.8, n))
+    revenue = rng.random(n) < 1 / (1 + np.exp(-logit))
+
+    has_value = rng.random(n) < np.where(revenue, 0.78, 0.10)
+    value = np.exp(rng.normal(np.where(revenue, 3.3, 2.4), 0.9))
+    page_values = np.round(np.where(has_value, value, 0.0), 6)
+
+    df = pd.DataFrame({
+        "Administrative": counts["Administrative"].astype("int64"),
+        "Administrative_Duration": durations["Administrative"],
+        "Informational": counts["Informational"].astype("int64"),
+        "Informational_Duration": durations["Informational"],
+        "ProductRelated": counts["ProductRelated"].astype("int64"),
+        "ProductRelated_Duration": durations["ProductRelated"],
+        "BounceRates": bounce_rates,
+        "ExitRates": exit_rates,
+        "PageValues": page_values,
+        "SpecialDay": special,
+        "Month": pd.Series(month, dtype="str"),
+        "OperatingSystems": _draw(rng, _OS, n).astype("int64"),
+        "Browser": _draw(rng, _BROWSERS, n).astype("int64"),
+        "Region": _draw(rng, _REGIONS, n).astype("int64"),
+        "TrafficType": traffic,
+        "VisitorType": pd.Series(visitor, dtype="str"),
+        "Weekend": weekend,
+        LABEL: revenue,
+    })
+    return df[COLUMNS]
+
+
+def _atomic_write(path, data):
+    """Write bytes to `path` via a temporary sibling and os.replace, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def write_csv(df, path):
+    """Write `df` in the UCI CSV format (booleans as TRUE/FALSE), atomically."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_bool_dtype(out[c]):
+            out[c] = np.where(out[c], "TRUE", "FALSE")
+    return _atomic_write(path, out.to_csv(index=False).encode("utf-8"))
+
+
+def _fetch(url, opener):
+    """Bytes at `url`: an http(s)/file URL through `opener`, or a local path."""
+    if urllib.parse.urlparse(str(url)).scheme in ("http", "https", "file"):
+        with opener(url) as response:
+            return response.read()
+    return Path(url).read_bytes()
+
+
+def download_uci(dest_dir, url=UCI_URL, opener=urllib.request.urlopen):
+    """Fetch the UCI zip archive, extract its CSV into dest_dir after checking the header."""
+    try:
+        payload = _fetch(url, opener)
+    except OSError as e:
+        raise RuntimeError(
+            f"could not fetch {url}: {e}. Check the network, or download the archive by hand "
+            f"and pass its local path (or a file:// URL) instead.") from e
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{url} is not a zip archive; expected the UCI archive from {UCI_URL}") from e
+    members = [m for m in archive.namelist() if Path(m).name == CSV_NAME]
+    if not members:
+        raise ValueError(
+            f"{url} has no {CSV_NAME} (it holds: {', '.join(archive.namelist()) or 'nothing'}); "
+            f"point the downloader at the UCI archive {UCI_URL}")
+    data = archive.read(members[0])
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig").strip().split(",")
+    if header != COLUMNS:
+        raise ValueError(
+            f"{members[0]} in {url} has header {header}, expected {COLUMNS}; "
+            f"the archive is not the UCI Online Shoppers data set, fetch it from {UCI_URL}")
+    return _atomic_write(Path(dest_dir) / CSV_NAME, data)

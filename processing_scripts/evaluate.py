@@ -1,0 +1,241 @@
+"""Score a model archive on the test split (SageMaker XGBoost image as a ScriptProcessor).
+
+The model is loaded through the archive's own code/inference.py, so what is
+measured is exactly what an endpoint would serve. Writes evaluation.json in
+SageMaker's model-quality layout (every metric as {"value": x}) plus curves,
+feature importance and the test size.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, confusion_matrix, f1_score,
+                             log_loss, mean_absolute_error, precision_recall_curve, precision_score, r2_score,
+                             recall_score, roc_auc_score, roc_curve)
+
+MAX_POINTS = 101
+BINS = 10
+TOP_FEATURES = 30
+_EPS = 1e-15
+
+
+class EvaluationError(ValueError):
+    """Unusable inputs; the message tells the user what to fix."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model-dir", default="/opt/ml/processing/input/model")
+    p.add_argument("--test-dir", default="/opt/ml/processing/input/test")
+    p.add_argument("--output-dir", default="/opt/ml/processing/output/evaluation")
+    p.add_argument("--problem-type", choices=("binary", "multiclass", "regression"),
+                   help="default: the model's metadata; if given, it must agree")
+    p.add_argument("--label", help="default: the model's metadata; if given, it must agree")
+    p.add_argument("--failure-file", default="/opt/ml/output/message")
+    return p.parse_args(argv)
+
+
+def extract_model(model_dir, dest):
+    archive = Path(model_dir) / "model.tar.gz"
+    if not archive.is_file():
+        found = ", ".join(sorted(p.name for p in Path(model_dir).glob("*"))) or "nothing"
+        raise EvaluationError(f"no model.tar.gz in {model_dir} (found: {found}); feed the training step's "
+                              f"model artifact to this input")
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse path tricks where supported
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, **safe)
+    return Path(dest)
+
+
+def load_inference(model_root):
+    """The archive's own code/inference.py as a module."""
+    path = Path(model_root) / "code" / "inference.py"
+    if not path.is_file():
+        raise EvaluationError("the model archive has no code/inference.py; train it with training_scripts/train.py")
+    spec = importlib.util.spec_from_file_location("model_inference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_test(test_dir, label):
+    files = sorted(p for p in Path(test_dir).rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+    if not files:
+        raise EvaluationError(f"no CSV files in {test_dir}; feed preprocess's test output to this input")
+    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    if label not in df.columns:
+        raise EvaluationError(f"test data in {test_dir} has no label column {label!r} (columns: {', '.join(df.columns)})")
+    return df.drop(columns=label), df[label].to_numpy()
+
+
+def agree(given, from_model, flag):
+    if given is not None and given != from_model:
+        raise EvaluationError(f"{flag} {given!r} disagrees with the model, which was trained as {from_model!r}")
+    return from_model
+
+
+def downsample(*arrays):
+    """Arrays thinned to at most MAX_POINTS evenly spaced points, keeping both ends."""
+    n = len(arrays[0])
+    idx = np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).round().astype(int))
+    return [np.asarray(a)[idx].tolist() for a in arrays]
+
+
+def _bins(p):
+    return np.minimum((np.asarray(p) * BINS).astype(int), BINS - 1)
+
+
+def calibration_curve(y, p):
+    """Per non-empty equal-width bin: mean predicted probability, fraction positive, count."""
+    b = _bins(p)
+    return [{"bin": k, "mean_predicted": float(p[b == k].mean()), "fraction_positive": float(y[b == k].mean()),
+             "count": int((b == k).sum())} for k in range(BINS) if (b == k).any()]
+
+
+def expected_calibration_error(y, p):
+    """Weighted mean |fraction positive - mean predicted| over BINS equal-width bins."""
+    return float(sum(c["count"] * abs(c["fraction_positive"] - c["mean_predicted"])
+                     for c in calibration_curve(y, p)) / len(p))
+
+
+def lift_by_decile(y, p):
+    """Positive rate of each score decile (highest scores first) relative to the overall rate."""
+    ranked = y[np.argsort(-p, kind="stable")]
+    base = y.mean()
+    return [{"decile": i + 1, "positive_rate": float(d.mean()), "lift": float(d.mean() / base)}
+            for i, d in enumerate(np.array_split(ranked, BINS))]
+
+
+def confusion(y, predicted, labels):
+    """{actual: {predicted: count}}, as SageMaker's model-quality reports nest it."""
+    cm = confusion_matrix(y, predicted, labels=labels)
+    return {str(a): {str(b): int(cm[i, j]) for j, b in enumerate(labels)} for i, a in enumerate(labels)}
+
+
+def _values(metrics):
+    return {k: v if k == "confusion_matrix" else {"value": float(v)} for k, v in metrics.items()}
+
+
+def binary_report(y, p, threshold):
+    predicted = (p >= threshold).astype(int)
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    metrics = {
+        "roc_auc": roc_auc_score(y, p),
+        "pr_auc": average_precision_score(y, p),
+        "accuracy": accuracy_score(y, predicted),
+        "precision": precision_score(y, predicted, zero_division=0),
+        "recall": recall_score(y, predicted, zero_division=0),
+        "f1": f1_score(y, predicted, zero_division=0),
+        "brier_score": brier_score_loss(y, p),
+        "expected_calibration_error": expected_calibration_error(y, p),
+        "log_loss": log_loss(y, np.clip(p, _EPS, 1 - _EPS), labels=[0, 1]),
+        "threshold": threshold,
+        "confusion_matrix": confusion(y, predicted, [0, 1]),
+    }
+    roc_fpr, roc_tpr = downsample(fpr, tpr)
+    pr_precision, pr_recall = downsample(precision, recall)
+    curves = {
+        "roc": {"fpr": roc_fpr, "tpr": roc_tpr},
+        "pr": {"precision": pr_precision, "recall": pr_recall},
+        "calibration": calibration_curve(y, p),
+        "lift": lift_by_decile(y, p),
+    }
+    return {"binary_classification_metrics": _values(metrics)}, curves
+
+
+def multiclass_report(y, proba):
+    labels = list(range(proba.shape[1]))
+    predicted = proba.argmax(axis=1)
+    metrics = {
+        "accuracy": accuracy_score(y, predicted),
+        "macro_f1": f1_score(y, predicted, average="macro", labels=labels, zero_division=0),
+        "weighted_f1": f1_score(y, predicted, average="weighted", labels=labels, zero_division=0),
+        "log_loss": log_loss(y, proba, labels=labels),
+        "confusion_matrix": confusion(y, predicted, labels),
+    }
+    return {"multiclass_classification_metrics": _values(metrics)}, {}
+
+
+def regression_report(y, predicted):
+    metrics = {
+        "rmse": np.sqrt(np.mean((y - predicted) ** 2)),
+        "mae": mean_absolute_error(y, predicted),
+        "r2": r2_score(y, predicted),
+    }
+    return {"regression_metrics": _values(metrics)}, {}
+
+
+def feature_importance(booster):
+    gain = booster.get_score(importance_type="gain")
+    ranked = sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_FEATURES]
+    return [{"feature": name, "gain": float(value)} for name, value in ranked]
+
+
+def _atomic_write(path, text):
+    """Write via a temporary sibling and os.replace, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def evaluate(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = extract_model(args.model_dir, tmp)
+        inference = load_inference(root)
+        model = inference.model_fn(str(root))
+        meta = model["metadata"]
+        problem_type = agree(args.problem_type, meta["problem_type"], "--problem-type")
+        label = agree(args.label, meta["label"], "--label")
+        x, y = read_test(args.test_dir, label)
+        predicted = np.asarray(inference.predict_fn(x, model))
+    if problem_type == "binary":
+        threshold = 0.5 if meta.get("threshold") is None else meta["threshold"]
+        report, curves = binary_report(y.astype(int), predicted, threshold)
+    elif problem_type == "multiclass":
+        report, curves = multiclass_report(y.astype(int), predicted)
+    else:
+        report, curves = regression_report(y.astype(float), predicted)
+    report.update(curves=curves, feature_importance=feature_importance(model["booster"]), n_test=int(len(y)))
+    _atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2))
+    headline = {k: v["value"] for k, v in next(iter(report.values())).items() if k != "confusion_matrix"}
+    print(json.dumps(headline))
+    return report
+
+
+def write_failure(path, message):
+    """SageMaker shows this file as the job's failure reason; losing it must not hide the real error."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(message)
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        evaluate(args)
+    except Exception as e:
+        traceback.print_exc()
+        reason = str(e) if isinstance(e, EvaluationError) else f"{type(e).__name__}: {e}"
+        write_failure(args.failure_file, "Evaluation failed: " + " ".join(reason.split()))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import data
+from test_preprocess import run_preprocess
+from test_train import train_model, with_other_labels
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processing_scripts"))
+import evaluate  # noqa: E402
+
+
+def model_archive(tmp_path, df, label="Revenue", problem_type="binary"):
+    """preprocess -> train -> model.tar.gz, as the pipeline wires them; returns (archive dir, splits dir)."""
+    splits = run_preprocess(tmp_path, df, "--label", label, "--problem-type", problem_type)
+    model_dir = train_model(tmp_path, splits, "--label", label, "--problem_type", problem_type)
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    with tarfile.open(archive_dir / "model.tar.gz", "w:gz") as tar:
+        for item in model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    return archive_dir, splits
+
+
+def run_evaluate(tmp_path, archive_dir, splits, *extra):
+    out = tmp_path / "evaluation"
+    evaluate.main(["--model-dir", str(archive_dir), "--test-dir", str(splits / "test"), "--output-dir", str(out),
+                   "--failure-file", str(tmp_path / "eval-failure"), *extra])
+    return json.loads((out / "evaluation.json").read_text())
+
+
+def test_binary_report_layout(tmp_path):
+    archive_dir, splits = model_archive(tmp_path, data.generate(1500, seed=0))
+    report = run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "binary", "--label", "Revenue")
+    n_test = len(pd.read_csv(splits / "test" / "test.csv"))
+    assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "n_test"}
+    assert report["n_test"] == n_test
+    metrics = report["binary_classification_metrics"]
+    assert set(metrics) == {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
+                            "expected_calibration_error", "log_loss", "threshold", "confusion_matrix"}
+    assert 0.75 < metrics["roc_auc"]["value"] <= 1
+    for name in ("pr_auc", "accuracy", "precision", "recall", "f1", "brier_score", "expected_calibration_error"):
+        assert 0 <= metrics[name]["value"] <= 1, name
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metrics["threshold"]["value"] == meta["threshold"]  # chosen on validation by train.py
+    cm = metrics["confusion_matrix"]
+    assert set(cm) == {"0", "1"} and sum(cm[a][b] for a in cm for b in cm[a]) == n_test
+
+    curves = report["curves"]
+    assert set(curves) == {"roc", "pr", "calibration", "lift"}
+    assert 2 <= len(curves["roc"]["fpr"]) == len(curves["roc"]["tpr"]) <= 101
+    assert curves["roc"]["fpr"][0] == 0 and curves["roc"]["tpr"][-1] == 1
+    assert len(curves["pr"]["precision"]) == len(curves["pr"]["recall"]) <= 101
+    assert sum(b["count"] for b in curves["calibration"]) == n_test
+    assert [d["decile"] for d in curves["lift"]] == list(range(1, 11)) and curves["lift"][0]["lift"] > 1
+    gains = [f["gain"] for f in report["feature_importance"]]
+    assert 0 < len(gains) <= 30 and gains == sorted(gains, reverse=True)
+
+
+def test_multiclass_and_regression_layouts(tmp_path):
+    df = with_other_labels(data.generate(900, seed=1))
+
+    archive_dir, splits = model_archive(tmp_path / "m", df, "Segment", "multiclass")
+    report = run_evaluate(tmp_path / "m", archive_dir, splits)
+    metrics = report["multiclass_classification_metrics"]
+    assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "log_loss", "confusion_matrix"}
+    assert metrics["accuracy"]["value"] > 0.6
+    cm = metrics["confusion_matrix"]
+    assert set(cm) == {"0", "1", "2"} and sum(sum(row.values()) for row in cm.values()) == report["n_test"]
+
+    archive_dir, splits = model_archive(tmp_path / "r", df, "BasketValue", "regression")
+    report = run_evaluate(tmp_path / "r", archive_dir, splits, "--problem-type", "regression")
+    metrics = report["regression_metrics"]
+    assert set(metrics) == {"rmse", "mae", "r2"}
+    assert metrics["r2"]["value"] > 0.5 and metrics["rmse"]["value"] >= metrics["mae"]["value"] > 0
+    assert report["curves"] == {} and report["feature_importance"]
+
+
+def test_failures_name_the_problem(tmp_path):
+    archive_dir, splits = model_archive(tmp_path, data.generate(600, seed=2))
+    with pytest.raises(SystemExit):
+        run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "regression")
+    assert "disagrees with the model" in (tmp_path / "eval-failure").read_text()
+    with pytest.raises(SystemExit):
+        run_evaluate(tmp_path, splits, splits)
+    assert "no model.tar.gz" in (tmp_path / "eval-failure").read_text()
+    assert not (tmp_path / "evaluation" / "evaluation.json").exists()
+
+
+def test_expected_calibration_error_by_hand():
+    y = np.array([0, 0, 1, 1, 1, 0])
+    p = np.array([0.05, 0.05, 0.05, 0.95, 0.95, 0.55])
+    # bins: [0,.1) has 3 rows, 1/3 positive at .05; [.5,.6) 1 row, 0 at .55; [.9,1] 2 rows, all positive at .95
+    expected = (3 * abs(1 / 3 - 0.05) + 1 * 0.55 + 2 * 0.05) / 6
+    assert evaluate.expected_calibration_error(y, p) == pytest.approx(expected)
+    assert evaluate.expected_calibration_error(np.array([1]), np.array([1.0])) == 0  # p=1 falls in the last bin
+
+
+def test_downsample_keeps_ends_and_lift_deciles():
+    first, last = evaluate.downsample(np.arange(1000), np.arange(1000) * 2)
+    assert len(first) == 101 and first[0] == 0 and first[-1] == 999 and last[-1] == 1998
+    assert evaluate.downsample(np.arange(5))[0] == [0, 1, 2, 3, 4]
+    y = np.r_[np.ones(10), np.zeros(90)]
+    lift = evaluate.lift_by_decile(y, np.linspace(1, 0, 100))
+    assert lift[0]["lift"] == 10 and lift[0]["positive_rate"] == 1 and all(d["lift"] == 0 for d in lift[1:])

@@ -1,0 +1,144 @@
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from pipelines import data
+from test_preprocess import run_preprocess
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training_scripts"))
+import inference  # noqa: E402
+import train  # noqa: E402
+
+AUC_REGEX = r"validation:auc=([-+0-9.eE]+);"  # the tuner's metric definition
+
+
+def train_model(tmp_path, splits, *extra):
+    """Run train.main on preprocess output with a small number of rounds; return the model dir."""
+    model_dir = tmp_path / "model"
+    train.main(["--train", str(splits / "train"), "--validation", str(splits / "validation"),
+                "--model-dir", str(model_dir), "--output-data-dir", str(tmp_path / "output"),
+                "--failure-file", str(tmp_path / "failure"), "--num_round", "25", "--nthread", "1", *extra])
+    return model_dir
+
+
+def with_other_labels(df):
+    """The generator's data with a 3-class label (Segment) and a numeric one (BasketValue) instead of Revenue."""
+    df = df.drop(columns="Revenue")
+    df["Segment"] = np.select([df["ProductRelated"] < 8, df["ProductRelated"] < 25], ["few", "some"], "many")
+    df["BasketValue"] = (df["PageValues"] * 1.5 + df["ProductRelated"]).round(3)
+    return df
+
+
+@pytest.fixture(scope="module")
+def binary_splits(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("binary")
+    return run_preprocess(tmp, data.generate(1500, seed=0))
+
+
+def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(binary_splits / "train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(binary_splits / "validation"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SM_NUM_CPUS", "1")
+    # hyperparameters as SageMaker may send them: JSON-encoded or bare, plus the tuner's own extra
+    train.main(["--num_round", '"40"', "--eta", '"0.2"', "--max_depth", "3", "--calibration", '"isotonic"',
+                "--_tuning_objective_metric", "validation:auc", "--failure-file", str(tmp_path / "failure")])
+
+    printed = capsys.readouterr().out
+    auc = float(re.search(AUC_REGEX, printed).group(1))
+    assert 0.75 < auc <= 1
+    assert re.search(r"^train:auc=[0-9.]+;$", printed, re.M)
+
+    model = tmp_path / "model"
+    assert {p.name for p in model.iterdir()} == {"xgboost-model.json", "calibrator.json", "metadata.json", "code"}
+    for name in ("inference.py", "features.py"):
+        assert (model / "code" / name).read_bytes() == (ROOT / "training_scripts" / name).read_bytes()
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["problem_type"] == "binary" and meta["label"] == "Revenue" and meta["classes"] == [0, 1]
+    assert meta["feature_names"] == list(inference.features.FEATURES)
+    assert meta["raw_columns"] == data.COLUMNS[:-1]
+    assert 0 <= meta["best_iteration"] < 40 and 0 < meta["threshold"] < 1
+    assert meta["hyperparameters"]["eta"] == 0.2 and meta["hyperparameters"]["num_round"] == 40
+    assert meta["xgboost_params"]["scale_pos_weight"] == 1.0  # "auto": no reweighting
+    assert meta["xgboost_params"]["nthread"] == 1
+    assert meta["metrics"]["validation"]["auc"] == pytest.approx(auc, abs=1e-6)
+    calibrator = json.loads((model / "calibrator.json").read_text())
+    assert calibrator["method"] == "isotonic" and len(calibrator["x"]) == len(calibrator["y"])
+    assert "history" in json.loads((tmp_path / "data" / "metrics.json").read_text())
+    assert not (tmp_path / "failure").exists()
+
+
+def test_default_sigmoid_calibration_and_explicit_pos_weight(binary_splits, tmp_path):
+    model = train_model(tmp_path, binary_splits, "--scale_pos_weight", "5")
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["calibration"] == "sigmoid" and meta["xgboost_params"]["scale_pos_weight"] == 5.0
+    calibrator = json.loads((model / "calibrator.json").read_text())
+    assert calibrator["slope"] > 0 and calibrator["intercept"] < 0  # undoes the upweighted positives
+
+
+@pytest.mark.parametrize("problem_type, label, lines", [
+    ("multiclass", "Segment", [r"validation:mlogloss=[0-9.]+;", r"validation:accuracy=[0-9.]+;"]),
+    ("regression", "BasketValue", [r"validation:rmse=[0-9.]+;"]),
+])
+def test_other_problem_types_print_their_metrics(tmp_path, capsys, problem_type, label, lines):
+    df = with_other_labels(data.generate(900, seed=1))
+    splits = run_preprocess(tmp_path, df, "--label", label, "--problem-type", problem_type)
+    model = train_model(tmp_path, splits, "--problem_type", problem_type, "--label", label)
+    printed = capsys.readouterr().out
+    for line in lines:
+        assert re.search(line, printed)
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["classes"] == ([0, 1, 2] if problem_type == "multiclass" else None)
+    assert meta["threshold"] is None and meta["calibration"] == "none"
+
+
+def test_failure_is_written_and_exits_1(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        train_model(tmp_path, tmp_path / "empty")
+    assert exit_info.value.code == 1
+    message = (tmp_path / "failure").read_text()
+    assert "train channel" in message and str(tmp_path / "empty" / "train") in message
+
+
+def test_labels_must_be_encoded(binary_splits, tmp_path):
+    with pytest.raises(SystemExit):
+        train_model(tmp_path, binary_splits, "--problem_type", "multiclass", "--label", "Region")
+    assert "multiclass labels must be the codes" in (tmp_path / "failure").read_text()
+
+
+def test_hyperparameters_accept_json_encoded_values():
+    args = train.parse_args(["--eta", '"0.3"', "--max_depth", "7.0", "--calibration", '"none"',
+                             "--scale_pos_weight", '"auto"', "--lambda", "2"], env={})
+    assert (args.eta, args.max_depth, args.calibration, args.scale_pos_weight) == (0.3, 7, "none", "auto")
+    assert vars(args)["lambda"] == 2.0 and args.train == "/opt/ml/input/data/train" and args.nthread == 0
+    assert train.parse_args([], env={"SM_NUM_CPUS": "3"}).nthread == 3
+    with pytest.raises(SystemExit):
+        train.parse_args(["--max_depth", "2.5"], env={})
+
+
+def test_calibrators_round_trip_through_json():
+    rng = np.random.default_rng(0)
+    p = rng.random(500)
+    y = (rng.random(500) < p ** 2).astype(int)  # raw scores overconfident
+    iso = train.fit_calibrator("isotonic", p, y)
+    expected = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y).predict(np.r_[p, -1, 2])
+    np.testing.assert_allclose(inference.calibrate(json.loads(json.dumps(iso)), np.r_[p, -1, 2]), expected)
+    sig = train.fit_calibrator("sigmoid", p, y)
+    calibrated = inference.calibrate(sig, p)
+    assert np.all(np.diff(calibrated[np.argsort(p)]) >= 0)
+    assert abs(calibrated.mean() - y.mean()) < 0.01
+    np.testing.assert_array_equal(inference.calibrate(train.fit_calibrator("none", p, y), p), p)
+
+
+def test_best_f1_threshold():
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 1])
+    q = np.array([.1, .2, .3, .4, .6, .65, .7, .9])
+    assert train.best_f1_threshold(y, q) == 0.4  # everything from .4 up: P=4/5, R=1
