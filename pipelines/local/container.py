@@ -1,0 +1,202 @@
+"""The process side of the container contract: run a job's hosts as subprocesses.
+
+Every host of a job gets its own directory playing ``/opt/ml``. Under
+"namespace" isolation each subprocess starts in a private mount namespace
+where that directory is bind-mounted at ``/opt/ml``, so scripts with
+hard-coded SageMaker paths run unchanged and concurrent jobs never see each
+other's files. Where that is impossible (not Linux, not root, no ``unshare``)
+"paths" isolation rewrites ``/opt/ml`` in the command line, working directory
+and environment instead, which covers scripts that take their paths from
+arguments or ``SM_*`` variables (as the project's scripts do).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+CONTAINER_ROOT = "/opt/ml"
+_TAIL_LINES = 20
+_POLL_SECONDS = 0.05
+_CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml\b")
+# Binds the host directory at /opt/ml, enters the working directory, then
+# becomes the job's command (exec keeps the pid, so signals and exit codes are the job's).
+_NAMESPACE_SCRIPT = 'mkdir -p /opt/ml && mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
+_LOG_LOCK = threading.Lock()
+
+
+class IsolationError(RuntimeError):
+    """The requested isolation cannot work on this machine."""
+
+
+@dataclass
+class HostRun:
+    """One host's process, described with container paths (``/opt/ml/...``)."""
+
+    name: str
+    root: Path  # the host directory that plays /opt/ml
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = CONTAINER_ROOT
+
+
+@dataclass
+class HostExit:
+    name: str
+    returncode: int
+    tail: list[str]
+    stopped: str | None = None  # why the runner stopped it: "timeout" or "peer failed"
+
+
+def host_path(root: Path, container_path: str) -> Path:
+    """Where a container path (``/opt/ml/...``) of the host rooted at ``root`` lives here."""
+    path = Path(container_path)
+    if not path.is_relative_to(CONTAINER_ROOT) or ".." in path.parts:
+        raise ValueError(f"{container_path!r} is not a path under {CONTAINER_ROOT}")
+    return root / path.relative_to(CONTAINER_ROOT)
+
+
+@functools.cache
+def namespace_unavailable_reason() -> str | None:
+    """Probe once whether a private mount namespace can place a directory at /opt/ml."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
+        return "needs Linux with the unshare command"
+    with tempfile.TemporaryDirectory() as probe_dir:
+        Path(probe_dir, "probe").touch()
+        try:
+            result = subprocess.run(
+                _wrap_namespace(Path(probe_dir), "/", ["test", "-f", "/opt/ml/probe"]),
+                capture_output=True, text=True, timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unshare failed: {exc}"
+    return None if result.returncode == 0 else f"unshare failed: {result.stderr.strip()}"
+
+
+def resolve_isolation(mode: str) -> str:
+    """"auto" -> "namespace" when it works here, else "paths"; validate explicit modes."""
+    if mode not in ("auto", "namespace", "paths"):
+        raise IsolationError(f"unknown isolation {mode!r}: use 'namespace', 'paths' or 'auto'")
+    if mode == "paths":
+        return mode
+    reason = namespace_unavailable_reason()
+    if reason is None:
+        return "namespace"
+    if mode == "namespace":
+        raise IsolationError(f"namespace isolation is unavailable: {reason}; use 'paths' or 'auto'")
+    return "paths"
+
+
+def map_container_paths(text: str, root: Path) -> str:
+    """Replace every ``/opt/ml`` path in ``text`` (also inside JSON) by ``root``."""
+    return _CONTAINER_PATH.sub(lambda _: str(root), text)
+
+
+def _wrap_namespace(root: Path, cwd: str, argv: list[str]) -> list[str]:
+    return ["unshare", "--mount", "--propagation", "private",
+            "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
+
+
+def _command(run: HostRun, isolation: str) -> tuple[list[str], dict[str, str], Path]:
+    """The argv, environment and working directory that realise ``run`` under ``isolation``."""
+    env = {**os.environ, **run.env}
+    if isolation == "namespace":
+        return _wrap_namespace(run.root, run.cwd, run.argv), env, run.root
+    argv = [map_container_paths(arg, run.root) for arg in run.argv]
+    env = {key: map_container_paths(value, run.root) for key, value in env.items()}
+    return argv, env, Path(map_container_paths(run.cwd, run.root))
+
+
+def run_hosts(
+    runs: list[HostRun],
+    *,
+    isolation: str,
+    log_path: Path,
+    log_label: str = "",
+    timeout: float | None = None,
+    on_line: Callable[[str, str], None] | None = None,
+) -> list[HostExit]:
+    """Run every host concurrently; stream their output to ``log_path``.
+
+    Lines are prefixed with ``[label/host]`` when there is a label or more than
+    one host. When one host fails the others are stopped (as SageMaker stops a
+    cluster); past ``timeout`` seconds all are. ``on_line(host, line)`` sees each
+    output line (metric parsing). Returns one exit per run, in order.
+    """
+    mode = resolve_isolation(isolation)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "paths":
+        for run in runs:
+            _append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}")
+    procs, readers, tails = [], [], []
+    for run in runs:
+        prefix = "/".join(part for part in (log_label, run.name if len(runs) > 1 else "") if part)
+        argv, env, cwd = _command(run, mode)
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        tail = collections.deque(maxlen=_TAIL_LINES)
+        reader = threading.Thread(target=_pump, args=(proc, run.name, prefix, log_path, tail, on_line), daemon=True)
+        reader.start()
+        procs.append(proc)
+        readers.append(reader)
+        tails.append(tail)
+    try:
+        stopped = _supervise(procs, timeout)
+    except BaseException:  # interrupted (Ctrl-C, runner shutdown): leave no orphan jobs behind
+        for proc in procs:
+            _kill_group(proc)
+        raise
+    for reader in readers:
+        reader.join()
+    return [HostExit(run.name, proc.returncode, list(tail), stopped.get(i))
+            for i, (run, proc, tail) in enumerate(zip(runs, procs, tails))]
+
+
+def _supervise(procs: list[subprocess.Popen], timeout: float | None) -> dict[int, str]:
+    """Wait for all processes, stopping the rest on the first failure or at the deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stopped: dict[int, str] = {}
+    while any(proc.poll() is None for proc in procs):
+        failed = any(proc.returncode not in (None, 0) for proc in procs)
+        expired = deadline is not None and time.monotonic() > deadline
+        if failed or expired:
+            for i, proc in enumerate(procs):
+                if proc.poll() is None:
+                    stopped[i] = "timeout" if expired else "peer failed"
+                    _kill_group(proc)
+        time.sleep(_POLL_SECONDS)
+    return stopped
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _pump(proc, host, prefix, log_path, tail, on_line) -> None:
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        tail.append(line)
+        _append_log(log_path, f"[{prefix}] {line}" if prefix else line)
+        if on_line is not None:
+            on_line(host, line)
+    proc.stdout.close()
+
+
+def _append_log(log_path: Path, line: str) -> None:
+    with _LOG_LOCK, open(log_path, "a", encoding="utf-8") as log:
+        log.write(line + "\n")

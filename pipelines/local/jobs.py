@@ -1,0 +1,630 @@
+"""Job handlers: Processing, Training, Tuning and Transform without Docker.
+
+Each handler takes a job's Create*Job request (the step's Arguments, already
+resolved) and returns what the matching Describe* call would, so that
+``Steps.X.<path>`` resolves locally exactly as in the cloud. A handler stages
+inputs from the store into each host's ``/opt/ml`` directory, writes the
+config files SageMaker writes, runs the hosts (`container.run_hosts`) and,
+only when every host succeeded, uploads the outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import gzip
+import hashlib
+import json
+import math
+import os
+import re
+import signal
+import sys
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import serving, tuning
+from .container import HostExit, HostRun, IsolationError, host_path, run_hosts
+from .storage import Store
+
+SUPPORTED_IMAGES = ("sagemaker-scikit-learn", "sagemaker-xgboost")
+_PYTHON = re.compile(r"(.*/)?python(3(\.\d+)?)?")
+_MAX_REASON = 1024  # SageMaker's limit on FailureReason and ExitMessage
+# The sagemaker_* hyperparameters the training toolkit consumes itself; any
+# other sagemaker_* one is an "additional framework parameter".
+_TOOLKIT_HPS = frozenset({
+    "sagemaker_program", "sagemaker_submit_directory", "sagemaker_container_log_level",
+    "sagemaker_job_name", "sagemaker_region", "sagemaker_enable_cloudwatch_metrics",
+})
+_TUNING_ONLY_FIELDS = frozenset({
+    "StaticHyperParameters", "HyperParameterTuningResourceConfig", "DefinitionName",
+    "TuningObjective", "HyperParameterRanges",
+})
+
+
+@dataclass
+class JobContext:
+    store: Store
+    work_dir: Path  # a fresh, empty directory owned by this job
+    log_path: Path  # the job's combined stdout/stderr is appended here
+    region: str = "us-east-1"
+    account: str = "000000000000"
+    models: dict[str, dict] = field(default_factory=dict)  # ModelName -> CreateModel request
+    isolation: str = "auto"  # "namespace" | "paths" | "auto"
+    log_label: str = ""  # prefix of this job's log lines (a tuning job sets its training job's name)
+
+
+class JobFailed(Exception):
+    """A job ended Failed. ``error_type``: "AlgorithmError" (the script failed:
+    permanent), "SageMaker.JOB_INTERNAL_ERROR" (killed by a signal: retryable),
+    "ClientError" (the request cannot run)."""
+
+    def __init__(self, reason: str, response: dict, error_type: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.response = response
+        self.error_type = error_type
+
+
+def _client_error(message: str) -> JobFailed:
+    return JobFailed(f"ClientError: {message}", {}, "ClientError")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def _arn(ctx: JobContext, resource: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{ctx.region}:{ctx.account}:{resource}/{name.lower()}"
+
+
+@dataclass(frozen=True)
+class _Kind:
+    noun: str  # "TrainingJob" -> TrainingJobName, TrainingJobArn, TrainingJobStatus
+    resource: str  # in the ARN
+    started: str | None
+    ended: str
+
+
+_PROCESSING = _Kind("ProcessingJob", "processing-job", "ProcessingStartTime", "ProcessingEndTime")
+_TRAINING = _Kind("TrainingJob", "training-job", "TrainingStartTime", "TrainingEndTime")
+_TRANSFORM = _Kind("TransformJob", "transform-job", "TransformStartTime", "TransformEndTime")
+_TUNING = _Kind("HyperParameterTuningJob", "hyper-parameter-tuning-job", None, "HyperParameterTuningEndTime")
+
+
+def _describe(kind: _Kind):
+    """Wrap a handler body so that it returns (or fails with) a Describe*-shaped response:
+    the request echoed back, plus name, ARN, status, times and FailureReason."""
+
+    def decorate(body):
+        @functools.wraps(body)
+        def run(job_name: str, request: dict, ctx: JobContext) -> dict:
+            created = _now()
+            base = {**copy.deepcopy(request), f"{kind.noun}Name": job_name,
+                    f"{kind.noun}Arn": _arn(ctx, kind.resource, job_name), "CreationTime": created}
+            if kind.started:
+                base[kind.started] = created
+            try:
+                extra = body(job_name, request, ctx)
+            except JobFailed as exc:
+                exc.reason = _clip(exc.reason)
+                exc.response = _finish(kind, base, {**exc.response, "FailureReason": exc.reason}, "Failed")
+                raise
+            return _finish(kind, base, extra, "Completed")
+
+        return run
+
+    return decorate
+
+
+def _finish(kind: _Kind, base: dict, extra: dict, status: str) -> dict:
+    ended = _now()
+    return {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended, "LastModifiedTime": ended}
+
+
+# --- shared steps of every job -------------------------------------------------
+
+
+def _check_image(image: str | None) -> None:
+    if not image or not any(name in image for name in SUPPORTED_IMAGES):
+        raise _client_error(
+            f"image {image!r} is not supported by the local runner, which runs images whose URI "
+            f"contains {' or '.join(SUPPORTED_IMAGES)} with this Python ({sys.executable})"
+        )
+
+
+def _check_source(what: str, data_type: str | None, compression: str | None, input_mode: str | None) -> None:
+    """Refuse input features the local runner does not emulate, instead of misreading them."""
+    if data_type not in (None, "S3Prefix"):
+        raise _client_error(f"{what}: S3DataType {data_type} is not supported locally (use S3Prefix)")
+    if compression not in (None, "None"):
+        raise _client_error(f"{what}: compression {compression} is not supported locally")
+    if input_mode not in (None, "File", "FastFile"):
+        raise _client_error(f"{what}: input mode {input_mode} is not supported locally (use File)")
+
+
+def _host_names(count) -> list[str]:
+    return [f"algo-{i + 1}" for i in range(max(1, int(count)))]
+
+
+def _resource_config(hosts: list[str], current: str, instance_type: str | None) -> dict:
+    group = {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": hosts}
+    return {"current_host": current, "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster", "hosts": hosts,
+            "instance_groups": [group], "network_interface_name": "eth0"}
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def _stage(ctx: JobContext, uri: str, dest: Path, *, host: int = 0, hosts: int = 1, sharded: bool = False) -> list[Path]:
+    """Download the S3Prefix ``uri`` into ``dest``: every object, or with
+    ShardedByS3Key every ``hosts``-th object of the sorted list starting at ``host``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        objects = ctx.store.list(uri)
+        if not objects:
+            raise FileNotFoundError(f"No S3 objects found under S3 URL {uri}")
+        return ctx.store.download(uri, dest, keys=objects[host::hosts] if sharded else objects)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _client_error(str(exc)) from exc
+
+
+def _unpack(ctx: JobContext, uri: str, dest: Path) -> None:
+    """Stage ``uri`` (a model.tar.gz, sourcedir.tar.gz...) and extract its archives into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
+        for path in _stage(ctx, uri, Path(tmp)):
+            if tarfile.is_tarfile(path):
+                with tarfile.open(path) as archive:
+                    archive.extractall(dest, filter="data")
+            else:
+                target = dest / path.relative_to(tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)
+
+
+def _pack(src_dir: Path, archive: Path) -> None:
+    """tar.gz the contents of ``src_dir``, reproducibly (sorted, no times or owners)."""
+    with open(archive, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        for path in sorted(src_dir.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(src_dir).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if info.isfile():
+                with open(path, "rb") as data:
+                    tar.addfile(info, data)
+            else:
+                tar.addfile(info)
+
+
+def _pythonpath(*dirs: str) -> str:
+    return os.pathsep.join([*dirs, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def _max_runtime(request: dict) -> float | None:
+    seconds = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    return float(seconds) if seconds else None
+
+
+def _run(ctx: JobContext, runs: list[HostRun], *, timeout=None, on_line=None) -> list[HostExit]:
+    try:
+        return run_hosts(runs, isolation=ctx.isolation, log_path=ctx.log_path, log_label=ctx.log_label,
+                         timeout=timeout, on_line=on_line)
+    except IsolationError as exc:
+        raise _client_error(str(exc)) from exc
+
+
+def _read_message(root: Path, container_path: str | None) -> str:
+    path = host_path(root, container_path) if container_path else None
+    return path.read_text(errors="replace").strip() if path and path.is_file() else ""
+
+
+def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str | None, response: dict) -> None:
+    """Raise the JobFailed SageMaker would report for these host exits, if any failed.
+
+    The first host that failed on its own decides: killed by a signal (OOM,
+    SIGKILL) is an internal, retryable error; a non-zero exit is an
+    AlgorithmError whose reason is the message file the script wrote, or else
+    the end of its log.
+    """
+    failed = [(e, r) for e, r in zip(exits, runs) if e.returncode != 0 and e.stopped is None]
+    if not failed:
+        if any(e.stopped == "timeout" for e in exits):
+            raise JobFailed("MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds",
+                            response, "AlgorithmError")
+        return
+    host, run = failed[0]
+    if host.returncode < 0:
+        signame = signal.Signals(-host.returncode).name
+        raise JobFailed(f"InternalServerError: host {host.name} was killed by {signame} "
+                        "(out of memory, or stopped from outside); the job can be retried",
+                        response, "SageMaker.JOB_INTERNAL_ERROR")
+    message = _read_message(run.root, message_path)
+    detail = message or f"exit code {host.returncode}; last log lines:\n" + "\n".join(host.tail)
+    raise JobFailed(f"AlgorithmError: {detail}", response, "AlgorithmError")
+
+
+# --- Processing ----------------------------------------------------------------
+
+
+@_describe(_PROCESSING)
+def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
+    app = request["AppSpecification"]
+    _check_image(app.get("ImageUri"))
+    entrypoint = app.get("ContainerEntrypoint")
+    if not entrypoint:
+        raise _client_error("AppSpecification.ContainerEntrypoint is required locally "
+                            "(an image's own entrypoint is not emulated)")
+    # The image's python is this interpreter.
+    argv = [sys.executable if _PYTHON.fullmatch(entrypoint[0]) else entrypoint[0], *entrypoint[1:],
+            *(app.get("ContainerArguments") or [])]
+    outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    _check_processing_paths(request.get("ProcessingInputs") or [], outputs)
+    cluster = request["ProcessingResources"]["ClusterConfig"]
+    hosts = _host_names(cluster.get("InstanceCount", 1))
+    env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
+    runs = [_processing_host(job_name, request, ctx, hosts, i, argv, env) for i in range(len(hosts))]
+    exits = _run(ctx, runs, timeout=_max_runtime(request))
+    message = next(filter(None, (_read_message(r.root, "/opt/ml/output/message") for r in runs)), "")
+    extra = {"ExitMessage": _clip(message)} if message else {}
+    _check_exits(exits, runs, "/opt/ml/output/message", extra)
+    for output in outputs:
+        for run in runs:
+            ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+    return extra
+
+
+def _check_processing_paths(inputs: list[dict], outputs: list[dict]) -> None:
+    for item, kind in [(i, "S3Input") for i in inputs] + [(o, "S3Output") for o in outputs]:
+        spec = item.get(kind)
+        if spec is None:
+            raise _client_error(f"{item.get('InputName') or item.get('OutputName')}: only {kind} is supported locally")
+        try:
+            host_path(Path("/"), spec["LocalPath"])
+        except ValueError as exc:
+            raise _client_error(f"LocalPath of {item.get('InputName') or item.get('OutputName')}: {exc}") from exc
+
+
+def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun:
+    root = ctx.work_dir / hosts[index]
+    for item in request.get("ProcessingInputs") or []:
+        s3 = item["S3Input"]
+        _check_source(f"input {item.get('InputName')}", s3.get("S3DataType"), s3.get("S3CompressionType"),
+                      s3.get("S3InputMode"))
+        _stage(ctx, s3["S3Uri"], host_path(root, s3["LocalPath"]), host=index, hosts=len(hosts),
+               sharded=s3.get("S3DataDistributionType") == "ShardedByS3Key")
+    for output in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        host_path(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    instance_type = request["ProcessingResources"]["ClusterConfig"].get("InstanceType")
+    _write_json(root / "config/resourceconfig.json", _resource_config(hosts, hosts[index], instance_type))
+    _write_json(root / "config/processingjobconfig.json",
+                {**request, "ProcessingJobName": job_name, "ProcessingJobArn": _arn(ctx, "processing-job", job_name)})
+    (root / "output").mkdir(parents=True, exist_ok=True)
+    return HostRun(hosts[index], root, argv, env)
+
+
+# --- Training ------------------------------------------------------------------
+
+
+def _decode_hp(value):
+    """A stored hyperparameter as the training toolkit sees it: JSON-decoded when it decodes."""
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _cmd_args(hps: dict) -> list[str]:
+    """The toolkit's ``--name value`` arguments (``-n`` for one-letter names, dicts as k=v,...)."""
+    args = []
+    for name in sorted(hps):
+        value = hps[name]
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        args += [f"--{name}" if len(name) > 1 else f"-{name}", "" if value is None else str(value)]
+    return args
+
+
+def _user_hps(hps: dict) -> dict:
+    """What the toolkit passes to the entry point: everything but its own sagemaker_* settings."""
+    return {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
+
+
+def _env_value(value) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class _MetricParser:
+    """Applies MetricDefinitions to every log line; the last match of each metric wins."""
+
+    def __init__(self, definitions: list[dict]):
+        try:
+            self._regexes = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+        except re.error as exc:
+            raise _client_error(f"invalid MetricDefinitions regex: {exc}") from exc
+        self._last: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def feed(self, host: str, line: str) -> None:
+        for name, regex in self._regexes:
+            match = regex.search(line)
+            if not match:
+                continue
+            try:
+                value = float(match.group(1))
+            except (IndexError, ValueError):
+                continue
+            if math.isfinite(value):
+                with self._lock:
+                    self._last[name] = {"MetricName": name, "Value": value, "Timestamp": _now()}
+
+    def final(self) -> list[dict]:
+        return [self._last[name] for name, _ in self._regexes if name in self._last]
+
+
+@_describe(_TRAINING)
+def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
+    algorithm = request["AlgorithmSpecification"]
+    _check_image(algorithm.get("TrainingImage"))
+    program = _decode_hp((request.get("HyperParameters") or {}).get("sagemaker_program"))
+    if not program:
+        raise _client_error("no sagemaker_program hyperparameter: the local runner supports script mode only")
+    output_path = (request.get("OutputDataConfig") or {}).get("S3OutputPath")
+    if not output_path:
+        raise _client_error("OutputDataConfig.S3OutputPath is required")
+    hosts = _host_names((request.get("ResourceConfig") or {}).get("InstanceCount", 1))
+    metrics = _MetricParser(algorithm.get("MetricDefinitions") or [])
+    runs = [_training_host(job_name, request, ctx, hosts, i) for i in range(len(hosts))]
+    exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
+    _check_exits(exits, runs, "/opt/ml/output/failure",
+                 {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
+    output = f"{output_path.rstrip('/')}/{job_name}/output"
+    for name, source in (("model.tar.gz", "model"), ("output.tar.gz", "output/data")):
+        _pack(runs[0].root / source, ctx.work_dir / name)
+        ctx.store.put_file(f"{output}/{name}", ctx.work_dir / name)
+    return {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": f"{output}/model.tar.gz"}}
+
+
+def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[str], index: int) -> HostRun:
+    root = ctx.work_dir / hosts[index]
+    mode = request["AlgorithmSpecification"].get("TrainingInputMode")
+    input_config = {}
+    for channel in request.get("InputDataConfig") or []:
+        name, source = channel["ChannelName"], channel["DataSource"].get("S3DataSource")
+        if source is None:
+            raise _client_error(f"channel {name}: only S3DataSource is supported locally")
+        _check_source(f"channel {name}", source.get("S3DataType"), channel.get("CompressionType"),
+                      channel.get("InputMode") or mode)
+        distribution = source.get("S3DataDistributionType", "FullyReplicated")
+        _stage(ctx, source["S3Uri"], root / "input/data" / name, host=index, hosts=len(hosts),
+               sharded=distribution == "ShardedByS3Key")
+        input_config[name] = {**({"ContentType": channel["ContentType"]} if channel.get("ContentType") else {}),
+                              "TrainingInputMode": channel.get("InputMode") or mode or "File",
+                              "S3DistributionType": distribution, "RecordWrapperType": "None"}
+    resources = _resource_config(hosts, hosts[index], (request.get("ResourceConfig") or {}).get("InstanceType"))
+    _write_json(root / "input/config/hyperparameters.json", request.get("HyperParameters") or {})
+    _write_json(root / "input/config/resourceconfig.json", resources)
+    _write_json(root / "input/config/inputdataconfig.json", input_config)
+    for directory in ("code", "model", "output/data", "output/intermediate"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    hps = {k: _decode_hp(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    submit_dir = hps.get("sagemaker_submit_directory")
+    if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
+        _unpack(ctx, submit_dir, root / "code")
+    if not (root / "code" / hps["sagemaker_program"]).is_file():
+        raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
+                            f"(sagemaker_submit_directory={submit_dir!r})")
+    env = _training_env(job_name, ctx, hps, resources, input_config)
+    return HostRun(hosts[index], root, [sys.executable, hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
+                   {**(request.get("Environment") or {}), **env}, cwd="/opt/ml/code")
+
+
+def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:
+    """The SM_* environment the sagemaker-training toolkit gives a script-mode entry point."""
+    user = _user_hps(hps)
+    program = hps["sagemaker_program"]
+    channels = {name: f"/opt/ml/input/data/{name}" for name in input_config}
+    env = {
+        "hosts": resources["hosts"], "network_interface_name": "eth0", "hps": user,
+        "user_entry_point": program, "resource_config": resources, "input_data_config": input_config,
+        "framework_params": {k: v for k, v in hps.items() if k.startswith("sagemaker_") and k not in _TOOLKIT_HPS},
+        "output_data_dir": "/opt/ml/output/data", "channels": sorted(channels),
+        "current_host": resources["current_host"], "current_instance_type": resources["current_instance_type"],
+        "module_name": program.removesuffix(".py"), "log_level": hps.get("sagemaker_container_log_level", 20),
+        "framework_module": None, "input_dir": "/opt/ml/input", "input_config_dir": "/opt/ml/input/config",
+        "output_dir": "/opt/ml/output", "num_cpus": os.cpu_count(), "num_gpus": 0, "model_dir": "/opt/ml/model",
+        "module_dir": hps.get("sagemaker_submit_directory", "/opt/ml/code"), "user_args": _cmd_args(user),
+        "output_intermediate_dir": "/opt/ml/output/intermediate",
+    }
+    env["training_env"] = {
+        **{k: env[k] for k in ("hosts", "current_host", "input_data_config", "resource_config", "log_level",
+                               "model_dir", "module_dir", "module_name", "num_cpus", "num_gpus",
+                               "output_data_dir", "output_dir", "input_dir", "input_config_dir",
+                               "user_entry_point", "network_interface_name", "output_intermediate_dir")},
+        "additional_framework_parameters": env["framework_params"], "channel_input_dirs": channels,
+        "hyperparameters": user, "job_name": job_name, "is_master": resources["current_host"] == resources["hosts"][0],
+        "master_hostname": resources["hosts"][0],
+    }
+    env.update({f"channel_{name}": path for name, path in channels.items()})
+    env.update({f"hp_{name}": value for name, value in user.items()})
+    return {
+        **{f"SM_{key.upper()}": _env_value(value) for key, value in env.items()},
+        "TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": _arn(ctx, "training-job", job_name),
+        "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath("/opt/ml/code"),
+    }
+
+
+# --- Tuning --------------------------------------------------------------------
+
+
+@_describe(_TUNING)
+def run_tuning(job_name: str, request: dict, ctx: JobContext) -> dict:
+    config = request["HyperParameterTuningJobConfig"]
+    definition = request.get("TrainingJobDefinition")
+    if definition is None:
+        raise _client_error("only a single TrainingJobDefinition is supported locally (not TrainingJobDefinitions)")
+    _check_image(definition["AlgorithmSpecification"].get("TrainingImage"))
+    objective = config.get("HyperParameterTuningJobObjective")
+    if not objective:
+        raise _client_error("HyperParameterTuningJobObjective is required")
+    try:
+        strategy, count = tuning.plan(config, tuning.seed_for(job_name, config.get("RandomSeed")))
+    except (KeyError, ValueError) as exc:
+        raise _client_error(f"HyperParameterTuningJobConfig: {exc}") from exc
+    parallel = int((config.get("ResourceLimits") or {}).get("MaxParallelTrainingJobs") or 1)
+    evaluate = functools.partial(_run_trial, job_name, definition, objective, ctx)
+    trials = tuning.search(strategy, count, parallel, evaluate)
+    return _tuning_result(trials, objective)
+
+
+def trial_name(tuning_job_name: str, index: int) -> str:
+    """``<tuning job>-<NNN>-<8 hex>``, stable for a given tuning job name and trial."""
+    digest = hashlib.sha256(f"{tuning_job_name}/{index}".encode()).hexdigest()[:8]
+    return f"{tuning_job_name}-{index + 1:03d}-{digest}"
+
+
+def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext,
+               index: int, params: dict[str, str]) -> tuning.Trial:
+    name = trial_name(job_name, index)
+    request = {k: v for k, v in definition.items() if k not in _TUNING_ONLY_FIELDS}
+    # SageMaker adds the objective's name to every training job of a tuning job;
+    # script-mode entry points therefore also get --_tuning_objective_metric.
+    request["HyperParameters"] = {**(definition.get("StaticHyperParameters") or {}), **params,
+                                  "_tuning_objective_metric": objective["MetricName"]}
+    request.setdefault("ResourceConfig", definition.get("HyperParameterTuningResourceConfig") or {})
+    request["TuningJobArn"] = _arn(ctx, _TUNING.resource, job_name)
+    trial_ctx = dataclasses.replace(ctx, work_dir=ctx.work_dir / name, log_label=name)
+    trial_ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    error_type = None
+    try:
+        response = run_training(name, request, trial_ctx)
+    except JobFailed as exc:
+        response, error_type = exc.response, exc.error_type
+    value = next((m["Value"] for m in response.get("FinalMetricDataList") or []
+                  if m["MetricName"] == objective["MetricName"]), None)
+    summary = _trial_summary(job_name, response, params, objective, value)
+    score = None if value is None else (value if objective["Type"] == "Maximize" else -value)
+    return tuning.Trial(index, params, score, (summary, error_type))
+
+
+def _trial_summary(job_name: str, response: dict, params: dict, objective: dict, value: float | None) -> dict:
+    summary = {
+        "TrainingJobName": response["TrainingJobName"], "TrainingJobArn": response["TrainingJobArn"],
+        "TuningJobName": job_name, "CreationTime": response["CreationTime"],
+        "TrainingStartTime": response.get("TrainingStartTime"), "TrainingEndTime": response.get("TrainingEndTime"),
+        "TrainingJobStatus": response["TrainingJobStatus"], "TunedHyperParameters": dict(params),
+        "ObjectiveStatus": "Failed" if value is None else "Succeeded",
+    }
+    if value is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value}
+    elif response.get("FailureReason"):
+        summary["FailureReason"] = response["FailureReason"]
+    else:
+        summary["FailureReason"] = (f"objective metric {objective['MetricName']!r} was not found in the "
+                                    "training log: check AlgorithmSpecification.MetricDefinitions")
+    return summary
+
+
+def _tuning_result(trials: list[tuning.Trial], objective: dict) -> dict:
+    """Summaries best first (failed last), counters, BestTrainingJob; fail only if no trial succeeded."""
+    succeeded = sorted((t for t in trials if t.score is not None), key=lambda t: (-t.score, t.index))
+    failed = [t for t in trials if t.score is None]
+    summaries = [t.payload[0] for t in succeeded + failed]
+    error_types = [t.payload[1] for t in failed]
+    result = {
+        "TrainingJobSummaries": summaries,
+        "TrainingJobStatusCounters": {
+            "Completed": sum(s["TrainingJobStatus"] == "Completed" for s in summaries), "InProgress": 0,
+            "RetryableError": error_types.count("SageMaker.JOB_INTERNAL_ERROR"),
+            "NonRetryableError": sum(e not in (None, "SageMaker.JOB_INTERNAL_ERROR") for e in error_types),
+            "Stopped": 0},
+        "ObjectiveStatusCounters": {"Succeeded": len(succeeded), "Pending": 0, "Failed": len(failed)},
+    }
+    if not succeeded:
+        retryable = all(e == "SageMaker.JOB_INTERNAL_ERROR" for e in error_types)
+        raise JobFailed(f"AlgorithmError: no training job succeeded with objective metric "
+                        f"{objective['MetricName']!r}; first failure: {summaries[0].get('FailureReason')}",
+                        result, "SageMaker.JOB_INTERNAL_ERROR" if retryable else "AlgorithmError")
+    return {**result, "BestTrainingJob": summaries[0]}
+
+
+# --- Transform -----------------------------------------------------------------
+
+
+@_describe(_TRANSFORM)
+def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
+    model = ctx.models.get(request["ModelName"])
+    if model is None:
+        raise _client_error(f"model {request['ModelName']!r} does not exist (known: {sorted(ctx.models)})")
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [None])[0]
+    if container is None:
+        raise _client_error(f"model {request['ModelName']!r} has no PrimaryContainer or Containers")
+    _check_image(container.get("Image"))
+    _check_transform_request(request)
+    env = {**(container.get("Environment") or {}), **(request.get("Environment") or {})}
+    if not env.get("SAGEMAKER_PROGRAM"):
+        raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference program")
+    hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
+    runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
+    _check_exits(_run(ctx, runs), runs, None, {})
+    for run in runs:
+        ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
+    return {}
+
+
+def _check_transform_request(request: dict) -> None:
+    data_in = request["TransformInput"]
+    source = data_in["DataSource"].get("S3DataSource")
+    if source is None:
+        raise _client_error("TransformInput: only S3DataSource is supported locally")
+    _check_source("TransformInput", source.get("S3DataType"), data_in.get("CompressionType"), None)
+    if data_in.get("SplitType", "None") not in ("None", "Line"):
+        raise _client_error(f"SplitType {data_in['SplitType']} is not supported locally (use Line or None)")
+    processing = request.get("DataProcessing") or {}
+    if any(processing.get(k, "$") != "$" for k in ("InputFilter", "OutputFilter")) or \
+            processing.get("JoinSource", "None") != "None":
+        raise _client_error("DataProcessing (input/output filters, JoinSource) is not supported locally")
+
+
+def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, hosts: list[str], index: int) -> HostRun:
+    """One serving container: the model unpacked at /opt/ml/model, its share of the input
+    objects under /opt/ml/transform/input, `serving.py` as the process."""
+    root = ctx.work_dir / hosts[index]
+    for directory in ("model", "transform/output"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    if container.get("ModelDataUrl"):
+        _unpack(ctx, container["ModelDataUrl"], root / "model")
+    code_dir = env.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
+    if code_dir.startswith("s3://"):
+        _unpack(ctx, code_dir, root / "code")
+        code_dir = "/opt/ml/code"
+    data_in, data_out = request["TransformInput"], request["TransformOutput"]
+    _stage(ctx, data_in["DataSource"]["S3DataSource"]["S3Uri"], root / "transform/input",
+           host=index, hosts=len(hosts), sharded=True)
+    argv = [sys.executable, "-P", serving.__file__, "--model-dir", "/opt/ml/model", "--code-dir", code_dir,
+            "--program", env["SAGEMAKER_PROGRAM"], "--input-dir", "/opt/ml/transform/input",
+            "--output-dir", "/opt/ml/transform/output",
+            "--content-type", data_in.get("ContentType") or serving.DEFAULT_CONTENT_TYPE,
+            "--accept", data_out.get("Accept") or env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
+            or serving.DEFAULT_CONTENT_TYPE,
+            "--split-type", data_in.get("SplitType", "None"),
+            "--batch-strategy", request.get("BatchStrategy", "MultiRecord"),
+            "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),
+            "--assemble-with", data_out.get("AssembleWith", "None")]
+    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd="/opt/ml/model")

@@ -1,0 +1,198 @@
+"""The inference host: a user's inference program behind SageMaker's handler contract.
+
+`load_handlers` imports ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``
+(or a single ``transform_fn``) from the program, filling in defaults for the
+missing ones as the SageMaker inference toolkit and the XGBoost serving
+container do; `invoke` serves one request. Batch transform runs this file as
+the serving container's process (``python -P serving.py ...``), and a local
+HTTP endpoint can import it, so it depends on the standard library only
+(numpy and xgboost are imported by the defaults that need them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+_UTF8_TYPES = ("application/json", "text/csv")  # bodies the toolkit hands over as str
+DEFAULT_CONTENT_TYPE = "application/json"
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def default_model_fn(model_dir: str):
+    """The XGBoost container's default: the one booster file saved in ``model_dir``."""
+    import xgboost
+
+    files = sorted(p for p in Path(model_dir).iterdir() if p.is_file())
+    named = [p for p in files if p.name == "xgboost-model"]
+    if not (named or len(files) == 1):
+        raise RuntimeError(
+            f"no model_fn in the inference program and {model_dir} does not hold exactly one "
+            f"model file (found {[p.name for p in files]}): define model_fn(model_dir)"
+        )
+    booster = xgboost.Booster()
+    booster.load_model(str((named or files)[0]))
+    return booster
+
+
+def default_input_fn(data, content_type: str):
+    """Decode CSV, JSON or NPY into a numpy array."""
+    import numpy as np
+
+    media = _media_type(content_type)
+    if media == "text/csv":
+        return np.loadtxt(io.StringIO(data), delimiter=",", ndmin=2)
+    if media == "application/json":
+        return np.array(json.loads(data))
+    if media == "application/x-npy":
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    raise ValueError(f"unsupported content type {content_type!r}: define input_fn in the inference program")
+
+
+def default_predict_fn(data, model):
+    """``model.predict(data)``; an xgboost Booster gets the DMatrix it needs."""
+    if type(model).__name__ == "Booster":
+        import xgboost
+
+        data = xgboost.DMatrix(data)
+    return model.predict(data)
+
+
+def default_output_fn(prediction, accept: str):
+    """Encode an array as CSV (one row per line), JSON or NPY."""
+    import numpy as np
+
+    array = np.asarray(prediction)
+    media = _media_type(accept)
+    if media == "text/csv":
+        return "".join(",".join(str(v) for v in np.atleast_1d(row)) + "\n" for row in array)
+    if media == "application/json":
+        return json.dumps(array.tolist())
+    if media == "application/x-npy":
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+    raise ValueError(f"unsupported accept type {accept!r}: define output_fn in the inference program")
+
+
+@dataclass
+class Handlers:
+    model_dir: str
+    model_fn: Callable
+    input_fn: Callable
+    predict_fn: Callable
+    output_fn: Callable
+    transform_fn: Callable | None = None
+
+    def load_model(self):
+        return self.model_fn(self.model_dir)
+
+
+def load_handlers(model_dir, code_dir, program: str) -> Handlers:
+    """Import ``program`` (e.g. ``inference.py``) from ``code_dir`` with its siblings importable."""
+    path = Path(code_dir) / program
+    if not path.is_file():
+        raise FileNotFoundError(f"inference program {program!r} not found in {code_dir}")
+    if str(code_dir) not in sys.path:
+        sys.path.insert(0, str(code_dir))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Handlers(
+        model_dir=str(model_dir),
+        model_fn=getattr(module, "model_fn", default_model_fn),
+        input_fn=getattr(module, "input_fn", default_input_fn),
+        predict_fn=getattr(module, "predict_fn", default_predict_fn),
+        output_fn=getattr(module, "output_fn", default_output_fn),
+        transform_fn=getattr(module, "transform_fn", None),
+    )
+
+
+def invoke(handlers: Handlers, model, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+    """Serve one request: -> (response body, response content type)."""
+    data = body.decode("utf-8") if _media_type(content_type) in _UTF8_TYPES else body
+    if handlers.transform_fn is not None:
+        result = handlers.transform_fn(model, data, content_type, accept)
+    else:
+        prediction = handlers.predict_fn(handlers.input_fn(data, content_type), model)
+        result = handlers.output_fn(prediction, accept)
+    response, response_type = result if isinstance(result, tuple) else (result, accept)
+    return (response.encode("utf-8") if isinstance(response, str) else bytes(response)), response_type
+
+
+def payloads(data: bytes, split_type: str, batch_strategy: str, max_payload: int) -> Iterator[bytes]:
+    """Cut one input object into request bodies as batch transform does.
+
+    SplitType "Line" makes each non-blank line a record; MultiRecord packs as many
+    records as fit in ``max_payload`` bytes (0: unlimited), SingleRecord sends one each.
+    """
+    if split_type != "Line":
+        _check_size(len(data), max_payload, "the object (SplitType None)")
+        yield data
+        return
+    batch: list[bytes] = []
+    size = 0
+    for record in (line.rstrip(b"\r\n") for line in data.splitlines()):
+        if not record.strip():
+            continue
+        _check_size(len(record), max_payload, "a record")
+        if batch and (batch_strategy != "MultiRecord" or (max_payload and size + 1 + len(record) > max_payload)):
+            yield b"\n".join(batch)
+            batch, size = [], 0
+        size += len(record) + (1 if batch else 0)
+        batch.append(record)
+    if batch:
+        yield b"\n".join(batch)
+
+
+def _check_size(size: int, max_payload: int, what: str) -> None:
+    if max_payload and size > max_payload:
+        raise ValueError(f"{what} is {size} bytes, more than MaxPayloadInMB allows ({max_payload} bytes)")
+
+
+def transform_file(handlers: Handlers, model, src: Path, dst: Path, options: argparse.Namespace) -> None:
+    """Score one input object into ``dst``, assembling responses one per line or as-is."""
+    max_payload = int(options.max_payload_mb * 1024 * 1024)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "wb") as out:
+        for body in payloads(src.read_bytes(), options.split_type, options.batch_strategy, max_payload):
+            response, _ = invoke(handlers, model, body, options.content_type, options.accept)
+            if options.assemble_with == "Line" and not response.endswith(b"\n"):
+                response += b"\n"
+            out.write(response)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Batch transform inside the serving container: every file of --input-dir -> <name>.out."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--code-dir", required=True)
+    parser.add_argument("--program", required=True)
+    parser.add_argument("--input-dir", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--content-type", default=DEFAULT_CONTENT_TYPE)
+    parser.add_argument("--accept", default=DEFAULT_CONTENT_TYPE)
+    parser.add_argument("--split-type", default="None")
+    parser.add_argument("--batch-strategy", default="MultiRecord")
+    parser.add_argument("--max-payload-mb", type=float, default=6)
+    parser.add_argument("--assemble-with", default="None")
+    options = parser.parse_args(argv)
+    handlers = load_handlers(options.model_dir, options.code_dir, options.program)
+    model = handlers.load_model()
+    for src in sorted(p for p in options.input_dir.rglob("*") if p.is_file()):
+        rel = src.relative_to(options.input_dir)
+        transform_file(handlers, model, src, options.output_dir / f"{rel}.out", options)
+        print(f"transformed {rel}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Fixture training entry point: records the toolkit contract and reports a metric."""
+import argparse
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--eta", type=float, default=0.1)
+parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill
+parser.add_argument("--timeline")
+parser.add_argument("--sleep", type=float, default=0.0)
+args, unknown = parser.parse_known_args()
+
+host = os.environ["SM_CURRENT_HOST"]
+if args.timeline:
+    with open(args.timeline, "a") as timeline:
+        timeline.write(f"start {time.time()}\n")
+time.sleep(args.sleep)
+if args.mode == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+if args.mode == "failure-file":
+    pathlib.Path(os.environ["SM_OUTPUT_DIR"], "failure").write_text("bad training data")
+    sys.exit(2)
+if args.mode == "fail":
+    print("about to fail")
+    sys.exit(3)
+
+config_dir = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"])
+channels = {
+    name: sorted(p.name for p in pathlib.Path(os.environ[f"SM_CHANNEL_{name.upper()}"]).iterdir())
+    for name in json.loads(os.environ["SM_CHANNELS"])
+}
+report = {
+    "argv": sys.argv[1:],
+    "cwd": os.getcwd(),
+    "hyperparameters": json.loads((config_dir / "hyperparameters.json").read_text()),
+    "resourceconfig": json.loads((config_dir / "resourceconfig.json").read_text()),
+    "inputdataconfig": json.loads((config_dir / "inputdataconfig.json").read_text()),
+    "channels": channels,
+    "env": {k: v for k, v in os.environ.items() if k.startswith(("SM_", "TRAINING_JOB"))},
+}
+model_dir = pathlib.Path(os.environ["SM_MODEL_DIR"])
+(model_dir / f"report-{host}.json").write_text(json.dumps(report))
+pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"], "extra.txt").write_text("extra")
+print("validation:score=0.0;")  # an early value: the last match must win
+print(f"validation:score={args.eta};")
+if args.timeline:
+    with open(args.timeline, "a") as timeline:
+        timeline.write(f"end {time.time()}\n")

@@ -1,0 +1,343 @@
+"""The container contract: Processing, Training and Transform jobs run as subprocesses."""
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipelines.local import serving
+from pipelines.local.container import namespace_unavailable_reason
+from pipelines.local.jobs import JobContext, JobFailed, run_processing, run_training, run_transform
+from pipelines.local.storage import LocalStore
+
+SCRIPTS = Path(__file__).parent / "scripts"
+SKLEARN = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"
+XGBOOST = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+ROLE = "arn:aws:iam::123456789012:role/x"
+needs_namespace = pytest.mark.skipif(namespace_unavailable_reason() is not None,
+                                     reason=f"no mount namespace: {namespace_unavailable_reason()}")
+ISOLATIONS = [pytest.param("namespace", marks=needs_namespace), "paths"]
+
+
+def make_ctx(tmp_path: Path, isolation: str = "auto", job: str = "job", **kwargs) -> JobContext:
+    (tmp_path / job).mkdir()
+    return JobContext(store=LocalStore(tmp_path / "s3"), work_dir=tmp_path / job,
+                      log_path=tmp_path / f"{job}.log", isolation=isolation, **kwargs)
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def untar(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+# --- Processing ----------------------------------------------------------------
+
+PROCESS_ARGS = ["--input", "/opt/ml/processing/input/data", "--output", "/opt/ml/processing/output/report",
+                "--config", "/opt/ml/config/resourceconfig.json", "--message-file", "/opt/ml/output/message"]
+
+
+def processing_request(ctx, script, args, *, count=1, distribution="FullyReplicated", image=SKLEARN):
+    ctx.store.put_file(f"s3://bkt/code/{script}", SCRIPTS / script)
+
+    def s3_input(name, uri, path, distribution="FullyReplicated"):
+        return {"InputName": name, "AppManaged": False,
+                "S3Input": {"S3Uri": uri, "LocalPath": path, "S3DataType": "S3Prefix", "S3InputMode": "File",
+                            "S3DataDistributionType": distribution, "S3CompressionType": "None"}}
+
+    return {
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": count,
+                                                  "VolumeSizeInGB": 30}},
+        "AppSpecification": {"ImageUri": image, "ContainerArguments": args,
+                             "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{script}"]},
+        "RoleArn": ROLE,
+        "Environment": {"GREETING": "hello"},
+        "ProcessingInputs": [s3_input("data", "s3://bkt/raw", "/opt/ml/processing/input/data", distribution),
+                             s3_input("code", f"s3://bkt/code/{script}", "/opt/ml/processing/input/code")],
+        "ProcessingOutputConfig": {"Outputs": [
+            {"OutputName": name, "AppManaged": False,
+             "S3Output": {"S3Uri": f"s3://bkt/out/{name}", "LocalPath": f"/opt/ml/processing/output/{name}",
+                          "S3UploadMode": "EndOfJob"}} for name in ("report", "result")]},
+    }
+
+
+def put_raw(ctx, count):
+    for i in range(count):
+        ctx.store.put_bytes(f"s3://bkt/raw/f{i}.csv", b"1,2\n")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_processing_stages_inputs_runs_and_uploads_outputs(tmp_path, isolation):
+    ctx = make_ctx(tmp_path, isolation)
+    put_raw(ctx, 3)
+    response = run_processing("Prep-1", processing_request(ctx, "process.py", PROCESS_ARGS + ["--message", "done"]), ctx)
+    assert response["ProcessingJobStatus"] == "Completed"
+    assert response["ProcessingJobArn"] == "arn:aws:sagemaker:us-east-1:000000000000:processing-job/prep-1"
+    assert response["ExitMessage"] == "done"
+    assert response["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == "s3://bkt/out/report"
+    report = json.loads(ctx.store.get_bytes("s3://bkt/out/report/algo-1.json"))
+    assert report["files"] == ["f0.csv", "f1.csv", "f2.csv"]
+    assert report["greeting"] == "hello"
+    assert report["hosts"] == ["algo-1"]
+    assert "processed 3 files on algo-1" in ctx.log_path.read_text()
+    assert ("isolation=paths" in ctx.log_path.read_text()) == (isolation == "paths")
+    json.dumps(response)
+
+
+def test_failing_processing_reports_its_message_and_uploads_nothing(tmp_path):
+    ctx = make_ctx(tmp_path)
+    put_raw(ctx, 1)
+    request = processing_request(ctx, "process.py", PROCESS_ARGS + ["--message", "bad input", "--exit-code", "1"])
+    with pytest.raises(JobFailed) as failure:
+        run_processing("Prep", request, ctx)
+    assert failure.value.error_type == "AlgorithmError"
+    assert failure.value.reason == "AlgorithmError: bad input"
+    assert failure.value.response["ProcessingJobStatus"] == "Failed"
+    assert failure.value.response["FailureReason"] == "AlgorithmError: bad input"
+    assert failure.value.response["ExitMessage"] == "bad input"
+    assert ctx.store.list("s3://bkt/out/") == []
+
+
+def test_failure_without_message_file_quotes_the_log(tmp_path):
+    ctx = make_ctx(tmp_path)
+    put_raw(ctx, 2)
+    with pytest.raises(JobFailed) as failure:
+        run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS + ["--exit-code", "4"]), ctx)
+    assert failure.value.reason.startswith("AlgorithmError: exit code 4")
+    assert "processed 2 files" in failure.value.reason
+
+
+@needs_namespace
+def test_hard_coded_opt_ml_paths_run_unchanged_in_a_namespace(tmp_path):
+    ctx = make_ctx(tmp_path, "namespace")
+    ctx.store.put_bytes("s3://bkt/raw/numbers.txt", b"1 2 3 4")
+    response = run_processing("Sum", processing_request(ctx, "hardcoded.py", []), ctx)
+    assert json.loads(ctx.store.get_bytes("s3://bkt/out/result/sum.json")) == {"job": "Sum", "sum": 10}
+    assert response["ExitMessage"] == "summed"
+
+
+@pytest.mark.parametrize("distribution, expected", [
+    ("ShardedByS3Key", {"algo-1": ["f0.csv", "f2.csv"], "algo-2": ["f1.csv", "f3.csv"]}),
+    ("FullyReplicated", {"algo-1": ["f0.csv", "f1.csv", "f2.csv", "f3.csv"],
+                         "algo-2": ["f0.csv", "f1.csv", "f2.csv", "f3.csv"]}),
+])
+def test_instances_split_or_replicate_inputs(tmp_path, distribution, expected):
+    ctx = make_ctx(tmp_path)
+    put_raw(ctx, 4)
+    run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS, count=2, distribution=distribution), ctx)
+    reports = {h: json.loads(ctx.store.get_bytes(f"s3://bkt/out/report/{h}.json")) for h in expected}
+    assert {h: r["files"] for h, r in reports.items()} == expected
+    assert all(r["hosts"] == ["algo-1", "algo-2"] for r in reports.values())
+    assert "[algo-2] processed" in ctx.log_path.read_text()
+
+
+def test_unsupported_image_is_a_client_error(tmp_path):
+    ctx = make_ctx(tmp_path)
+    put_raw(ctx, 1)
+    request = processing_request(ctx, "process.py", PROCESS_ARGS, image="123.dkr.ecr.us-east-1.amazonaws.com/mine:1")
+    with pytest.raises(JobFailed) as failure:
+        run_processing("Prep", request, ctx)
+    assert failure.value.error_type == "ClientError"
+    assert "mine:1" in failure.value.reason and "sagemaker-scikit-learn" in failure.value.reason
+
+
+def test_missing_input_is_a_client_error(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(JobFailed, match="No S3 objects found under S3 URL s3://bkt/raw") as failure:
+        run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS), ctx)
+    assert failure.value.error_type == "ClientError"
+
+
+# --- Training ------------------------------------------------------------------
+
+STATIC_HPS = {
+    "eta": "0.25", "flag": "true", "label": '"Revenue"',
+    "sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"',
+    "sagemaker_container_log_level": "20",
+}
+
+
+def training_request(ctx, *, hps=None, count=1, distribution="FullyReplicated", max_runtime=600):
+    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({"train.py": (SCRIPTS / "train.py").read_bytes()}))
+    for key in ("train/a.csv", "train/b.csv", "validation/v.csv"):
+        ctx.store.put_bytes(f"s3://bkt/data/{key}", b"1,2\n")
+    return {
+        "AlgorithmSpecification": {
+            "TrainingImage": XGBOOST, "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "validation:score", "Regex": "validation:score=([-+0-9.eE]+);"}]},
+        "HyperParameters": {**STATIC_HPS, **(hps or {})},
+        "InputDataConfig": [
+            {"ChannelName": name, "ContentType": "text/csv",
+             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://bkt/data/{name}",
+                                             "S3DataDistributionType": distribution}}}
+            for name in ("train", "validation")],
+        "OutputDataConfig": {"S3OutputPath": "s3://bkt/models"},
+        "ResourceConfig": {"InstanceCount": count, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
+        "RoleArn": ROLE,
+    }
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_training_follows_the_toolkit_contract(tmp_path, isolation):
+    ctx = make_ctx(tmp_path, isolation)
+    request = training_request(ctx)
+    response = run_training("train-1", request, ctx)
+    model_uri = "s3://bkt/models/train-1/output/model.tar.gz"
+    assert response["TrainingJobStatus"] == "Completed"
+    assert response["TrainingJobArn"] == "arn:aws:sagemaker:us-east-1:000000000000:training-job/train-1"
+    assert response["ModelArtifacts"] == {"S3ModelArtifacts": model_uri}
+    assert response["HyperParameters"] == request["HyperParameters"]
+    assert [(m["MetricName"], m["Value"]) for m in response["FinalMetricDataList"]] == [("validation:score", 0.25)]
+    assert untar(ctx.store.get_bytes("s3://bkt/models/train-1/output/output.tar.gz")) == {"extra.txt": b"extra"}
+
+    report = json.loads(untar(ctx.store.get_bytes(model_uri))["report-algo-1.json"])
+    assert report["argv"] == ["--eta", "0.25", "--flag", "True", "--label", "Revenue"]
+    assert report["hyperparameters"] == request["HyperParameters"]
+    assert report["channels"] == {"train": ["a.csv", "b.csv"], "validation": ["v.csv"]}
+    assert report["resourceconfig"]["current_host"] == "algo-1"
+    assert report["resourceconfig"]["network_interface_name"] == "eth0"
+    assert report["inputdataconfig"]["train"]["ContentType"] == "text/csv"
+    opt_ml = "/opt/ml" if isolation == "namespace" else str(ctx.work_dir / "algo-1")
+    assert report["cwd"] == f"{opt_ml}/code"
+    env = report["env"]
+    assert env["SM_MODEL_DIR"] == f"{opt_ml}/model"
+    assert env["SM_CHANNEL_TRAIN"] == f"{opt_ml}/input/data/train"
+    assert env["SM_OUTPUT_DATA_DIR"] == f"{opt_ml}/output/data"
+    assert json.loads(env["SM_HPS"]) == {"eta": 0.25, "flag": True, "label": "Revenue"}
+    assert env["SM_HP_ETA"] == "0.25" and env["SM_HP_LABEL"] == "Revenue"
+    assert json.loads(env["SM_HOSTS"]) == ["algo-1"] and env["SM_CURRENT_HOST"] == "algo-1"
+    assert json.loads(env["SM_CHANNELS"]) == ["train", "validation"]
+    assert env["SM_NUM_GPUS"] == "0" and int(env["SM_NUM_CPUS"]) >= 1
+    assert env["SM_MODULE_DIR"] == "s3://bkt/code/sourcedir.tar.gz"
+    assert json.loads(env["SM_USER_ARGS"]) == report["argv"]
+    assert json.loads(env["SM_TRAINING_ENV"])["job_name"] == "train-1"
+    assert env["SM_LOG_LEVEL"] == "20" and env["TRAINING_JOB_NAME"] == "train-1"
+    assert json.loads(env["SM_RESOURCE_CONFIG"])["hosts"] == ["algo-1"]
+    assert "train" in json.loads(env["SM_INPUT_DATA_CONFIG"])
+    json.dumps(response)
+
+
+def test_failure_file_becomes_the_failure_reason_and_nothing_is_uploaded(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(JobFailed) as failure:
+        run_training("train-1", training_request(ctx, hps={"mode": '"failure-file"'}), ctx)
+    assert failure.value.error_type == "AlgorithmError"
+    assert failure.value.response["FailureReason"] == "AlgorithmError: bad training data"
+    assert failure.value.response["TrainingJobStatus"] == "Failed"
+    assert ctx.store.list("s3://bkt/models/") == []
+
+
+def test_a_killed_job_is_an_internal_retryable_error(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(JobFailed) as failure:
+        run_training("train-1", training_request(ctx, hps={"mode": '"kill"'}), ctx)
+    assert failure.value.error_type == "SageMaker.JOB_INTERNAL_ERROR"
+    assert "SIGKILL" in failure.value.reason
+
+
+def test_max_runtime_stops_the_job(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(JobFailed, match="MaxRuntimeExceeded"):
+        run_training("train-1", training_request(ctx, hps={"sleep": "30"}, max_runtime=1), ctx)
+
+
+def test_each_training_host_has_its_own_identity_and_shard(tmp_path):
+    ctx = make_ctx(tmp_path)
+    run_training("train-2", training_request(ctx, count=2, distribution="ShardedByS3Key"), ctx)
+    reports = {h: json.loads((ctx.work_dir / h / "model" / f"report-{h}.json").read_text())
+               for h in ("algo-1", "algo-2")}
+    assert {h: r["env"]["SM_CURRENT_HOST"] for h, r in reports.items()} == {"algo-1": "algo-1", "algo-2": "algo-2"}
+    assert {h: r["channels"]["train"] for h, r in reports.items()} == {"algo-1": ["a.csv"], "algo-2": ["b.csv"]}
+    log = ctx.log_path.read_text()
+    assert "[algo-1] validation:score=0.25;" in log and "[algo-2] validation:score=0.25;" in log
+    model = untar(ctx.store.get_bytes("s3://bkt/models/train-2/output/model.tar.gz"))
+    assert list(model) == ["report-algo-1.json"]
+
+
+def test_training_needs_script_mode(tmp_path):
+    ctx = make_ctx(tmp_path)
+    request = training_request(ctx)
+    del request["HyperParameters"]["sagemaker_program"]
+    with pytest.raises(JobFailed, match="script mode") as failure:
+        run_training("train-1", request, ctx)
+    assert failure.value.error_type == "ClientError"
+
+
+# --- Transform -----------------------------------------------------------------
+
+
+def model_request(ctx):
+    ctx.store.put_bytes("s3://bkt/models/m/model.tar.gz", tar_gz({
+        "model.json": json.dumps({"weights": [1.0, 10.0], "bias": 0.5}).encode(),
+        "code/inference.py": (SCRIPTS / "inference.py").read_bytes()}))
+    return {"ModelName": "scorer", "ExecutionRoleArn": ROLE, "PrimaryContainer": {
+        "Image": XGBOOST, "ModelDataUrl": "s3://bkt/models/m/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}}}
+
+
+def transform_request(strategy="MultiRecord"):
+    return {
+        "ModelName": "scorer", "BatchStrategy": strategy, "MaxPayloadInMB": 6,
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/batch/in"}},
+                           "ContentType": "text/csv", "SplitType": "Line"},
+        "TransformOutput": {"S3OutputPath": "s3://bkt/batch/out", "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+
+
+@pytest.mark.parametrize("strategy, batches", [("MultiRecord", ["batch of 3 rows", "batch of 2 rows"]),
+                                               ("SingleRecord", ["batch of 1 rows"] * 5)])
+def test_transform_scores_every_input_object(tmp_path, strategy, batches):
+    ctx = make_ctx(tmp_path)
+    ctx.models["scorer"] = model_request(ctx)
+    ctx.store.put_bytes("s3://bkt/batch/in/a.csv", b"1,0\n0,1\n2,2\n")
+    ctx.store.put_bytes("s3://bkt/batch/in/b.csv", b"1,1\n\n3,0\n")
+    response = run_transform("score-1", transform_request(strategy), ctx)
+    assert response["TransformJobStatus"] == "Completed"
+    assert response["TransformJobArn"].endswith(":transform-job/score-1")
+    assert ctx.store.list("s3://bkt/batch/out/") == ["s3://bkt/batch/out/a.csv.out", "s3://bkt/batch/out/b.csv.out"]
+    assert ctx.store.get_bytes("s3://bkt/batch/out/a.csv.out") == b"1.5\n10.5\n22.5\n"
+    assert ctx.store.get_bytes("s3://bkt/batch/out/b.csv.out") == b"11.5\n3.5\n"
+    assert [line for line in ctx.log_path.read_text().splitlines() if line.startswith("batch")] == batches
+
+
+def test_transform_of_an_unknown_model_is_a_client_error(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(JobFailed, match="scorer") as failure:
+        run_transform("score-1", transform_request(), ctx)
+    assert failure.value.error_type == "ClientError"
+
+
+def test_payloads_respect_split_strategy_and_size():
+    data = b"aa\nbb\n\ncc\n"
+    assert list(serving.payloads(data, "Line", "MultiRecord", 0)) == [b"aa\nbb\ncc"]
+    assert list(serving.payloads(data, "Line", "MultiRecord", 5)) == [b"aa\nbb", b"cc"]
+    assert list(serving.payloads(data, "Line", "SingleRecord", 0)) == [b"aa", b"bb", b"cc"]
+    assert list(serving.payloads(data, "None", "MultiRecord", 0)) == [data]
+    with pytest.raises(ValueError, match="MaxPayloadInMB"):
+        list(serving.payloads(data, "None", "MultiRecord", 4))
+
+
+def test_default_handlers_decode_predict_and_encode(tmp_path):
+    (tmp_path / "program.py").write_text("def model_fn(model_dir):\n    return None\n")
+    handlers = serving.load_handlers(tmp_path, tmp_path, "program.py")
+
+    class Doubler:
+        def predict(self, rows):
+            return rows.sum(axis=1) * 2
+
+    assert serving.invoke(handlers, Doubler(), b"1,2\n3,4\n", "text/csv", "text/csv") == (b"6.0\n14.0\n", "text/csv")
+    body, content_type = serving.invoke(handlers, Doubler(), b"[[1, 1]]", "application/json", "application/json")
+    assert (json.loads(body), content_type) == ([4], "application/json")
