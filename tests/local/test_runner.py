@@ -11,9 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipelines.local import LocalHome, RunError, run_pipeline
+from pipelines.local.cache import StepCache
 from pipelines.local.jobs import JobFailed
+from pipelines.local.plan import parse_duration
 from pipelines.local.registry import Registry
-from pipelines.local.runner import StepCache, parse_duration, retry_delay
+from pipelines.local.runner import retry_delay
 from pipelines.local.storage import LocalStore
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
