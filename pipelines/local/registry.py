@@ -1,7 +1,8 @@
 """A local model registry: SageMaker's model package groups and versions, in SQLite.
 
 RegisterModel steps of local executions land here, so the approve-then-deploy
-flow can be rehearsed offline. Every write is one `BEGIN IMMEDIATE`
+flow can be rehearsed offline. A version can carry a model card (Markdown),
+returned as DescribeModelPackage's `ModelCard`. Every write is one `BEGIN IMMEDIATE`
 transaction, so no reader ever sees half a version and two processes
 registering at once get distinct version numbers.
 """
@@ -29,9 +30,12 @@ CREATE TABLE IF NOT EXISTS model_packages (
     created TEXT NOT NULL,
     modified TEXT NOT NULL,
     execution_id TEXT,
+    model_card TEXT,
     PRIMARY KEY (group_name, version)
 );
 """
+# Columns added after the first release: (name, SQL type), added to older databases on open.
+_ADDED_COLUMNS = (("model_card", "TEXT"),)
 
 
 class Registry:
@@ -42,6 +46,7 @@ class Registry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.executescript(_SCHEMA)
+        self._migrate()
 
     def register(self, request: dict, *, execution_id: str | None, store=None) -> dict:
         """Add the next version of `request["ModelPackageGroupName"]` (a
@@ -62,7 +67,8 @@ class Registry:
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM model_packages WHERE group_name = ?", (group,)
             ).fetchone()
             db.execute(
-                "INSERT INTO model_packages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO model_packages (group_name, version, status, request, metrics, created, modified,"
+                " execution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (group, version, status, json.dumps(request), metrics, now, now, execution_id),
             )
         return self.get(group, version)
@@ -109,8 +115,35 @@ class Registry:
             raise LookupError(f"no model package {group}/{version} in {self.path}")
         return self.get(group, version)
 
+    def set_model_card(self, group: str, version: int, content: str, status: str = "Draft") -> dict:
+        """Attach a model card (Markdown) to a version, replacing any earlier one."""
+        card = json.dumps({"ModelCardContent": content, "ModelCardStatus": status})
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE model_packages SET model_card = ?, modified = ? WHERE group_name = ? AND version = ?",
+                (card, _now(), group, version),
+            ).rowcount
+        if not changed:
+            raise LookupError(f"no model package {group}/{version} in {self.path}")
+        return self.get(group, version)
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older version lacks. The check is repeated
+        inside the write transaction, so two processes opening it at once add each column once."""
+        def missing(db) -> list[tuple[str, str]]:
+            have = {row[1] for row in db.execute("PRAGMA table_info(model_packages)")}
+            return [(name, sql_type) for name, sql_type in _ADDED_COLUMNS if name not in have]
+
+        with closing(self._connect()) as db:
+            if not missing(db):
+                return
+        with self._transaction() as db:
+            for name, sql_type in missing(db):
+                db.execute(f"ALTER TABLE model_packages ADD COLUMN {name} {sql_type}")
+
     def _describe(self, row: tuple) -> dict:
-        group, version, status, request, metrics, created, modified, execution_id = row
+        group, version, status, request, metrics, created, modified, execution_id, model_card = row
+        card = {"ModelCard": json.loads(model_card)} if model_card else {}
         return {
             **json.loads(request),
             "ModelPackageGroupName": group,
@@ -122,6 +155,7 @@ class Registry:
             "LastModifiedTime": modified,
             "PipelineExecutionId": execution_id,
             "Metrics": json.loads(metrics),
+            **card,
         }
 
     def _arn(self, kind: str, name: str) -> str:
@@ -147,7 +181,8 @@ class Registry:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 
 
-_SELECT = "SELECT group_name, version, status, request, metrics, created, modified, execution_id FROM model_packages"
+_SELECT = ("SELECT group_name, version, status, request, metrics, created, modified, execution_id, model_card"
+           " FROM model_packages")
 
 
 def _read_metrics(model_metrics: dict, store) -> dict[str, Any]:

@@ -1,0 +1,410 @@
+"""Run report and model card: rendering from fake records and store contents, the wiring of
+`run --local`, the registry's model card, and `deploy.py report` on a real small local run."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import cli, report
+from pipelines.local import LocalHome
+from pipelines.local.registry import Registry
+from pipelines.local.storage import LocalStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processing_scripts"))
+import evaluate  # noqa: E402  (the real report layout, so these fakes follow evaluate.py)
+
+RUN = "s3://bkt/p/runs/e1"
+MODEL = "s3://bkt/p/models/Tune/Tune-1-001/output/model.tar.gz"
+ARN = "arn:aws:sagemaker:us-east-1:000000000000:model-package/purchase-intent/3"
+PNG = "data:image/png;base64,"
+
+
+# --- fakes ------------------------------------------------------------------------------------
+
+
+def evaluation(problem: str, *, points: bool = False) -> dict:
+    """An evaluation.json made by evaluate.py's own functions on random predictions."""
+    rng = np.random.default_rng(0)
+    if problem == "binary":
+        y = rng.integers(0, 2, 400)
+        section, curves = evaluate.binary_report(y, np.clip(0.35 * y + 0.65 * rng.random(400), 0, 1), 0.5)
+    elif problem == "multiclass":
+        y = rng.integers(0, 3, 300)
+        proba = rng.dirichlet(np.ones(3), 300)
+        proba[np.arange(300), y] += 1
+        section, curves = evaluate.multiclass_report(y, proba / proba.sum(axis=1, keepdims=True))
+    else:
+        y = rng.normal(50, 10, 300)
+        predicted = y + rng.normal(0, 4, 300)
+        section, curves = evaluate.regression_report(y, predicted)
+        if points:
+            curves["predicted_vs_actual"] = {"actual": y[:50].tolist(), "predicted": predicted[:50].tolist()}
+    importance = [{"feature": f"feature_{i}", "gain": 10.0 - i} for i in range(6)]
+    return {**section, "curves": curves, "feature_importance": importance, "n_test": 300}
+
+
+def profile(problem: str) -> dict:
+    classes = {"binary": ["FALSE", "TRUE"], "multiclass": ["bronze", "gold", "silver"], "regression": None}[problem]
+    balance = ({"mean": 50.0, "std": 10.0, "min": 12.5, "max": 88.0} if problem == "regression"
+               else {str(i): 100 * (i + 1) for i in range(len(classes))})
+    return {
+        "problem_type": problem, "label": "Target", "classes": classes, "input_files": ["/opt/ml/x.csv"],
+        "rows_read": 1234, "duplicates_dropped": 7, "label_missing_dropped": 1,
+        "rows": {"train": 800, "validation": 213, "test": 213}, "seed": 42,
+        "label_balance": {"all": balance, "train": balance, "validation": balance, "test": balance},
+        "columns": {
+            "PageValues": {"kind": "numeric", "dtype": "float64", "count": 1200, "missing": 26, "imputed_with": 0.5,
+                           "mean": 5.25, "std": 18.5, "min": 0.0, "max": 361.75},
+            "Month": {"kind": "categorical", "dtype": "str", "count": 1226, "missing": 0, "imputed_with": "May",
+                      "unique": 3, "top": {"May": 600, "Nov": 400, "Mar": 226}},
+        },
+    }
+
+
+GATES = {"binary": "binary_classification_metrics.roc_auc", "multiclass": "multiclass_classification_metrics.accuracy",
+         "regression": "regression_metrics.r2"}
+
+
+def definition(problem: str = "binary") -> dict:
+    get = lambda path: {"Get": path}  # noqa: E731
+    outputs = lambda *names: {"Outputs": [{"OutputName": n, "S3Output": {"S3Uri": f"{RUN}/x/{n}"}} for n in names]}  # noqa: E731
+    gate = {"Std:JsonGet": {"PropertyFile": get("Steps.Evaluate.PropertyFiles.EvaluationReport"),
+                            "Path": f"{GATES[problem]}.value"}}
+    return {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "MaxTuningJobs", "Type": "Integer", "DefaultValue": 4},
+                       {"Name": "QualityThreshold", "Type": "Float", "DefaultValue": 0.8}],
+        "Steps": [
+            {"Name": "Preprocess", "Type": "Processing",
+             "Arguments": {"ProcessingOutputConfig": outputs("train", "test", "profile")}},
+            {"Name": "Tune", "Type": "Tuning",
+             "Arguments": {"Train": get("Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri")}},
+            {"Name": "Evaluate", "Type": "Processing",
+             "Arguments": {"Model": get("Steps.Tune.BestTrainingJob.TrainingJobName"),
+                           "Test": get("Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"),
+                           "ProcessingOutputConfig": outputs("evaluation")},
+             "PropertyFiles": [{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation",
+                                "FilePath": "evaluation.json"}]},
+            {"Name": "QualityGate", "Type": "Condition", "Arguments": {
+                "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": gate,
+                                "RightValue": get("Parameters.QualityThreshold")}],
+                "IfSteps": [{"Name": "Register-RegisterModel", "Type": "RegisterModel",
+                             "Arguments": {"Model": get("Steps.Tune.BestTrainingJob.TrainingJobName")}}],
+                "ElseSteps": [{"Name": "Fail", "Type": "Fail", "Arguments": {"ErrorMessage": "too weak"}}]}},
+        ],
+    }
+
+
+def step(name, type_, status="Succeeded", **fields) -> dict:
+    return {"name": name, "type": type_, "status": status, "cache_hit": False, "started": None, "ended": None,
+            "seconds": 1.25 if status != "NotRun" else None, "attempts": [{"attempt": 1, "status": status}]
+            if type_ in ("Processing", "Tuning") and status != "NotRun" else [], "job_name": None, "arguments": None,
+            "response": None, "property_files": {}, "failure_reason": None, "log": None, **fields}
+
+
+def processing_response(*names) -> dict:
+    return {"ProcessingOutputConfig": {"Outputs": [{"OutputName": n, "S3Output": {"S3Uri": f"{RUN}/x/{n}"}}
+                                                   for n in names]}}
+
+
+def fake_run(tmp_path, problem="binary", *, outcome="True", failed_at=None, points=False):
+    """(execution record, definition, store) of a run that got as far as the arguments say."""
+    store = LocalStore(tmp_path / "s3")
+    store.put_bytes(f"{RUN}/x/profile/profile.json", json.dumps(profile(problem)).encode())
+    report_doc = evaluation(problem, points=points)
+    section = next(k for k in report.SECTIONS if k in report_doc)
+    value = report_doc[section][GATES[problem].split(".")[1]]["value"]
+    steps = [
+        step("Preprocess", "Processing", response=processing_response("train", "test", "profile")),
+        step("Tune", "Tuning", arguments={"TrainingJobDefinition": {"StaticHyperParameters": {
+            "label": '"Target"', "sagemaker_program": '"train.py"'}}}, response={
+            "BestTrainingJob": {"TrainingJobName": "Tune-1-001", "TunedHyperParameters": {"eta": "0.125", "max_depth": "4"},
+                                "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "validation:auc",
+                                                                                "Value": 0.91, "Type": "Maximize"}},
+            "TrainingJobStatusCounters": {"Completed": 2}}),
+        step("Evaluate", "Processing", response=processing_response("evaluation"),
+             property_files={"EvaluationReport": report_doc}),
+        step("QualityGate", "Condition", arguments={"Conditions": [{"Type": "GreaterThanOrEqualTo",
+                                                                    "LeftValue": value, "RightValue": 0.8}]},
+             response={"Outcome": outcome}),
+        step("Register-RegisterModel", "RegisterModel", response={
+            "ModelPackageGroupName": "purchase-intent", "ModelPackageVersion": 3, "ModelPackageArn": ARN,
+            "ModelApprovalStatus": "PendingManualApproval",
+            "CustomerMetadataProperties": {"problem_type": problem, "label": "Target"},
+            "InferenceSpecification": {"Containers": [{"Image": "x/sagemaker-xgboost:3.0-5", "ModelDataUrl": MODEL,
+                                                       "Framework": "XGBOOST", "FrameworkVersion": "3.0-5"}],
+                                       "SupportedContentTypes": ["text/csv", "application/json"],
+                                       "SupportedResponseMIMETypes": ["text/csv", "application/json"]}})
+        if outcome == "True" else step("Register-RegisterModel", "RegisterModel", "NotRun"),
+        step("Fail", "Fail", "NotRun") if outcome == "True" else
+        step("Fail", "Fail", "Failed", failure_reason="Quality gate failed: too weak"),
+    ]
+    status, reason = ("Succeeded", None) if outcome == "True" else ("Failed", "Quality gate failed: too weak")
+    if failed_at:
+        index = [s["name"] for s in steps].index(failed_at)
+        reason, status = "AlgorithmError: training crashed", "Failed"
+        steps[index] = step(failed_at, steps[index]["type"], "Failed", failure_reason=reason)
+        steps[index + 1:] = [step(s["name"], s["type"], "NotRun") for s in steps[index + 1:]]
+    execution = {
+        "execution_id": "e1", "pipeline_name": "purchase-intent", "status": status, "failure_reason": reason,
+        "failed_step": failed_at or (None if outcome == "True" else "Fail"), "started": "2024-05-01T12:00:00+00:00",
+        "ended": "2024-05-01T12:01:05+00:00", "seconds": 65.0, "resumes": 0,
+        "execution_arn": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/purchase-intent/execution/e1",
+        "parameters": {"MaxTuningJobs": 2, "QualityThreshold": 0.8,
+                       "InputData": "s3://bkt/p/data/online_shoppers_synthetic.csv"},
+        "steps": steps,
+    }
+    return execution, definition(problem), store, report_doc
+
+
+def render(tmp_path, **kwargs) -> tuple[str, dict]:
+    execution, definition_, store, doc = fake_run(tmp_path, **kwargs)
+    path = report.render_report(execution, definition_, store, out_path=tmp_path / "out" / "report.html")
+    return path.read_text(), doc
+
+
+def assert_self_contained(html: str) -> None:
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", html), "an external asset"
+    assert "<svg" in html
+
+
+# --- the HTML report ----------------------------------------------------------------------------
+
+
+def test_binary_report_shows_steps_metrics_gate_profile_and_plots(tmp_path):
+    html, doc = render(tmp_path)
+    assert_self_contained(html)
+    for name in ("Preprocess", "Tune", "Evaluate", "QualityGate", "Register-RegisterModel", "Fail"):
+        assert f">{name}<" in html
+    assert html.count("badge ok") >= 5 and "not run" in html
+    metrics = doc["binary_classification_metrics"]
+    for name in ("roc_auc", "pr_auc", "brier_score", "expected_calibration_error"):
+        assert f"{metrics[name]['value']:.4f}" in html
+    assert f"roc_auc {metrics['roc_auc']['value']:.4f} ≥ 0.8000" in html and "passed" in html
+    assert "purchase-intent v3" in html and "PendingManualApproval" in html
+    assert ids(html) == {"roc", "pr", "calibration", "confusion", "lift", "importance"}
+    assert html.count(PNG) == 6
+    assert "1,234" in html and "FALSE (0)" in html and "361.8" in html and "<code>May</code>" in html
+    assert "Not in this report" not in html
+    assert "<strong>2</strong> <span class=\"pill\">set</span>" in html  # MaxTuningJobs overridden (default 4)
+
+
+def ids(html: str) -> set[str]:
+    return set(re.findall(r'id="plot-([a-z_]+)"', html))
+
+
+def test_multiclass_report_has_a_confusion_matrix_with_class_names_and_no_binary_curves(tmp_path):
+    html, doc = render(tmp_path, problem="multiclass")
+    assert_self_contained(html)
+    assert ids(html) == {"confusion", "importance"}
+    metrics = doc["multiclass_classification_metrics"]
+    assert f"{metrics['accuracy']['value']:.4f}" in html and f"{metrics['macro_f1']['value']:.4f}" in html
+    assert "multiclass classification" in html and "gold (1)" in html
+    assert f"accuracy {metrics['accuracy']['value']:.4f} ≥ 0.8000" in html
+    assert "ROC curve" not in html
+
+
+@pytest.mark.parametrize("points", [False, True])
+def test_regression_report_draws_predicted_vs_actual_only_when_evaluate_records_points(tmp_path, points):
+    html, doc = render(tmp_path, problem="regression", points=points)
+    assert_self_contained(html)
+    assert ids(html) == ({"predicted_vs_actual", "importance"} if points else {"importance"})
+    assert ("records no points" in html) is not points
+    for name in ("rmse", "mae", "r2"):
+        assert f"{doc['regression_metrics'][name]['value']:.4f}" in html
+    assert "Label distribution" in html and "88" in html  # the label's statistics per split
+    assert f"r2 {doc['regression_metrics']['r2']['value']:.4f} ≥ 0.8000" in html
+
+
+def test_a_run_that_failed_in_training_shows_what_exists_and_says_what_is_missing(tmp_path):
+    html, _ = render(tmp_path, failed_at="Tune")
+    assert_self_contained(html)
+    assert "The execution failed at step Tune" in html and "AlgorithmError: training crashed" in html
+    missing = html[html.index("Not in this report"):html.index('id="graph"')]
+    assert "Evaluation (metrics and plots): step Evaluate did not run" in missing
+    assert "Hyperparameters of the best model: step Tune failed." in missing
+    assert "AlgorithmError" not in missing  # the reason is in the banner and the step table, not repeated here
+    assert "Registered model: none" in missing
+    assert PNG not in html and "No metrics" in html
+    assert "1,234" in html  # the profile of the step that did run
+    assert html.count("not run") >= 4 and "badge bad" in html
+
+
+def test_a_failed_quality_gate_is_shown_as_such(tmp_path):
+    html, doc = render(tmp_path, outcome="False")
+    assert "failed" in html and "Quality gate failed: too weak" in html
+    assert "the quality gate QualityGate was not met" in html
+    assert html.count(PNG) == 6  # the evaluation still exists
+    assert "none" in html[html.index("Registered model"):][:200]
+
+
+def test_without_a_definition_the_report_still_lists_the_recorded_steps(tmp_path):
+    execution, _, store, _ = fake_run(tmp_path)
+    html = report.render_report(execution, None, store, out_path=tmp_path / "r.html").read_text()
+    assert all(f">{s['name']}<" in html for s in execution["steps"])
+    assert html.count(PNG) == 6
+
+
+def test_the_graph_is_layered_left_to_right_with_branches_after_their_condition(tmp_path):
+    execution, definition_, _, _ = fake_run(tmp_path)
+    dag = report.dag_layout(definition_, execution)
+    x = {n["name"]: n["x"] for n in dag["nodes"]}
+    assert x["Preprocess"] < x["Tune"] < x["Evaluate"] < x["QualityGate"] < x["Register-RegisterModel"]
+    assert x["Register-RegisterModel"] == x["Fail"]
+    edges = {(e["source"], e["target"]): e["kind"] for e in dag["edges"]}
+    assert edges[("QualityGate", "Register-RegisterModel")] == "taken"
+    assert edges[("QualityGate", "Fail")] == "untaken"
+    assert edges[("Preprocess", "Tune")] == "data" and edges[("Preprocess", "Evaluate")] == "implied"
+    assert {g["label"] for g in dag["groups"]} == {"if QualityGate is true", "if QualityGate is false"}
+    status = {n["name"]: n["status"] for n in dag["nodes"]}
+    assert status["Fail"] == "NotRun" and status["Tune"] == "Succeeded"
+
+
+def test_the_report_is_written_atomically(tmp_path):
+    execution, definition_, store, _ = fake_run(tmp_path)
+    out = tmp_path / "reports" / "report.html"
+    report.render_report(execution, definition_, store, out_path=out)
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+# --- the model card -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
+def test_model_card_has_the_package_metrics_gate_and_an_example_request(tmp_path, problem):
+    execution, definition_, store, doc = fake_run(tmp_path, problem)
+    card = report.render_model_card(execution, definition_, store, description="Will this session buy?")
+    assert card.startswith("# Model card: purchase-intent version 3\n")
+    assert ARN in card and MODEL in card and "XGBoost 3.0-5" in card and "Will this session buy?" in card
+    section = next(k for k in report.SECTIONS if k in doc)
+    for name, metric in doc[section].items():
+        if name != "confusion_matrix":
+            assert f"| {metric['value']:.4f} |" in card
+    assert "**Quality gate** `QualityGate`" in card and "0.8000" in card
+    assert "| `eta` | 0.125 | tuned |" in card and "| `label` | Target | fixed |" in card
+    assert "```csv\nPageValues,Month\n0.5,May\n```" in card
+    assert "text/csv, application/json" in card
+    assert "**Synthetic data.**" in card  # the InputData name says so
+    if problem == "binary":
+        assert "Brier score" in card and "expected calibration error" in card
+    else:
+        assert "Not measured for" in card
+
+
+# --- wiring: run --local and the registry ---------------------------------------------------------
+
+
+def test_publish_writes_the_report_and_the_model_card_beside_the_model_and_in_the_registry(tmp_path):
+    home = LocalHome(tmp_path / "home")
+    execution, definition_, _, _ = fake_run(tmp_path)
+    store = LocalStore(home.s3)
+    fake_store_contents = LocalStore(tmp_path / "s3")
+    for uri in fake_store_contents.list("s3://bkt/"):
+        store.put_bytes(uri, fake_store_contents.get_bytes(uri))
+    run_dir = home.runs / "e1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "definition.json").write_text(json.dumps(definition_))
+    (run_dir / "execution.json").write_text(json.dumps(execution))
+    registry = Registry(home.registry)
+    for _ in range(3):  # version 3, as the fake record says
+        registry.register({"ModelPackageGroupName": "purchase-intent"}, execution_id="e1")
+
+    record = report.publish_local_run(execution, home=home, store=store)
+    assert record["report"] == str(run_dir / "report.html") and Path(record["report"]).is_file()
+    card_uri = MODEL.rsplit("/", 1)[0] + "/model_card.md"
+    assert record["model_card"] == card_uri and ARN in store.get_bytes(card_uri).decode()
+    assert card_uri in Path(record["report"]).read_text()
+    card = registry.get("purchase-intent", 3)["ModelCard"]
+    assert card["ModelCardStatus"] == "Draft" and ARN in card["ModelCardContent"]
+    assert "ModelCard" not in registry.get("purchase-intent", 2)
+    assert json.loads((run_dir / "execution.json").read_text())["report"] == record["report"]
+
+
+def test_publish_turns_a_rendering_problem_into_a_warning(tmp_path, monkeypatch):
+    home = LocalHome(tmp_path / "home")
+    execution, _, store, _ = fake_run(tmp_path, outcome="False")
+    (home.runs / "e1").mkdir(parents=True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no template")
+
+    monkeypatch.setattr(report, "render_report", broken)
+    warnings = []
+    record = report.publish_local_run(execution, home=home, store=store, warn=warnings.append)
+    assert record["status"] == "Failed" and "report" not in record
+    assert warnings == ["report not written: RuntimeError: no template"]
+
+
+def test_the_registry_adds_the_model_card_column_to_an_older_database(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executescript("""
+            CREATE TABLE model_package_groups (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+            CREATE TABLE model_packages (group_name TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL,
+                request TEXT NOT NULL, metrics TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL,
+                execution_id TEXT, PRIMARY KEY (group_name, version));
+            INSERT INTO model_package_groups VALUES ('g', 't');
+            INSERT INTO model_packages VALUES ('g', 1, 'Approved', '{}', '{}', 't', 't', 'e0');
+        """)
+    registry = Registry(path)
+    assert registry.get("g", 1)["ModelApprovalStatus"] == "Approved"
+    assert registry.register({"ModelPackageGroupName": "g"}, execution_id="e1")["ModelPackageVersion"] == 2
+    assert registry.set_model_card("g", 1, "# card")["ModelCard"]["ModelCardContent"] == "# card"
+    Registry(path)  # opening it again finds the column in place
+    with pytest.raises(LookupError):
+        registry.set_model_card("g", 9, "# card")
+
+
+# --- end to end: a real small local run, then `deploy.py report` ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """One real local run on 1,500 generated rows (one tuning job); returns (home, summary)."""
+    from pipelines.data import generate, write_csv
+
+    tmp = tmp_path_factory.mktemp("report-run")
+    csv = write_csv(generate(1500, seed=3), tmp / "sessions.csv")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = cli.main(["run", "--local", "--json", "--home", str(tmp / "home"), "--input-data", str(csv),
+                         "-p", "MaxTuningJobs=1", "-p", "QualityThreshold=0.5"])
+    summary = json.loads(out.getvalue())
+    assert code == 0, summary
+    return LocalHome(tmp / "home"), summary
+
+
+def test_run_local_renders_the_report_and_the_model_card(local_run):
+    home, summary = local_run
+    html = Path(summary["report"]).read_text()
+    assert summary["report"] == str(home.runs / summary["execution_id"] / "report.html")
+    assert ids(html) == {"roc", "pr", "calibration", "confusion", "lift", "importance"}
+    assert "1,500" in html and summary["registered_model"]["ModelPackageArn"] in html
+    card = LocalStore(home.s3).get_bytes(summary["model_card"]).decode()
+    assert summary["registered_model"]["ModelPackageArn"] in card and "| `max_depth` |" in card
+    assert home.execution(summary["execution_id"])["report"] == summary["report"]
+
+
+def test_the_report_command_writes_the_report_of_a_local_run(local_run, tmp_path, capsys):
+    home, summary = local_run
+    out = tmp_path / "copy.html"
+    assert cli.main(["report", summary["execution_id"], "--home", str(home.root), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    html = out.read_text()
+    assert summary["execution_id"] in html and html.count(PNG) == 6
+    assert f"{summary['gate']['value']:.4f}" in html
+
+
+def test_the_report_command_names_an_unknown_execution(tmp_path, capsys):
+    assert cli.main(["report", "nope", "--home", str(tmp_path)]) == 2
+    assert "no local execution 'nope'" in capsys.readouterr().err
