@@ -47,7 +47,8 @@ def _cloud_error():
 
 def _config(args):
     cfg = load_config(args.env, region=args.region, role_arn=args.role_arn, bucket=args.bucket,
-                      problem_type=args.problem_type, label=args.label, tuning=args.tuning)
+                      problem_type=args.problem_type, label=args.label, tuning=args.tuning,
+                      batch_transform=args.batch_transform)
     if cfg.region:
         return cfg
     import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
@@ -100,9 +101,12 @@ def cmd_diff(args):
     from pipelines import cloud
 
     cfg = _config(args)
-    compiled = _compiled(args, cfg)
     sm, _ = _clients(cfg)
-    lines = cloud.diff(cloud.deployed_definition(sm, compiled.name), compiled.definition)
+    current = cloud.deployed(sm, cfg.pipeline_name) or {}
+    if not cfg.role_arn and current.get("RoleArn"):  # compare like with like, not with the placeholder role
+        cfg = cfg.replace(role_arn=current["RoleArn"])
+    compiled = _compiled(args, cfg)
+    lines = cloud.diff(current.get("PipelineDefinition"), compiled.definition)
     print("\n".join(lines) if lines else f"{compiled.name}: deployed definition is up to date")
     return 1 if lines else 0
 
@@ -126,7 +130,7 @@ def cmd_start(args):
     if args.input_data:
         overrides["InputData"] = stage_input(args.input_data, cfg, lambda uri, data: cloud.upload_assets(
             s3, {uri: data}))
-    arn = cloud.start(sm, compiled, overrides)
+    arn = cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides))
     print(arn)
     if not args.wait:
         return 0
@@ -151,17 +155,172 @@ def cmd_run(args):
 
 
 def cmd_models(args):
-    from pipelines.local.cli import list_models
+    if args.local:
+        from pipelines.local.cli import list_models
 
+        return list_models(args)
+    from pipelines import endpoints
+
+    sm, s3 = _clients(_config(args))
+    groups = endpoints.list_models(sm, s3, last=args.last)
+    print("\n".join(endpoints.format_models(groups)) if groups else "no model package groups in SageMaker yet")
+
+
+# --- from a registered model to predictions: pipelines.endpoints (SageMaker), pipelines.local.endpoint (--local)
+
+
+def _home(args):
+    from pipelines.local import LocalHome
+
+    return LocalHome(Path(args.home)) if args.home else LocalHome.default()
+
+
+def cmd_approve(args, status="Approved"):
+    cfg = _config(args)
+    if args.local:
+        from pipelines.local import endpoint as local
+
+        package = local.set_approval(_home(args), cfg.model_package_group, args.version, status)
+    else:
+        from pipelines import endpoints
+
+        package = endpoints.set_approval(_clients(cfg)[0], cfg.model_package_group, args.version, status,
+                                         args.description)
+    print(f"{package['ModelPackageArn']}: {package['ModelApprovalStatus']}")
+
+
+def cmd_reject(args):
+    return cmd_approve(args, status="Rejected")
+
+
+def cmd_deploy_endpoint(args):
+    cfg = _config(args)
+    name = args.endpoint_name or f"{cfg.pipeline_name}-{cfg.env}"
+    instance_type = args.instance_type or cfg.inference_instance_type
+    if args.local:
+        from pipelines.local import endpoint as local
+
+        home = _home(args)
+        package = local.approved_package(home, cfg.model_package_group, args.model_package)
+        result = local.deploy(home, package, endpoint_name=name, instance_type=instance_type)
+        hint = f"serve it with: python deploy.py serve --local --endpoint-name {name}"
+    else:
+        from pipelines import endpoints
+
+        sm, _ = _clients(cfg)
+        package = endpoints.approved_package(sm, cfg.model_package_group, args.model_package)
+        result = endpoints.deploy_endpoint(sm, package, endpoint_name=name, role_arn=cfg.role_arn,
+                                           instance_type=instance_type, instance_count=args.instance_count,
+                                           tags=cfg.all_tags())
+        hint = endpoints.wait_in_service(sm, name)["EndpointStatus"] if args.wait else \
+            "SageMaker is bringing it into service (add --wait to follow)"
+    print(f"{result['Action']} endpoint {name}: config {result['EndpointConfigName']} serves "
+          f"{result['ModelPackageArn']}")
+    print(hint, file=sys.stderr)
+
+
+def cmd_serve(args):
     if not args.local:
-        raise UserError("models lists the local registry: add --local")
-    return list_models(args)
+        raise UserError("serve runs a local endpoint: add --local (in SageMaker, use deploy-endpoint)")
+    from pipelines.local import endpoint as local
+
+    cfg, home = _config(args), _home(args)
+    ref = args.model_package
+    if args.endpoint_name:
+        record = local.endpoint_record(home, args.endpoint_name)
+        if record is None:
+            raise UserError(f"no local endpoint {args.endpoint_name}: create it with "
+                            f"`python deploy.py deploy-endpoint --local --endpoint-name {args.endpoint_name}`")
+        ref = ref or record["ModelPackageArn"]
+    package = local.resolve(local.open_registry(home), cfg.model_package_group, ref or "latest-approved")
+    local.serve_package(home, package, host=args.host, port=args.port, max_payload_mb=args.max_payload_mb,
+                        announce=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def cmd_predict(args):
+    body = sys.stdin.buffer.read()
+    if not body.strip():
+        raise UserError("predict reads the rows to score from standard input: deploy.py predict ... < rows.csv")
+    if args.local:
+        from pipelines.local import endpoint as local
+
+        output = local.post(args.url, body, content_type=args.content_type, accept=args.accept)
+    else:
+        import boto3
+
+        from pipelines import endpoints
+
+        if not args.endpoint:
+            raise UserError("predict needs --endpoint NAME (or --local for the local server)")
+        runtime = boto3.Session(region_name=_config(args).region).client("sagemaker-runtime")
+        output = endpoints.invoke(runtime, args.endpoint, body, content_type=args.content_type, accept=args.accept)
+    sys.stdout.write(output.decode("utf-8"))
+
+
+def cmd_batch_transform(args):
+    cfg = _config(args)
+    instance_type = args.instance_type or cfg.inference_instance_type
+    if args.local:
+        from pipelines.local import endpoint as local
+
+        home = _home(args)
+        store = local.local_store(home)
+        package = local.approved_package(home, cfg.model_package_group, args.model_package)
+        job = local.batch_transform(home, store, package, input_path=args.input, output_uri=args.output,
+                                    data_root=cfg.s3_root, instance_type=instance_type)
+        output = job["TransformOutput"]["S3OutputPath"]
+        print(f"{job['TransformJobName']}: {job['TransformJobStatus']}, output {output}", file=sys.stderr)
+        print(store.path(output))
+        return 0
+    from pipelines import cloud, endpoints
+
+    sm, s3 = _clients(cfg)
+    package = endpoints.approved_package(sm, cfg.model_package_group, args.model_package)
+    if not args.input.startswith("s3://") and not Path(args.input).is_file():
+        raise UserError(f"--input {args.input}: give an s3:// URI (a file or a prefix) or a local file to upload")
+    input_uri = stage_input(args.input, cfg, lambda uri, data: cloud.upload_assets(s3, {uri: data}))
+    request = endpoints.batch_transform(sm, package, input_uri=input_uri, output_uri=args.output,
+                                        output_root=f"{cfg.s3_root}/transform", role_arn=cfg.role_arn,
+                                        instance_type=instance_type, tags=cfg.all_tags())
+    print(f"transform job {request['TransformJobName']} started", file=sys.stderr)
+    if args.wait:
+        endpoints.wait_transform(sm, request["TransformJobName"])
+    print(request["TransformOutput"]["S3OutputPath"])
 
 
 def cmd_download(args):
     from pipelines.data import download_uci
 
     print(download_uci(Path(args.dest)))
+
+
+def cmd_report(args):
+    """The HTML report of a local run (succeeded or not), written again from its records."""
+    from pipelines.local import open_store
+    from pipelines.report import render_report
+
+    home = _home(args)
+    try:
+        record = home.execution(args.execution_id)
+    except FileNotFoundError as e:
+        raise UserError(f"{e}; list runs under {home.runs}") from None
+    run_dir = home.runs / args.execution_id
+    definition = json.loads((run_dir / "definition.json").read_text())
+    out = Path(args.output) if args.output else run_dir / "report.html"
+    print(render_report(record, definition, open_store(None, root=home.s3), out_path=out))
+
+
+def _report_arguments(p):
+    p.add_argument("execution_id", metavar="EXECUTION_ID", help="a local execution (see runs/ under the home)")
+    p.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    p.add_argument("--output", "-o", metavar="FILE", help="default: runs/<EXECUTION_ID>/report.html in the home")
+
+
+def scoring_follows_input(parameters: dict, overrides: dict) -> dict:
+    """ScoringData (with --batch-transform) defaults to the input data, also when that is overridden."""
+    if "ScoringData" in parameters and "InputData" in overrides and "ScoringData" not in overrides:
+        overrides["ScoringData"] = overrides["InputData"]
+    return overrides
 
 
 def stage_input(path_or_uri: str, cfg, put) -> str:
@@ -201,6 +360,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--label", help="name of the label column")
     g.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=None,
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
+    g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
+                   help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
     g.add_argument("--definition", default=DEFAULT_DEFINITION, help="module with definition(cfg)")
 
     running = argparse.ArgumentParser(add_help=False)
@@ -230,6 +391,46 @@ def _parser() -> argparse.ArgumentParser:
     models = add("models", cmd_models, "list model package groups and versions")
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")
+    models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
+
+    local = argparse.ArgumentParser(add_help=False)
+    local.add_argument("--local", action="store_true", help="against the local registry and store instead of SageMaker")
+    local.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    package = argparse.ArgumentParser(add_help=False)
+    package.add_argument("--model-package", default="latest-approved", metavar="ARN|VERSION|latest-approved",
+                         help="the model package version (default: the newest Approved one)")
+    package.add_argument("--instance-type", help="default: inference_instance_type of the config")
+    for name, func, verb in (("approve", cmd_approve, "approve"), ("reject", cmd_reject, "reject")):
+        p = add(name, func, f"{verb} a version of the model package group", (common, local))
+        p.add_argument("version", metavar="VERSION|latest|ARN", help="version number, latest, or a model package ARN")
+        p.add_argument("--description", help="SageMaker: the ApprovalDescription")
+    deploy = add("deploy-endpoint", cmd_deploy_endpoint, "create the endpoint, or update it to a new endpoint config",
+                 (common, local, package))
+    deploy.add_argument("--endpoint-name", help="default: <pipeline_name>-<env>")
+    deploy.add_argument("--instance-count", type=int, default=1, help="SageMaker: instances behind the endpoint")
+    deploy.add_argument("--wait", action="store_true", help="SageMaker: wait until the endpoint is InService")
+    serve = add("serve", cmd_serve, "serve a locally registered model over HTTP (SageMaker's /ping and /invocations)",
+                (common, local))
+    serve.add_argument("--model-package", metavar="ARN|VERSION|latest-approved",
+                       help="default: what --endpoint-name serves, else the newest Approved version")
+    serve.add_argument("--endpoint-name", help="serve what `deploy-endpoint --local` set this endpoint to")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--max-payload-mb", type=float, default=6,
+                       help="larger requests get 413 (default 6, as SageMaker)")
+    predict = add("predict", cmd_predict, "score CSV rows from standard input; prints one prediction per row",
+                  (common, local))
+    predict.add_argument("--endpoint", help="SageMaker endpoint name")
+    predict.add_argument("--url", default="http://127.0.0.1:8080", help="--local: the server (default %(default)s)")
+    predict.add_argument("--content-type", default="text/csv", help="of the input (default text/csv)")
+    predict.add_argument("--accept", default="text/csv", help="of the output (default text/csv)")
+    transform = add("batch-transform", cmd_batch_transform, "score a file or prefix with a batch transform job",
+                    (common, local, package))
+    transform.add_argument("--input", required=True, metavar="PATH|s3://...",
+                           help="CSV with a header (a label column is ignored): file, folder (--local) or S3 prefix")
+    transform.add_argument("--output", metavar="s3://...", help="default: <bucket>/<prefix>/transform/<job name>")
+    transform.add_argument("--wait", action="store_true", help="SageMaker: wait for the job to finish")
+    _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", ()))
     add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
         "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
     return parser

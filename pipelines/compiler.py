@@ -23,6 +23,9 @@ XGBOOST_VERSION = "3.0-5"
 CACHE_EXPIRY = "P30D"
 # Local placeholder: compile and local runs need a role in the JSON; upsert refuses it.
 PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
+# The model archive carries its inference code in code/ (training_scripts/train.py puts it there),
+# so registering or creating a model needs no repack job.
+SERVING_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 
 
 class AwsCallDuringCompile(RuntimeError):
@@ -48,6 +51,8 @@ def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
     with warnings.catch_warnings():
         # The SDK warns that a PipelineSession starts no job: not starting jobs is the point of compiling.
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+        # ModelStep itself builds the CreateModelStep this deprecation is about; ModelStep is what we use.
+        warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
         build = _Builder(pipeline, cfg, sdk)
         sdk_pipeline = sdk.Pipeline(
             name=pipeline.name,
@@ -118,6 +123,10 @@ class _Builder:
             return self.steps[v.step.name].properties.ProcessingOutputConfig.Outputs[v.name].S3Output.S3Uri
         if isinstance(v, dsl.ModelRef):
             return self._model_uri(v.step)
+        if isinstance(v, dsl.RegisteredModelRef):
+            return self.steps[v.step.name].properties.InferenceSpecification.Containers[0].ModelDataUrl
+        if isinstance(v, dsl.ModelNameRef):
+            return self.steps[v.step.name].properties.ModelName
         if isinstance(v, dsl.ReportValue):
             step, name = v.report.step.name, v.report.name
             return self.sdk.JsonGet(step_name=step, property_file=self.property_files[(step, name)], json_path=v.path)
@@ -152,7 +161,7 @@ class _Builder:
             sdk, backoff = self.sdk, dict(interval_seconds=1, backoff_rate=2.0, max_attempts=step.retries)
             options["retry_policies"] = [
                 sdk.StepRetryPolicy(exception_types=[sdk.StepError.SERVICE_FAULT, sdk.StepError.THROTTLING], **backoff)
-                if isinstance(step, dsl.Register) else
+                if isinstance(step, (dsl.Register, dsl.Model)) else
                 sdk.SageMakerJobStepRetryPolicy(exception_types=[sdk.JobError.INTERNAL_ERROR,
                                                                  sdk.JobError.CAPACITY_ERROR], **backoff)]
         return options
@@ -232,9 +241,7 @@ class _Builder:
         image = self._image(step.image)
         model = sdk.Model(
             image_uri=image, model_data=self.value(step.model), role=self.role, sagemaker_session=self.session,
-            # The model archive carries its inference code in code/ (training_scripts/train.py puts it there),
-            # so registration needs no repack job.
-            env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+            env=dict(SERVING_ENV),
         )
         report = step.report
         output = report.step.reports[report.name]
@@ -250,6 +257,25 @@ class _Builder:
             framework="XGBOOST", framework_version=XGBOOST_VERSION,
         )
         return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
+
+    def _model(self, step: dsl.Model):
+        model = self.sdk.Model(image_uri=self._image(step.image), model_data=self.value(step.model), role=self.role,
+                               sagemaker_session=self.session, env=dict(SERVING_ENV))
+        return self.sdk.ModelStep(step.name, step_args=model.create(instance_type=step.instance_type),
+                                  **self._job_options(step))
+
+    def _transform(self, step: dsl.Transform):
+        sdk = self.sdk
+        transformer = sdk.Transformer(
+            model_name=self.value(step.model.name_ref), instance_type=self.value(step.instance_type),
+            instance_count=self.value(step.instance_count), accept=step.accept, assemble_with=step.assemble_with,
+            max_payload=step.max_payload_mb, sagemaker_session=self.session,
+            output_path=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs",
+                                                 sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, step.name]),
+        )
+        args = transformer.transform(data=self.value(step.data), content_type=step.content_type,
+                                     split_type=step.split_type)
+        return sdk.TransformStep(step.name, step_args=args, cache_config=self._cache(step), **self._job_options(step))
 
     def _fail(self, step: dsl.Fail):
         message = self.sdk.Join(on=" ", values=[self.text(part) for part in step.message])
@@ -291,7 +317,11 @@ def _offline_session(sdk, region: str, bucket: str):
         raise AwsCallDuringCompile(f"compile tried to call AWS ({kwargs.get('event_name')}); it must stay offline")
 
     boto.events.register("before-send", refuse)
-    return sdk.PipelineSession(boto_session=boto, default_bucket=bucket)
+    # An explicit SDK config, so the machine's ~/.config/sagemaker/config.yaml cannot add its KMS keys
+    # or tags to the JSON; then none at all, as the SDK re-validates a non-empty one at every lookup.
+    session = sdk.PipelineSession(boto_session=boto, default_bucket=bucket, sagemaker_config={"SchemaVersion": "1.0"})
+    session.sagemaker_config = {}
+    return session
 
 
 class _Sdk:
@@ -308,6 +338,7 @@ class _Sdk:
             from sagemaker.model import Model
             from sagemaker.model_metrics import MetricsSource, ModelMetrics
             from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+            from sagemaker.transformer import Transformer
             from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
                                          IntegerParameter)
             from sagemaker.workflow.condition_step import ConditionStep
@@ -326,9 +357,15 @@ class _Sdk:
             from sagemaker.workflow.retry import SageMakerJobExceptionTypeEnum as JobError
             from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
             from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
-            from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
+            from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep, TuningStep
             from sagemaker.xgboost import XGBoost
         self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+        from sagemaker.telemetry import telemetry_logging
+
+        # estimator.fit reports to AWS over HTTP with `requests`, outside the botocore hook that keeps
+        # compile offline. The SDK's switch for it is a non-empty SDK config, which costs seconds per
+        # compile (see _offline_session), so the report is switched off here instead.
+        telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
 
 
 _SDK: _Sdk | None = None

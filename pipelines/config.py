@@ -32,6 +32,7 @@ class Config:
     problem_type: str = "binary"
     label: str = "Revenue"
     tuning: bool = True
+    batch_transform: bool = False  # after registration, score ScoringData with the new model (CreateModel + Transform)
     processing_instance_type: str = "ml.m5.xlarge"
     training_instance_type: str = "ml.m5.xlarge"
     inference_instance_type: str = "ml.m5.large"
@@ -110,6 +111,8 @@ def _checked(values: dict, path: Path) -> dict:
         if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
             names = " or ".join(t.__name__ for t in expected)
             raise ConfigError(f"setting {key!r} in {path} must be {names}, got {value!r}")
+        if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"setting {key!r} in {path} must be a table of strings (AWS tag values), got {value!r}")
     return values
 
 

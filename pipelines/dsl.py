@@ -87,6 +87,20 @@ class ModelRef:
 
 
 @dataclass(frozen=True, eq=False)
+class RegisteredModelRef:
+    """The model.tar.gz a Register step registered (its InferenceSpecification's ModelDataUrl)."""
+
+    step: "Register"
+
+
+@dataclass(frozen=True, eq=False)
+class ModelNameRef:
+    """The name SageMaker gives the model a Model (CreateModel) step creates."""
+
+    step: "Model"
+
+
+@dataclass(frozen=True, eq=False)
 class ReportRef:
     """A JSON report a processing step writes (a SageMaker PropertyFile)."""
 
@@ -247,8 +261,47 @@ class Register(Step):
     description: str = ""
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def model_data(self) -> RegisteredModelRef:
+        """The artifact exactly as registered: what a Model step after registration should serve."""
+        return RegisteredModelRef(self)
+
     def inputs(self) -> list:
         return [self.model, self.approval_status, self.report]
+
+
+@dataclass(eq=False)
+class Model(Step):
+    """CreateModel: the serving container (image, model data, inference code) under a name."""
+
+    model: object = None  # ModelRef or RegisteredModelRef
+    image: str = "xgboost"
+    instance_type: str = "ml.m5.large"  # what the SDK's Model.create wants to know; not a deployment
+
+    @property
+    def name_ref(self) -> ModelNameRef:
+        return ModelNameRef(self)
+
+    def inputs(self) -> list:
+        return [self.model]
+
+
+@dataclass(eq=False)
+class Transform(Step):
+    """A batch transform job: score every object under `data` with a Model step's model."""
+
+    model: Model = None
+    data: object = None  # s3:// URI, Parameter or OutputRef
+    instance_type: object = None
+    instance_count: object = 1
+    content_type: str = "text/csv"
+    split_type: str = "None"  # None: each object is one request; Line: one record per line
+    accept: str = "text/csv"
+    assemble_with: str = "Line"
+    max_payload_mb: int = 6
+
+    def inputs(self) -> list:
+        return [self.model.name_ref, self.data, self.instance_type, self.instance_count]
 
 
 @dataclass(eq=False)
@@ -282,7 +335,7 @@ def _flatten(values) -> list:
 
 
 def _producer(value) -> Step | None:
-    if isinstance(value, (OutputRef, ModelRef, ReportRef)):
+    if isinstance(value, (OutputRef, ModelRef, ReportRef, RegisteredModelRef, ModelNameRef)):
         return value.step
     return None
 
@@ -338,6 +391,10 @@ class Pipeline:
             raise DefinitionError(f"step {name!r}: objective direction must be Maximize or Minimize")
         if not ranges:
             raise DefinitionError(f"step {name!r}: a tuning step needs at least one range to search")
+        for key, r in ranges.items():
+            if not isinstance(r, (Continuous, Integer, Categorical)):
+                raise DefinitionError(f"step {name!r}: range {key!r} is {r!r}; use Continuous(low, high), "
+                                      f"Integer(low, high) or Categorical(values)")
         for key, value in (("max_jobs", max_jobs), ("max_parallel", max_parallel)):
             _check_integer(name, key, value)
         metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
@@ -347,11 +404,49 @@ class Pipeline:
 
     def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
                  **options) -> Register:
+        # SageMaker names the step `<name>-RegisterModel`, and that name must be valid too.
+        _check_name("step", name, " (SageMaker calls it <name>-RegisterModel)", limit=64 - len("-RegisterModel"))
         if not isinstance(model, ModelRef):
             raise DefinitionError(f"step {name!r}: model must be a training step's .model or a tuning step's .best_model")
+        if not isinstance(report, ReportRef):
+            raise DefinitionError(f"step {name!r}: report must be a processing step's .report('name'), "
+                                  f"whose metrics are registered with the model")
         _check_name("model package group", group, f" (step {name!r})", limit=63)
         return self._add(Register(name, model=model, group=group, report=report, approval_status=approval_status,
                                   **options))
+
+    def model(self, name, model, *, image="xgboost", instance_type="ml.m5.large", **options) -> Model:
+        """CreateModel from a training step's .model, a tuning step's .best_model or a Register step's .model_data."""
+        # SageMaker names the step `<name>-CreateModel`, and that name must be valid too.
+        _check_name("step", name, " (SageMaker calls it <name>-CreateModel)", limit=64 - len("-CreateModel"))
+        if not isinstance(model, (ModelRef, RegisteredModelRef)):
+            raise DefinitionError(f"step {name!r}: model must be a training step's .model, a tuning step's "
+                                  f".best_model or a register step's .model_data")
+        step = Model(name, model=model, image=_image(name, image), instance_type=instance_type, **options)
+        self._check_instances(step, instance_type, 1)
+        return self._add(step)
+
+    def transform(self, name, model: Model, *, data, instance_type, instance_count=1, content_type="text/csv",
+                  split_type="None", accept="text/csv", assemble_with="Line", max_payload_mb=6,
+                  **options) -> Transform:
+        if not isinstance(model, Model):
+            raise DefinitionError(f"step {name!r}: model must be a model step (p.model(...)), got {model!r}")
+        source = data.default if isinstance(data, Parameter) else data
+        if not (isinstance(data, OutputRef) or (isinstance(source, str) and source.startswith("s3://"))):
+            raise DefinitionError(f"step {name!r}: data must be an s3:// URI, a String parameter holding one, "
+                                  f"or a processing step's output; got {source!r}")
+        for what, value, allowed in (("split_type", split_type, ("None", "Line")),
+                                     ("assemble_with", assemble_with, ("None", "Line"))):
+            if value not in allowed:
+                raise DefinitionError(f"step {name!r}: {what} must be one of {', '.join(allowed)}, got {value!r}")
+        if not isinstance(max_payload_mb, int) or isinstance(max_payload_mb, bool) or not 0 <= max_payload_mb <= 100:
+            raise DefinitionError(f"step {name!r}: max_payload_mb must be a whole number of MB from 0 to 100 "
+                                  f"(SageMaker's MaxPayloadInMB), got {max_payload_mb!r}")
+        step = Transform(name, model=model, data=data, instance_type=instance_type, instance_count=instance_count,
+                         content_type=content_type, split_type=split_type, accept=accept,
+                         assemble_with=assemble_with, max_payload_mb=max_payload_mb, **options)
+        self._check_instances(step, instance_type, instance_count)
+        return self._add(step)
 
     def fail(self, name, *message) -> Fail:
         return self._add(Fail(name, message=message))

@@ -28,6 +28,11 @@ def definition(cfg: Config) -> Pipeline:
                             description=f"Smallest acceptable test {problem.gate_metric}")
     approval = p.parameter("ModelApprovalStatus", cfg.model_approval_status, enum=APPROVAL_STATUSES)
     seed = p.parameter("SplitSeed", 42, description="Seed of the train/validation/test split")
+    if cfg.batch_transform:
+        scoring_data = p.parameter(
+            "ScoringData", cfg.default_input_data,
+            description="S3 URI (CSV file or prefix) scored after registration; rows need a header, "
+                        "and a label column is ignored. Default: the input data")
 
     task = ["--problem-type", cfg.problem_type, "--label", cfg.label]
     prep = p.processing(
@@ -82,5 +87,12 @@ def definition(cfg: Config) -> Pipeline:
                   "is not", ">=" if problem.gate_direction == "Maximize" else "<=",
                   "QualityThreshold", threshold)
     passed = metric >= threshold if problem.gate_direction == "Maximize" else metric <= threshold
-    p.condition("QualityGate", passed, then=[register], otherwise=[fail])
+    then = [register]
+    if cfg.batch_transform:
+        # Score with exactly the registered artifact. SplitType None sends each CSV object whole, so its
+        # header travels with every row (see docs/ARCHITECTURE.md, "Scoring data").
+        model = p.model("ScoringModel", register.model_data, instance_type=cfg.inference_instance_type)
+        then += [model, p.transform("BatchTransform", model, data=scoring_data,
+                                    instance_type=cfg.inference_instance_type, split_type="None")]
+    p.condition("QualityGate", passed, then=then, otherwise=[fail])
     return p

@@ -18,15 +18,16 @@ SYNTHETIC_SEED = 0
 
 
 def run_local(args) -> int:
-    from pipelines.local import LocalHome, open_store, run_pipeline
+    from pipelines.local import LocalHome, open_store
+    from pipelines.report import publish_local_run
 
     home = LocalHome(Path(args.home)) if args.home else LocalHome.default()
     store = open_store(None, root=home.s3)
     cfg = cli._config(args)
     events = None if args.json else _print_event
-    if args.resume:
-        record = run_pipeline(None, pipeline_name=cfg.pipeline_name, home=home, store=store, resume=args.resume,
-                              max_parallel_steps=args.max_parallel_steps, on_event=events)
+    if args.resume:  # the recorded definition and pipeline name, not the current ones
+        record = _run(None, home=home, store=store, resume=args.resume,
+                      max_parallel_steps=args.max_parallel_steps, on_event=events)
     else:
         compiled = cli._compiled(args, cfg)
         overrides = cli.parse_overrides(compiled.parameters, args.parameter)
@@ -37,14 +38,26 @@ def run_local(args) -> int:
             overrides["InputData"] = cli.stage_input(args.input_data, cfg, store.put_bytes)
         elif "InputData" not in overrides:
             _ensure_synthetic(store, cfg.default_input_data)
-        record = run_pipeline(compiled.definition, pipeline_name=compiled.name, parameters=overrides, home=home,
-                              store=store, max_parallel_steps=args.max_parallel_steps, on_event=events)
+        cli.scoring_follows_input(compiled.parameters, overrides)
+        record = _run(compiled.definition, pipeline_name=compiled.name, parameters=overrides, home=home,
+                      store=store, max_parallel_steps=args.max_parallel_steps, on_event=events)
+    record = publish_local_run(record, home=home, store=store, description=cfg.description)  # report, model card
     summary = summarise(record, cfg.problem_type)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         _print_summary(summary, cfg.problem_type)
     return 0 if record["status"] == "Succeeded" else 1
+
+
+def _run(definition, **options) -> dict:
+    """run_pipeline, with what it refuses before starting reported as a user error, not a traceback."""
+    from pipelines.local import RunError, run_pipeline
+
+    try:
+        return run_pipeline(definition, **options)
+    except RunError as e:
+        raise cli.UserError(str(e)) from None
 
 
 def summarise(record: dict, problem_type: str) -> dict:
@@ -65,6 +78,7 @@ def summarise(record: dict, problem_type: str) -> dict:
                                             ("ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus")},
         "metrics": metrics,
         "report": record.get("report"),
+        "model_card": record.get("model_card"),
     }
 
 
