@@ -39,14 +39,24 @@ def upload_assets(s3, assets: dict[str, bytes]) -> int:
     for uri, data in assets.items():
         bucket, key = split_s3_uri(uri)
         try:
-            s3.head_object(Bucket=bucket, Key=key)
-            continue
+            if not _exists(s3, bucket, key):
+                s3.put_object(Bucket=bucket, Key=key, Body=data)
+                uploaded += 1
         except ClientError as e:
-            if e.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-                raise
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
-        uploaded += 1
+            raise CloudError(f"could not upload {uri}: {e.response['Error']['Message']} "
+                             f"(create bucket {bucket} or pass --bucket NAME)") from None
     return uploaded
+
+
+def _exists(s3, bucket: str, key: str) -> bool:
+    """A 404 means "upload it"; S3 also answers 404 for a missing bucket, which put_object then names."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
 
 
 def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
@@ -56,7 +66,7 @@ def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
     fields = dict(PipelineName=compiled.name, PipelineDefinition=compiled.definition, RoleArn=role_arn,
                   PipelineDisplayName=compiled.display_name, PipelineDescription=compiled.description)
     tags = [{"Key": k, "Value": v} for k, v in sorted(compiled.tags.items())]
-    if deployed_definition(sm, compiled.name) is None:
+    if deployed(sm, compiled.name) is None:
         arn = sm.create_pipeline(**fields, Tags=tags, ClientRequestToken=str(uuid.uuid4()))["PipelineArn"]
     else:
         arn = sm.update_pipeline(**fields)["PipelineArn"]
@@ -103,9 +113,10 @@ def _steps(sm, execution_arn: str) -> list[dict]:
         return []  # progress is a courtesy; the execution status is what counts
 
 
-def deployed_definition(sm, name: str) -> str | None:
+def deployed(sm, name: str) -> dict | None:
+    """The DescribePipeline answer (definition, role, ...) or None when there is no such pipeline."""
     try:
-        return sm.describe_pipeline(PipelineName=name)["PipelineDefinition"]
+        return sm.describe_pipeline(PipelineName=name)
     except ClientError as e:
         if e.response["Error"]["Code"] in ("ResourceNotFound", "ValidationException") or "not exist" in str(e):
             return None

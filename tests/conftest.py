@@ -1,0 +1,68 @@
+"""Shared fixtures: environments without real AWS, and compiled pipelines.
+
+Other test modules may add fixtures here; keep each one small and documented.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FAKE_ROLE = "arn:aws:iam::123456789012:role/Test"
+REGION = "us-east-1"
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any request fails at once
+
+
+@pytest.fixture
+def offline_env(tmp_path) -> dict[str, str]:
+    """Environment for a subprocess with no AWS credentials, profile, endpoint, region or network."""
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "PROXY" not in k.upper()}
+    env.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty), AWS_EC2_METADATA_DISABLED="true",
+               HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, SAGEMAKER_SUPPRESS_V2_WARNING="1")
+    return env
+
+
+@pytest.fixture
+def fake_aws(monkeypatch, tmp_path):
+    """This process sees fake credentials and a region only: no profile, no endpoint, no ~/.aws."""
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    for key, value in dict(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=REGION,
+                           AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=str(empty),
+                           AWS_SHARED_CREDENTIALS_FILE=str(empty), AWS_EC2_METADATA_DISABLED="true").items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def moto_aws(fake_aws):
+    """Every boto3 client made inside the test talks to moto, in this process."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="session")
+def compile_with():
+    """compile_with(env="dev", **config overrides) -> Compiled purchase-intent pipeline, cached per arguments."""
+    from pipelines import purchase_intent
+    from pipelines.compiler import compile_pipeline
+    from pipelines.config import load_config
+
+    cache = {}
+
+    def compile_(**overrides):
+        key = tuple(sorted(overrides.items()))
+        if key not in cache:
+            env = overrides.pop("env", "dev")
+            cfg = load_config(env, **{"region": REGION, **overrides})
+            cache[key] = compile_pipeline(purchase_intent.definition(cfg), cfg)
+        return cache[key]
+
+    return compile_

@@ -1,0 +1,93 @@
+"""Per-environment settings: dev and prod differ, flags win, mistakes name the key and the file."""
+from __future__ import annotations
+
+import pytest
+
+from pipelines.config import CONFIG_FILE, Config, ConfigError, load_config
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_dev_and_prod_differ_where_the_file_says():
+    dev, prod = load_config("dev"), load_config("prod")
+    assert (dev.env, prod.env) == ("dev", "prod")
+    assert (dev.bucket, prod.bucket) == ("purchase-intent-dev", "purchase-intent-prod")
+    assert (dev.max_tuning_jobs, prod.max_tuning_jobs) == (4, 20)
+    assert prod.training_instance_type == "ml.m5.2xlarge" != dev.training_instance_type
+    assert dev.tags == {"project": "purchase-intent", "environment": "dev"}
+    assert prod.tags == {"project": "purchase-intent", "environment": "prod"}
+    assert dev.pipeline_name == prod.pipeline_name == "purchase-intent"  # from [default]
+
+
+def test_flags_override_the_file_and_none_means_not_given():
+    cfg = load_config("prod", region="eu-west-1", bucket="mine", role_arn="arn:aws:iam::123456789012:role/R",
+                      problem_type="regression", tuning=False, label=None)
+    assert (cfg.region, cfg.bucket, cfg.role_arn) == ("eu-west-1", "mine", "arn:aws:iam::123456789012:role/R")
+    assert (cfg.problem_type, cfg.tuning, cfg.label) == ("regression", False, "Revenue")
+    assert cfg.max_tuning_jobs == 20  # untouched settings keep the file's value
+
+
+def test_an_environment_table_overrides_nested_tags_key_by_key(tmp_path):
+    path = write(tmp_path, '[default.tags]\na = "1"\nb = "2"\n[qa.tags]\nb = "3"\n')
+    assert load_config("qa", path=path).tags == {"a": "1", "b": "3"}
+
+
+def test_an_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, '[default]\nbucket = "b"\n[dev]\nbuckett = "typo"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config("dev", path=path)
+    assert f"unknown setting 'buckett' in {path}" in str(e.value)
+    assert "bucket" in str(e.value).split("known settings are", 1)[1]
+
+
+@pytest.mark.parametrize("line, key, expected", [
+    ('max_tuning_jobs = "8"', "max_tuning_jobs", "int"),
+    ("tuning = 1", "tuning", "bool"),
+    ("max_tuning_jobs = true", "max_tuning_jobs", "int"),
+    ("quality_threshold = true", "quality_threshold", "float or int"),
+    ("bucket = 3", "bucket", "str"),
+    ('tags = "x"', "tags", "dict"),
+])
+def test_a_value_of_the_wrong_type_names_the_key_the_file_and_the_type(tmp_path, line, key, expected):
+    path = write(tmp_path, f"[dev]\n{line}\n")
+    with pytest.raises(ConfigError, match=rf"setting '{key}' in {path} must be {expected}, got"):
+        load_config("dev", path=path)
+
+
+def test_an_int_is_accepted_where_a_float_is_expected(tmp_path):
+    assert load_config("dev", path=write(tmp_path, "[dev]\nquality_threshold = 1\n")).quality_threshold == 1
+
+
+def test_an_unknown_environment_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=rf"environment 'staging' is not in {CONFIG_FILE}: choose one of dev, prod"):
+        load_config("staging")
+
+
+def test_the_problem_type_is_validated_from_the_file_and_from_flags(tmp_path):
+    path = write(tmp_path, '[dev]\nproblem_type = "ranking"\n')
+    with pytest.raises(ConfigError, match=r"problem_type 'ranking' is not supported: use one of binary, multiclass, regression"):
+        load_config("dev", path=path)
+    with pytest.raises(ConfigError, match="problem_type 'ranking' is not supported"):
+        load_config("dev", problem_type="ranking")
+
+
+def test_a_missing_bucket_says_how_to_set_it():
+    with pytest.raises(ConfigError, match=r"no S3 bucket for environment 'qa': pass --bucket NAME or set `bucket` under \[qa\]"):
+        Config(env="qa").s3_root
+
+
+def test_project_tags_join_the_pipeline_tags():
+    cfg = load_config("dev", sagemaker_project_name="p", sagemaker_project_id="p-123")
+    assert cfg.all_tags() == {"project": "purchase-intent", "environment": "dev",
+                              "sagemaker:project-name": "p", "sagemaker:project-id": "p-123"}
+    assert load_config("dev").all_tags() == load_config("dev").tags
+
+
+def test_tag_values_must_be_strings(tmp_path):
+    path = write(tmp_path, "[dev.tags]\ncost-center = 42\n")
+    with pytest.raises(ConfigError, match=rf"setting 'tags' in {path} must be a table of strings"):
+        load_config("dev", path=path)

@@ -1,0 +1,96 @@
+"""deploy.py upsert and start as separate processes, over HTTP, against a moto server on 127.0.0.1."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+import pytest
+from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+
+BUCKET = "wire-bucket"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server(tmp_path):
+    """A moto server of our own on a free local port; stopped however the test ends."""
+    port = free_port()
+    log = open(tmp_path / "moto.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # whatever the proxy settings
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                direct.open(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def wire_env(offline_env, moto_server) -> dict[str, str]:
+    """Fake credentials and a region; the endpoint is the moto server, reached without any proxy."""
+    env = {k: v for k, v in offline_env.items() if k not in ("HTTP_PROXY", "HTTPS_PROXY")}
+    return {**env, "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION, "NO_PROXY": "127.0.0.1"}
+
+
+def deploy(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "deploy.py", *args], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(run: subprocess.Popen) -> str:
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, f"{run.args}: {err}"
+    return out
+
+
+def test_upsert_and_start_over_the_wire(fake_aws, monkeypatch, moto_server, wire_env):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    s3 = client.client("s3", endpoint_url=moto_server)
+    sm = client.client("sagemaker", endpoint_url=moto_server)
+    s3.create_bucket(Bucket=BUCKET)
+    flags = ["--role-arn", FAKE_ROLE, "--bucket", BUCKET]
+
+    compiling = deploy(["compile", *flags], wire_env)  # meanwhile: the same flags, compiled on its own
+    arn = finish(deploy(["upsert", *flags], wire_env)).strip()
+    execution = finish(deploy(["start", *flags, "-p", "QualityThreshold=0.5"], wire_env)).strip()
+    compiled = finish(compiling)
+
+    assert arn == f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/purchase-intent"
+    deployed = sm.describe_pipeline(PipelineName="purchase-intent")
+    assert deployed["PipelineDefinition"] == compiled
+    assert deployed["RoleArn"] == FAKE_ROLE
+    executions = sm.list_pipeline_executions(PipelineName="purchase-intent")["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in executions] == [execution]
+    params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
+    assert params == [{"Name": "QualityThreshold", "Value": "0.5"}]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    code = set(re.findall(rf"s3://{BUCKET}/(purchase-intent/code/[0-9a-f]{{64}}/[\w.]+)", compiled))
+    assert len(code) == 3 and keys == code
