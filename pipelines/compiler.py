@@ -186,9 +186,9 @@ class _Builder:
             destination=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs", sdk.ExecutionVariables.PIPELINE_EXECUTION_ID,
                                                  step.name, name]))
             for name in step.outputs]
-        for report, (output, filename) in step.reports.items():
+        for report, declared in step.reports.items():
             self.property_files[(step.name, report)] = sdk.PropertyFile(
-                name=_property_file_name(report), output_name=output, path=filename)
+                name=_property_file_name(report), output_name=declared.output, path=declared.file)
         args = processor.run(code=code, inputs=inputs, outputs=outputs,
                              arguments=[self.text(a) for a in step.arguments] or None)
         return sdk.ProcessingStep(
@@ -244,8 +244,8 @@ class _Builder:
             env=dict(SERVING_ENV),
         )
         report = step.report
-        output = report.step.reports[report.name]
-        report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, output[0])), output[1]])
+        declared = report.step.reports[report.name]
+        report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
         args = model.register(
             content_types=list(step.content_types), response_types=list(step.content_types),
             inference_instances=[step.inference_instance_type], transform_instances=[step.inference_instance_type],

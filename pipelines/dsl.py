@@ -108,7 +108,23 @@ class ReportRef:
     name: str
 
     def __getitem__(self, path: str) -> "ReportValue":
+        known = self.step.reports[self.name].paths
+        if known and path not in known:
+            raise DefinitionError(
+                f"step {self.step.name!r} never writes {path!r} in report {self.name!r}: "
+                f"use one of {', '.join(sorted(known))}"
+            )
         return ReportValue(self, path)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A JSON file a processing step writes into one of its outputs; `paths`, when given, are the
+    values it is known to contain, so a condition on any other path is refused at build time."""
+
+    output: str
+    file: str
+    paths: frozenset = frozenset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +199,7 @@ class Processing(Step):
     inputs_: dict = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     arguments: tuple = ()
-    reports: dict = field(default_factory=dict)  # report name -> (output name, file name)
+    reports: dict = field(default_factory=dict)  # report name -> Report
     instance_type: object = None
     instance_count: object = 1
 
@@ -194,7 +210,7 @@ class Processing(Step):
     def report(self, name: str) -> ReportRef:
         if name not in self.reports:
             raise DefinitionError(
-                f"step {self.name!r} declares no report {name!r}: add reports={{{name!r}: (output, file)}} "
+                f"step {self.name!r} declares no report {name!r}: add reports={{{name!r}: Report(output, file)}} "
                 f"(declared: {', '.join(self.reports) or 'none'})"
             )
         return ReportRef(self, name)
@@ -369,12 +385,14 @@ class Pipeline:
     def processing(self, name, script, *, inputs=None, outputs=(), arguments=(), reports=None,
                    image="sklearn", instance_type, instance_count=1, **options) -> Processing:
         step = Processing(name, script=_script(name, script), image=_image(name, image), inputs_=dict(inputs or {}),
-                          outputs=tuple(outputs), arguments=tuple(arguments), reports=dict(reports or {}),
+                          outputs=tuple(outputs), arguments=tuple(arguments),
+                          reports={k: v if isinstance(v, Report) else Report(*v) for k, v in (reports or {}).items()},
                           instance_type=instance_type, instance_count=instance_count, **options)
-        for report, (output, _file) in step.reports.items():
-            if output not in step.outputs:
+        for report, declared in step.reports.items():
+            if declared.output not in step.outputs:
                 raise DefinitionError(
-                    f"step {name!r}: report {report!r} is written to output {output!r}, which is not in outputs={list(step.outputs)}"
+                    f"step {name!r}: report {report!r} is written to output {declared.output!r}, "
+                    f"which is not in outputs={list(step.outputs)}"
                 )
         self._check_instances(step, instance_type, instance_count)
         return self._add(step)

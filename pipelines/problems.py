@@ -17,17 +17,25 @@ class Problem:
     gate_metric: str
     gate_direction: str  # Maximize: gate passes when metric >= threshold; Minimize: <=
     default_threshold: float
+    metrics: tuple[str, ...]  # the scalar metrics processing_scripts/evaluate.py writes for this type
 
     @property
     def gate_path(self) -> str:
         return f"{self.metrics_key}.{self.gate_metric}.value"
 
+    @property
+    def metric_paths(self) -> frozenset[str]:
+        """Every `<section>.<metric>.value` path of evaluation.json: what a condition may read."""
+        return frozenset(f"{self.metrics_key}.{m}.value" for m in self.metrics)
+
 
 PROBLEMS = {
     "binary": Problem("binary", "validation:auc", "Maximize", "binary_classification_metrics",
-                      "roc_auc", "Maximize", 0.80),
+                      "roc_auc", "Maximize", 0.80,
+                      ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
+                       "expected_calibration_error", "log_loss", "threshold")),
     "multiclass": Problem("multiclass", "validation:mlogloss", "Minimize", "multiclass_classification_metrics",
-                          "accuracy", "Maximize", 0.50),
+                          "accuracy", "Maximize", 0.50, ("accuracy", "macro_f1", "weighted_f1", "log_loss")),
     "regression": Problem("regression", "validation:rmse", "Minimize", "regression_metrics",
-                          "r2", "Maximize", 0.50),
+                          "r2", "Maximize", 0.50, ("rmse", "mae", "r2")),
 }

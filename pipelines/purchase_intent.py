@@ -7,7 +7,7 @@ config; everything that depends on them comes from `pipelines.problems`.
 from __future__ import annotations
 
 from pipelines.config import Config
-from pipelines.dsl import Continuous, Integer, Objective, Pipeline
+from pipelines.dsl import Continuous, Integer, Objective, Pipeline, Report
 from pipelines.problems import PROBLEMS
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -71,7 +71,7 @@ def definition(cfg: Config) -> Pipeline:
         inputs={"model": train.model, "test": prep.out.test},
         outputs=["evaluation"],
         arguments=task,
-        reports={"evaluation": ("evaluation", "evaluation.json")},
+        reports={"evaluation": Report("evaluation", "evaluation.json", problem.metric_paths)},
         instance_type=processing_type,
     )
     report = evaluate.report("evaluation")

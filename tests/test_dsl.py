@@ -215,6 +215,17 @@ def test_an_unknown_report_names_the_declared_ones(root):
         p.steps["Eval"].report("metrics")
 
 
+def test_a_condition_on_a_path_the_report_never_writes_is_refused(root):
+    p = Pipeline("paths")
+    prep = prep_step(p)
+    ev = p.processing("Eval", "eval.py", inputs={"test": prep.out.test}, outputs=["report"],
+                      reports={"evaluation": dsl.Report("report", "evaluation.json", frozenset({"m.auc.value"}))},
+                      instance_type="ml.m5.large")
+    assert ev.report("evaluation")["m.auc.value"].path == "m.auc.value"
+    with pytest.raises(DefinitionError, match=r"step 'Eval' never writes 'm\.roc\.value'.*use one of m\.auc\.value"):
+        ev.report("evaluation")["m.roc.value"]
+
+
 def test_a_report_must_be_written_to_a_declared_output(root):
     with pytest.raises(DefinitionError, match=r"step 'Eval': report 'evaluation' is written to output 'nope'"):
         Pipeline("report").processing("Eval", "eval.py", outputs=["report"], instance_type="ml.m5.large",

@@ -108,3 +108,25 @@ def test_downsample_keeps_ends_and_lift_deciles():
     y = np.r_[np.ones(10), np.zeros(90)]
     lift = evaluate.lift_by_decile(y, np.linspace(1, 0, 100))
     assert lift[0]["lift"] == 10 and lift[0]["positive_rate"] == 1 and all(d["lift"] == 0 for d in lift[1:])
+
+
+def _scalar_paths(report: dict) -> set[str]:
+    return {f"{section}.{name}.value" for section, metrics in report.items()
+            for name, metric in metrics.items() if "value" in metric}
+
+
+def test_the_problems_table_names_exactly_what_evaluate_writes():
+    """The quality gate may only read paths evaluate.py writes; pipelines/problems.py is that list."""
+    from pipelines.problems import PROBLEMS
+
+    rng = np.random.default_rng(0)
+    y2, p2 = rng.integers(0, 2, 200), rng.random(200)
+    proba = rng.dirichlet([1, 1, 1], 200)
+    written = {
+        "binary": evaluate.binary_report(y2, p2, 0.5)[0],
+        "multiclass": evaluate.multiclass_report(rng.integers(0, 3, 200), proba)[0],
+        "regression": evaluate.regression_report(rng.normal(size=200), rng.normal(size=200))[0],
+    }
+    for problem_type, report in written.items():
+        assert _scalar_paths(report) == PROBLEMS[problem_type].metric_paths, problem_type
+        assert PROBLEMS[problem_type].gate_path in _scalar_paths(report)
