@@ -169,6 +169,33 @@ class _Builder:
     def _cache(self, step: dsl.Step):
         return self.sdk.CacheConfig(enable_caching=step.cache, expire_after=CACHE_EXPIRY)
 
+    # -- security: only what is configured, so the default JSON carries no empty settings --
+
+    def _encryption(self) -> dict:
+        kms = self.cfg.kms_key_id
+        return {"volume_kms_key": kms, "output_kms_key": kms} if kms else {}
+
+    def _network(self) -> dict:
+        cfg, out = self.cfg, {}
+        if cfg.subnets:
+            out.update(subnets=list(cfg.subnets), security_group_ids=list(cfg.security_group_ids))
+        if cfg.network_isolation:
+            out["enable_network_isolation"] = True
+        if cfg.encrypt_inter_container_traffic:
+            out["encrypt_inter_container_traffic"] = True
+        return out
+
+    def _processing_network(self) -> dict:
+        network = self._network()
+        return {"network_config": self.sdk.NetworkConfig(**network)} if network else {}
+
+    def _model_network(self) -> dict:
+        network = self._network()
+        out = {"enable_network_isolation": True} if network.get("enable_network_isolation") else {}
+        if network.get("subnets"):
+            out["vpc_config"] = {"Subnets": network["subnets"], "SecurityGroupIds": network["security_group_ids"]}
+        return out
+
     # -- steps --
 
     def _processing(self, step: dsl.Processing):
@@ -176,7 +203,7 @@ class _Builder:
         processor = sdk.ScriptProcessor(
             image_uri=self._image(step.image), command=["python3"], role=self.role,
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
-            sagemaker_session=self.session,
+            sagemaker_session=self.session, **self._encryption(), **self._processing_network(),
         )
         code = self._asset(file_asset(step.script, f"{self.cfg.s3_root}/code"))
         inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k)
@@ -205,7 +232,7 @@ class _Builder:
             output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
             metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
-            sagemaker_session=self.session,
+            sagemaker_session=self.session, **self._encryption(), **self._network(),
         )
 
     def _channels(self, step: dsl.Training) -> dict:
@@ -260,7 +287,7 @@ class _Builder:
 
     def _model(self, step: dsl.Model):
         model = self.sdk.Model(image_uri=self._image(step.image), model_data=self.value(step.model), role=self.role,
-                               sagemaker_session=self.session, env=dict(SERVING_ENV))
+                               sagemaker_session=self.session, env=dict(SERVING_ENV), **self._model_network())
         return self.sdk.ModelStep(step.name, step_args=model.create(instance_type=step.instance_type),
                                   **self._job_options(step))
 
@@ -269,7 +296,7 @@ class _Builder:
         transformer = sdk.Transformer(
             model_name=self.value(step.model.name_ref), instance_type=self.value(step.instance_type),
             instance_count=self.value(step.instance_count), accept=step.accept, assemble_with=step.assemble_with,
-            max_payload=step.max_payload_mb, sagemaker_session=self.session,
+            max_payload=step.max_payload_mb, sagemaker_session=self.session, **self._encryption(),
             output_path=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs",
                                                  sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, step.name]),
         )
@@ -337,6 +364,7 @@ class _Sdk:
             from sagemaker.inputs import TrainingInput
             from sagemaker.model import Model
             from sagemaker.model_metrics import MetricsSource, ModelMetrics
+            from sagemaker.network import NetworkConfig
             from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
             from sagemaker.transformer import Transformer
             from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,

@@ -44,12 +44,20 @@ class Config:
     tags: dict[str, str] = field(default_factory=dict)
     sagemaker_project_name: str | None = None
     sagemaker_project_id: str | None = None
+    # Security: applied to every job (processing, training, tuning, transform) and model when set.
+    kms_key_id: str | None = None  # encrypts job volumes and outputs
+    subnets: tuple[str, ...] = ()  # with security_group_ids: jobs and models run inside this VPC
+    security_group_ids: tuple[str, ...] = ()
+    network_isolation: bool = False  # containers get no network at all
+    encrypt_inter_container_traffic: bool = False
 
     def __post_init__(self):
         if self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(
                 f"problem_type {self.problem_type!r} is not supported: use one of {', '.join(PROBLEM_TYPES)}"
             )
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ConfigError("a VPC needs both subnets and security_group_ids: set both or neither")
 
     @property
     def artifact_bucket(self) -> str:
@@ -113,11 +121,16 @@ def _checked(values: dict, path: Path) -> dict:
             raise ConfigError(f"setting {key!r} in {path} must be {names}, got {value!r}")
         if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"setting {key!r} in {path} must be a table of strings (AWS tag values), got {value!r}")
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"setting {key!r} in {path} must be a list of strings, got {value!r}")
+            values[key] = tuple(value)  # frozen config, hashable and comparable
     return values
 
 
 def _python_types(annotation: str) -> tuple[type, ...]:
-    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict}
+    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict,
+             "tuple[str, ...]": list}
     types: list[type] = []
     for part in annotation.split("|"):
         part = part.strip()

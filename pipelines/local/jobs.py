@@ -187,12 +187,17 @@ def _unpack(ctx: JobContext, uri: str, dest: Path) -> None:
     with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
         for path in _stage(ctx, uri, Path(tmp)):
             if tarfile.is_tarfile(path):
-                with tarfile.open(path) as archive:
-                    archive.extractall(dest, filter="data")
+                _extract(path, dest)
             else:
                 target = dest / path.relative_to(tmp)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 path.replace(target)
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """Unpack a tar archive; the "data" filter refuses members that would land outside ``dest``."""
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
 
 
 def _pack(src_dir: Path, archive: Path) -> None:
@@ -426,6 +431,9 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
     submit_dir = hps.get("sagemaker_submit_directory")
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
         _unpack(ctx, submit_dir, root / "code")
+    elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
+        # Network isolation: the SDK ships the code as the "code" channel, staged above with the data.
+        _extract(root / submit_dir[8:], root / "code")
     if not (root / "code" / hps["sagemaker_program"]).is_file():
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
