@@ -24,9 +24,10 @@ class CloudError(RuntimeError):
     """Something SageMaker would refuse or did refuse; the message says what to do."""
 
 
-def check_role(role_arn: str | None) -> str:
+def check_role(role_arn: str | None, needed_for: str = "upsert needs the pipeline's execution role") -> str:
+    """The role ARN, or a CloudError before any call: SageMaker would only refuse it later."""
     if not role_arn or role_arn == PLACEHOLDER_ROLE:
-        raise CloudError("upsert needs the pipeline's execution role: pass --role-arn arn:aws:iam::ACCOUNT:role/NAME "
+        raise CloudError(f"{needed_for}: pass --role-arn arn:aws:iam::ACCOUNT:role/NAME "
                          "or set role_arn in pipelines/config.toml")
     if not ROLE_ARN.match(role_arn):
         raise CloudError(f"{role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>")

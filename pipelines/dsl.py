@@ -26,8 +26,24 @@ class DefinitionError(ValueError):
 # --- values ---------------------------------------------------------------------------
 
 
+class _Comparable:
+    """`value >= threshold` builds a Condition, so a gate reads like the comparison it is."""
+
+    def __ge__(self, other):
+        return Condition(">=", self, other)
+
+    def __gt__(self, other):
+        return Condition(">", self, other)
+
+    def __le__(self, other):
+        return Condition("<=", self, other)
+
+    def __lt__(self, other):
+        return Condition("<", self, other)
+
+
 @dataclass(frozen=True, eq=False)
-class Parameter:
+class Parameter(_Comparable):
     """A value set when a run starts (from Studio, `deploy.py start -p`, or the default)."""
 
     name: str
@@ -61,14 +77,6 @@ class Parameter:
         if self.enum and typed not in self.enum:
             raise DefinitionError(f"parameter {self.name} must be one of {', '.join(self.enum)}, got {value!r}")
         return typed
-
-    def _compare(self, op, other):
-        return Condition(op, self, other)
-
-    __ge__ = lambda self, o: self._compare(">=", o)  # noqa: E731
-    __gt__ = lambda self, o: self._compare(">", o)  # noqa: E731
-    __le__ = lambda self, o: self._compare("<=", o)  # noqa: E731
-    __lt__ = lambda self, o: self._compare("<", o)  # noqa: E731
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,19 +136,11 @@ class Report:
 
 
 @dataclass(frozen=True, eq=False)
-class ReportValue:
+class ReportValue(_Comparable):
     """One value of a report, read when the run reaches it (JsonGet)."""
 
     report: ReportRef
     path: str
-
-    def _compare(self, op, other):
-        return Condition(op, self, other)
-
-    __ge__ = lambda self, o: self._compare(">=", o)  # noqa: E731
-    __gt__ = lambda self, o: self._compare(">", o)  # noqa: E731
-    __le__ = lambda self, o: self._compare("<=", o)  # noqa: E731
-    __lt__ = lambda self, o: self._compare("<", o)  # noqa: E731
 
 
 @dataclass(frozen=True, eq=False)

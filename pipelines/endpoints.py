@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError, WaiterError
 
-from pipelines.cloud import ROLE_ARN, CloudError, split_s3_uri
+from pipelines.cloud import CloudError, check_role, split_s3_uri
 
 LATEST, LATEST_APPROVED = "latest", "latest-approved"
 APPROVED = "Approved"
@@ -143,7 +143,7 @@ def deploy_endpoint(sm, package: dict, *, endpoint_name: str, role_arn: str | No
     A new model and endpoint config are created every time (SageMaker never changes a config in
     place), so the previous config stays available for a rollback with UpdateEndpoint.
     """
-    role_arn = _check_role(role_arn)
+    role_arn = check_role(role_arn, "SageMaker needs an execution role for the model")
     existing = describe_endpoint(sm, endpoint_name)
     if existing and existing["EndpointStatus"] not in ("InService", "Failed"):
         raise CloudError(f"endpoint {endpoint_name} is {existing['EndpointStatus']}: wait until it is InService, "
@@ -233,7 +233,7 @@ def batch_transform(sm, package: dict, *, input_uri: str, output_uri: str | None
     Output lands in `output_uri`, by default `<output_root>/<job name>`, one `<input name>.out`
     per input object. Returns the job's request.
     """
-    role_arn = _check_role(role_arn)
+    role_arn = check_role(role_arn, "SageMaker needs an execution role for the model")
     if not input_uri.startswith("s3://"):
         raise CloudError(f"--input {input_uri!r}: batch transform reads from S3; give an s3:// URI or a local file")
     stem = f"{package.get('ModelPackageGroupName', 'model')}-v{package.get('ModelPackageVersion', 0)}"
@@ -277,17 +277,6 @@ def _call(operation, **kwargs) -> dict:
         return operation(**kwargs)
     except ClientError as e:
         raise CloudError(f"{e.operation_name}: {e.response['Error'].get('Message') or e}") from None
-
-
-def _check_role(role_arn: str | None) -> str:
-    from pipelines.compiler import PLACEHOLDER_ROLE
-
-    if not role_arn or role_arn == PLACEHOLDER_ROLE:
-        raise CloudError("SageMaker needs an execution role for the model: pass --role-arn "
-                         "arn:aws:iam::ACCOUNT:role/NAME or set role_arn in pipelines/config.toml")
-    if not ROLE_ARN.match(role_arn):
-        raise CloudError(f"{role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>")
-    return role_arn
 
 
 def _check_payload(size: int) -> None:
