@@ -56,12 +56,12 @@ def _config(args):
     return cfg.replace(region=boto3.Session().region_name or DEFAULT_REGION)
 
 
-def _compiled(args, cfg=None):
+def _compiled(args, cfg=None, cache_dir=None):
     from pipelines.compiler import compile_pipeline
 
     cfg = cfg or _config(args)
     module = importlib.import_module(args.definition)
-    return compile_pipeline(module.definition(cfg), cfg)
+    return compile_pipeline(module.definition(cfg), cfg, cache_dir=cache_dir)
 
 
 def parse_overrides(parameters: dict[str, dsl.Parameter], pairs: list[str]) -> dict:

@@ -7,12 +7,16 @@ moving to SDK v3 touches this module only.
 from __future__ import annotations
 
 import functools
+import dataclasses
+import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipelines import dsl
 from pipelines.bundles import file_asset, folder_asset
@@ -45,15 +49,48 @@ class Compiled:
     assets: dict[str, bytes] = field(repr=False)  # s3 uri -> bytes, uploaded before a run
 
 
-def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
+def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | None = None) -> Compiled:
+    """The definition JSON and code bundles. With `cache_dir`, an unchanged pipeline is not rebuilt:
+    compile is pure, so its output is memoised by a fingerprint of everything it depends on."""
     pipeline.validate()
+    code = code_assets(pipeline, cfg)
+    cached = cache_dir and Path(cache_dir) / f"{_fingerprint_key(pipeline, cfg, code)}.json"
+    if cached and cached.is_file():
+        definition = cached.read_text()
+    else:
+        definition = _definition(pipeline, cfg, code)
+        if cached:
+            _write_atomic(cached, definition)
+    return Compiled(
+        name=pipeline.name,
+        display_name=pipeline.display_name,
+        description=pipeline.description,
+        tags=cfg.all_tags(),
+        definition=definition,
+        parameters=dict(pipeline.parameters),
+        assets=dict(sorted(code.values())),
+    )
+
+
+def code_assets(pipeline: dsl.Pipeline, cfg: Config) -> dict[Path, tuple[str, bytes]]:
+    """Each script or training folder -> (content-addressed s3 uri, bytes)."""
+    root, assets = f"{cfg.s3_root}/code", {}
+    for step in pipeline.steps.values():
+        if isinstance(step, dsl.Processing):
+            assets[step.script] = file_asset(step.script, root)
+        elif isinstance(step, dsl.Training):
+            assets[step.source_dir] = folder_asset(step.source_dir, root)
+    return assets
+
+
+def _definition(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
     sdk = _sdk()
     with warnings.catch_warnings():
         # The SDK warns that a PipelineSession starts no job: not starting jobs is the point of compiling.
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
         # ModelStep itself builds the CreateModelStep this deprecation is about; ModelStep is what we use.
         warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
-        build = _Builder(pipeline, cfg, sdk)
+        build = _Builder(pipeline, cfg, sdk, code)
         sdk_pipeline = sdk.Pipeline(
             name=pipeline.name,
             parameters=list(build.params.values()),
@@ -62,15 +99,40 @@ def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
             pipeline_definition_config=sdk.PipelineDefinitionConfig(use_custom_job_prefix=False),
         )
         definition = _normalise(json.loads(sdk_pipeline.definition()), pipeline.name)
-    return Compiled(
-        name=pipeline.name,
-        display_name=pipeline.display_name,
-        description=pipeline.description,
-        tags=cfg.all_tags(),
-        definition=json.dumps(definition, indent=2) + "\n",
-        parameters=dict(pipeline.parameters),
-        assets=dict(sorted(build.assets.items())),
-    )
+    return json.dumps(definition, indent=2) + "\n"
+
+
+def _fingerprint_key(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
+    """sha256 of what compile output depends on: the pipeline, the config, the code bundles,
+    this package's own sources and the SDK version."""
+    sources = sorted((p.name, p.read_bytes()) for p in Path(__file__).parent.glob("*.py"))
+    facts = [_fingerprint(pipeline.__dict__), _fingerprint(dataclasses.asdict(cfg)),
+             sorted(uri for uri, _ in code.values()), [(name, hashlib.sha256(data).hexdigest()) for name, data in sources],
+             importlib.metadata.version("sagemaker")]
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fingerprint(value, nested: bool = False):
+    """A JSON-able, order-stable picture of a definition value; a step inside another value is its name."""
+    if isinstance(value, dsl.Step) and nested:
+        return ["step", value.name]
+    if dataclasses.is_dataclass(value):
+        return [type(value).__name__, {f.name: _fingerprint(getattr(value, f.name), True)
+                                       for f in dataclasses.fields(value)}]
+    if isinstance(value, dict):
+        return sorted([str(k), _fingerprint(v, nested)] for k, v in value.items())
+    if isinstance(value, (frozenset, set)):
+        return sorted(map(str, value))
+    if isinstance(value, (list, tuple)):
+        return [_fingerprint(v, nested) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _normalise(definition: dict, pipeline_name: str) -> dict:
@@ -93,14 +155,14 @@ def _all_steps(steps: list[dict]):
 class _Builder:
     """Turns each dsl step into the SDK step that SageMaker's JSON comes from."""
 
-    def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk):
+    def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk, code: dict):
         self.pipeline, self.cfg, self.sdk = pipeline, cfg, sdk
         if not cfg.region:
             raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
         self.region = cfg.region
         self.role = cfg.role_arn or PLACEHOLDER_ROLE
         self.session = _offline_session(sdk, self.region, cfg.artifact_bucket)
-        self.assets: dict[str, bytes] = {}
+        self.code = code
         self.property_files: dict[tuple[str, str], object] = {}
         self.params = {p.name: self._parameter(p) for p in pipeline.parameters.values()}
         self.steps: dict = {}
@@ -149,10 +211,8 @@ class _Builder:
     def _image(self, name: str) -> str:
         return _image_uri(self.sdk, name, self.region)
 
-    def _asset(self, pair: tuple[str, bytes]) -> str:
-        uri, data = pair
-        self.assets[uri] = data
-        return uri
+    def _asset(self, path: Path) -> str:
+        return self.code[path][0]
 
     def _job_options(self, step: dsl.Step) -> dict:
         """Ordering and retries: jobs retry internal and capacity errors, registration retries API faults."""
@@ -205,7 +265,7 @@ class _Builder:
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             sagemaker_session=self.session, **self._encryption(), **self._processing_network(),
         )
-        code = self._asset(file_asset(step.script, f"{self.cfg.s3_root}/code"))
+        code = self._asset(step.script)
         inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k)
                   for k, v in step.inputs_.items()]
         outputs = [sdk.ProcessingOutput(
@@ -226,7 +286,7 @@ class _Builder:
     def _estimator(self, step: dsl.Training):
         return self.sdk.XGBoost(
             entry_point=step.entry_point,
-            source_dir=self._asset(folder_asset(step.source_dir, f"{self.cfg.s3_root}/code")),
+            source_dir=self._asset(step.source_dir),
             framework_version=XGBOOST_VERSION, py_version="py3", role=self.role,
             instance_type=self.value(step.instance_type), instance_count=1,
             output_path=f"{self.cfg.s3_root}/models/{step.name}",

@@ -29,7 +29,7 @@ def run_local(args) -> int:
         record = _run(None, home=home, store=store, resume=args.resume,
                       max_parallel_steps=args.max_parallel_steps, on_event=events)
     else:
-        compiled = cli._compiled(args, cfg)
+        compiled = cli._compiled(args, cfg, cache_dir=home.compiled)
         overrides = cli.parse_overrides(compiled.parameters, args.parameter)
         for uri, data in compiled.assets.items():
             if not store.exists(uri):
