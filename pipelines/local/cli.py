@@ -36,8 +36,8 @@ def run_local(args) -> int:
                 store.put_bytes(uri, data)
         if args.input_data:
             overrides["InputData"] = cli.stage_input(args.input_data, cfg, store.put_bytes)
-        elif "InputData" not in overrides:
-            _ensure_synthetic(store, cfg.default_input_data)
+        elif "InputData" in compiled.parameters and "InputData" not in overrides:
+            _ensure_synthetic(store, compiled.parameters["InputData"].default)
         cli.scoring_follows_input(compiled.parameters, overrides)
         record = _run(compiled.definition, pipeline_name=compiled.name, parameters=overrides, home=home,
                       store=store, max_parallel_steps=args.max_parallel_steps, on_event=events)
