@@ -5,8 +5,11 @@ profile. It engineers no features: the model does that, so serving accepts
 the same raw columns. Schema-agnostic: column kinds are inferred from the data.
 """
 import argparse
+import csv
+import gzip
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -14,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 PROBLEM_TYPES = ("binary", "multiclass", "regression")
 SPLITS = ("train", "validation", "test")
@@ -22,6 +24,11 @@ SPLITS = ("train", "validation", "test")
 # the values that do not are then reported as errors rather than silently dropped.
 NUMERIC_SHARE = 0.9
 TOP_VALUES = 10
+# Separators people use instead of commas: a header that splits into one column on them was not comma-separated.
+OTHER_SEPARATORS = (";", "\t", "|")
+SHOWN_VALUE = 80  # characters of a bad value quoted in a message
+# Bytes no text file holds (tab, newlines and form feeds excepted): undecodable input with them is binary data.
+BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 
 
 class DataError(ValueError):
@@ -44,9 +51,12 @@ def parse_args(argv=None):
 def list_inputs(input_dir):
     """Every .csv, .csv.gz and .parquet file under input_dir, recursively, sorted."""
     root = Path(input_dir)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz", ".parquet")))
+    found = sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in found if p.name.endswith((".csv", ".csv.gz", ".parquet"))]
     if not files:
-        raise DataError(f"no .csv, .csv.gz or .parquet files under {root}; check the processing input's S3 URI")
+        seen = ", ".join(p.name for p in found[:10]) or "nothing"
+        raise DataError(f"no .csv, .csv.gz or .parquet files under {root} (found: {seen}); "
+                        f"check the processing input's S3 URI or rename the file")
     return files
 
 
@@ -57,7 +67,90 @@ def read_file(path):
             return pd.read_parquet(path).reset_index(drop=True)  # needs pyarrow, imported by pandas only here
         except ImportError as e:
             raise DataError(f"cannot read {path}: {e}; convert it to CSV or use an image with pyarrow") from e
-    return pd.read_csv(path, dtype=str)
+    check_csv(path)
+    try:
+        return pd.read_csv(path, dtype=str)
+    except (ValueError, pd.errors.ParserError) as e:  # check_csv should have said why; never a bare traceback
+        raise DataError(f"cannot read {path} as CSV: {' '.join(str(e).split())}") from e
+
+
+def check_csv(path):
+    """Refuse a CSV file pandas would misread or reject with a message naming neither file nor line:
+    empty, binary or not UTF-8, not comma-separated, duplicated column names, no data rows, or a row
+    whose field count differs from the header's (a truncated upload drops the end of the last row)."""
+    with _open_bytes(path) as raw:
+        rows = csv.reader(_utf8_lines(raw, path))
+        try:
+            width, count = len(_header(next(rows, None), path)), 0
+            for count, row in enumerate(rows, 1):
+                if row and len(row) != width:
+                    raise _width_error(path, rows.line_num, len(row), width, last=next(rows, None) is None)
+        except (csv.Error, OSError, EOFError) as e:  # a broken quote, a corrupt .gz
+            raise DataError(f"{path} line {rows.line_num + 1} cannot be read as CSV: {e}") from e
+    if not count:
+        raise DataError(f"{path} has a header but no data rows; check that the whole file was uploaded")
+
+
+def _open_bytes(path):
+    """The file's bytes, decompressed when it is a .gz; a .gz that is not gzip is named as such."""
+    if not path.name.endswith(".gz"):
+        return open(path, "rb")
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            raise DataError(f"{path} is not gzip-compressed although its name ends in .gz; rename or compress it")
+    return gzip.open(path, "rb")
+
+
+def _utf8_lines(raw, path):
+    """The file's lines as text; a line that is not UTF-8 is an error naming it (pandas names neither)."""
+    csv.field_size_limit(2**31 - 1)  # a long field is data, not an error; the width check catches runaway lines
+    for number, line in enumerate(raw, 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _not_text(path, number, line, e.start) from None
+        if "\0" in text:
+            raise _not_text(path, number, line, line.index(b"\0"))
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _not_text(path, number, line, at):
+    """Why line `number` cannot be read: binary data, or text in an encoding other than UTF-8."""
+    with _open_bytes(path) as raw:
+        head = raw.read(4096)
+    if BINARY_BYTES.search(head + line):
+        return DataError(f"{path} is a binary file, not CSV text (control bytes near line {number}); "
+                         f"give a comma-separated text file")
+    return DataError(f"{path} line {number} is not UTF-8 text (byte 0x{line[at]:02x} at column {at + 1}); "
+                     f"save the file as UTF-8")
+
+
+def _header(row, path):
+    """The header row, refusing the shapes that make pandas see wrong columns without complaint."""
+    if not row:
+        raise DataError(f"{path} is empty ({path.stat().st_size} bytes): it has no header line")
+    if len(row) == 1:
+        separator = next((s for s in OTHER_SEPARATORS if s in row[0]), None)
+        if separator:
+            raise DataError(f"{path} is separated by {separator!r}, not by commas (its header is one column: "
+                            f"{_shown(row[0])}); save it as comma-separated CSV")
+    repeated = sorted({name for name in row if row.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path} names the column(s) {', '.join(map(repr, repeated))} more than once in its "
+                        f"header; rename or drop the duplicates")
+    return row
+
+
+def _width_error(path, line, fields, width, last):
+    """pandas pads a short row with missing values (dropping a truncated last row's label quietly)."""
+    why = ("the file looks truncated: its last row is cut short" if last and fields < width
+           else "fix that row (a stray separator, or a value that needs quotes?)")
+    return DataError(f"{path} line {line} has {fields} fields but the header has {width}; {why}")
+
+
+def _shown(value):
+    """A value short enough to quote in a message."""
+    return repr(value) if len(value) <= SHOWN_VALUE else repr(value[:SHOWN_VALUE]) + f"... ({len(value)} characters)"
 
 
 def read_inputs(paths, label):
@@ -111,7 +204,7 @@ def parse_numeric(df, column):
     parsed = pd.to_numeric(s, errors="coerce")
     bad = s.notna() & parsed.isna()
     if bad.any():
-        raise DataError(f"column {column!r} should be numeric but {_where(df, bad)} has {s[bad].iloc[0]!r}; "
+        raise DataError(f"column {column!r} should be numeric but {_where(df, bad)} has {_shown(s[bad].iloc[0])}; "
                         f"fix or blank that value")
     infinite = np.isinf(parsed.astype("float64"))
     if infinite.any():
@@ -156,6 +249,8 @@ def split_indices(y, problem_type, validation_fraction, test_fraction, seed):
     if not (0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1):
         raise DataError(f"--validation-fraction {validation_fraction} and --test-fraction {test_fraction} must be "
                         f"positive and sum to less than 1")
+    from sklearn.model_selection import train_test_split  # a second to import: bad input is refused before it
+
     labels = None if problem_type == "regression" else y.to_numpy()
     idx = np.arange(len(y))
     try:

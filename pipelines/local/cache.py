@@ -42,10 +42,11 @@ class StepCache:
     def lookup(self, key: str, expire_after: timedelta | None) -> dict | None:
         """The entry for `key` if it has not expired and its outputs still exist."""
         path = self.root / f"{key}.json"
-        if not path.is_file():
+        try:
+            entry = json.loads(path.read_text())
+            created = datetime.fromisoformat(entry["created"])
+        except (OSError, ValueError, KeyError, TypeError):  # none, or damaged outside the runner: run the step
             return None
-        entry = json.loads(path.read_text())
-        created = datetime.fromisoformat(entry["created"])
         if expire_after is not None and created + expire_after <= datetime.now(timezone.utc):
             return None
         if not all(self._exists(parent[field]) for parent, field in _output_fields(entry["response"])):

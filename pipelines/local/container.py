@@ -35,6 +35,7 @@ _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml\b")
 # becomes the job's command (exec keeps the pid, so signals and exit codes are the job's).
 _NAMESPACE_SCRIPT = 'mkdir -p /opt/ml && mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
 _LOG_LOCK = threading.Lock()
+_AWS_KEPT = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})  # what a container's environment also has
 
 
 class IsolationError(RuntimeError):
@@ -109,9 +110,16 @@ def _wrap_namespace(root: Path, cwd: str, argv: list[str]) -> list[str]:
             "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
 
 
+def host_environment() -> dict[str, str]:
+    """This process's environment without its AWS settings: a SageMaker container never sees the
+    caller's credentials or profile (it gets its role's), so a job script must not see them either."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith("AWS_") or key in _AWS_KEPT}
+
+
 def _command(run: HostRun, isolation: str) -> tuple[list[str], dict[str, str], Path]:
     """The argv, environment and working directory that realise ``run`` under ``isolation``."""
-    env = {**os.environ, **run.env}
+    env = {**host_environment(), **run.env}
     if isolation == "namespace":
         return _wrap_namespace(run.root, run.cwd, run.argv), env, run.root
     argv = [map_container_paths(arg, run.root) for arg in run.argv]

@@ -208,8 +208,11 @@ def _extract(store, uri: str, dest: Path) -> None:
     except (FileNotFoundError, ValueError) as e:
         raise LocalEndpointError(f"cannot read the model artifact: {e}") from None
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-        archive.extractall(dest, filter="data")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            archive.extractall(dest, filter="data")  # refuses members that would land outside dest
+    except tarfile.TarError as e:
+        raise LocalEndpointError(f"cannot unpack {uri}: {e}") from None
 
 
 # --- the inference server -------------------------------------------------------------------------

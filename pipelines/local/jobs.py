@@ -195,9 +195,13 @@ def _unpack(ctx: JobContext, uri: str, dest: Path) -> None:
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    """Unpack a tar archive; the "data" filter refuses members that would land outside ``dest``."""
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
+    """Unpack a tar archive; the "data" filter refuses members that would land outside ``dest``
+    (``..``, absolute paths, links out), and the job does not start."""
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+    except tarfile.TarError as exc:
+        raise _client_error(f"cannot unpack {archive.name}: {exc}") from exc
 
 
 def _pack(src_dir: Path, archive: Path) -> None:

@@ -57,7 +57,7 @@ def new_record(home: LocalHome, pipeline_name: str, execution_id: str | None, pa
 def write_definition(home: LocalHome, execution_id: str, text: str) -> None:
     """Create the execution's directory with the definition it runs (what a resume reruns)."""
     (home.runs / execution_id).mkdir(parents=True)
-    (home.runs / execution_id / "definition.json").write_text(text)
+    write_text_atomically(home.runs / execution_id / "definition.json", text)
 
 
 def save_record(run_dir: Path, record: dict) -> None:
@@ -108,7 +108,15 @@ def now() -> str:
 
 
 def write_json_atomically(path: Path, document: Any) -> None:
-    """Write beside the target then rename, so a reader (or a crash) never sees half a file."""
+    write_text_atomically(path, json.dumps(document, indent=1, default=str))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write beside the target then rename, so a reader (or a crash) never sees half a file,
+    and a failed write leaves the old file and no stray temporary one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(document, indent=1, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -271,6 +271,9 @@ class Execution:
                 self._emit("step_retry", step, attempt=attempt + 1, delay=delay, reason=exc.reason,
                            error_type=exc.error_type)
                 self.sleep(delay)
+            except Exception as exc:  # not the job's failure (a failed upload, a bug): record the attempt, not retried
+                self._record_attempt(step, attempt, name, started, "Failed", f"{type(exc).__name__}: {exc}")
+                raise
             else:
                 self._record_attempt(step, attempt, name, started, "Succeeded")
                 return response
