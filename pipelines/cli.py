@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -338,7 +339,7 @@ def stage_input(path_or_uri: str, cfg, put) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
 

@@ -392,7 +392,8 @@ class Pipeline:
             if declared.output not in step.outputs:
                 raise DefinitionError(
                     f"step {name!r}: report {report!r} is written to output {declared.output!r}, "
-                    f"which is not in outputs={list(step.outputs)}"
+                    f"which is not in outputs={list(step.outputs)}; add it to outputs or write the report "
+                    f"to a declared output"
                 )
         self._check_instances(step, instance_type, instance_count)
         return self._add(step)
@@ -413,6 +414,7 @@ class Pipeline:
             if not isinstance(r, (Continuous, Integer, Categorical)):
                 raise DefinitionError(f"step {name!r}: range {key!r} is {r!r}; use Continuous(low, high), "
                                       f"Integer(low, high) or Categorical(values)")
+            _check_range(name, key, r)
         for key, value in (("max_jobs", max_jobs), ("max_parallel", max_parallel)):
             _check_integer(name, key, value)
         metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
@@ -499,7 +501,8 @@ class Pipeline:
             for up in self._dependencies(step):
                 if self.steps.get(up.name) is not up:
                     raise DefinitionError(
-                        f"step {step.name!r} reads from step {up.name!r}, which is not part of pipeline {self.name!r}"
+                        f"step {step.name!r} reads from step {up.name!r}, which is not part of pipeline "
+                        f"{self.name!r}; add that step to this pipeline and read from it there"
                     )
             for param in (v for v in _flatten(step.inputs()) if isinstance(v, Parameter)):
                 if self.parameters.get(param.name) is not param:
@@ -517,7 +520,7 @@ class Pipeline:
                 if ref not in self.steps:
                     raise DefinitionError(
                         f"step {step.name!r} runs after {ref!r}, which is not a step of this pipeline "
-                        f"(steps: {', '.join(self.steps)})"
+                        f"(steps: {', '.join(self.steps)}); fix the name or add that step"
                     )
                 ref = self.steps[ref]
             deps.append(ref)
@@ -569,6 +572,18 @@ class Pipeline:
                 f"use a name like ml.m5.xlarge"
             )
         _check_integer(step.name, "instance_count", instance_count)
+
+
+def _check_range(step: str, name: str, r) -> None:
+    """SageMaker refuses an empty or upside-down range, and a log scale that reaches zero, at run time."""
+    if isinstance(r, Categorical):
+        if not r.values:
+            raise DefinitionError(f"step {step!r}: range {name!r} has no values; list at least one")
+    elif not r.low < r.high:
+        raise DefinitionError(f"step {step!r}: range {name!r} goes from {r.low} to {r.high}; "
+                              f"the low end must be below the high end")
+    elif isinstance(r, Continuous) and r.log and r.low <= 0:
+        raise DefinitionError(f"step {step!r}: range {name!r} is log-scaled, so its low end must be above 0")
 
 
 def _check_integer(step: str, what: str, value) -> None:

@@ -39,7 +39,10 @@ def definition(cfg: Config) -> Pipeline:
         "Preprocess", "processing_scripts/preprocess.py",
         inputs={"raw": input_data},
         outputs=["train", "validation", "test", "profile"],
-        arguments=[*task, "--seed", seed],
+        # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
+        # where it has no mount namespace to put the job's directory at /opt/ml.
+        arguments=[*task, "--seed", seed, "--input-dir", "/opt/ml/processing/input/raw",
+                   "--output-dir", "/opt/ml/processing/output", "--failure-file", "/opt/ml/output/message"],
         instance_type=processing_type, instance_count=processing_count,
     )
 
@@ -70,7 +73,8 @@ def definition(cfg: Config) -> Pipeline:
         "Evaluate", "processing_scripts/evaluate.py", image="xgboost",
         inputs={"model": train.model, "test": prep.out.test},
         outputs=["evaluation"],
-        arguments=task,
+        arguments=[*task, "--model-dir", "/opt/ml/processing/input/model", "--test-dir", "/opt/ml/processing/input/test",
+                   "--output-dir", "/opt/ml/processing/output/evaluation", "--failure-file", "/opt/ml/output/message"],
         reports={"evaluation": Report("evaluation", "evaluation.json", problem.metric_paths)},
         instance_type=processing_type,
     )

@@ -294,3 +294,23 @@ def test_a_script_with_hard_coded_opt_ml_paths_runs_in_the_pipeline(fixture_home
     assert written["job"] == steps["HardCoded"]["job_name"] and written["host"] == "algo-1"
     assert steps["HardCoded"]["response"]["ExitMessage"] == "hard-coded paths ok"
     assert output_json(home, steps["Sink"], "data", "Sink.json")["lineage"] == ["Source", "HardCoded", "Sink"]
+
+
+def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
+    """Where unshare is unavailable the runner maps /opt/ml paths in arguments: the scripts get theirs spelled out."""
+    from pipelines.compiler import compile_pipeline
+    from pipelines.config import load_config
+    from pipelines.local import run_pipeline
+    from pipelines.purchase_intent import definition
+
+    cfg = load_config("dev", region="us-east-1", tuning=False)
+    compiled = compile_pipeline(definition(cfg), cfg)
+    home = LocalHome(tmp_path / "home")
+    store = open_store(None, root=home.s3)
+    for uri, code in compiled.assets.items():
+        store.put_bytes(uri, code)
+    store.put_file("s3://bucket/sessions.csv", write_csv(generate(900, seed=1), tmp_path / "s.csv"))
+    record = run_pipeline(compiled.definition, pipeline_name=compiled.name, home=home, store=store, isolation="paths",
+                          parameters={"InputData": "s3://bucket/sessions.csv", "QualityThreshold": 0.5})
+    assert record["status"] == "Succeeded", record["failure_reason"]
+    assert "isolation=paths" in Path(next(s["log"] for s in record["steps"] if s["name"] == "Preprocess")).read_text()
