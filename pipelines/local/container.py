@@ -113,8 +113,11 @@ def _wrap_namespace(root: Path, cwd: str, argv: list[str]) -> list[str]:
 def host_environment() -> dict[str, str]:
     """This process's environment without its AWS settings: a SageMaker container never sees the
     caller's credentials or profile (it gets its role's), so a job script must not see them either."""
-    return {key: value for key, value in os.environ.items()
-            if not key.startswith("AWS_") or key in _AWS_KEPT}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") or key in _AWS_KEPT}
+    # A SageMaker job owns its instance's cores; local jobs share this machine's, and OpenMP threads
+    # (xgboost's) that spin while waiting for a busy core slow every job down many times over.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
 
 def _command(run: HostRun, isolation: str) -> tuple[list[str], dict[str, str], Path]:

@@ -57,6 +57,7 @@ class JobContext:
     models: dict[str, dict] = field(default_factory=dict)  # ModelName -> CreateModel request
     isolation: str = "auto"  # "namespace" | "paths" | "auto"
     log_label: str = ""  # prefix of this job's log lines (a tuning job sets its training job's name)
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)  # the cores a job's "instance" has (SM_NUM_CPUS)
 
 
 class JobFailed(Exception):
@@ -459,7 +460,7 @@ def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, in
         "current_host": resources["current_host"], "current_instance_type": resources["current_instance_type"],
         "module_name": program.removesuffix(".py"), "log_level": hps.get("sagemaker_container_log_level", 20),
         "framework_module": None, "input_dir": "/opt/ml/input", "input_config_dir": "/opt/ml/input/config",
-        "output_dir": "/opt/ml/output", "num_cpus": os.cpu_count(), "num_gpus": 0, "model_dir": "/opt/ml/model",
+        "output_dir": "/opt/ml/output", "num_cpus": ctx.cpus, "num_gpus": 0, "model_dir": "/opt/ml/model",
         "module_dir": hps.get("sagemaker_submit_directory", "/opt/ml/code"), "user_args": _cmd_args(user),
         "output_intermediate_dir": "/opt/ml/output/intermediate",
     }
@@ -499,7 +500,9 @@ def run_tuning(job_name: str, request: dict, ctx: JobContext) -> dict:
     except (KeyError, ValueError) as exc:
         raise _client_error(f"HyperParameterTuningJobConfig: {exc}") from exc
     parallel = int((config.get("ResourceLimits") or {}).get("MaxParallelTrainingJobs") or 1)
-    evaluate = functools.partial(_run_trial, job_name, definition, objective, ctx)
+    # Concurrent trials share this machine, where each would have had its own instance: split the cores.
+    trials_ctx = dataclasses.replace(ctx, cpus=max(1, ctx.cpus // parallel))
+    evaluate = functools.partial(_run_trial, job_name, definition, objective, trials_ctx)
     trials = tuning.search(strategy, count, parallel, evaluate)
     return _tuning_result(trials, objective)
 

@@ -341,3 +341,12 @@ def test_default_handlers_decode_predict_and_encode(tmp_path):
     assert serving.invoke(handlers, Doubler(), b"1,2\n3,4\n", "text/csv", "text/csv") == (b"6.0\n14.0\n", "text/csv")
     body, content_type = serving.invoke(handlers, Doubler(), b"[[1, 1]]", "application/json", "application/json")
     assert (json.loads(body), content_type) == ([4], "application/json")
+
+
+def test_jobs_wait_passively_for_cores_unless_the_user_chose(monkeypatch):
+    from pipelines.local.container import host_environment
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert host_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert host_environment()["OMP_WAIT_POLICY"] == "ACTIVE"

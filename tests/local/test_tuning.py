@@ -1,6 +1,8 @@
 """Tuning: search strategies in process, and tuning jobs driving real training subprocesses."""
 
+import dataclasses
 import io
+import json
 import math
 import re
 import statistics
@@ -272,3 +274,17 @@ def test_bad_tuning_requests_are_client_errors(tmp_path):
     with pytest.raises(JobFailed, match="Hyperband") as failure:
         run_tuning("tune-5", tuning_request(ctx, "Hyperband", ETA_RANGE), ctx)
     assert failure.value.error_type == "ClientError"
+
+
+def test_concurrent_trials_share_the_machine_cores(tmp_path):
+    """Each trial would have its own instance in SageMaker; locally the cores are split between them."""
+    ctx = dataclasses.replace(make_ctx(tmp_path), cpus=4)
+    response = run_tuning("tune-5", tuning_request(ctx, "Random", ETA_RANGE, max_jobs=2, parallel=2), ctx)
+    for summary in response["TrainingJobSummaries"]:
+        model = tmp_path / summary["TrainingJobName"]
+        with tarfile.open(fileobj=io.BytesIO(ctx.store.get_bytes(
+                f"s3://bkt/tune/{summary['TrainingJobName']}/output/model.tar.gz"))) as tar:
+            tar.extractall(model, filter="data")
+        report = json.loads((model / "report-algo-1.json").read_text())
+        assert report["env"]["SM_NUM_CPUS"] == "2"
+        assert json.loads(report["env"]["SM_TRAINING_ENV"])["num_cpus"] == 2
