@@ -87,3 +87,38 @@ def test_round_trip_through_the_handlers(model, sessions, tmp_path):
     body, _ = inference.output_fn(inference.predict_fn(inference.input_fn(text, "text/csv"), model), "text/csv")
     values = [float(v) for v in body.splitlines()]
     assert len(values) == 21 and values[0] == values[-1]
+
+
+def test_model_is_the_mean_of_its_fold_boosters(model, sessions):
+    ensemble = model["booster"]
+    assert len(ensemble) == model["metadata"]["folds"] == 5
+    d = inference.xgb.DMatrix(inference.features.engineer(sessions))
+    np.testing.assert_allclose(ensemble.predict(d), np.mean([b.predict(d) for b in ensemble.boosters], axis=0),
+                               rtol=1e-6)
+    gain = ensemble.get_score(importance_type="gain")
+    weight = ensemble.get_score(importance_type="weight")
+    assert set(gain) == set(weight) and all(v > 0 for v in gain.values())
+    # gain per split over all the boosters' trees
+    name = max(weight, key=weight.get)
+    total = sum(b.get_score(importance_type="total_gain").get(name, 0) for b in ensemble.boosters)
+    splits = sum(b.get_score(importance_type="weight").get(name, 0) for b in ensemble.boosters)
+    assert gain[name] == pytest.approx(total / splits)
+    assert weight[name] == pytest.approx(splits / len(ensemble))
+
+
+def test_archive_with_one_booster_file_still_loads(model, sessions, tmp_path):
+    """Archives written before cross-fitting hold xgboost-model.json and no model_files."""
+    first = model["booster"].boosters[0]
+    first.save_model(str(tmp_path / "xgboost-model.json"))
+    meta = {k: v for k, v in model["metadata"].items() if k != "model_files"}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    (tmp_path / "calibrator.json").write_text(json.dumps(model["calibrator"]))
+    old = inference.model_fn(str(tmp_path))
+    assert len(old["booster"]) == 1
+    raw = first.predict(inference.xgb.DMatrix(inference.features.engineer(sessions)))
+    np.testing.assert_allclose(inference.predict_fn(sessions, old), inference.calibrate(model["calibrator"], raw))
+
+
+def test_an_empty_ensemble_is_refused():
+    with pytest.raises(ValueError, match="at least one"):
+        inference.Ensemble([])

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
@@ -57,10 +58,14 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     assert re.search(r"^train:auc=[0-9.]+;$", printed, re.M)
 
     model = tmp_path / "model"
-    assert {p.name for p in model.iterdir()} == {"xgboost-model.json", "calibrator.json", "metadata.json", "code"}
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["folds"] == 5 and meta["model_files"] == [f"xgboost-model-{k}.json" for k in range(5)]
+    assert {p.name for p in model.iterdir()} == {*meta["model_files"], "calibrator.json", "metadata.json", "code"}
     for name in ("inference.py", "features.py"):
         assert (model / "code" / name).read_bytes() == (ROOT / "training_scripts" / name).read_bytes()
-    meta = json.loads((model / "metadata.json").read_text())
+    # cross-fitted over both channels: every row has exactly one out-of-fold prediction
+    assert meta["rows"]["out_of_fold"] == meta["rows"]["train"] + meta["rows"]["validation"]
+    assert len(meta["rounds"]) == 5 and all(1 <= r <= 40 for r in meta["rounds"])
     assert meta["problem_type"] == "binary" and meta["label"] == "Revenue" and meta["classes"] == [0, 1]
     assert meta["feature_names"] == list(inference.features.FEATURES)
     assert meta["raw_columns"] == data.COLUMNS[:-1]
@@ -71,8 +76,61 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     assert meta["metrics"]["validation"]["auc"] == pytest.approx(auc, abs=1e-6)
     calibrator = json.loads((model / "calibrator.json").read_text())
     assert calibrator["method"] == "isotonic" and len(calibrator["x"]) == len(calibrator["y"])
-    assert "history" in json.loads((tmp_path / "data" / "metrics.json").read_text())
+    assert set(json.loads((tmp_path / "data" / "metrics.json").read_text())["history"]) == {
+        f"fold_{k}" for k in range(5)}
     assert not (tmp_path / "failure").exists()
+
+
+def test_one_fold_trains_on_train_and_stops_on_validation(binary_splits, tmp_path, capsys):
+    model = train_model(tmp_path, binary_splits, "--folds", "1")
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["folds"] == 1 and meta["model_files"] == ["xgboost-model-0.json"]
+    assert meta["rows"]["out_of_fold"] == meta["rows"]["validation"]
+    auc = float(re.search(AUC_REGEX, capsys.readouterr().out).group(1))
+    assert auc == pytest.approx(meta["metrics"]["validation_channel"]["auc"], abs=1e-6)
+
+
+def test_validation_metric_is_out_of_fold(tmp_path, capsys):
+    """With labels unrelated to the features, an honest held-out AUC is near 0.5 although train AUC is high."""
+    df = data.generate(1500, seed=3)
+    df["Revenue"] = np.random.default_rng(0).random(len(df)) < 0.3
+    splits = run_preprocess(tmp_path, df)
+    model = train_model(tmp_path, splits, "--max_depth", "6", "--min_child_weight", "1", "--early_stopping_rounds",
+                        "25")
+    printed = capsys.readouterr().out
+    assert abs(float(re.search(AUC_REGEX, printed).group(1)) - 0.5) < 0.06
+    assert float(re.search(r"^train:auc=([0-9.]+);$", printed, re.M).group(1)) > 0.6
+    # calibrated on out-of-fold predictions: the served probabilities stay near the base rate
+    served = inference.model_fn(str(model))
+    x = pd.read_csv(splits / "test" / "test.csv").drop(columns="Revenue")
+    p = inference.predict_fn(x, served)
+    assert abs(p.mean() - 0.3) < 0.05 and p.std() < 0.1
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "multiclass", "regression"])
+def test_fold_splits_cover_every_row_once(problem_type):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3 if problem_type == "multiclass" else 2, 200).astype(float)
+    if problem_type == "regression":
+        y = rng.normal(size=200)
+    splits = train.fold_splits(y, 150, problem_type, 5, seed=0)
+    assert len(splits) == 5
+    held = np.concatenate([h for _, h in splits])
+    np.testing.assert_array_equal(np.sort(held), np.arange(200))
+    for fit, h in splits:
+        assert not set(fit) & set(h) and len(fit) + len(h) == 200
+        if problem_type != "regression":
+            assert set(y[h]) == set(y)  # stratified: every class in every held-out fold
+
+
+def test_fold_splits_shrink_for_a_rare_class_and_one_fold_keeps_the_channels():
+    y = np.array([0.0] * 50 + [1.0] * 3)
+    assert len(train.fold_splits(y, 40, "binary", 5, seed=0)) == 3
+    [(fit, held)] = train.fold_splits(y, 40, "binary", 1, seed=0)
+    np.testing.assert_array_equal(fit, np.arange(40))
+    np.testing.assert_array_equal(held, np.arange(40, 53))
+    with pytest.raises(train.TrainingError, match="--folds"):
+        train.fold_splits(y, 40, "binary", 0, seed=0)
 
 
 def test_default_sigmoid_calibration_and_explicit_pos_weight(binary_splits, tmp_path):
@@ -118,6 +176,7 @@ def test_hyperparameters_accept_json_encoded_values():
     args = train.parse_args(["--eta", '"0.3"', "--max_depth", "7.0", "--calibration", '"none"',
                              "--scale_pos_weight", '"auto"', "--lambda", "2"], env={})
     assert (args.eta, args.max_depth, args.calibration, args.scale_pos_weight) == (0.3, 7, "none", "auto")
+    assert args.folds == 5 and train.parse_args(["--folds", '"3"'], env={}).folds == 3
     assert vars(args)["lambda"] == 2.0 and args.train == "/opt/ml/input/data/train" and args.nthread == 0
     assert train.parse_args([], env={"SM_NUM_CPUS": "3"}).nthread == 3
     with pytest.raises(SystemExit):

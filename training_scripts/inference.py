@@ -41,14 +41,53 @@ def calibrate(calibrator, p):
     raise ValueError(f"unknown calibration method {method!r} in calibrator.json")
 
 
+class Ensemble:
+    """Boosters served as one: predictions are the mean of theirs (train.py's cross-fitted fold models).
+
+    Duck-types the part of xgboost.Booster that serving and evaluation use: predict and get_score.
+    """
+
+    def __init__(self, boosters):
+        self.boosters = list(boosters)
+        if not self.boosters:
+            raise ValueError("an ensemble needs at least one booster")
+
+    def __len__(self):
+        return len(self.boosters)
+
+    def predict(self, data):
+        return np.mean([b.predict(data) for b in self.boosters], axis=0)
+
+    def get_score(self, importance_type="weight"):
+        """Importance over all the boosters' trees: gain and cover per split, other types per booster."""
+        def summed(kind):
+            total = {}
+            for b in self.boosters:
+                for name, value in b.get_score(importance_type=kind).items():
+                    total[name] = total.get(name, 0.0) + value
+            return total
+        if importance_type in ("gain", "cover"):
+            splits = summed("weight")
+            return {name: value / splits[name] for name, value in summed(f"total_{importance_type}").items()}
+        return {name: value / len(self.boosters) for name, value in summed(importance_type).items()}
+
+
 def model_fn(model_dir):
-    """{'booster', 'metadata', 'calibrator'} from a model directory written by train.py."""
+    """{'booster', 'metadata', 'calibrator'} from a model directory written by train.py.
+
+    'booster' is an Ensemble of the boosters metadata.json lists under model_files (older archives: the
+    one xgboost-model.json).
+    """
     d = Path(model_dir)
-    booster = xgb.Booster()
-    booster.load_model(str(d / "xgboost-model.json"))
+    metadata = json.loads((d / "metadata.json").read_text())
+    boosters = []
+    for name in metadata.get("model_files", ["xgboost-model.json"]):
+        booster = xgb.Booster()
+        booster.load_model(str(d / name))
+        boosters.append(booster)
     return {
-        "booster": booster,
-        "metadata": json.loads((d / "metadata.json").read_text()),
+        "booster": Ensemble(boosters),
+        "metadata": metadata,
         "calibrator": json.loads((d / "calibrator.json").read_text()),
     }
 
