@@ -112,3 +112,15 @@ def test_missing_and_malformed_columns_are_named():
 def test_extra_columns_are_ignored():
     df = raw(5)
     pd.testing.assert_frame_equal(features.engineer(df.assign(Revenue=True, note="x")), features.engineer(df))
+
+
+def test_a_raw_column_used_as_the_label_is_neither_required_nor_leaked():
+    df = raw(40, seed=3)
+    without_label = df.drop(columns="VisitorType")
+    assert features.missing_columns(without_label) == ["VisitorType"]
+    assert features.missing_columns(without_label, "VisitorType") == []
+    out = features.engineer(without_label, label="VisitorType")
+    assert list(out.columns) == features.FEATURES
+    assert (out[[f"visitor_{v}" for v in features.VISITOR_TYPES]] == 0).all().all()
+    # the label's own values, if present, change nothing
+    assert out.equals(features.engineer(df, label="VisitorType"))

@@ -314,3 +314,17 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
                           parameters={"InputData": "s3://bucket/sessions.csv", "QualityThreshold": 0.5})
     assert record["status"] == "Succeeded", record["failure_reason"]
     assert "isolation=paths" in Path(next(s["log"] for s in record["steps"] if s["name"] == "Preprocess")).read_text()
+
+
+@pytest.mark.parametrize("problem_type, label, threshold, section", [
+    ("multiclass", "VisitorType", 0.5, "multiclass_classification_metrics"),
+    ("regression", "ProductRelated_Duration", 0.3, "regression_metrics"),
+])
+def test_other_problem_types_run_end_to_end_through_flags_alone(tmp_path, problem_type, label, threshold, section):
+    """A raw feature column as the label: the model must not need it as an input, nor leak it."""
+    csv = write_csv(generate(1200, seed=5), tmp_path / "sessions.csv")
+    code, summary = run_cli("run", "--local", "--home", tmp_path / "home", "--input-data", csv, "--no-tuning",
+                            "--problem-type", problem_type, "--label", label, "-p", f"QualityThreshold={threshold}")
+    assert code == 0, summary["failure_reason"]
+    assert summary["status"] == "Succeeded" and summary["registered_model"]["ModelPackageVersion"] == 1
+    assert set(summary["metrics"]) >= {section} and summary["gate"]["value"] >= threshold

@@ -47,9 +47,9 @@ FEATURES = (
 )
 
 
-def missing_columns(df):
-    """Raw columns the model needs that `df` lacks, in schema order."""
-    return [c for c in SCHEMA if c not in df.columns]
+def missing_columns(df, label=None):
+    """Raw columns the model needs that `df` lacks, in schema order (never the label itself)."""
+    return [c for c in SCHEMA if c not in df.columns and c != label]
 
 
 def _number(s):
@@ -81,11 +81,17 @@ def _ratio(num, den):
     return (num / den.where(den != 0)).mask(den == 0, 0.0)
 
 
-def engineer(df):
-    """Numeric feature frame (columns exactly FEATURES, float64) from raw columns."""
-    missing = missing_columns(df)
+def engineer(df, label=None):
+    """Numeric feature frame (columns exactly FEATURES, float64) from raw columns.
+
+    When the label is itself a raw column (VisitorType for a multiclass model, say), it is blanked:
+    the features built from it are missing values, so none can leak the answer.
+    """
+    missing = missing_columns(df, label)
     if missing:
         raise ValueError(f"missing required column(s): {', '.join(missing)}")
+    if label in SCHEMA:
+        df = df.assign(**{label: np.nan})
     raw = {c: _number(df[c]) for c, kind in SCHEMA.items() if kind == "number"}
     f = dict(raw)
     f["total_pages"] = sum(raw[t] for t in PAGE_TYPES)

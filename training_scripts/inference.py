@@ -139,7 +139,7 @@ def predict_fn(input_data, model):
 
     A missing or malformed raw column raises ValueError naming it (a client error).
     """
-    raw = model["booster"].predict(xgb.DMatrix(features.engineer(input_data)))
+    raw = model["booster"].predict(xgb.DMatrix(features.engineer(input_data, model["metadata"]["label"])))
     if model["metadata"]["problem_type"] == "binary":
         return calibrate(model["calibrator"], raw)
     return raw

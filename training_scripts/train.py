@@ -226,7 +226,7 @@ def train(args):
     x_val, y_val = read_channel(args.validation, args.label, "validation")
     classes = check_labels(y_train, y_val, args.problem_type)
     y = pd.concat([y_train, y_val], ignore_index=True).astype("float64").to_numpy()
-    x = features.engineer(pd.concat([x_train, x_val], ignore_index=True))
+    x = features.engineer(pd.concat([x_train, x_val], ignore_index=True), args.label)
     data = xgb.DMatrix(x, label=y)
     splits = fold_splits(y, len(y_train), args.problem_type, args.folds, args.seed)
 
