@@ -19,7 +19,6 @@ import http.client
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,8 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
+from fixtures.servers import serving  # noqa: E402
 from pipelines.data import generate, write_csv  # noqa: E402
 
 HEADING = "Local endpoint under load"
@@ -61,48 +62,6 @@ def prepare(home: Path, data: Path) -> None:
     if summary["status"] != "Succeeded":
         raise SystemExit(f"the preparing run failed: {summary['failure_reason']}")
     deploy(home, "approve", "latest", "--local")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`deploy.py serve --local` in its own process, up once /ping answers; stopped on exit."""
-
-    def __init__(self, home: Path, log: Path):
-        self.port, self.log = free_port(), open(log, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "deploy.py", "serve", "--local", "--home", str(home), "--port", str(self.port)],
-            cwd=ROOT, env=_env(), stdout=self.log, stderr=subprocess.STDOUT)
-
-    def __enter__(self) -> "Server":
-        deadline = time.monotonic() + 120
-        while not self._healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise SystemExit(f"the server did not come up; its log: {self.log.name}")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-    def _healthy(self) -> bool:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            connection.request("GET", "/ping")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
 
 
 @dataclass
@@ -210,9 +169,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="serving-load-") as tmp:
         home, data = Path(tmp) / "home", write_csv(generate(1000, seed=0), Path(tmp) / "sessions.csv")
         prepare(home, data)
-        with Server(home, Path(tmp) / "serve.log") as server:
+        def serve(port: int) -> list[str]:
+            return [sys.executable, "deploy.py", "serve", "--local", "--home", str(home), "--port", str(port)]
+
+        with serving(serve, "/ping", Path(tmp) / "serve.log", timeout=120, cwd=ROOT, env=_env()) as url:
             before = os.getloadavg()[0]
-            load, wall = run_load(server.port, csv_body(data, args.rows), args.rows, args.requests, args.clients,
+            load, wall = run_load(int(url.rsplit(":", 1)[1]), csv_body(data, args.rows), args.rows, args.requests, args.clients,
                                   args.deadline)
     section = report(load, wall, args, command.strip(), (before, os.getloadavg()[0]))
     print(section)

@@ -8,16 +8,15 @@ import csv
 import io
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
+from fixtures.servers import serving
 
 from pipelines import cli
 from pipelines.data import generate, write_csv
@@ -32,12 +31,6 @@ def deploy(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = cli.main(list(args))
     return status, out.getvalue(), err.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(url: str, body: bytes | None = None, content_type: str = "text/csv",
@@ -91,31 +84,11 @@ def scored(run) -> list[str]:
 @pytest.fixture(scope="module")
 def server(run):
     """`deploy.py serve --local` on a free loopback port; stopped at the end of the module."""
-    port = free_port()
-    log = open(run["tmp"] / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "deploy.py", "serve", "--local", "--home", str(run["home"]),
-                             "--port", str(port)], cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (run["tmp"] / "serve.log").read_text()
-            try:
-                if request(f"{url}/ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer /ping within 60 s"
-            time.sleep(0.1)
+    def command(port: int) -> list[str]:
+        return [sys.executable, "deploy.py", "serve", "--local", "--home", str(run["home"]), "--port", str(port)]
+
+    with serving(command, "/ping", run["tmp"] / "serve.log", cwd=PROJECT_ROOT) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def probabilities(body: bytes) -> list[float]:

@@ -2,53 +2,23 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import boto3
 import pytest
 from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+from fixtures.servers import serving
 
 BUCKET = "wire-bucket"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def moto_server(tmp_path):
     """A moto server of our own on a free local port; stopped however the test ends."""
-    port = free_port()
-    log = open(tmp_path / "moto.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # whatever the proxy settings
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                direct.open(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
-                time.sleep(0.1)
+    with serving(lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                 "/moto-api/", tmp_path / "moto.log", timeout=30) as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 @pytest.fixture
