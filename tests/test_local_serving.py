@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import multiprocessing
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from fixtures.servers import serving
 
 from pipelines import cli
 from pipelines.data import generate, write_csv
+from pipelines.local import endpoint as local_endpoint
+from pipelines.local.home import LocalHome
 
 ROWS = 1500
 LABEL = "Revenue"
@@ -284,3 +287,20 @@ def test_deploy_endpoint_local_records_a_new_config_each_time(run):
     configs = [c["EndpointConfigName"] for c in record["EndpointConfigs"]]
     assert len(set(configs)) == 2 and record["EndpointConfigName"] == configs[-1]
     assert record["ModelPackageArn"].endswith("model-package/purchase-intent/1")
+
+
+def _deploy_busy(home: Path, package: dict, times: int) -> None:
+    for _ in range(times):
+        local_endpoint.deploy(LocalHome(home), package, endpoint_name="busy", instance_type="ml.m5.large")
+
+
+def test_concurrent_deploys_to_one_local_endpoint_all_land(run):
+    home = LocalHome(run["home"])
+    package = local_endpoint.approved_package(home, "purchase-intent", "latest")
+    workers, times = 4, 5
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.starmap(_deploy_busy, [(run["home"], package, times)] * workers)
+    record = local_endpoint.endpoint_record(home, "busy")
+    configs = [c["EndpointConfigName"] for c in record["EndpointConfigs"]]
+    assert len(configs) == len(set(configs)) == workers * times
+    assert record["EndpointConfigName"] == configs[-1]

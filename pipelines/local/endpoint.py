@@ -17,6 +17,7 @@ JSON message; a body above the limit (6 MB, as SageMaker's real-time endpoints) 
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import tarfile
 import threading
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -126,9 +128,26 @@ def deploy(home: LocalHome, package: dict, *, endpoint_name: str, instance_type:
     Nothing runs until `serve --local --endpoint-name N`; the record keeps every config, newest last.
     """
     path = _endpoint_path(home, endpoint_name)
-    existing = endpoint_record(home, endpoint_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Read-modify-write under an exclusive lock: two deploys at once must both land in EndpointConfigs.
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existing, config = _add_config(path, home, package, endpoint_name, instance_type)
+    return {"Action": "updated" if existing else "created", "EndpointName": endpoint_name,
+            "EndpointConfigName": config["EndpointConfigName"], "ModelName": config["ModelName"],
+            "PreviousEndpointConfigName": existing and existing["EndpointConfigName"],
+            "ModelPackageArn": package["ModelPackageArn"]}
+
+
+def _add_config(path: Path, home: LocalHome, package: dict, endpoint_name: str, instance_type: str):
+    """(the record before, the new config): appends a config to the record at `path`, written atomically."""
+    existing = json.loads(path.read_text()) if path.is_file() else None
     now = _now()
+    used = {c["EndpointConfigName"] for c in (existing or {}).get("EndpointConfigs", [])}
     suffix = endpoints.stamp()
+    while endpoints.unique_name(endpoint_name, suffix) in used:  # deployed within the same millisecond
+        time.sleep(0.001)
+        suffix = endpoints.stamp()
     config = {
         "EndpointConfigName": endpoints.unique_name(endpoint_name, suffix),
         "ModelName": endpoints.unique_name(endpoint_name, f"v{package['ModelPackageVersion']}-{suffix}"),
@@ -145,14 +164,10 @@ def deploy(home: LocalHome, package: dict, *, endpoint_name: str, instance_type:
         "LastModifiedTime": now,
         "EndpointConfigs": [*(existing or {}).get("EndpointConfigs", []), config],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(path)
-    return {"Action": "updated" if existing else "created", "EndpointName": endpoint_name,
-            "EndpointConfigName": config["EndpointConfigName"], "ModelName": config["ModelName"],
-            "PreviousEndpointConfigName": existing and existing["EndpointConfigName"],
-            "ModelPackageArn": package["ModelPackageArn"]}
+    return existing, config
 
 
 def endpoint_record(home: LocalHome, endpoint_name: str) -> dict | None:
