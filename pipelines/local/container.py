@@ -120,14 +120,23 @@ def host_environment() -> dict[str, str]:
     return env
 
 
+@functools.cache
+def _die_with_runner() -> tuple[str, ...]:
+    """A prefix that kills the job when the thread that started it dies, where Linux can (setpriv).
+
+    Jobs run in their own session so that Ctrl-C reaches the runner first; without this, a runner
+    killed with SIGKILL would leave its jobs running. The signal survives the exec chain to the job."""
+    return ("setpriv", "--pdeathsig", "KILL") if sys.platform.startswith("linux") and shutil.which("setpriv") else ()
+
+
 def _command(run: HostRun, isolation: str) -> tuple[list[str], dict[str, str], Path]:
     """The argv, environment and working directory that realise ``run`` under ``isolation``."""
     env = {**host_environment(), **run.env}
     if isolation == "namespace":
-        return _wrap_namespace(run.root, run.cwd, run.argv), env, run.root
+        return [*_die_with_runner(), *_wrap_namespace(run.root, run.cwd, run.argv)], env, run.root
     argv = [map_container_paths(arg, run.root) for arg in run.argv]
     env = {key: map_container_paths(value, run.root) for key, value in env.items()}
-    return argv, env, Path(map_container_paths(run.cwd, run.root))
+    return [*_die_with_runner(), *argv], env, Path(map_container_paths(run.cwd, run.root))
 
 
 def run_hosts(

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,14 +111,32 @@ def interrupted(tmp_path_factory) -> SimpleNamespace:
         cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(held.state / "Held.pid", timeout=90, alive=lambda: runner.poll() is None)
+        job = int((held.state / "Held.pid").read_text())
         runner.kill()
         runner.wait(timeout=30)
     finally:
         if runner.poll() is None:
             runner.kill()
-    held.kill()  # the job has its own session, so it outlives its runner: stop it as an operator would
     (execution_id,) = [p.name for p in home.runs.iterdir()]
-    return SimpleNamespace(home=home, held=held, execution_id=execution_id)
+    return SimpleNamespace(home=home, held=held, execution_id=execution_id, job=job)
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting for its new parent to reap it is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_the_job_of_a_killed_runner_dies_with_it(interrupted):
+    deadline = time.monotonic() + 10
+    while running(interrupted.job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = running(interrupted.job)
+    if alive:
+        os.killpg(interrupted.job, signal.SIGKILL)  # stop it as an operator would, so later tests stay valid
+    assert not alive, "the Held job outlived its SIGKILLed runner"
 
 
 def test_a_killed_runner_leaves_whole_files_and_nothing_of_the_unfinished_step(interrupted):
