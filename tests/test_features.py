@@ -124,3 +124,12 @@ def test_a_raw_column_used_as_the_label_is_neither_required_nor_leaked():
     assert (out[[f"visitor_{v}" for v in features.VISITOR_TYPES]] == 0).all().all()
     # the label's own values, if present, change nothing
     assert out.equals(features.engineer(df, label="VisitorType"))
+
+
+def test_codes_are_categorical_with_invalid_codes_missing():
+    assert len(features.FEATURE_TYPES) == len(features.FEATURES)
+    assert [f for f, t in zip(features.FEATURES, features.FEATURE_TYPES) if t == "c"] == list(features.CODES)
+    out = features.engineer(pd.concat([row(TrafficType=t, Browser=2) for t in (3, -1, 2.5, 1e9, 0)],
+                                      ignore_index=True))
+    np.testing.assert_array_equal(out["TrafficType"], [3, np.nan, np.nan, np.nan, 0])
+    assert (out["Browser"] == 2).all() and (out.dtypes == "float64").all()

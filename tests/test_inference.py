@@ -33,7 +33,7 @@ def test_csv_with_and_without_header_gives_calibrated_probabilities(model, sessi
                                    model)
     assert with_header.shape == (20,) and np.all((with_header >= 0) & (with_header <= 1))
     np.testing.assert_allclose(with_header, without)
-    raw = model["booster"].predict(inference.xgb.DMatrix(inference.features.engineer(sessions)))
+    raw = model["booster"].predict(inference.dmatrix(inference.features.engineer(sessions)))
     np.testing.assert_allclose(with_header, inference.calibrate(model["calibrator"], raw))
 
 
@@ -92,7 +92,7 @@ def test_round_trip_through_the_handlers(model, sessions, tmp_path):
 def test_model_is_the_mean_of_its_fold_boosters(model, sessions):
     ensemble = model["booster"]
     assert len(ensemble) == model["metadata"]["folds"] == 5
-    d = inference.xgb.DMatrix(inference.features.engineer(sessions))
+    d = inference.dmatrix(inference.features.engineer(sessions))
     np.testing.assert_allclose(ensemble.predict(d), np.mean([b.predict(d) for b in ensemble.boosters], axis=0),
                                rtol=1e-6)
     gain = ensemble.get_score(importance_type="gain")
@@ -115,7 +115,7 @@ def test_archive_with_one_booster_file_still_loads(model, sessions, tmp_path):
     (tmp_path / "calibrator.json").write_text(json.dumps(model["calibrator"]))
     old = inference.model_fn(str(tmp_path))
     assert len(old["booster"]) == 1
-    raw = first.predict(inference.xgb.DMatrix(inference.features.engineer(sessions)))
+    raw = first.predict(inference.dmatrix(inference.features.engineer(sessions)))
     np.testing.assert_allclose(inference.predict_fn(sessions, old), inference.calibrate(model["calibrator"], raw))
 
 

@@ -68,6 +68,7 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     assert len(meta["rounds"]) == 5 and all(1 <= r <= 40 for r in meta["rounds"])
     assert meta["problem_type"] == "binary" and meta["label"] == "Revenue" and meta["classes"] == [0, 1]
     assert meta["feature_names"] == list(inference.features.FEATURES)
+    assert meta["feature_types"] == inference.features.FEATURE_TYPES
     assert meta["raw_columns"] == data.COLUMNS[:-1]
     assert 0 <= meta["best_iteration"] < 40 and 0 < meta["threshold"] < 1
     assert meta["hyperparameters"]["eta"] == 0.2 and meta["hyperparameters"]["num_round"] == 40

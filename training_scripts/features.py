@@ -46,6 +46,14 @@ FEATURES = (
     + list(CODES)
 )
 
+# Integer codes whose order means nothing (which operating system, browser, region, traffic source): the
+# model splits them as sets of categories, not at thresholds (inference.dmatrix passes FEATURE_TYPES to
+# XGBoost). Nested validation on the UCI data (never its test split), 30 inner splits: +0.0005 ROC-AUC.
+# Month stays ordinal: as a category too it measured +0.0002, within noise.
+CATEGORICAL = CODES
+FEATURE_TYPES = ["c" if name in CATEGORICAL else "q" for name in FEATURES]
+MAX_CATEGORY = 1 << 16  # a larger code is missing: XGBoost sizes its category sets by the largest code
+
 
 def missing_columns(df, label=None):
     """Raw columns the model needs that `df` lacks, in schema order (never the label itself)."""
@@ -58,6 +66,11 @@ def _number(s):
     if bad.any():
         raise ValueError(f"column {s.name!r} must be numeric; got {s[bad].iloc[0]!r}")
     return out.astype("float64")
+
+
+def _category(s):
+    """A code as an XGBoost category: non-negative integers below MAX_CATEGORY; anything else is missing."""
+    return s.where((s >= 0) & (s % 1 == 0) & (s < MAX_CATEGORY))
 
 
 def _bool(s):
@@ -84,6 +97,8 @@ def _ratio(num, den):
 def engineer(df, label=None):
     """Numeric feature frame (columns exactly FEATURES, float64) from raw columns.
 
+    The CATEGORICAL columns hold integer codes (invalid ones missing) for XGBoost to treat as categories.
+
     When the label is itself a raw column (VisitorType for a multiclass model, say), it is blanked:
     the features built from it are missing values, so none can leak the answer.
     """
@@ -94,6 +109,7 @@ def engineer(df, label=None):
         df = df.assign(**{label: np.nan})
     raw = {c: _number(df[c]) for c, kind in SCHEMA.items() if kind == "number"}
     f = dict(raw)
+    f.update({c: _category(raw[c]) for c in CODES})
     f["total_pages"] = sum(raw[t] for t in PAGE_TYPES)
     f["total_duration"] = sum(raw[f"{t}_Duration"] for t in PAGE_TYPES)
     f["duration_per_page"] = _ratio(f["total_duration"], f["total_pages"])

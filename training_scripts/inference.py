@@ -41,6 +41,11 @@ def calibrate(calibrator, p):
     raise ValueError(f"unknown calibration method {method!r} in calibrator.json")
 
 
+def dmatrix(frame, label=None):
+    """XGBoost DMatrix of `features.engineer` output: the features.CATEGORICAL columns as categories."""
+    return xgb.DMatrix(frame, label=label, feature_types=features.FEATURE_TYPES, enable_categorical=True)
+
+
 class Ensemble:
     """Boosters served as one: predictions are the mean of theirs (train.py's cross-fitted fold models).
 
@@ -139,7 +144,7 @@ def predict_fn(input_data, model):
 
     A missing or malformed raw column raises ValueError naming it (a client error).
     """
-    raw = model["booster"].predict(xgb.DMatrix(features.engineer(input_data, model["metadata"]["label"])))
+    raw = model["booster"].predict(dmatrix(features.engineer(input_data, model["metadata"]["label"])))
     if model["metadata"]["problem_type"] == "binary":
         return calibrate(model["calibrator"], raw)
     return raw

@@ -227,7 +227,7 @@ def train(args):
     classes = check_labels(y_train, y_val, args.problem_type)
     y = pd.concat([y_train, y_val], ignore_index=True).astype("float64").to_numpy()
     x = features.engineer(pd.concat([x_train, x_val], ignore_index=True), args.label)
-    data = xgb.DMatrix(x, label=y)
+    data = inference.dmatrix(x, label=y)
     splits = fold_splits(y, len(y_train), args.problem_type, args.folds, args.seed)
 
     params = booster_params(args, classes)
@@ -275,6 +275,7 @@ def train(args):
         "label": args.label,
         "raw_columns": list(features.SCHEMA),
         "feature_names": list(features.FEATURES),
+        "feature_types": list(features.FEATURE_TYPES),
         "classes": classes,
         "model_files": model_files,  # averaged by inference.py
         "folds": len(splits),
