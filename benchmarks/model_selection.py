@@ -1,0 +1,144 @@
+"""Nested validation of train.py settings on the real data: how model choices are made without the test split.
+
+For each outer split seed, preprocess.py splits the real file exactly as the
+pipeline does, and its test split is never read. The train and validation
+splits are pooled; each inner seed holds out 15% of them (stratified), and
+train.py, run in process with a variant's hyperparameters, trains on the rest
+as its train/validation channels. The whole served model (fold ensemble plus
+calibration, via inference.py) scores the inner hold-out. Variants are
+compared with the baseline on the same inner splits (paired differences,
+standard error over outer seeds) and the table goes to docs/benchmarks.md.
+
+    python benchmarks/model_selection.py [--variant NAME KEY=VALUE ...] [--outer-seeds 0 .. 9] [--inner-seeds 0 1 2]
+
+Without --variant it compares the defaults with a few of the alternatives measured when they were chosen.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parent.parent
+for folder in (ROOT, ROOT / "processing_scripts", ROOT / "training_scripts"):
+    sys.path.insert(0, str(folder))
+
+import inference  # noqa: E402
+import preprocess  # noqa: E402
+import train  # noqa: E402
+from benchmarks.doc import machine, write_section  # noqa: E402
+from benchmarks.quality import DEFAULT_DATA, HEADING_SELECTION as HEADING  # noqa: E402
+
+LABEL = "Revenue"
+VARIANTS = {  # name -> train.py hyperparameters over its defaults
+    "defaults": {},
+    "10 folds": {"folds": "10"},
+    "1 booster (no cross-fitting)": {"folds": "1"},
+    "max_depth 6": {"max_depth": "6"},
+    "colsample_bytree 0.5": {"colsample_bytree": "0.5"},
+    "isotonic calibration": {"calibration": "isotonic"},
+}
+
+
+def pooled_splits(data: Path, seed: int, work: Path) -> pd.DataFrame:
+    """Train + validation of the pipeline's split for `seed` (preprocess.py's own code); never the test split."""
+    inputs, out = work / f"input-{seed}", work / f"split-{seed}"
+    inputs.mkdir()
+    (inputs / data.name).symlink_to(data.resolve())
+    with contextlib.redirect_stdout(io.StringIO()):
+        preprocess.run(preprocess.parse_args(["--input-dir", str(inputs), "--output-dir", str(out),
+                                              "--seed", str(seed)]))
+    return pd.concat([pd.read_csv(out / name / f"{name}.csv") for name in ("train", "validation")],
+                     ignore_index=True)
+
+
+def holdout_auc(pool: pd.DataFrame, inner_seed: int, hyperparameters: dict, work: Path) -> float:
+    """Train on 70/85 + 15/85 of the pool as train.py's channels; ROC-AUC of the served model on the rest."""
+    fit, held = train_test_split(np.arange(len(pool)), test_size=0.15 / 0.85, random_state=1000 + inner_seed,
+                                 stratify=pool[LABEL])
+    fit = pool.iloc[np.sort(fit)]
+    channels = {"train": fit.iloc[: len(fit) * 70 // 85], "validation": fit.iloc[len(fit) * 70 // 85:]}
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        tmp = Path(tmp)
+        for name, frame in channels.items():
+            (tmp / name).mkdir()
+            frame.to_csv(tmp / name / f"{name}.csv", index=False)
+        argv = [f"--{name}={tmp / name}" for name in channels]
+        argv += [f"--model-dir={tmp / 'model'}", f"--output-data-dir={tmp / 'output'}"]
+        argv += [f"--{key}={value}" for key, value in hyperparameters.items()]
+        with contextlib.redirect_stdout(io.StringIO()):
+            train.train(train.parse_args(argv))
+        model = inference.model_fn(str(tmp / "model"))
+        held = pool.iloc[np.sort(held)]
+        return roc_auc_score(held[LABEL], inference.predict_fn(held.drop(columns=LABEL), model))
+
+
+def variant(text: list[str]) -> tuple[str, dict]:
+    name, *pairs = text
+    if not all("=" in pair for pair in pairs):
+        raise argparse.ArgumentTypeError(f"--variant {name}: give hyperparameters as KEY=VALUE, got {pairs}")
+    return name, dict(pair.split("=", 1) for pair in pairs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--variant", nargs="+", action="append", metavar="NAME [KEY=VALUE ...]",
+                        help="a variant to compare with the defaults (repeatable)")
+    parser.add_argument("--outer-seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--inner-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        raise SystemExit(f"{args.data}: no such file; pass --data PATH (python deploy.py download --dest data)")
+    try:
+        variants = dict([("defaults", {})] + [variant(v) for v in args.variant]) if args.variant else VARIANTS
+    except argparse.ArgumentTypeError as e:
+        parser.error(str(e))
+
+    scores: dict[str, np.ndarray] = {}  # variant -> [outer seed, inner seed] hold-out ROC-AUC
+    with tempfile.TemporaryDirectory(prefix="model-selection-") as work:
+        pools = {seed: pooled_splits(args.data, seed, Path(work)) for seed in args.outer_seeds}
+        for name, hyperparameters in variants.items():
+            started = time.time()
+            scores[name] = np.array([[holdout_auc(pools[o], i, hyperparameters, Path(work)) for i in args.inner_seeds]
+                                     for o in args.outer_seeds])
+            print(f"{name}: {scores[name].mean():.4f} ({time.time() - started:.0f} s)", file=sys.stderr)
+
+    lines = ["| variant | train.py hyperparameters | mean hold-out ROC-AUC | vs defaults (paired) | "
+             "standard error |", "|---|---|---|---|---|"]
+    for name, hyperparameters in variants.items():
+        per_outer = (scores[name] - scores["defaults"]).mean(axis=1)
+        se = statistics.stdev(per_outer) / len(per_outer) ** 0.5 if len(per_outer) > 1 else 0.0
+        settings = " ".join(f"`--{k} {v}`" for k, v in hyperparameters.items()) or "(defaults)"
+        lines.append(f"| {name} | {settings} | {scores[name].mean():.4f} | {per_outer.mean():+.4f} | {se:.4f} |")
+    command = "python benchmarks/model_selection.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = f"""How train.py's settings are chosen without touching a test split. For each outer split seed
+({', '.join(map(str, args.outer_seeds))}) preprocess.py splits {args.data.name} as the pipeline does; its test
+split is never read. Train + validation are pooled, and for each inner seed ({', '.join(map(str, args.inner_seeds))})
+15% of the pool is held out; train.py trains on the rest and the served model (fold ensemble and calibration)
+scores the hold-out. Differences are paired on the same inner splits; the standard error is over outer seeds.
+
+{chr(10).join(lines)}
+
+Machine: {machine()}.
+Command: `{command.strip()}`
+"""
+    print(body)
+    if not args.no_write:
+        write_section(ROOT / "docs" / "benchmarks.md", HEADING, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
