@@ -310,6 +310,7 @@ class _Builder:
             metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
             objective_type=step.objective.direction, strategy=step.strategy,
             max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
+            random_seed=step.random_seed,
         )
         args = tuner.fit(inputs=self._channels(step))
         return self.sdk.TuningStep(step.name, step_args=args, cache_config=self._cache(step),

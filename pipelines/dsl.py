@@ -256,6 +256,7 @@ class Tuning(Training):
     max_jobs: object = 4
     max_parallel: object = 2
     strategy: str = "Random"
+    random_seed: int | None = None  # fixes the search's proposals, so a rerun tries the same hyperparameters
 
     @property
     def best_model(self) -> ModelRef:
@@ -405,7 +406,7 @@ class Pipeline:
 
     def tuning(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None, metrics=(),
                instance_type, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
-               strategy="Random", **options) -> Tuning:
+               strategy="Random", random_seed=None, **options) -> Tuning:
         if objective.direction not in ("Maximize", "Minimize"):
             raise DefinitionError(f"step {name!r}: objective direction must be Maximize or Minimize")
         if not ranges:
@@ -417,10 +418,14 @@ class Pipeline:
             _check_range(name, key, r)
         for key, value in (("max_jobs", max_jobs), ("max_parallel", max_parallel)):
             _check_integer(name, key, value)
+        if random_seed is not None and (not isinstance(random_seed, int) or isinstance(random_seed, bool)
+                                        or random_seed < 0):
+            raise DefinitionError(f"step {name!r}: random_seed must be a whole number >= 0 (or None for a "
+                                  f"different search each run), got {random_seed!r}")
         metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
         return self._add_training(Tuning, name, source_dir, entry_point, channels, hyperparameters, metrics,
                                   instance_type, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
-                                  max_parallel=max_parallel, strategy=strategy, **options)
+                                  max_parallel=max_parallel, strategy=strategy, random_seed=random_seed, **options)
 
     def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
                  **options) -> Register:

@@ -65,6 +65,7 @@ def definition(cfg: Config) -> Pipeline:
                 "lambda": Continuous(0.1, 10, log=True),
             },
             max_jobs=max_jobs, max_parallel=max_parallel,
+            random_seed=0,  # the same trials every run: a rerun, or another split seed, compares like for like
         )
     else:
         train = p.training("Train", "training_scripts", **training)

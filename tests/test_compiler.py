@@ -167,6 +167,7 @@ def test_the_problem_type_sets_objective_gate_path_and_direction(compile_with, p
     steps = all_steps(d["Steps"])
     objective = steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
     assert objective == {"Type": spec.tuning_direction, "MetricName": spec.tuning_metric}
+    assert steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]["RandomSeed"] == 0  # same trials each run
     condition, = steps["QualityGate"]["Arguments"]["Conditions"]
     assert condition["Type"] == {"Maximize": "GreaterThanOrEqualTo", "Minimize": "LessThanOrEqualTo"}[spec.gate_direction]
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == spec.gate_path

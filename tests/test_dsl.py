@@ -140,6 +140,13 @@ def test_tuning_ranges_are_checked(root, ranges, message):
         tune_step(p, prep_step(p), ranges=ranges)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_a_tuning_random_seed_must_be_a_whole_number(root, seed):
+    p = Pipeline("seeded")
+    with pytest.raises(DefinitionError, match=r"step 'Tune': random_seed must be a whole number >= 0"):
+        tune_step(p, prep_step(p), random_seed=seed)
+
+
 def test_tuning_accepts_every_range_kind(root):
     p = Pipeline("kinds")
     tune = tune_step(p, prep_step(p), ranges={"eta": Continuous(0.1, 0.3, log=True), "depth": Integer(3, 9),

@@ -47,15 +47,16 @@ def deploy(ws, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-def run_json(ws, *args: str) -> SimpleNamespace:
+def run_json(ws, *args: str, home: Path | None = None) -> SimpleNamespace:
     """`deploy.py run --local --json` on the small data set; its exit code, summary and record."""
-    proc = deploy(ws, "run", "--local", "--json", "--home", ws.home, "--input-data", ws.data, *SMALL, *args)
+    home = home or ws.home
+    proc = deploy(ws, "run", "--local", "--json", "--home", home, "--input-data", ws.data, *SMALL, *args)
     try:
         summary = json.loads(proc.stdout)  # exactly one JSON document, nothing else on stdout
     except ValueError:
         pytest.fail(f"run --local --json printed no single JSON document (exit {proc.returncode}):\n"
                     f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}")
-    record = LocalHome(ws.home).execution(summary["execution_id"])
+    record = LocalHome(home).execution(summary["execution_id"])
     return SimpleNamespace(code=proc.returncode, stderr=proc.stderr, summary=summary, record=record)
 
 
@@ -199,6 +200,20 @@ def test_an_identical_second_run_is_served_from_the_cache_and_registers(second_r
     assert steps["Register-RegisterModel"]["status"] == "Succeeded"
     registered = second_run.summary["registered_model"]
     assert registered["ModelPackageVersion"] > first_run.summary["registered_model"]["ModelPackageVersion"]
+
+
+def test_a_rerun_in_a_fresh_home_tries_the_same_hyperparameters_and_reproduces_the_model(ws, first_run, tmp_path):
+    rerun = run_json(ws, *PASSING_GATE, home=tmp_path / "home")  # no cache to hit: every job runs again
+    assert rerun.code == 0, rerun.summary["failure_reason"]
+    assert rerun.summary["execution_id"] != first_run.summary["execution_id"]
+
+    def trials(run):
+        summaries = steps_of(run.record)["Tune"]["response"]["TrainingJobSummaries"]
+        return sorted(json.dumps(t["TunedHyperParameters"], sort_keys=True) for t in summaries)
+
+    assert len(trials(first_run)) == 2 and trials(rerun) == trials(first_run)  # RandomSeed fixes the search
+    auc = "binary_classification_metrics.roc_auc.value"
+    assert rerun.summary["gate"] == first_run.summary["gate"] and rerun.summary["gate"]["metric"] == auc
 
 
 # --- fixture pipelines, through pipelines.cli.main ----------------------------------------------
