@@ -33,7 +33,7 @@ PROBLEMS = {
     "binary": Problem("binary", "validation:auc", "Maximize", "binary_classification_metrics",
                       "roc_auc", "Maximize", 0.80,
                       ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
-                       "expected_calibration_error", "log_loss", "threshold")),
+                       "expected_calibration_error", "calibration_error_floor", "log_loss", "threshold")),
     "multiclass": Problem("multiclass", "validation:mlogloss", "Minimize", "multiclass_classification_metrics",
                           "accuracy", "Maximize", 0.50, ("accuracy", "macro_f1", "weighted_f1", "log_loss")),
     "regression": Problem("regression", "validation:rmse", "Minimize", "regression_metrics",

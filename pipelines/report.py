@@ -43,6 +43,7 @@ METRICS = {
     "accuracy": ("Accuracy", "higher"), "precision": ("Precision", "higher"), "recall": ("Recall", "higher"),
     "f1": ("F1", "higher"), "macro_f1": ("Macro F1", "higher"), "weighted_f1": ("Weighted F1", "higher"),
     "brier_score": ("Brier score", "lower"), "expected_calibration_error": ("Expected calibration error", "lower"),
+    "calibration_error_floor": ("Calibration error of exact probabilities (sampling floor)", None),
     "log_loss": ("Log loss", "lower"), "threshold": ("Decision threshold", None),
     "rmse": ("RMSE", "lower"), "mae": ("MAE", "lower"), "r2": ("R²", "higher"),
 }

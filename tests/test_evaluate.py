@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from pipelines import data
 from test_preprocess import run_preprocess
@@ -42,9 +43,11 @@ def test_binary_report_layout(tmp_path):
     assert report["n_test"] == n_test
     metrics = report["binary_classification_metrics"]
     assert set(metrics) == {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
-                            "expected_calibration_error", "log_loss", "threshold", "confusion_matrix"}
+                            "expected_calibration_error", "calibration_error_floor", "log_loss", "threshold",
+                            "confusion_matrix"}
     assert 0.75 < metrics["roc_auc"]["value"] <= 1
-    for name in ("pr_auc", "accuracy", "precision", "recall", "f1", "brier_score", "expected_calibration_error"):
+    for name in ("pr_auc", "accuracy", "precision", "recall", "f1", "brier_score", "expected_calibration_error",
+                 "calibration_error_floor"):
         assert 0 <= metrics[name]["value"] <= 1, name
     meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert metrics["threshold"]["value"] == meta["threshold"]  # chosen on validation by train.py
@@ -99,6 +102,17 @@ def test_expected_calibration_error_by_hand():
     expected = (3 * abs(1 / 3 - 0.05) + 1 * 0.55 + 2 * 0.05) / 6
     assert evaluate.expected_calibration_error(y, p) == pytest.approx(expected)
     assert evaluate.expected_calibration_error(np.array([1]), np.array([1.0])) == 0  # p=1 falls in the last bin
+
+
+def test_the_calibration_error_floor_is_the_sampling_noise_of_exact_probabilities():
+    # All rows at 0.5 fall in one bin: the floor is E|k/n - 0.5| for k ~ Binomial(n, 0.5), exactly.
+    for n in (100, 400):
+        k = np.arange(n + 1)
+        exact = float(np.sum(stats.binom.pmf(k, n, 0.5) * np.abs(k / n - 0.5)))
+        assert evaluate.calibration_error_floor(np.full(n, 0.5)) == pytest.approx(exact, rel=0.05)
+    assert evaluate.calibration_error_floor(np.full(50, 0.0)) == 0  # certain outcomes: no noise
+    p = np.random.default_rng(3).beta(0.5, 3, 2000)
+    assert evaluate.calibration_error_floor(p) == evaluate.calibration_error_floor(p)  # seeded: reproducible
 
 
 def test_downsample_keeps_ends_and_lift_deciles():

@@ -297,6 +297,8 @@ def test_model_card_has_the_package_metrics_gate_and_an_example_request(tmp_path
     assert "**Synthetic data.**" in card  # the InputData name says so
     if problem == "binary":
         assert "Brier score" in card and "expected calibration error" in card
+        floor = doc[section]["calibration_error_floor"]["value"]
+        assert f"even exact probabilities would score about {floor:.4f} from sampling noise alone" in card
     else:
         assert "Not measured for" in card
 
