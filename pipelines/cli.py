@@ -9,12 +9,12 @@ import argparse
 import hashlib
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
 from pipelines import dsl
 from pipelines.config import PROBLEM_TYPES, ConfigError, load_config
+from pipelines.files import write_atomically
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
@@ -92,7 +92,7 @@ def _clients(cfg):
 def cmd_compile(args):
     compiled = _compiled(args)
     if args.output:
-        _write_atomic(Path(args.output), compiled.definition)
+        write_atomically(args.output, compiled.definition)
         print(f"wrote {args.output} ({len(compiled.definition)} bytes)", file=sys.stderr)
     else:
         sys.stdout.write(compiled.definition)
@@ -233,7 +233,7 @@ def cmd_serve(args):
             raise UserError(f"no local endpoint {args.endpoint_name}: create it with "
                             f"`python deploy.py deploy-endpoint --local --endpoint-name {args.endpoint_name}`")
         ref = ref or record["ModelPackageArn"]
-    package = local.resolve(local.open_registry(home), cfg.model_package_group, ref or "latest-approved")
+    package = local.resolve(local.Registry.of(home), cfg.model_package_group, ref or "latest-approved")
     local.serve_package(home, package, host=args.host, port=args.port, max_payload_mb=args.max_payload_mb,
                         announce=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -336,12 +336,6 @@ def stage_input(path_or_uri: str, cfg, put) -> str:
     uri = f"{cfg.s3_root}/data/{hashlib.sha256(data).hexdigest()}/{path.name}"
     put(uri, data)
     return uri
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # --- parser -----------------------------------------------------------------------------------

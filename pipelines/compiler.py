@@ -21,6 +21,7 @@ from pathlib import Path
 from pipelines import dsl
 from pipelines.bundles import file_asset, folder_asset
 from pipelines.config import Config, ConfigError
+from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
@@ -60,7 +61,7 @@ def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | N
     else:
         definition = _definition(pipeline, cfg, code)
         if cached:
-            _write_atomic(cached, definition)
+            write_atomically(cached, definition)
     return Compiled(
         name=pipeline.name,
         display_name=pipeline.display_name,
@@ -126,13 +127,6 @@ def _fingerprint(value, nested: bool = False):
     if isinstance(value, (list, tuple)):
         return [_fingerprint(v, nested) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _normalise(definition: dict, pipeline_name: str) -> dict:

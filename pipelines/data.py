@@ -4,8 +4,6 @@ The generator is the embedded default, so the pipeline runs on a fresh machine
 with no download; `download_uci` fetches the real file when it is wanted.
 """
 import io
-import os
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -13,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pipelines.files import write_atomically
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/468/online+shoppers+purchasing+intention+dataset.zip"
 CSV_NAME = "online_shoppers_intention.csv"
@@ -111,28 +111,13 @@ def generate(n_rows=5000, seed=0):
     return df[COLUMNS]
 
 
-def _atomic_write(path, data):
-    """Write bytes to `path` via a temporary sibling and os.replace, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
 def write_csv(df, path):
     """Write `df` in the UCI CSV format (booleans as TRUE/FALSE), atomically."""
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_bool_dtype(out[c]):
             out[c] = np.where(out[c], "TRUE", "FALSE")
-    return _atomic_write(path, out.to_csv(index=False).encode("utf-8"))
+    return write_atomically(path, out.to_csv(index=False).encode("utf-8"))
 
 
 def _fetch(url, opener):
@@ -166,4 +151,4 @@ def download_uci(dest_dir, url=UCI_URL, opener=urllib.request.urlopen):
         raise ValueError(
             f"{members[0]} in {url} has header {header}, expected {COLUMNS}; "
             f"the archive is not the UCI Online Shoppers data set, fetch it from {UCI_URL}")
-    return _atomic_write(Path(dest_dir) / CSV_NAME, data)
+    return write_atomically(Path(dest_dir) / CSV_NAME, data)

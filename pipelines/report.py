@@ -20,14 +20,14 @@ import base64
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pipelines.files import write_atomically
 from pipelines.local.expressions import ExpressionError, references
+from pipelines.local.records import save_record
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SECTIONS = {  # evaluation.json section -> problem type
@@ -100,7 +100,7 @@ def publish_local_run(record: dict, *, home, store, description: str | None = No
     except Exception as exc:  # noqa: BLE001
         warn(f"report not written: {type(exc).__name__}: {exc}")
     if (run_dir / "execution.json").is_file():
-        write_atomically(run_dir / "execution.json", json.dumps(record, indent=1, default=str))
+        save_record(run_dir, record)
     return record
 
 
@@ -113,24 +113,8 @@ def store_model_card(record: dict, definition: dict | None, store, registered: d
     uri = f"{registered['model_data_url'].rsplit('/', 1)[0]}/model_card.md"
     store.put_bytes(uri, card.encode("utf-8"))
     if registered.get("group") and registered.get("version") is not None:
-        registry = Registry(home.registry, region=home.region, account=home.account)
-        registry.set_model_card(registered["group"], registered["version"], card)
+        Registry.of(home).set_model_card(registered["group"], registered["version"], card)
     return uri
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    """Write beside the target, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- gathering ------------------------------------------------------------------------------------

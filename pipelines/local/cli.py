@@ -18,10 +18,10 @@ SYNTHETIC_SEED = 0
 
 
 def run_local(args) -> int:
-    from pipelines.local import LocalHome, open_store
+    from pipelines.local import open_store
     from pipelines.report import publish_local_run
 
-    home = LocalHome(Path(args.home)) if args.home else LocalHome.default()
+    home = cli._home(args)
     store = open_store(None, root=home.s3)
     cfg = cli._config(args)
     events = None if args.json else _print_event
@@ -83,11 +83,9 @@ def summarise(record: dict, problem_type: str) -> dict:
 
 
 def list_models(args) -> int:
-    from pipelines.local import LocalHome
     from pipelines.local.registry import Registry
 
-    home = LocalHome(Path(args.home)) if args.home else LocalHome.default()
-    registry = Registry(home.registry)
+    registry = Registry.of(cli._home(args))
     groups = registry.list_groups()
     if not groups:
         print("no model packages yet: run `python deploy.py run --local`")

@@ -33,7 +33,6 @@ import traceback
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
 
@@ -48,11 +47,11 @@ from pipelines.cloud import CloudError
 from pipelines.local import jobs, serving
 from pipelines.local.container import host_path, map_container_paths
 from pipelines.local.home import LocalHome
+from pipelines.local.records import arn, now, write_json_atomically
 from pipelines.local.registry import Registry
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 _DRAIN_LIMIT = 256 * 1024 * 1024  # read (and drop) an oversized body up to this, so the client sees the 413
 _CHUNK = 64 * 1024
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -64,10 +63,6 @@ class LocalEndpointError(UserError):
 
 
 # --- model packages in the local registry -------------------------------------------------------
-
-
-def open_registry(home: LocalHome) -> Registry:
-    return Registry(home.registry, region=home.region, account=home.account)
 
 
 def resolve(registry: Registry, group: str, ref: str) -> dict:
@@ -97,14 +92,14 @@ def resolve(registry: Registry, group: str, ref: str) -> dict:
 
 
 def set_approval(home: LocalHome, group: str, ref: str, status: str) -> dict:
-    registry = open_registry(home)
+    registry = Registry.of(home)
     package = resolve(registry, group, ref)
     return registry.set_status(package["ModelPackageGroupName"], package["ModelPackageVersion"], status)
 
 
 def approved_package(home: LocalHome, group: str, ref: str) -> dict:
     """What deploy-endpoint and batch-transform use: refused unless Approved, as in SageMaker."""
-    package = resolve(open_registry(home), group, ref)
+    package = resolve(Registry.of(home), group, ref)
     if package["ModelApprovalStatus"] != endpoints.APPROVED:
         raise LocalEndpointError(
             f"{package['ModelPackageArn']} is {package['ModelApprovalStatus']}, not Approved: approve it first "
@@ -142,7 +137,7 @@ def deploy(home: LocalHome, package: dict, *, endpoint_name: str, instance_type:
 def _add_config(path: Path, home: LocalHome, package: dict, endpoint_name: str, instance_type: str):
     """(the record before, the new config): appends a config to the record at `path`, written atomically."""
     existing = json.loads(path.read_text()) if path.is_file() else None
-    now = _now()
+    created = now()
     used = {c["EndpointConfigName"] for c in (existing or {}).get("EndpointConfigs", [])}
     suffix = endpoints.stamp()
     while endpoints.unique_name(endpoint_name, suffix) in used:  # deployed within the same millisecond
@@ -153,20 +148,18 @@ def _add_config(path: Path, home: LocalHome, package: dict, endpoint_name: str, 
         "ModelName": endpoints.unique_name(endpoint_name, f"v{package['ModelPackageVersion']}-{suffix}"),
         "ModelPackageArn": package["ModelPackageArn"],
         "InstanceType": instance_type,
-        "CreationTime": now,
+        "CreationTime": created,
     }
     record = {
         "EndpointName": endpoint_name,
-        "EndpointArn": f"arn:aws:sagemaker:{home.region}:{home.account}:endpoint/{endpoint_name.lower()}",
+        "EndpointArn": arn(home, "endpoint", endpoint_name),
         "EndpointConfigName": config["EndpointConfigName"],
         "ModelPackageArn": package["ModelPackageArn"],
-        "CreationTime": existing["CreationTime"] if existing else now,
-        "LastModifiedTime": now,
+        "CreationTime": existing["CreationTime"] if existing else created,
+        "LastModifiedTime": created,
         "EndpointConfigs": [*(existing or {}).get("EndpointConfigs", []), config],
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    write_json_atomically(path, record)
     return existing, config
 
 
@@ -434,6 +427,3 @@ def stage_input(store, path_or_uri: str, prefix: str) -> str:
         store.put_file(f"{root}/{file.relative_to(base).as_posix()}", file)
     return f"{root}/{path.name}" if path.is_file() else root
 
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -25,11 +25,11 @@ import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import serving, tuning
 from .container import HostExit, HostRun, IsolationError, host_path, run_hosts
+from .records import arn, now
 from .storage import Store
 
 SUPPORTED_IMAGES = ("sagemaker-scikit-learn", "sagemaker-xgboost")
@@ -76,16 +76,8 @@ def _client_error(message: str) -> JobFailed:
     return JobFailed(f"ClientError: {message}", {}, "ClientError")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
-
-
-def _arn(ctx: JobContext, resource: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{ctx.region}:{ctx.account}:{resource}/{name.lower()}"
 
 
 @dataclass(frozen=True)
@@ -109,9 +101,9 @@ def _describe(kind: _Kind):
     def decorate(body):
         @functools.wraps(body)
         def run(job_name: str, request: dict, ctx: JobContext) -> dict:
-            created = _now()
+            created = now()
             base = {**copy.deepcopy(request), f"{kind.noun}Name": job_name,
-                    f"{kind.noun}Arn": _arn(ctx, kind.resource, job_name), "CreationTime": created}
+                    f"{kind.noun}Arn": arn(ctx, kind.resource, job_name), "CreationTime": created}
             if kind.started:
                 base[kind.started] = created
             try:
@@ -128,7 +120,7 @@ def _describe(kind: _Kind):
 
 
 def _finish(kind: _Kind, base: dict, extra: dict, status: str) -> dict:
-    ended = _now()
+    ended = now()
     return {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended, "LastModifiedTime": ended}
 
 
@@ -320,7 +312,7 @@ def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun
     instance_type = request["ProcessingResources"]["ClusterConfig"].get("InstanceType")
     _write_json(root / "config/resourceconfig.json", _resource_config(hosts, hosts[index], instance_type))
     _write_json(root / "config/processingjobconfig.json",
-                {**request, "ProcessingJobName": job_name, "ProcessingJobArn": _arn(ctx, "processing-job", job_name)})
+                {**request, "ProcessingJobName": job_name, "ProcessingJobArn": arn(ctx, "processing-job", job_name)})
     (root / "output").mkdir(parents=True, exist_ok=True)
     return HostRun(hosts[index], root, argv, env)
 
@@ -380,7 +372,7 @@ class _MetricParser:
                 continue
             if math.isfinite(value):
                 with self._lock:
-                    self._last[name] = {"MetricName": name, "Value": value, "Timestamp": _now()}
+                    self._last[name] = {"MetricName": name, "Value": value, "Timestamp": now()}
 
     def final(self) -> list[dict]:
         return [self._last[name] for name, _ in self._regexes if name in self._last]
@@ -477,7 +469,7 @@ def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, in
     env.update({f"hp_{name}": value for name, value in user.items()})
     return {
         **{f"SM_{key.upper()}": _env_value(value) for key, value in env.items()},
-        "TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": _arn(ctx, "training-job", job_name),
+        "TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": arn(ctx, "training-job", job_name),
         "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath("/opt/ml/code"),
     }
 
@@ -522,7 +514,7 @@ def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext
     request["HyperParameters"] = {**(definition.get("StaticHyperParameters") or {}), **params,
                                   "_tuning_objective_metric": objective["MetricName"]}
     request.setdefault("ResourceConfig", definition.get("HyperParameterTuningResourceConfig") or {})
-    request["TuningJobArn"] = _arn(ctx, _TUNING.resource, job_name)
+    request["TuningJobArn"] = arn(ctx, _TUNING.resource, job_name)
     trial_ctx = dataclasses.replace(ctx, work_dir=ctx.work_dir / name, log_label=name)
     trial_ctx.work_dir.mkdir(parents=True, exist_ok=True)
     error_type = None

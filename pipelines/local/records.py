@@ -8,18 +8,18 @@ file. Resuming reruns, from that record, what did not succeed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.files import write_atomically
 from pipelines.local.home import LocalHome
 from pipelines.local.plan import RunError, parse_definition
 
 if TYPE_CHECKING:
+    from pipelines.local.jobs import JobContext
     from pipelines.local.plan import Step
 
 
@@ -57,7 +57,7 @@ def new_record(home: LocalHome, pipeline_name: str, execution_id: str | None, pa
 def write_definition(home: LocalHome, execution_id: str, text: str) -> None:
     """Create the execution's directory with the definition it runs (what a resume reruns)."""
     (home.runs / execution_id).mkdir(parents=True)
-    write_text_atomically(home.runs / execution_id / "definition.json", text)
+    write_atomically(home.runs / execution_id / "definition.json", text)
 
 
 def save_record(run_dir: Path, record: dict) -> None:
@@ -97,9 +97,9 @@ def _blank_step_fields() -> dict:
     }
 
 
-def arn(home: LocalHome, resource: str, name: str) -> str:
-    """The ARN SageMaker would give `resource/name` in the home's account and region."""
-    return f"arn:aws:sagemaker:{home.region}:{home.account}:{resource}/{name.lower()}"
+def arn(where: LocalHome | JobContext, resource: str, name: str) -> str:
+    """The ARN SageMaker would give `resource/name` in the account and region of a home or a job."""
+    return f"arn:aws:sagemaker:{where.region}:{where.account}:{resource}/{name.lower()}"
 
 
 def now() -> str:
@@ -108,15 +108,4 @@ def now() -> str:
 
 
 def write_json_atomically(path: Path, document: Any) -> None:
-    write_text_atomically(path, json.dumps(document, indent=1, default=str))
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write beside the target then rename, so a reader (or a crash) never sees half a file,
-    and a failed write leaves the old file and no stray temporary one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, json.dumps(document, indent=1, default=str))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from pipelines.local.records import now
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _SCHEMA = """
@@ -48,6 +49,11 @@ class Registry:
             db.executescript(_SCHEMA)
         self._migrate()
 
+    @classmethod
+    def of(cls, home) -> Registry:
+        """The registry of a local home (a LocalHome), its ARNs in the home's region and account."""
+        return cls(home.registry, region=home.region, account=home.account)
+
     def register(self, request: dict, *, execution_id: str | None, store=None) -> dict:
         """Add the next version of `request["ModelPackageGroupName"]` (a
         CreateModelPackage request); return it DescribeModelPackage-shaped.
@@ -60,16 +66,16 @@ class Registry:
             raise ValueError("RegisterModel needs a ModelPackageGroupName")
         status = _check_status(request.get("ModelApprovalStatus", "PendingManualApproval"))
         metrics = json.dumps(_read_metrics(request.get("ModelMetrics", {}), store))
-        now = _now()
+        created = now()
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO model_package_groups VALUES (?, ?)", (group, now))
+            db.execute("INSERT OR IGNORE INTO model_package_groups VALUES (?, ?)", (group, created))
             (version,) = db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM model_packages WHERE group_name = ?", (group,)
             ).fetchone()
             db.execute(
                 "INSERT INTO model_packages (group_name, version, status, request, metrics, created, modified,"
                 " execution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (group, version, status, json.dumps(request), metrics, now, now, execution_id),
+                (group, version, status, json.dumps(request), metrics, created, created, execution_id),
             )
         return self.get(group, version)
 
@@ -105,23 +111,19 @@ class Registry:
         return self._describe(rows[0]) if rows else None
 
     def set_status(self, group: str, version: int, status: str) -> dict:
-        status = _check_status(status)
-        with self._transaction() as db:
-            changed = db.execute(
-                "UPDATE model_packages SET status = ?, modified = ? WHERE group_name = ? AND version = ?",
-                (status, _now(), group, version),
-            ).rowcount
-        if not changed:
-            raise LookupError(f"no model package {group}/{version} in {self.path}")
-        return self.get(group, version)
+        return self._set(group, version, "status", _check_status(status))
 
     def set_model_card(self, group: str, version: int, content: str, status: str = "Draft") -> dict:
         """Attach a model card (Markdown) to a version, replacing any earlier one."""
-        card = json.dumps({"ModelCardContent": content, "ModelCardStatus": status})
+        return self._set(group, version, "model_card",
+                         json.dumps({"ModelCardContent": content, "ModelCardStatus": status}))
+
+    def _set(self, group: str, version: int, column: str, value: str) -> dict:
+        """Set one column of a version (a name from this class, never from input); the updated version."""
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE model_packages SET model_card = ?, modified = ? WHERE group_name = ? AND version = ?",
-                (card, _now(), group, version),
+                f"UPDATE model_packages SET {column} = ?, modified = ? WHERE group_name = ? AND version = ?",
+                (value, now(), group, version),
             ).rowcount
         if not changed:
             raise LookupError(f"no model package {group}/{version} in {self.path}")
@@ -205,5 +207,3 @@ def _check_status(status: str) -> str:
     return status
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

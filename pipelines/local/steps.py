@@ -51,9 +51,8 @@ def run_fail(execution: Execution, step: Step, arguments: dict) -> dict:
 
 
 def run_register_model(execution: Execution, step: Step, arguments: dict) -> dict:
-    home = execution.home
-    registry = Registry(home.registry, region=home.region, account=home.account)
-    return registry.register(arguments, execution_id=execution.record["execution_id"], store=execution.store)
+    return Registry.of(execution.home).register(arguments, execution_id=execution.record["execution_id"],
+                                                store=execution.store)
 
 
 def run_model(execution: Execution, step: Step, arguments: dict) -> dict:

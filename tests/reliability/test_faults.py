@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines import cli
-from pipelines.local import LocalHome, open_store, records, run_pipeline, storage
+from pipelines import cli, files
+from pipelines.local import LocalHome, open_store, run_pipeline, storage
 
 from .support import PROJECT_ROOT, compile_module, local_store, registry_rows, steps_of, subprocess_env, wait_for
 
@@ -207,7 +207,7 @@ def test_a_record_write_cut_off_keeps_the_last_whole_record_and_the_execution_re
     def first_done(src: Path, dst: Path) -> bool:  # from the save that records First's success on, the disk is full
         return dst.name == "execution.json" and steps_of(json.loads(src.read_text()))["First"]["status"] == "Succeeded"
 
-    fail_when(monkeypatch, records, first_done)
+    fail_when(monkeypatch, files, first_done)  # the records are written by pipelines.files
     with pytest.raises(OSError, match="No space left"):
         run(compiled, home, held, execution_id="cut-off")
     record = home.execution("cut-off")
