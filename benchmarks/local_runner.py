@@ -525,11 +525,10 @@ def findings(profile_text: str, imports, cached: list[dict], results: dict) -> l
         + f" for {len(pairs[0]['floor']['training_seconds'])} training jobs (staging inputs, packing"
         " `model.tar.gz`/`output.tar.gz`, record writes, and noise).")
     out.append(
-        "- Parallel tuning on a small machine: every concurrent training job gets `SM_NUM_CPUS` = all cores"
-        " (xgboost `nthread`), so 2 jobs at once oversubscribe 2 cores (compare *sum of the training jobs' wall"
-        " times*, parallel vs sequential); with OpenMP's default spin-waiting this is where runs blow up."
-        " Suggestion: locally give each concurrent job `cpu_count // MaxParallelTrainingJobs` CPUs (at least 1)"
-        " and set `OMP_WAIT_POLICY=PASSIVE` in job environments unless the user set it.")
+        "- Parallel tuning on a small machine: the runner gives each concurrent training job"
+        " `cpu_count // MaxParallelTrainingJobs` CPUs (`SM_NUM_CPUS`, at least 1) and `OMP_WAIT_POLICY=PASSIVE`"
+        " unless the user set it, so 2 jobs at once do not oversubscribe 2 cores (compare *sum of the training"
+        " jobs' wall times*, parallel vs sequential).")
     return out
 
 

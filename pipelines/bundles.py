@@ -31,7 +31,7 @@ def pack(folder: Path) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(Path(folder).rglob("*")):
-            if not path.is_file() or any(part in SKIPPED or part.endswith(SKIPPED) for part in path.parts):
+            if not path.is_file() or any(part.endswith(SKIPPED) for part in path.parts):
                 continue
             info = tarfile.TarInfo(path.relative_to(folder).as_posix())
             data = path.read_bytes()

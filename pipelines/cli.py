@@ -6,13 +6,13 @@ locally is always the JSON of the current definition.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import sys
 from pathlib import Path
 
 from pipelines import dsl
+from pipelines.bundles import file_asset
 from pipelines.config import PROBLEM_TYPES, ConfigError, load_config
 from pipelines.files import write_atomically
 
@@ -332,8 +332,7 @@ def stage_input(path_or_uri: str, cfg, put) -> str:
     path = Path(path_or_uri)
     if not path.is_file():
         raise UserError(f"--input-data {path_or_uri}: no such file (give a CSV/Parquet file or an s3:// URI)")
-    data = path.read_bytes()
-    uri = f"{cfg.s3_root}/data/{hashlib.sha256(data).hexdigest()}/{path.name}"
+    uri, data = file_asset(path, f"{cfg.s3_root}/data")
     put(uri, data)
     return uri
 

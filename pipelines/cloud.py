@@ -66,7 +66,7 @@ def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
     upload_assets(s3, compiled.assets)
     fields = dict(PipelineName=compiled.name, PipelineDefinition=compiled.definition, RoleArn=role_arn,
                   PipelineDisplayName=compiled.display_name, PipelineDescription=compiled.description)
-    tags = [{"Key": k, "Value": v} for k, v in sorted(compiled.tags.items())]
+    tags = tag_list(compiled.tags)
     if deployed(sm, compiled.name) is None:
         arn = sm.create_pipeline(**fields, Tags=tags, ClientRequestToken=str(uuid.uuid4()))["PipelineArn"]
     else:
@@ -112,6 +112,11 @@ def _steps(sm, execution_arn: str) -> list[dict]:
         return list(reversed(sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]))
     except (ClientError, NotImplementedError):
         return []  # progress is a courtesy; the execution status is what counts
+
+
+def tag_list(tags: dict | None) -> list[dict]:
+    """{key: value} as the Tags list of SageMaker's Create* calls, in a stable order."""
+    return [{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())]
 
 
 def deployed(sm, name: str) -> dict | None:

@@ -150,7 +150,7 @@ class _Builder:
     """Turns each dsl step into the SDK step that SageMaker's JSON comes from."""
 
     def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk, code: dict):
-        self.pipeline, self.cfg, self.sdk = pipeline, cfg, sdk
+        self.cfg, self.sdk = cfg, sdk
         if not cfg.region:
             raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
         self.region = cfg.region

@@ -10,8 +10,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.problems import PROBLEMS
+
 CONFIG_FILE = Path(__file__).with_name("config.toml")
-PROBLEM_TYPES = ("binary", "multiclass", "regression")
+PROBLEM_TYPES = tuple(PROBLEMS)
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError, WaiterError
 
-from pipelines.cloud import CloudError, check_role, split_s3_uri
+from pipelines.cloud import CloudError, check_role, split_s3_uri, tag_list
 
 LATEST, LATEST_APPROVED = "latest", "latest-approved"
 APPROVED = "Approved"
@@ -152,18 +152,18 @@ def deploy_endpoint(sm, package: dict, *, endpoint_name: str, role_arn: str | No
         raise CloudError(f"endpoint {endpoint_name} is Failed ({existing.get('FailureReason', 'no reason given')}); "
                          f"delete it (aws sagemaker delete-endpoint --endpoint-name {endpoint_name}) and deploy again")
     suffix = stamp()
-    tag_list = [{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())]
+    aws_tags = tag_list(tags)
     version = f"v{package.get('ModelPackageVersion', 0)}"
     model_name = create_model(sm, package, name=unique_name(endpoint_name, f"{version}-{suffix}"), role_arn=role_arn,
-                              tags=tag_list)
+                              tags=aws_tags)
     config_name = unique_name(endpoint_name, suffix)
-    _call(sm.create_endpoint_config, EndpointConfigName=config_name, Tags=tag_list, ProductionVariants=[{
+    _call(sm.create_endpoint_config, EndpointConfigName=config_name, Tags=aws_tags, ProductionVariants=[{
         "VariantName": VARIANT, "ModelName": model_name, "InitialInstanceCount": instance_count,
         "InstanceType": instance_type, "InitialVariantWeight": 1.0}])
     if existing:
         _call(sm.update_endpoint, EndpointName=endpoint_name, EndpointConfigName=config_name)
     else:
-        _call(sm.create_endpoint, EndpointName=endpoint_name, EndpointConfigName=config_name, Tags=tag_list)
+        _call(sm.create_endpoint, EndpointName=endpoint_name, EndpointConfigName=config_name, Tags=aws_tags)
     return {"Action": "updated" if existing else "created", "EndpointName": endpoint_name,
             "EndpointConfigName": config_name, "ModelName": model_name,
             "PreviousEndpointConfigName": existing and existing.get("EndpointConfigName"),
@@ -238,11 +238,11 @@ def batch_transform(sm, package: dict, *, input_uri: str, output_uri: str | None
         raise CloudError(f"--input {input_uri!r}: batch transform reads from S3; give an s3:// URI or a local file")
     stem = f"{package.get('ModelPackageGroupName', 'model')}-v{package.get('ModelPackageVersion', 0)}"
     job_name = unique_name(stem, stamp())
-    tag_list = [{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())]
-    model_name = create_model(sm, package, name=job_name, role_arn=role_arn, tags=tag_list)
+    aws_tags = tag_list(tags)
+    model_name = create_model(sm, package, name=job_name, role_arn=role_arn, tags=aws_tags)
     request = transform_request(job_name, model_name, input_uri, output_uri or f"{output_root.rstrip('/')}/{job_name}",
                                 instance_type=instance_type, instance_count=instance_count)
-    _call(sm.create_transform_job, **request, **({"Tags": tag_list} if tag_list else {}))
+    _call(sm.create_transform_job, **request, **({"Tags": aws_tags} if aws_tags else {}))
     return request
 
 

@@ -28,13 +28,10 @@ from typing import Any, Callable, Iterator
 from pipelines.files import write_atomically
 from pipelines.local.expressions import ExpressionError, references
 from pipelines.local.records import save_record
+from pipelines.problems import PROBLEMS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-SECTIONS = {  # evaluation.json section -> problem type
-    "binary_classification_metrics": "binary",
-    "multiclass_classification_metrics": "multiclass",
-    "regression_metrics": "regression",
-}
+SECTIONS = {p.metrics_key: p.name for p in PROBLEMS.values()}  # evaluation.json section -> problem type
 PROBLEM_NAMES = {"binary": "binary classification", "multiclass": "multiclass classification",
                  "regression": "regression"}
 # metric -> (label, which direction is better)
