@@ -9,6 +9,7 @@ figures, to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "processing_scripts"))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
+from pipelines.local import LocalHome, open_store  # noqa: E402
 from evaluate import expected_calibration_error  # noqa: E402  (the pipeline's own definition)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "online_shoppers_intention.csv"
@@ -64,14 +66,15 @@ def run_seed(data: Path, seed: int, home: Path, tuning_jobs: int) -> dict:
 
 def run_splits(home: Path, execution_id: str) -> dict[str, pd.DataFrame]:
     """The train/validation/test CSVs that this run's Preprocess step wrote, read back from the local store."""
-    record = json.loads((home / "runs" / execution_id / "execution.json").read_text())
-    step = next(s for s in record["steps"] if s["name"] == "Preprocess")
+    local = LocalHome(home)
+    store = open_store(None, root=local.s3)
+    step = next(s for s in local.execution(execution_id)["steps"] if s["name"] == "Preprocess")
     splits = {}
     for output in step["response"]["ProcessingOutputConfig"]["Outputs"]:
         if output["OutputName"] in ("train", "validation", "test"):
-            bucket, key = output["S3Output"]["S3Uri"].removeprefix("s3://").split("/", 1)
-            files = sorted((home / "s3" / bucket / key).glob("*.csv"))
-            splits[output["OutputName"]] = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+            uris = [u for u in store.list(output["S3Output"]["S3Uri"]) if u.endswith(".csv")]
+            splits[output["OutputName"]] = pd.concat([pd.read_csv(io.BytesIO(store.get_bytes(u))) for u in sorted(uris)],
+                                                     ignore_index=True)
     return splits
 
 
