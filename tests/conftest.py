@@ -4,6 +4,9 @@ Other test modules may add fixtures here; keep each one small and documented.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 from pathlib import Path
 
@@ -15,15 +18,36 @@ REGION = "us-east-1"
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any request fails at once
 
 
-@pytest.fixture
-def offline_env(tmp_path) -> dict[str, str]:
-    """Environment for a subprocess with no AWS credentials, profile, endpoint, region or network."""
-    empty = tmp_path / "empty-aws-config"
+def offline_environ(root: Path) -> dict[str, str]:
+    """Environment for a subprocess with no AWS credentials, profile, endpoint, region, network or local home
+    (`root` holds the empty AWS config it points at)."""
+    empty = root / "empty-aws-config"
     empty.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "PROXY" not in k.upper()}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and "PROXY" not in k.upper() and k != "PIPELINES_LOCAL_HOME"}
     env.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty), AWS_EC2_METADATA_DISABLED="true",
                HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, SAGEMAKER_SUPPRESS_V2_WARNING="1")
     return env
+
+
+@pytest.fixture
+def offline_env(tmp_path) -> dict[str, str]:
+    return offline_environ(tmp_path)
+
+
+def run_cli(*args) -> tuple[int, dict]:
+    """`deploy.py ARGS --json` in this process: its exit code and the JSON summary it printed."""
+    from pipelines import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main([*map(str, args), "--json"])
+    return code, json.loads(out.getvalue())
+
+
+def steps_of(record: dict) -> dict[str, dict]:
+    """An execution record's steps by name."""
+    return {step["name"]: step for step in record["steps"]}
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 import io
-import sys
 import urllib.error
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,8 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipelines import data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_scripts"))
-import features  # noqa: E402
+import features
 
 REAL_MONTHS = {"Feb", "Mar", "May", "June", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 

@@ -1,7 +1,5 @@
 import json
-import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +10,7 @@ from pipelines import data
 from test_preprocess import run_preprocess
 from test_train import train_model, with_other_labels
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processing_scripts"))
-import evaluate  # noqa: E402
+import evaluate
 
 
 def model_archive(tmp_path, df, label="Revenue", problem_type="binary"):

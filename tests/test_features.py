@@ -1,6 +1,4 @@
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,8 +6,7 @@ import pytest
 
 from pipelines import data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_scripts"))
-import features  # noqa: E402
+import features
 
 
 def raw(n=50, seed=0):

@@ -1,6 +1,4 @@
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +8,7 @@ from pipelines import data
 from test_preprocess import run_preprocess
 from test_train import train_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_scripts"))
-import inference  # noqa: E402
+import inference
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,7 @@ interpreter start. ShardedByS3Key is covered job by job in tests/local/test_jobs
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,11 +18,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import PROJECT_ROOT, offline_environ, run_cli, steps_of
+
 from pipelines import cli
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, Registry, open_store
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GROUP = "purchase-intent"
 # Small and quick: two tuning jobs, both at once. The gate is lowered from 0.80 so that an
 # unlucky random draw of hyperparameters on 1,500 rows cannot turn this into the Fail branch.
@@ -60,18 +58,6 @@ def run_json(ws, *args: str, home: Path | None = None) -> SimpleNamespace:
     return SimpleNamespace(code=proc.returncode, stderr=proc.stderr, summary=summary, record=record)
 
 
-def run_cli(*args) -> tuple[int, dict]:
-    """`pipelines.cli.main(ARGS)` in this process with --json; its exit code and summary."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main([*map(str, args), "--json"])
-    return code, json.loads(out.getvalue())
-
-
-def steps_of(record: dict) -> dict[str, dict]:
-    return {step["name"]: step for step in record["steps"]}
-
-
 def output_json(home: Path, step: dict, output: str, filename: str):
     """A file a processing step wrote to output `output`, read back from the local S3 store."""
     (uri,) = [o["S3Output"]["S3Uri"] for o in step["response"]["ProcessingOutputConfig"]["Outputs"]
@@ -84,20 +70,6 @@ def versions(home: Path) -> list[dict]:
     return Registry(registry_path).list_versions(GROUP) if registry_path.exists() else []
 
 
-def offline_env(root: Path) -> dict[str, str]:
-    """This environment without AWS settings or network, like conftest.offline_env (module-scoped here)."""
-    empty = root / "empty-aws-config"
-    empty.write_text("")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and "PROXY" not in k.upper() and k != "PIPELINES_LOCAL_HOME"}
-    env.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty), AWS_EC2_METADATA_DISABLED="true",
-               HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", SAGEMAKER_SUPPRESS_V2_WARNING="1")
-    # xgboost's OpenMP threads spin while waiting by default; on a busy machine (CI, parallel test runs) that
-    # turns a 0.3 s training job into 10-20 s. Sleeping instead changes no result, only the time it takes.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
-
-
 # --- the purchase-intent pipeline, through deploy.py ---------------------------------------------
 
 
@@ -105,7 +77,7 @@ def offline_env(root: Path) -> dict[str, str]:
 def ws(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("local-pipeline")
     data = write_csv(generate(1500, seed=3), root / "sessions.csv")
-    return SimpleNamespace(home=root / "home", data=data, env=offline_env(root))
+    return SimpleNamespace(home=root / "home", data=data, env=offline_environ(root))
 
 
 @pytest.fixture(scope="module")

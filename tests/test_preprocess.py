@@ -1,7 +1,5 @@
 import gzip
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +7,7 @@ import pytest
 
 from pipelines import data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processing_scripts"))
-import preprocess  # noqa: E402
+import preprocess
 
 
 def run_preprocess(tmp_path, df, *extra, name="part.csv"):

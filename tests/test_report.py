@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from pipelines import cli, report
 from pipelines.local import LocalHome
 from pipelines.local.registry import Registry
 from pipelines.local.storage import LocalStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processing_scripts"))
-import evaluate  # noqa: E402  (the real report layout, so these fakes follow evaluate.py)
+import evaluate  # (the real report layout, so these fakes follow evaluate.py)
 
 RUN = "s3://bkt/p/runs/e1"
 MODEL = "s3://bkt/p/models/Tune/Tune-1-001/output/model.tar.gz"
@@ -377,11 +375,8 @@ def local_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("report-run")
     csv = write_csv(generate(1500, seed=3), tmp / "sessions.csv")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = cli.main(["run", "--local", "--json", "--home", str(tmp / "home"), "--input-data", str(csv),
-                         "-p", "MaxTuningJobs=1", "-p", "QualityThreshold=0.5"])
-    summary = json.loads(out.getvalue())
+    code, summary = run_cli("run", "--local", "--home", tmp / "home", "--input-data", csv,
+                            "-p", "MaxTuningJobs=1", "-p", "QualityThreshold=0.5")
     assert code == 0, summary
     return LocalHome(tmp / "home"), summary
 

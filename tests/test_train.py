@@ -1,6 +1,5 @@
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,8 @@ from pipelines import data
 from test_preprocess import run_preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training_scripts"))
-import inference  # noqa: E402
-import train  # noqa: E402
+import inference
+import train
 
 AUC_REGEX = r"validation:auc=([-+0-9.eE]+);"  # the tuner's metric definition
 

@@ -8,12 +8,12 @@ import os
 import time
 from pathlib import Path
 
+from conftest import PROJECT_ROOT, REGION
+
 from pipelines.compiler import Compiled, compile_pipeline
 from pipelines.config import load_config
 from pipelines.local import LocalHome, Registry, open_store
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 
 
 def compile_module(module: str, **overrides) -> Compiled:
@@ -29,10 +29,6 @@ def local_store(home: LocalHome, compiled: Compiled):
         if not store.exists(uri):
             store.put_bytes(uri, data)
     return store
-
-
-def steps_of(record: dict) -> dict[str, dict]:
-    return {step["name"]: step for step in record["steps"]}
 
 
 def fingerprint(root: Path) -> dict[str, str]:

@@ -9,9 +9,7 @@ command line.
 """
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +19,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_cli, steps_of
+
 from pipelines import cli
 from pipelines.config import load_config
 from pipelines.data import LABEL, generate, write_csv
 from pipelines.local import LocalHome, run_pipeline
 from pipelines.local.cli import summarise
 
-from .support import REGION, fingerprint, local_store, registry_rows, steps_of
+from .support import REGION, fingerprint, local_store, registry_rows
 
 pytestmark = pytest.mark.reliability
 
@@ -172,11 +172,8 @@ def test_bad_files_leave_the_earlier_execution_and_the_registry_as_they_were(lab
 def test_the_command_line_fails_with_the_reason_in_its_json_summary(lab, tmp_path):
     path = tmp_path / "semicolons.csv"
     path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main(["run", "--local", "--json", "--no-tuning", "--region", REGION,
-                         "--home", str(lab.home.root), "--input-data", str(path)])
-    summary = json.loads(out.getvalue())
+    code, summary = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", lab.home.root,
+                            "--input-data", path)
     record = lab.home.execution(summary["execution_id"])
     assert (code, summary["status"], record["status"]) == (1, "Failed", "Failed")
     assert summary["failure_reason"] == record["failure_reason"]

@@ -17,10 +17,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import steps_of
+
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, open_store
 
-from .support import PROJECT_ROOT, REGION, registry_rows, steps_of, subprocess_env
+from .support import PROJECT_ROOT, REGION, registry_rows, subprocess_env
 
 pytestmark = pytest.mark.reliability
 

@@ -22,10 +22,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import steps_of
+
 from pipelines import cli, files
 from pipelines.local import LocalHome, open_store, run_pipeline, storage
 
-from .support import PROJECT_ROOT, compile_module, local_store, registry_rows, steps_of, subprocess_env, wait_for
+from .support import PROJECT_ROOT, compile_module, local_store, registry_rows, subprocess_env, wait_for
 
 pytestmark = pytest.mark.reliability
 

@@ -9,7 +9,6 @@ with `..` (tests/local/test_storage.py, test_local_store_refuses_path_escape).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
@@ -20,7 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines import cli, purchase_intent
+from conftest import run_cli, steps_of
+
+from pipelines import purchase_intent
 from pipelines.compiler import compile_pipeline
 from pipelines.config import load_config
 from pipelines.data import generate, write_csv
@@ -28,7 +29,7 @@ from pipelines.local import LocalHome, open_store, run_pipeline
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.endpoint import LocalEndpointError
 
-from .support import REGION, compile_module, local_store, steps_of
+from .support import REGION, compile_module, local_store
 
 pytestmark = pytest.mark.reliability
 
@@ -44,13 +45,6 @@ def leaks(named: dict[str, bytes]) -> list[str]:
     """The names whose contents hold any of the credential markers."""
     markers = [value.encode() for value in CREDENTIALS.values()]
     return [name for name, data in named.items() if any(marker in data for marker in markers)]
-
-
-def run_cli(*args) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        cli.main([*map(str, args), "--json"])
-    return json.loads(out.getvalue())
 
 
 # --- credentials in the environment --------------------------------------------------------------
@@ -69,9 +63,9 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
         cfg = load_config("dev", region=REGION)
         compiled = compile_pipeline(purchase_intent.definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
-        full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
+        _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
                        "-p", "QualityThreshold=0.6")
-        probe = run_cli("run", "--local", "--definition", "fixtures.environment_pipeline", "--home", home,
+        _, probe = run_cli("run", "--local", "--definition", "fixtures.environment_pipeline", "--home", home,
                         "-p", f"StateDir={state}")
     return SimpleNamespace(home=LocalHome(home), compiled=compiled, full=full, probe=probe)
 
