@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from pipelines import dsl
@@ -157,14 +157,40 @@ def cmd_run(args):
 
 def cmd_models(args):
     if args.local:
-        from pipelines.local.cli import list_models
+        from pipelines.local.registry import Registry
 
-        return list_models(args)
-    from pipelines import endpoints
+        registry = Registry.of(_home(args))
+        groups = [{"ModelPackageGroupName": g["ModelPackageGroupName"],
+                   "Versions": registry.list_versions(g["ModelPackageGroupName"])} for g in registry.list_groups()]
+        empty = "no model packages yet: run `python deploy.py run --local`"
+    else:
+        from pipelines import endpoints
 
-    sm, s3 = _clients(_config(args))
-    groups = endpoints.list_models(sm, s3, last=args.last)
-    print("\n".join(endpoints.format_models(groups)) if groups else "no model package groups in SageMaker yet")
+        sm, s3 = _clients(_config(args))
+        groups = endpoints.list_models(sm, s3, last=args.last)
+        empty = "no model package groups in SageMaker yet"
+    print("\n".join(format_models(groups)) if groups else empty)
+
+
+def format_models(groups: list[dict]) -> list[str]:
+    """The listing `deploy.py models` prints, local or SageMaker: a group per line, then its versions."""
+    lines = []
+    for group in groups:
+        lines.append(group["ModelPackageGroupName"])
+        for v in group["Versions"]:
+            created = v.get("CreationTime")
+            created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""
+            lines.append(f"  v{v.get('ModelPackageVersion', '?'):<3} {v.get('ModelApprovalStatus', ''):<22} "
+                         f"{created}  {_key_metrics(v)}")
+    return lines
+
+
+def _key_metrics(version: dict) -> str:
+    """The scalar metrics of the version's model-quality report, e.g. roc_auc=0.93."""
+    report = (version.get("Metrics") or {}).get("ModelQuality.Statistics") or {}
+    flat = {k: v["value"] for section in report.values() if isinstance(section, dict)
+            for k, v in section.items() if isinstance(v, dict) and isinstance(v.get("value"), (int, float))}
+    return "  ".join(f"{k}={v:.4f}" for k, v in list(flat.items())[:4])
 
 
 # --- from a registered model to predictions: pipelines.endpoints (SageMaker), pipelines.local.endpoint (--local)
@@ -298,7 +324,7 @@ def cmd_download(args):
 def cmd_report(args):
     """The HTML report of a local run (succeeded or not), written again from its records."""
     from pipelines.local import open_store
-    from pipelines.report import render_report
+    from pipelines.report import read_definition, render_report
 
     home = _home(args)
     try:
@@ -306,7 +332,7 @@ def cmd_report(args):
     except FileNotFoundError as e:
         raise UserError(f"{e}; list runs under {home.runs}") from None
     run_dir = home.runs / args.execution_id
-    definition = json.loads((run_dir / "definition.json").read_text())
+    definition = read_definition(run_dir)
     out = Path(args.output) if args.output else run_dir / "report.html"
     print(render_report(record, definition, open_store(None, root=home.s3), out_path=out))
 

@@ -107,21 +107,6 @@ def list_models(sm, s3=None, *, last: int = 10) -> list[dict]:
     return out
 
 
-def format_models(groups: list[dict]) -> list[str]:
-    """The listing `deploy.py models` prints: a group per line, then its versions."""
-    from pipelines.local.cli import _key_metrics  # one format for the local and the SageMaker registry
-
-    lines = []
-    for group in groups:
-        lines.append(group["ModelPackageGroupName"])
-        for v in group["Versions"]:
-            created = v.get("CreationTime")
-            created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""
-            lines.append(f"  v{v.get('ModelPackageVersion', '?'):<3} {v.get('ModelApprovalStatus', ''):<22} "
-                         f"{created}  {_key_metrics(v)}")
-    return lines
-
-
 def _metrics(s3, package: dict) -> dict:
     uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
     if not uri or s3 is None:

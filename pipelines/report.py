@@ -83,7 +83,7 @@ def publish_local_run(record: dict, *, home, store, description: str | None = No
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     run_dir = home.runs / record["execution_id"]
     record = dict(record)
-    definition = _read_definition(run_dir)
+    definition = read_definition(run_dir)
     registered = registered_model(record)
     if registered and registered.get("model_data_url"):
         try:
@@ -966,7 +966,8 @@ def _value(x: Any) -> str:
     return "—" if x is None else str(x)
 
 
-def _read_definition(run_dir: Path) -> dict | None:
+def read_definition(run_dir: Path) -> dict | None:
+    """The definition a run recorded, or None when it is missing or unreadable (the report then has no DAG)."""
     try:
         return json.loads((run_dir / "definition.json").read_text())
     except (OSError, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -405,3 +406,15 @@ def test_the_report_command_writes_the_report_of_a_local_run(local_run, tmp_path
 def test_the_report_command_names_an_unknown_execution(tmp_path, capsys):
     assert cli.main(["report", "nope", "--home", str(tmp_path)]) == 2
     assert "no local execution 'nope'" in capsys.readouterr().err
+
+
+def test_the_report_command_still_writes_a_report_when_the_recorded_definition_is_lost(local_run, tmp_path, capsys):
+    home, summary = local_run
+    copy = LocalHome(tmp_path / "home")
+    shutil.copytree(home.root, copy.root)
+    (copy.runs / summary["execution_id"] / "definition.json").write_text("{not json")
+    out = tmp_path / "without-definition.html"
+    assert cli.main(["report", summary["execution_id"], "--home", str(copy.root), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    html = out.read_text()
+    assert summary["execution_id"] in html and f"{summary['gate']['value']:.4f}" in html

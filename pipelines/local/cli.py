@@ -82,30 +82,6 @@ def summarise(record: dict, problem_type: str) -> dict:
     }
 
 
-def list_models(args) -> int:
-    from pipelines.local.registry import Registry
-
-    registry = Registry.of(cli._home(args))
-    groups = registry.list_groups()
-    if not groups:
-        print("no model packages yet: run `python deploy.py run --local`")
-    for group in groups:
-        name = group["ModelPackageGroupName"]
-        print(name)
-        for version in registry.list_versions(name):
-            print(f"  v{version['ModelPackageVersion']:<3} {version['ModelApprovalStatus']:<22} "
-                  f"{version.get('CreationTime', '')}  {_key_metrics(version)}")
-    return 0
-
-
-def _key_metrics(version: dict) -> str:
-    """The scalar metrics of the version's model-quality report, e.g. roc_auc=0.93."""
-    report = (version.get("Metrics") or {}).get("ModelQuality.Statistics") or {}
-    flat = {k: v["value"] for section in report.values() if isinstance(section, dict)
-            for k, v in section.items() if isinstance(v, dict) and isinstance(v.get("value"), (int, float))}
-    return "  ".join(f"{k}={v:.4f}" for k, v in list(flat.items())[:4])
-
-
 def _ensure_synthetic(store, uri: str) -> None:
     """The embedded default data: generated once, deterministically, into the local store."""
     if store.exists(uri):
