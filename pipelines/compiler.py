@@ -131,7 +131,7 @@ def _fingerprint(value, nested: bool = False):
 
 def _normalise(definition: dict, pipeline_name: str) -> dict:
     """Replace the SDK's timestamped job name so two compiles give the same bytes."""
-    for step in _all_steps(definition["Steps"]):
+    for step in all_steps(definition["Steps"]):
         hps = step["Arguments"].get("TrainingJobDefinition", step["Arguments"]).get("StaticHyperParameters") \
             or step["Arguments"].get("HyperParameters") or {}
         if "sagemaker_job_name" in hps:
@@ -139,11 +139,12 @@ def _normalise(definition: dict, pipeline_name: str) -> dict:
     return definition
 
 
-def _all_steps(steps: list[dict]):
+def all_steps(steps: list[dict]):
+    """Every step of a definition's `Steps`, those under conditions included."""
     for step in steps:
         yield step
         if step["Type"] == "Condition":
-            yield from _all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
+            yield from all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
 
 
 class _Builder:

@@ -15,6 +15,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FAKE_ROLE = "arn:aws:iam::123456789012:role/Test"
 REGION = "us-east-1"
+BUCKET = "purchase-intent-dev"  # the dev config's artifact bucket
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any request fails at once
 
 
@@ -70,6 +71,16 @@ def moto_aws(fake_aws):
 
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def dev_aws(moto_aws):
+    """moto with the dev config's bucket; (sagemaker, s3) clients to set things up and read back what happened."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    return boto3.client("sagemaker", region_name=REGION), s3
 
 
 @pytest.fixture(scope="session")

@@ -7,24 +7,16 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import FAKE_ROLE, REGION
+from conftest import BUCKET, FAKE_ROLE, REGION
 
 from pipelines import cloud
 from pipelines.cloud import CloudError
 from pipelines.compiler import PLACEHOLDER_ROLE
 
-BUCKET = "purchase-intent-dev"
 
 
-@pytest.fixture
-def clients(moto_aws):
-    sm, s3 = boto3.client("sagemaker", region_name=REGION), boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return sm, s3
-
-
-def test_upsert_twice_leaves_one_pipeline_with_the_latest_definition(clients, compile_with):
-    sm, s3 = clients
+def test_upsert_twice_leaves_one_pipeline_with_the_latest_definition(dev_aws, compile_with):
+    sm, s3 = dev_aws
     first, second = compile_with(), compile_with(max_tuning_jobs=7)
     assert first.definition != second.definition
     arn = cloud.upsert(sm, s3, first, FAKE_ROLE)
@@ -38,8 +30,8 @@ def test_upsert_twice_leaves_one_pipeline_with_the_latest_definition(clients, co
     assert {t["Key"]: t["Value"] for t in tags} == {"project": "purchase-intent", "environment": "dev"}
 
 
-def test_upsert_uploads_the_code_at_its_content_hash_keys_once(clients, compile_with):
-    sm, s3 = clients
+def test_upsert_uploads_the_code_at_its_content_hash_keys_once(dev_aws, compile_with):
+    sm, s3 = dev_aws
     compiled = compile_with()
     cloud.upsert(sm, s3, compiled, FAKE_ROLE)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
@@ -89,8 +81,8 @@ def test_good_role_arns_pass(role):
     assert cloud.check_role(role) == role
 
 
-def test_start_passes_the_overrides_to_the_execution(clients, compile_with):
-    sm, s3 = clients
+def test_start_passes_the_overrides_to_the_execution(dev_aws, compile_with):
+    sm, s3 = dev_aws
     compiled = compile_with()
     cloud.upsert(sm, s3, compiled, FAKE_ROLE)
     arn = cloud.start(sm, compiled, {"MaxTuningJobs": 3, "QualityThreshold": 0.5, "ModelApprovalStatus": "Approved"})
@@ -101,14 +93,14 @@ def test_start_passes_the_overrides_to_the_execution(clients, compile_with):
     assert [e["PipelineExecutionArn"] for e in executions] == [arn]
 
 
-def test_start_before_upsert_says_to_upsert(clients, compile_with):
-    sm, _ = clients
+def test_start_before_upsert_says_to_upsert(dev_aws, compile_with):
+    sm, _ = dev_aws
     with pytest.raises(CloudError, match=r"could not start purchase-intent: .*run `python deploy.py upsert`"):
         cloud.start(sm, compile_with(), {})
 
 
-def test_wait_returns_the_finished_execution(clients, compile_with):
-    sm, s3 = clients
+def test_wait_returns_the_finished_execution(dev_aws, compile_with):
+    sm, s3 = dev_aws
     compiled = compile_with()
     cloud.upsert(sm, s3, compiled, FAKE_ROLE)
     arn = cloud.start(sm, compiled, {})
@@ -116,8 +108,8 @@ def test_wait_returns_the_finished_execution(clients, compile_with):
     assert execution["PipelineExecutionStatus"] == "Succeeded"  # moto finishes executions at once
 
 
-def test_deployed_is_none_before_upsert(clients):
-    assert cloud.deployed(clients[0], "purchase-intent") is None
+def test_deployed_is_none_before_upsert(dev_aws):
+    assert cloud.deployed(dev_aws[0], "purchase-intent") is None
 
 
 def test_diff_is_empty_for_the_same_definition(compile_with):

@@ -30,12 +30,7 @@ def doc(compiled) -> dict:
 
 def all_steps(steps: list[dict]) -> dict[str, dict]:
     """Every step by name, condition branches included."""
-    out = {}
-    for step in steps:
-        out[step["Name"]] = step
-        if step["Type"] == "Condition":
-            out.update(all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]))
-    return out
+    return {step["Name"]: step for step in compiler.all_steps(steps)}
 
 
 def inputs_of(step: dict) -> dict[str, object]:

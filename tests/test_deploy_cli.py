@@ -6,14 +6,12 @@ import subprocess
 import sys
 import time
 
-import boto3
 import botocore.client
 import pytest
-from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+from conftest import BUCKET, FAKE_ROLE, PROJECT_ROOT, REGION
 
 from pipelines import cli
 
-BUCKET = "purchase-intent-dev"
 
 
 # --- compile in fresh processes --------------------------------------------------------------
@@ -100,15 +98,7 @@ def test_upsert_without_a_role_is_refused_before_any_call(no_api_calls, capsys):
 # --- commands against moto -------------------------------------------------------------------
 
 
-@pytest.fixture
-def aws(moto_aws):
-    """moto with the dev bucket; returns (sagemaker, s3) clients to read back what the CLI did."""
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return boto3.client("sagemaker", region_name=REGION), s3
-
-
-def test_diff_exits_1_on_a_change_and_0_when_equal(aws, capsys):
+def test_diff_exits_1_on_a_change_and_0_when_equal(dev_aws, capsys):
     assert cli.main(["diff", "--role-arn", FAKE_ROLE]) == 1
     assert "added: step Preprocess" in capsys.readouterr().out
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
@@ -120,14 +110,14 @@ def test_diff_exits_1_on_a_change_and_0_when_equal(aws, capsys):
     assert "changed: step Preprocess" in out and '"Bought"' in out and "added:" not in out
 
 
-def test_diff_without_role_compares_with_the_deployed_role(aws, capsys):
+def test_diff_without_role_compares_with_the_deployed_role(dev_aws, capsys):
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
     capsys.readouterr()
     assert cli.main(["diff"]) == 0, capsys.readouterr().out
 
 
-def test_start_sends_typed_overrides(aws, capsys):
-    sm, _ = aws
+def test_start_sends_typed_overrides(dev_aws, capsys):
+    sm, _ = dev_aws
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
     assert cli.main(["start", "-p", "MaxTuningJobs=3", "-p", "QualityThreshold=1", "-p", "ModelApprovalStatus=Approved"]) == 0
     arn = capsys.readouterr().out.splitlines()[-1]
@@ -136,8 +126,8 @@ def test_start_sends_typed_overrides(aws, capsys):
         "MaxTuningJobs": "3", "QualityThreshold": "1.0", "ModelApprovalStatus": "Approved"}
 
 
-def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(aws, capsys, tmp_path):
-    sm, s3 = aws
+def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(dev_aws, capsys, tmp_path):
+    sm, s3 = dev_aws
     data = tmp_path / "sessions.csv"
     data.write_bytes(b"Revenue,x\n1,2\n")
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
@@ -149,13 +139,13 @@ def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(aws, 
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data.read_bytes()
 
 
-def test_start_wait_reports_success(aws, capsys):
+def test_start_wait_reports_success(dev_aws, capsys):
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
     assert cli.main(["start", "--wait", "--timeout", "5", "--poll", "0.1"]) == 0
     assert capsys.readouterr().err.strip().endswith("Succeeded")
 
 
-def test_start_wait_times_out_with_a_message(aws, capsys, monkeypatch):
+def test_start_wait_times_out_with_a_message(dev_aws, capsys, monkeypatch):
     """moto finishes every execution at once; hold it at Executing to see the timeout."""
     from moto.sagemaker.models import FakePipelineExecution
 
@@ -174,6 +164,6 @@ def test_start_wait_times_out_with_a_message(aws, capsys, monkeypatch):
     assert "still Executing after 1 s; it keeps running in SageMaker (raise --timeout to wait longer)" in err
 
 
-def test_start_before_upsert_says_to_upsert(aws, capsys):
+def test_start_before_upsert_says_to_upsert(dev_aws, capsys):
     assert cli.main(["start"]) == 1
     assert "run `python deploy.py upsert`" in capsys.readouterr().err

@@ -5,25 +5,22 @@ from __future__ import annotations
 import io
 import json
 
-import boto3
 import botocore.client
 import pytest
-from conftest import FAKE_ROLE, REGION
+from conftest import BUCKET, FAKE_ROLE
 
 from pipelines import cli, endpoints
 from pipelines.cloud import CloudError
 
-BUCKET = "purchase-intent-dev"
 GROUP = "purchase-intent"  # model_package_group of config.toml
 ENDPOINT = "purchase-intent-dev"  # the default endpoint name: <pipeline_name>-<env>
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
 
 @pytest.fixture
-def aws(moto_aws):
-    """A bucket, and a model package group with two pending versions (each with an evaluation report)."""
-    sm, s3 = boto3.client("sagemaker", region_name=REGION), boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
+def aws(dev_aws):
+    """The dev bucket, and a model package group with two pending versions (each with an evaluation report)."""
+    sm, s3 = dev_aws
     sm.create_model_package_group(ModelPackageGroupName=GROUP)
     arns = []
     for version, auc in ((1, 0.91), (2, 0.93)):

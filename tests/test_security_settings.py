@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.compiler import compile_pipeline
+from pipelines.compiler import all_steps, compile_pipeline
 from pipelines.config import ConfigError, load_config
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, open_store, run_pipeline
@@ -30,15 +30,6 @@ def _config(tmp_path, text=SECURE, **overrides):
     path = tmp_path / "config.toml"
     path.write_text(text)
     return load_config("dev", path=path, region="us-east-1", **overrides)
-
-
-def _steps(definition_json: str):
-    pending = list(json.loads(definition_json)["Steps"])
-    while pending:
-        step = pending.pop(0)
-        yield step
-        if step["Type"] == "Condition":
-            pending += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
 
 
 def _job_settings(step: dict) -> dict:
@@ -67,7 +58,7 @@ def _job_settings(step: dict) -> dict:
 def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
     cfg = _config(tmp_path, tuning=tuning, batch_transform=True)
     compiled = compile_pipeline(definition(cfg), cfg)
-    jobs = [s for s in _steps(compiled.definition) if s["Type"] in JOB_TYPES]
+    jobs = [s for s in all_steps(json.loads(compiled.definition)["Steps"]) if s["Type"] in JOB_TYPES]
     assert {s["Type"] for s in jobs} == {"Processing", "Tuning" if tuning else "Training", "Model", "Transform"}
     vpc = {"Subnets": ["subnet-aaa", "subnet-bbb"], "SecurityGroupIds": ["sg-123"]}
     for step in jobs:
@@ -99,7 +90,7 @@ def test_a_network_isolated_training_job_runs_locally_from_its_code_channel(tmp_
     """With isolation the SDK ships the code as a `code` channel; the local runner must still find it."""
     cfg = _config(tmp_path, tuning=False)
     compiled = compile_pipeline(definition(cfg), cfg)
-    train = next(s for s in _steps(compiled.definition) if s["Type"] == "Training")
+    train = next(s for s in all_steps(json.loads(compiled.definition)["Steps"]) if s["Type"] == "Training")
     assert "code" in [c["ChannelName"] for c in train["Arguments"]["InputDataConfig"]]
     home = LocalHome(tmp_path / "home")
     store = open_store(None, root=home.s3)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.local import tuning
-from pipelines.local.jobs import JobContext, JobFailed, run_tuning, trial_name
-from pipelines.local.storage import LocalStore
+from pipelines.local.jobs import JobFailed, run_tuning, trial_name
+from test_jobs import make_ctx, tar_gz
 
 SCRIPTS = Path(__file__).parent / "scripts"
 XGBOOST = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
@@ -165,10 +165,7 @@ def test_search_bases_each_proposal_on_a_fixed_history():
 
 
 def tuning_request(ctx, strategy, ranges, *, objective="Maximize", max_jobs=4, parallel=2, static=None):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(SCRIPTS / "train.py", arcname="train.py")
-    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", buffer.getvalue())
+    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({"train.py": (SCRIPTS / "train.py").read_bytes()}))
     ctx.store.put_bytes("s3://bkt/data/train/a.csv", b"1,2\n")
     return {
         "HyperParameterTuningJobConfig": {
@@ -189,11 +186,6 @@ def tuning_request(ctx, strategy, ranges, *, objective="Maximize", max_jobs=4, p
             "StoppingCondition": {"MaxRuntimeInSeconds": 600},
             "RoleArn": "arn:aws:iam::123456789012:role/x"},
     }
-
-
-def make_ctx(tmp_path):
-    (tmp_path / "job").mkdir()
-    return JobContext(store=LocalStore(tmp_path / "s3"), work_dir=tmp_path / "job", log_path=tmp_path / "job.log")
 
 
 def max_overlap(timeline: Path) -> int:
