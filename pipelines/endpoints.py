@@ -21,15 +21,11 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError, WaiterError
 
 from pipelines.cloud import CloudError, check_role, split_s3_uri, tag_list
+from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
 LATEST, LATEST_APPROVED = "latest", "latest-approved"
 APPROVED = "Approved"
 VARIANT = "AllTraffic"
-MAX_PAYLOAD_MB = 6  # SageMaker's limit on a real-time request, and the default of a batch transform request
-# How project models score files (batch transform, pipeline Transform step, local batch-transform):
-# each CSV object is sent whole (SplitType None), so a header row stays with its rows and the
-# label column, when present, is ignored by name. The output has one line per data row.
-SCORING = {"ContentType": "text/csv", "SplitType": "None", "Accept": "text/csv", "AssembleWith": "Line"}
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+$")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipelines.config import Config
 from pipelines.dsl import Continuous, Integer, Objective, Pipeline, Report
 from pipelines.problems import PROBLEMS
+from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 
@@ -94,10 +95,12 @@ def definition(cfg: Config) -> Pipeline:
     passed = metric >= threshold if problem.gate_direction == "Maximize" else metric <= threshold
     then = [register]
     if cfg.batch_transform:
-        # Score with exactly the registered artifact. SplitType None sends each CSV object whole, so its
-        # header travels with every row (see docs/ARCHITECTURE.md, "Scoring data").
+        # Score with exactly the registered artifact, as batch-transform and predict do (pipelines.scoring:
+        # each CSV object whole, so its header travels with every row; docs/ARCHITECTURE.md, "Scoring data").
         model = p.model("ScoringModel", register.model_data, instance_type=cfg.inference_instance_type)
-        then += [model, p.transform("BatchTransform", model, data=scoring_data,
-                                    instance_type=cfg.inference_instance_type, split_type="None")]
+        then += [model, p.transform(
+            "BatchTransform", model, data=scoring_data, instance_type=cfg.inference_instance_type,
+            content_type=SCORING["ContentType"], split_type=SCORING["SplitType"], accept=SCORING["Accept"],
+            assemble_with=SCORING["AssembleWith"], max_payload_mb=MAX_PAYLOAD_MB)]
     p.condition("QualityGate", passed, then=then, otherwise=[fail])
     return p

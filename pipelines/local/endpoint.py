@@ -49,6 +49,7 @@ from pipelines.local.container import host_path, map_container_paths
 from pipelines.local.home import LocalHome
 from pipelines.local.records import arn, now, write_json_atomically
 from pipelines.local.registry import Registry
+from pipelines.scoring import MAX_PAYLOAD_MB
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -304,7 +305,7 @@ def _error(status: int, message: str):
     return _json(status, {"error": HTTPStatus(status).phrase, "message": message})
 
 
-def load_app(store, package: dict, root: Path, *, max_payload_mb: float = endpoints.MAX_PAYLOAD_MB) -> InferenceApp:
+def load_app(store, package: dict, root: Path, *, max_payload_mb: float = MAX_PAYLOAD_MB) -> InferenceApp:
     """Unpack `package` under `root`, import its inference program and load the model (once)."""
     files = unpack(store, package, root)
     os.environ.update(files.env)  # the container's environment, for handlers that read it
@@ -341,7 +342,7 @@ def _interrupt(signum, frame):
 
 
 def serve_package(home: LocalHome, package: dict, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  max_payload_mb: float = endpoints.MAX_PAYLOAD_MB, announce=print) -> None:
+                  max_payload_mb: float = MAX_PAYLOAD_MB, announce=print) -> None:
     """`deploy.py serve --local`: load `package` once, then serve it until stopped."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         announce(f"warning: listening on {host}: whoever reaches this port can call the model "
