@@ -113,21 +113,26 @@ def cmd_diff(args):
 
 
 def cmd_upsert(args):
+    cfg = _config(args)
+    _upsert(cfg, _compiled(args, cfg), *_clients(cfg))
+
+
+def _upsert(cfg, compiled, sm, s3) -> None:
     from pipelines import cloud
 
-    cfg = _config(args)
-    compiled = _compiled(args, cfg)
-    sm, s3 = _clients(cfg)
     print(cloud.upsert(sm, s3, compiled, cfg.role_arn))
 
 
 def cmd_start(args):
-    from pipelines import cloud
-
     cfg = _config(args)
     compiled = _compiled(args, cfg)
     overrides = parse_overrides(compiled.parameters, args.parameter)
-    sm, s3 = _clients(cfg)
+    return _start(args, cfg, compiled, overrides, *_clients(cfg))
+
+
+def _start(args, cfg, compiled, overrides: dict, sm, s3) -> int:
+    from pipelines import cloud
+
     if args.input_data:
         overrides["InputData"] = stage_input(args.input_data, cfg, lambda uri, data: cloud.upload_assets(
             s3, {uri: data}))
@@ -149,10 +154,13 @@ def cmd_run(args):
         return run_local(args)
     if args.resume:
         raise UserError("--resume works with --local; in SageMaker retry the execution from Studio")
-    parse_overrides(_compiled(args).parameters, args.parameter)  # refuse a bad -p before upserting anything
-    cmd_upsert(args)
+    cfg = _config(args)
+    compiled = _compiled(args, cfg)
+    overrides = parse_overrides(compiled.parameters, args.parameter)  # a bad -p is refused before the upsert
+    clients = _clients(cfg)
+    _upsert(cfg, compiled, *clients)
     args.wait = True
-    return cmd_start(args)
+    return _start(args, cfg, compiled, overrides, *clients)
 
 
 def cmd_models(args):
