@@ -340,9 +340,11 @@ class Execution:
 
     def _append_log(self, step: Step, text: str) -> None:
         """Add runner lines to the step's log (jobs append their output to the same file)."""
-        with self._log_path(step).open("a") as log:
+        path = self._log_path(step)
+        with path.open("a") as log:
             log.write(text.rstrip("\n") + "\n")
-        self._update(step, log=str(self._log_path(step)))
+        if self.by_name[step.name].get("log") != str(path):  # the record is rewritten only when it changes
+            self._update(step, log=str(path))
 
     def _emit(self, event: str, step: Step | None = None, **fields) -> None:
         if self.on_event is None:
