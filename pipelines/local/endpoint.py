@@ -42,7 +42,6 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from pipelines import packages
-from pipelines.cli import UserError
 from pipelines.local import jobs, serving
 from pipelines.local.container import host_path, map_container_paths
 from pipelines.local.home import LocalHome
@@ -57,7 +56,7 @@ _CHUNK = 64 * 1024
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
-class LocalEndpointError(UserError):
+class LocalEndpointError(ValueError):
     """A local registry, endpoint or scoring request that cannot be carried out; the message says why
     (deploy.py reports it without a traceback, exit status 2)."""
 
