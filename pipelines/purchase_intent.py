@@ -6,19 +6,26 @@ config; everything that depends on them comes from `pipelines.problems`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipelines.config import Config
 from pipelines.dsl import Continuous, Integer, Objective, Pipeline, Report
 from pipelines.problems import PROBLEMS
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+NAME = "purchase-intent"  # its settings are [pipeline.purchase-intent] of config.toml
+SYNTHETIC_DATA = "data/online_shoppers_synthetic.csv"  # under the pipeline's prefix; `run --local` writes it
+SYNTHETIC_ROWS = 12_330  # the size of the real data set
 
 
 def definition(cfg: Config) -> Pipeline:
     problem = PROBLEMS[cfg.problem_type]
-    p = Pipeline(cfg.pipeline_name, display_name=cfg.display_name, description=cfg.description)
+    p = Pipeline(NAME, display_name="Purchase intent",
+                 description="Predicts the likelihood that a browsing session ends in a purchase (XGBoost).")
+    default_data = cfg.input_data or f"{cfg.s3_root}/{SYNTHETIC_DATA}"
 
-    input_data = p.parameter("InputData", cfg.default_input_data,
+    input_data = p.parameter("InputData", default_data,
                              description="S3 URI of the raw sessions: one CSV/Parquet file or a prefix")
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
@@ -31,7 +38,7 @@ def definition(cfg: Config) -> Pipeline:
     seed = p.parameter("SplitSeed", 42, description="Seed of the train/validation/test split")
     if cfg.batch_transform:
         scoring_data = p.parameter(
-            "ScoringData", cfg.default_input_data,
+            "ScoringData", default_data,
             description="S3 URI (CSV file or prefix) scored after registration; rows need a header, "
                         "and a label column is ignored. Default: the input data")
 
@@ -84,9 +91,9 @@ def definition(cfg: Config) -> Pipeline:
     metric = report[problem.gate_path]
 
     register = p.register(
-        "Register", train.model, group=cfg.model_package_group, report=report, approval_status=approval,
+        "Register", train.model, group=cfg.model_package_group or NAME, report=report, approval_status=approval,
         inference_instance_type=cfg.inference_instance_type,
-        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {cfg.pipeline_name}",
+        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {NAME}",
         metadata={"problem_type": cfg.problem_type, "label": cfg.label},
     )
     fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
@@ -104,3 +111,11 @@ def definition(cfg: Config) -> Pipeline:
             assemble_with=SCORING["AssembleWith"], max_payload_mb=MAX_PAYLOAD_MB)]
     p.condition("QualityGate", passed, then=then, otherwise=[fail])
     return p
+
+
+def example_data(dest: Path) -> Path:
+    """What `run --local` puts at InputData's default when it is not in the local store yet:
+    sessions generated with the real data set's schema and size, from a fixed seed."""
+    from pipelines.data import generate, write_csv
+
+    return write_csv(generate(SYNTHETIC_ROWS, seed=0), dest)

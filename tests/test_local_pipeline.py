@@ -290,7 +290,7 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
     from pipelines.local import run_pipeline
     from pipelines.purchase_intent import definition
 
-    cfg = load_config("dev", region="us-east-1", tuning=False)
+    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1", tuning=False)
     compiled = compile_pipeline(definition(cfg), cfg)
     home = LocalHome(tmp_path / "home")
     store = open_store(None, root=home.s3)
