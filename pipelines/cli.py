@@ -133,6 +133,13 @@ def cmd_report(args):
     print(commands.report(_workspace(args), args.execution_id, args.output))
 
 
+def cmd_init(args):
+    written = commands.init(args.name, template=args.template, folder=args.dir, config=args.config)
+    print("\n".join(str(path) for path in written))
+    definition, test = written[0], next(p for p in written if p.name == "test_pipeline.py")
+    _say(f"next: python deploy.py run --local --definition {definition}   and   python -m pytest {test}")
+
+
 def cmd_download(args):
     print(commands.download(args.dest))
 
@@ -231,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
     g.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
+    g.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
     g.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
@@ -314,6 +322,12 @@ def _parser() -> argparse.ArgumentParser:
     transform.add_argument("--output", metavar="s3://...", help="default: <bucket>/<prefix>/transform/<job name>")
     transform.add_argument("--wait", action="store_true", help="SageMaker: wait for the job to finish")
     _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", ()))
+    init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, config table", ())
+    init.add_argument("name", metavar="NAME", help="the pipeline's name (letters, digits, - and _)")
+    init.add_argument("--template", choices=("tabular", "minimal"), default="tabular",
+                      help="tabular: tuning and a quality gate; minimal: train, evaluate, register (default tabular)")
+    init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
+    init.add_argument("--config", metavar="FILE", help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
     add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
         "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
     return parser

@@ -21,7 +21,7 @@ from typing import Callable
 
 from pipelines import definitions, dsl
 from pipelines.bundles import file_asset
-from pipelines.config import ConfigError, load_config
+from pipelines.config import CONFIG_FILE, ConfigError, load_config
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
@@ -61,6 +61,7 @@ class Settings:
     batch_transform: bool | None = None
     definition: str = DEFAULT_DEFINITION
     home: str | None = None
+    config: str | None = None  # the settings file; default pipelines/config.toml
 
     @classmethod
     def of(cls, namespace) -> Settings:
@@ -79,7 +80,7 @@ class Workspace:
     def settings_for(self, pipeline: str | None):
         """config.toml's settings of `pipeline` (None: of no pipeline in particular), then the flags."""
         s = self.settings
-        cfg = load_config(s.env, pipeline=pipeline, region=s.region, role_arn=s.role_arn, bucket=s.bucket,
+        cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region, role_arn=s.role_arn, bucket=s.bucket,
                           problem_type=s.problem_type, label=s.label, tuning=s.tuning,
                           batch_transform=s.batch_transform)
         return cfg if cfg.region else cfg.replace(region=self._default_region)
@@ -443,6 +444,13 @@ def batch_transform(ws: Workspace, *, local: bool, input_path: str, output: str 
     if wait:
         endpoints.wait_transform(sm, request["TransformJobName"])
     return request
+
+
+def init(name: str, *, template: str, folder: str | None, config: str | None) -> list[Path]:
+    """Scaffold the pipeline `name` (into ./NAME unless `folder`) and its table in the config file."""
+    from pipelines.scaffold import scaffold
+
+    return scaffold(name, Path(folder or name), Path(config or CONFIG_FILE), template)
 
 
 def download(dest: str) -> Path:
