@@ -815,7 +815,9 @@ def _calibration(bins, brier, ece):
     width = 1 / max(10, len(bins))
     bottom.bar([b.get("bin", i) * width + width / 2 if "bin" in b else p for i, (b, p) in enumerate(zip(bins, predicted))],
                [b.get("count", 0) for b in bins], width=width * 0.9, color="#93c5fd")
-    bottom.set_yscale("log")
+    counts = [b.get("count", 0) for b in bins if b.get("count")]
+    if counts and max(counts) > 10 * min(counts):  # a log scale only where counts span decades: else no labels fit
+        bottom.set_yscale("log")
     _style(bottom, "Mean predicted probability", "Count")
     return figure
 
