@@ -187,7 +187,8 @@ def cmd_reject(args):
 
 def cmd_deploy_endpoint(args):
     result, hint = commands.deploy_endpoint(_workspace(args), local=args.local, model_package=args.model_package,
-                                            group=args.group, endpoint_name=args.endpoint_name, instance_type=args.instance_type,
+                                            group=args.group, endpoint_name=args.endpoint_name,
+                                            instance_type=args.instance_type,
                                             instance_count=args.instance_count, wait=args.wait)
     print(f"{result['Action']} endpoint {result['EndpointName']}: config {result['EndpointConfigName']} serves "
           f"{result['ModelPackageArn']}")
@@ -322,12 +323,14 @@ def _parser() -> argparse.ArgumentParser:
     transform.add_argument("--output", metavar="s3://...", help="default: <bucket>/<prefix>/transform/<job name>")
     transform.add_argument("--wait", action="store_true", help="SageMaker: wait for the job to finish")
     _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", ()))
-    init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, config table", ())
+    init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, "
+                                 "config table", ())
     init.add_argument("name", metavar="NAME", help="the pipeline's name (letters, digits, - and _)")
     init.add_argument("--template", choices=("tabular", "minimal"), default="tabular",
                       help="tabular: tuning and a quality gate; minimal: train, evaluate, register (default tabular)")
     init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
-    init.add_argument("--config", metavar="FILE", help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
+    init.add_argument("--config", metavar="FILE",
+                      help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
     add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
         "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
     return parser

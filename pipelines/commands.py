@@ -80,9 +80,9 @@ class Workspace:
     def settings_for(self, pipeline: str | None):
         """config.toml's settings of `pipeline` (None: of no pipeline in particular), then the flags."""
         s = self.settings
-        cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region, role_arn=s.role_arn, bucket=s.bucket,
-                          problem_type=s.problem_type, label=s.label, tuning=s.tuning,
-                          batch_transform=s.batch_transform)
+        cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region,
+                          role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type, label=s.label,
+                          tuning=s.tuning, batch_transform=s.batch_transform)
         return cfg if cfg.region else cfg.replace(region=self._default_region)
 
     @cached_property
