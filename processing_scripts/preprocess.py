@@ -16,6 +16,7 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ FALSE_SPELLINGS = frozenset({"false", "f", "no", "n", "0", "0.0", "off"})
 # Dates and times as people write them: 2024-05-31, 2024/05/31 14:00:05, 31/05/2024, 5/31/24 2:00 PM.
 DATE_PATTERN = (r"\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?"
                 r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?")
+MIXED_FORMATS = int(pd.__version__.split(".")[0]) >= 2  # pandas 1 reads each value on its own anyway
 # A column with a different value in every row is an identifier once there are this many rows.
 MIN_ROWS_FOR_ID = 20
 # Free text: long values with several words each (mean characters and spaces per value).
@@ -306,13 +308,24 @@ def parse_column(df, column, kind):
                             f"use true/false, yes/no, y/n, t/f, 1/0 or on/off, or declare another kind")
         return s
     if kind == "datetime":
-        parsed = pd.to_datetime(s, errors="coerce", utc=True)
+        parsed = to_dates(s)
         bad = s.notna() & parsed.isna()
         if bad.any():
             raise DataError(f"column {column!r} holds dates but {_where(df, bad)} has {_shown(str(s[bad].iloc[0]))}; "
                             f"fix or blank that value (ISO 8601, e.g. 2024-05-31 14:00, reads best)")
         return s
     return s
+
+
+def to_dates(s):
+    """Timestamps (UTC), NaT where a value is not a date; mixed formats are read value by value, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": reading each value is the point
+        out = pd.to_datetime(s, errors="coerce", utc=True)  # fast: one format, guessed from the first value
+        retry = out.isna() & s.notna()
+        if retry.any() and MIXED_FORMATS:  # mixed formats in one column (a date here, a date and time there)
+            out[retry] = pd.to_datetime(s[retry], errors="coerce", utc=True, format="mixed")
+    return out
 
 
 def parse_numeric(df, column):
@@ -407,6 +420,10 @@ def split_indices(y, problem_type, validation_fraction, test_fraction, seed):
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
 
 
+def _whole_numbers(s):
+    return pd.api.types.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all())
+
+
 def _number(x):
     return None if pd.isna(x) else float(x)
 
@@ -419,7 +436,7 @@ def profile_column(s, kind):
         stats.update(mean=_number(present.mean()), std=_number(present.std()), min=_number(present.min()),
                      max=_number(present.max()), typical=_number(present.median()))
     elif kind == "datetime":
-        dates = pd.to_datetime(present, errors="coerce", utc=True)
+        dates = to_dates(present)
         stats.update(min=str(dates.min()) if len(dates) else None, max=str(dates.max()) if len(dates) else None,
                      typical=str(present.iloc[0]) if len(present) else None)
     else:
@@ -477,6 +494,7 @@ def run(args):
         "columns": columns,
     }
     out = Path(args.output_dir)
+    features = features.astype({c: "Int64" for c in features if _whole_numbers(features[c])})  # 3, not 3.0
     for name, idx in parts.items():
         frame = pd.concat([y.iloc[idx].rename(args.label), features.iloc[idx]], axis=1)
         _atomic_write(out / name / f"{name}.csv", frame.to_csv(index=False))

@@ -18,6 +18,7 @@ copies it into the model archive, so serving can never drift from training.
 """
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ DATE_PARTS = ("year", "month", "day", "weekday", "hour", "days")
 # The most frequent values of a category that get their own code; rarer ones count as unseen.
 MAX_CATEGORIES = 1000
 NO_FEATURE_SET = ("", "none")
+MIXED_FORMATS = int(pd.__version__.split(".")[0]) >= 2  # pandas 1 reads each value on its own anyway
 
 
 class FeatureError(ValueError):
@@ -64,10 +66,21 @@ def boolean(s):
 
 def dates(s):
     """Timestamps (UTC); text that is not a date is an error naming the column and the value."""
-    out = pd.to_datetime(s, errors="coerce", utc=True)
+    out = to_dates(s)
     bad = out.isna() & s.notna()
     if bad.any():
         raise FeatureError(f"column {s.name!r} must be a date or time; got {s[bad].iloc[0]!r}")
+    return out
+
+
+def to_dates(s):
+    """Timestamps (UTC), NaT where a value is not a date: preprocess.to_dates, which decided the kind."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": reading each value is the point
+        out = pd.to_datetime(s, errors="coerce", utc=True)  # fast: one format, guessed from the first value
+        retry = out.isna() & s.notna()
+        if retry.any() and MIXED_FORMATS:  # mixed formats in one column (a date here, a date and time there)
+            out[retry] = pd.to_datetime(s[retry], errors="coerce", utc=True, format="mixed")
     return out
 
 
@@ -101,7 +114,8 @@ class Features:
         """The features of `schema` (a schema.json), with category vocabularies learnt from `raw`."""
         label, columns = schema["label"]["name"], schema["columns"]
         applied, reason = _applies(feature_set, columns, label)
-        spec = cls(label, columns, feature_set={"name": feature_set or None, "applied": applied, "reason": reason})
+        name = None if feature_set in NO_FEATURE_SET else feature_set
+        spec = cls(label, columns, feature_set={"name": name, "applied": applied, "reason": reason})
         spec.vocabularies = {name: _vocabulary(category_keys(raw[name], kind))
                              for name, kind in spec.kinds.items() if kind in ("code", "category")}
         return spec
@@ -194,7 +208,7 @@ def _codes(keys, vocabulary):
 def _date_parts(name, stamps):
     days = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(days=1)
     parts = {"year": stamps.dt.year, "month": stamps.dt.month, "day": stamps.dt.day,
-             "weekday": stamps.dt.weekday, "hour": stamps.dt.hour, "days": days}
+             "weekday": stamps.dt.day_of_week, "hour": stamps.dt.hour, "days": days}
     return {f"{name}_{part}": parts[part].astype("float64") for part in DATE_PARTS}
 
 

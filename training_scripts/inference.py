@@ -88,13 +88,13 @@ class Ensemble:
 def model_fn(model_dir):
     """{'booster', 'metadata', 'calibrator', 'features'} from a model directory written by train.py.
 
-    'booster' is an Ensemble of the boosters metadata.json lists under model_files (older archives: the
-    one xgboost-model.json).
+    'booster' is an Ensemble of the boosters metadata.json lists under model_files; 'features' reads raw
+    rows by the schema the model was trained on.
     """
     d = Path(model_dir)
     metadata = json.loads((d / "metadata.json").read_text())
     boosters = []
-    for name in metadata.get("model_files", ["xgboost-model.json"]):
+    for name in metadata["model_files"]:
         booster = xgb.Booster()
         booster.load_model(str(d / name))
         boosters.append(booster)

@@ -245,6 +245,9 @@ def train(args):
     schema = read_schema(args.schema)
     if schema["label"]["name"] != args.label:
         raise TrainingError(f"--label {args.label!r} is not the label of the schema ({schema['label']['name']!r})")
+    if schema["label"]["problem_type"] != args.problem_type:
+        raise TrainingError(f"--problem_type {args.problem_type} disagrees with the schema, whose label was "
+                            f"prepared for {schema['label']['problem_type']}")
     x_train, y_train = read_channel(args.train, args.label, "train")
     x_val, y_val = read_channel(args.validation, args.label, "validation")
     codes = check_labels(y_train, y_val, args.problem_type)
