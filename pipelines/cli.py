@@ -154,7 +154,9 @@ def format_models(groups: list[dict]) -> list[str]:
     """The listing `deploy.py models` prints, local or SageMaker: a group per line, then its versions."""
     lines = []
     for group in groups:
-        lines.append(group["ModelPackageGroupName"])
+        model = (group["Versions"][-1].get("CustomerMetadataProperties") or {}) if group["Versions"] else {}
+        what = f"  ({model['problem_type']} model of {model['label']!r})" if {"problem_type", "label"} <= set(model) else ""
+        lines.append(group["ModelPackageGroupName"] + what)
         for v in group["Versions"]:
             created = v.get("CreationTime")
             created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""

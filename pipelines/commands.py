@@ -290,7 +290,7 @@ def summarise(record: dict, problem_type: str) -> dict:
         "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
                    "seconds": s.get("seconds")} for s in record["steps"]],
         "gate": {"metric": gate_path, "value": _get_path(metrics, gate_path),
-                 **{k: (metrics.get("gate") or {}).get(k) for k in ("threshold", "baseline", "rule", "passed")}},
+                 **{k: ((metrics or {}).get("gate") or {}).get(k) for k in ("threshold", "baseline", "rule", "passed")}},
         "registered_model": registered and {k: registered.get(k) for k in
                                             ("ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus")},
         "metrics": metrics,

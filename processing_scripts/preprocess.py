@@ -238,10 +238,10 @@ def infer_kind(s):
     text = present.astype(str).str.strip()
     if _looks_like_dates(text):
         return "datetime", None
-    if rows >= MIN_ROWS_FOR_ID and text.nunique() == rows:
-        return "dropped", "identifier: a different value in every row"
     if text.str.len().mean() >= FREE_TEXT_CHARACTERS and text.str.count(" ").mean() >= FREE_TEXT_SPACES:
         return "dropped", "free text: long sentences, not categories (declare it as category to keep it)"
+    if rows >= MIN_ROWS_FOR_ID and text.nunique() == rows:
+        return "dropped", "identifier: a different value in every row"
     return "category", None
 
 

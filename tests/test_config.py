@@ -48,7 +48,7 @@ def test_an_unknown_key_names_the_key_and_the_file(tmp_path):
     ('max_tuning_jobs = "8"', "max_tuning_jobs", "int"),
     ("tuning = 1", "tuning", "bool"),
     ("max_tuning_jobs = true", "max_tuning_jobs", "int"),
-    ("quality_threshold = true", "quality_threshold", "float or int"),
+    ("quality_threshold = true", "quality_threshold", "float or int or str"),
     ("bucket = 3", "bucket", "str"),
     ('tags = "x"', "tags", "dict"),
 ])
