@@ -37,7 +37,9 @@ def test_binary_report_layout(tmp_path):
     report = run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "binary", "--label", "Revenue")
     n_test = len(pd.read_csv(splits / "test" / "test.csv"))
     assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "unseen_categories",
-                           "classes", "n_test"}
+                           "classes", "features", "n_test"}
+    assert report["features"] == {"count": 17, "feature_set": {"name": None, "applied": False,
+                                                               "reason": "no feature set chosen"}}
     assert report["n_test"] == n_test and report["classes"] == ["FALSE", "TRUE"] and report["unseen_categories"] == {}
     metrics = report["binary_classification_metrics"]
     assert set(metrics) == {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
