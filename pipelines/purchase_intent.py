@@ -106,7 +106,7 @@ def definition(cfg: Config) -> Pipeline:
     )
     fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
                   "is not", ">=" if problem.gate_direction == "Maximize" else "<=", minimum,
-                  "(QualityThreshold", threshold, ")")
+                  "from QualityThreshold", threshold)
     passed = metric >= minimum if problem.gate_direction == "Maximize" else metric <= minimum
     then = [register]
     if cfg.batch_transform:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -60,6 +61,7 @@ def test_a_new_table_reaches_and_passes_its_gate_by_flags_alone(runs, name):
         f"/purchase-intent-{table.label.lower()}-{table.problem_type}/1")  # a group of its own
     assert {c["name"]: c["kind"] for c in schema["columns"] if c["name"] in table.kinds} == table.kinds
     assert schema["label"]["classes"] == table.classes
+    assert Path(summary["report"]).is_file() and summary["model_card"]  # both rendered for every shape
 
 
 def test_the_report_shows_the_schema_and_what_was_dropped(runs):
