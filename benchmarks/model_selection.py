@@ -62,7 +62,7 @@ def pooled_splits(data: Path, seed: int, work: Path) -> tuple[pd.DataFrame, Path
     (inputs / data.name).symlink_to(data.resolve())
     with contextlib.redirect_stdout(io.StringIO()):
         preprocess.run(preprocess.parse_args(["--input-dir", str(inputs), "--output-dir", str(out),
-                                              "--seed", str(seed)]))
+                                              "--label", LABEL, "--seed", str(seed)]))
     pool = pd.concat([pd.read_csv(out / name / f"{name}.csv", dtype=str) for name in ("train", "validation")],
                      ignore_index=True)
     return pool, out / "schema"

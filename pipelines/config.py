@@ -33,7 +33,7 @@ class Config:
     prefix: str = "purchase-intent"
     model_package_group: str | None = None  # default: one group per pipeline, label and problem type
     problem_type: str = "binary"
-    label: str = "Revenue"
+    label: str = ""  # the column to predict
     positive_class: str | None = None  # binary: the class that is 1 (default: True/yes/1..., else the minority)
     feature_set: str = "none"  # domain features on top of the generic ones (training_scripts/feature_sets/)
     schema: dict = field(default_factory=dict)  # declared column kinds {column: kind}, or a whole schema.json

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from pipelines.config import Config
-from pipelines.dsl import Continuous, Integer, Objective, Pipeline, Report
+from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report
 from pipelines.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
@@ -21,6 +21,8 @@ APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 
 def definition(cfg: Config) -> Pipeline:
     problem = PROBLEMS[cfg.problem_type]
+    if not cfg.label:
+        raise DefinitionError("no label: set `label` in config.toml or pass --label COLUMN")
     p = Pipeline(cfg.pipeline_name, display_name=cfg.display_name, description=cfg.description)
 
     input_data = p.parameter("InputData", cfg.default_input_data,
@@ -122,7 +124,7 @@ def definition(cfg: Config) -> Pipeline:
 
 
 def model_group(cfg: Config) -> str:
-    """One model package group per model: the pipeline, the label and the problem type, so a multiclass
-    VisitorType model never lands beside the binary Revenue versions (config's model_package_group wins)."""
+    """One model package group per model: the pipeline, the label and the problem type, so a multiclass model
+    of one column never lands beside the binary versions of another (config's model_package_group wins)."""
     name = re.sub(r"[^A-Za-z0-9]+", "-", f"{cfg.pipeline_name}-{cfg.label}-{cfg.problem_type}").strip("-").lower()
     return name[:63].rstrip("-")

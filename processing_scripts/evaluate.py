@@ -186,6 +186,8 @@ def binary_report(y, p, threshold, names=None):
 
 
 def multiclass_report(y, proba, names=None):
+    proba = np.asarray(proba, dtype="float64")
+    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows may miss 1 by more than log_loss tolerates
     labels = list(range(proba.shape[1]))
     predicted = proba.argmax(axis=1)
     metrics = {

@@ -57,7 +57,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input-dir", default="/opt/ml/processing/input/raw")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")
-    p.add_argument("--label", default="Revenue")
+    p.add_argument("--label", required=True, help="the column to predict")
     p.add_argument("--problem-type", default="binary", choices=PROBLEM_TYPES)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--validation-fraction", type=float, default=0.15)

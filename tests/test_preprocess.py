@@ -14,7 +14,7 @@ def run_preprocess(tmp_path, df, *extra, name="part.csv"):
     """Write df as the raw input, run preprocess.main, return the output directory."""
     data.write_csv(df, tmp_path / "raw" / name)
     out = tmp_path / "prep"
-    preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(out),
+    preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(out), "--label", "Revenue",
                      "--failure-file", str(tmp_path / "failure" / "message"), *extra])
     return out
 
@@ -139,7 +139,7 @@ def test_empty_input_and_bad_fractions_fail_clearly(tmp_path):
     (tmp_path / "raw").mkdir()
     with pytest.raises(SystemExit):
         preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(tmp_path / "out"),
-                         "--failure-file", str(tmp_path / "message")])
+                         "--label", "Revenue", "--failure-file", str(tmp_path / "message")])
     assert "no .csv" in (tmp_path / "message").read_text()
     message = failure(tmp_path / "f", data.generate(100), "--test-fraction", "0.9")
     assert "--test-fraction" in message

@@ -95,8 +95,9 @@ def pos_weight(value):
 
 def parse_args(argv=None, env=os.environ):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--problem_type", type=decoded(str), default="binary", choices=tuple(OBJECTIVES))
-    p.add_argument("--label", type=decoded(str), default="Revenue")
+    # Default: what the schema says; given, they must agree with it.
+    p.add_argument("--problem_type", type=decoded(str), choices=tuple(OBJECTIVES))
+    p.add_argument("--label", type=decoded(str))
     # Domain features on top of the generic ones (training_scripts/feature_sets/<name>.py), or none.
     p.add_argument("--feature_set", type=decoded(str), default="none")
     p.add_argument("--num_round", type=decoded(integer), default=1000)  # the tuner's slowest eta needs ~1000
@@ -243,11 +244,12 @@ def label_stats(y, problem_type, classes):
 def train(args):
     started = time.time()
     schema = read_schema(args.schema)
-    if schema["label"]["name"] != args.label:
+    if args.label not in (None, schema["label"]["name"]):
         raise TrainingError(f"--label {args.label!r} is not the label of the schema ({schema['label']['name']!r})")
-    if schema["label"]["problem_type"] != args.problem_type:
+    if args.problem_type not in (None, schema["label"]["problem_type"]):
         raise TrainingError(f"--problem_type {args.problem_type} disagrees with the schema, whose label was "
                             f"prepared for {schema['label']['problem_type']}")
+    args.label, args.problem_type = schema["label"]["name"], schema["label"]["problem_type"]
     x_train, y_train = read_channel(args.train, args.label, "train")
     x_val, y_val = read_channel(args.validation, args.label, "validation")
     codes = check_labels(y_train, y_val, args.problem_type)
