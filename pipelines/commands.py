@@ -57,6 +57,9 @@ class Settings:
     bucket: str | None = None
     problem_type: str | None = None
     label: str | None = None
+    positive_class: str | None = None
+    schema: str | None = None  # a file: {column: kind}, or a whole schema.json
+    feature_set: str | None = None
     tuning: bool | None = None
     batch_transform: bool | None = None
     definition: str = DEFAULT_DEFINITION
@@ -82,7 +85,9 @@ class Workspace:
         s = self.settings
         cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region,
                           role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type, label=s.label,
-                          tuning=s.tuning, batch_transform=s.batch_transform)
+                          positive_class=s.positive_class, feature_set=s.feature_set,
+                          schema=s.schema and read_schema(s.schema), tuning=s.tuning,
+                          batch_transform=s.batch_transform)
         return cfg if cfg.region else cfg.replace(region=self._default_region)
 
     @cached_property
@@ -146,6 +151,19 @@ class Workspace:
 
         session = boto3.Session(region_name=self.settings_for(None).region)
         return session.client("sagemaker"), session.client("s3")
+
+
+def read_schema(path: str) -> dict:
+    """A declared schema file: {column: kind}, or a whole schema.json."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"--schema {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UserError(f"--schema {path} is not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f'--schema {path} must hold a JSON object: {{"column": "kind"}} or a schema.json')
+    return doc
 
 
 def registered_groups(definition: str) -> list[str]:
@@ -278,7 +296,8 @@ def _put_example_data(ws: Workspace, uri: str) -> None:
 def summarise(record: dict, home=None) -> dict:
     """The `--json` document: what a script or a CI job wants to know about a run. The gate is the
     first comparison of a Condition step with a report value, as the report shows it (read from the
-    definition that ran, kept in `home`)."""
+    definition that ran, kept in `home`), with the rule and baseline behind its threshold when the
+    report states them (its `gate` section)."""
     from pipelines.report import quality_gates, read_definition
 
     definition = read_definition(home.runs / record["execution_id"]) if home else None
@@ -288,6 +307,7 @@ def summarise(record: dict, home=None) -> dict:
     registered = next((step["response"] for step in record["steps"]
                        if step["type"] == "RegisterModel" and step["status"] == "Succeeded"), None)
     gate = next(iter(quality_gates(definition, steps, record.get("parameters") or {}, metrics)), None)
+    stated = (metrics or {}).get("gate") or {}
     return {
         "execution_id": record["execution_id"],
         "status": record["status"],
@@ -296,7 +316,9 @@ def summarise(record: dict, home=None) -> dict:
         "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
                    "seconds": s.get("seconds")} for s in record["steps"]],
         "gate": gate and {"metric": gate["path"], "value": gate["value"], "operator": gate["operator"],
-                          "threshold": gate["threshold"], "outcome": gate["outcome"]},
+                          "threshold": gate["threshold"], "outcome": gate["outcome"],
+                          "passed": None if gate["outcome"] is None else gate["outcome"] == "True",
+                          "rule": stated.get("rule"), "baseline": stated.get("baseline")},
         "registered_model": registered and {k: registered.get(k) for k in
                                             ("ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus")},
         "metrics": metrics,

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Callable
 
 from pipelines.config import Config, ConfigError
+from pipelines import dsl
 from pipelines.dsl import DefinitionError, Pipeline
 
 
@@ -36,10 +37,10 @@ def build_with_settings(func: Callable, settings: Callable[[str | None], Config]
     """The pipeline `func` builds with its own settings, and those settings.
 
     `settings(name)` are those of pipeline `name` (None: of no pipeline in particular). The name
-    comes from the definition, so it is built twice: first to learn its name, then with the
-    settings of [pipeline.NAME]. Definitions are pure and cheap to build; a name that changes
-    with the settings is refused, since then no table could be the pipeline's own."""
-    name = build(func, settings(None)).name
+    comes from the definition, so `func` is first called only until it creates its Pipeline (with
+    the settings of no pipeline), then built with the settings of [pipeline.NAME]. A name that
+    changes with the settings is refused, since then no table could be the pipeline's own."""
+    name = pipeline_name(func, settings(None))
     cfg = settings(name)
     pipeline = build(func, cfg)
     if pipeline.name != name:
@@ -49,12 +50,22 @@ def build_with_settings(func: Callable, settings: Callable[[str | None], Config]
     return pipeline, cfg
 
 
+def pipeline_name(func: Callable, cfg: Config) -> str:
+    """The name `func` gives its Pipeline: `func(cfg)` runs up to `Pipeline(...)` and no further."""
+    try:
+        with dsl.naming():
+            result = build(func, cfg)
+    except dsl.Named as named:
+        return named.name
+    return result.name  # a Pipeline made elsewhere (an imported helper's) and returned as it is
+
+
 def build(func: Callable, cfg: Config) -> Pipeline:
     """`func(cfg)`, checked: a Pipeline, or a one-line error."""
     where = _location(func)
     try:
         pipeline = func(cfg)
-    except (DefinitionError, ConfigError):
+    except (DefinitionError, ConfigError, dsl.Named):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in the user's definition, reported where it is
         raise DefinitionError(f"definition(cfg) failed at {_innermost(e, func)}: {type(e).__name__}: {e}") from None

@@ -8,6 +8,8 @@ instead of by SageMaker an hour into a run.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,28 @@ NUMBER_REGEX = "([-+0-9.eE]+)"  # the shorthand metric `name` is printed as `nam
 
 class DefinitionError(ValueError):
     """A mistake in a pipeline definition, caught before anything runs."""
+
+
+class Named(Exception):
+    """Not an error: raised by `Pipeline(name)` while `naming()` is on, so a definition can be asked
+    its pipeline's name without running the rest of it (whose settings depend on that name)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+_NAMING = contextvars.ContextVar("naming", default=False)
+
+
+@contextlib.contextmanager
+def naming():
+    """Within it, `Pipeline(name)` raises `Named(name)` instead of being built."""
+    token = _NAMING.set(True)
+    try:
+        yield
+    finally:
+        _NAMING.reset(token)
 
 
 # --- values ---------------------------------------------------------------------------
@@ -56,6 +80,7 @@ class Parameter(_Comparable):
     default: str | int | float
     enum: tuple[str, ...] = ()
     description: str = ""
+    pattern: str = ""  # a String parameter's values must match it (checked before a run starts)
 
     @property
     def type(self) -> type:
@@ -82,6 +107,8 @@ class Parameter(_Comparable):
             ) from None
         if self.enum and typed not in self.enum:
             raise DefinitionError(f"parameter {self.name} must be one of {', '.join(self.enum)}, got {value!r}")
+        if self.pattern and not re.fullmatch(self.pattern, str(typed)):
+            raise DefinitionError(f"parameter {self.name}: {value!r} is not valid; {self.description or self.pattern}")
         return typed
 
 
@@ -394,12 +421,14 @@ class Pipeline:
 
     def __init__(self, name: str, *, display_name: str = "", description: str = ""):
         _check_name("pipeline", name, "", limit=256)
+        if _NAMING.get():
+            raise Named(name)
         self.name, self.display_name, self.description = name, display_name or name, description
         self.parameters: dict[str, Parameter] = {}
         self.steps: dict[str, Step] = {}
         self._branch_of: dict[str, str] = {}  # branch step name -> its condition step
 
-    def parameter(self, name: str, default, *, enum=(), description: str = "") -> Parameter:
+    def parameter(self, name: str, default, *, enum=(), description: str = "", pattern: str = "") -> Parameter:
         _check_name("parameter", name, "")
         if name in self.parameters:
             raise DefinitionError(f"parameter {name!r} is defined twice: give each parameter its own name")
@@ -407,8 +436,8 @@ class Pipeline:
             raise DefinitionError(
                 f"parameter {name!r}: default {default!r} must be a str, int or float (SageMaker's String, Integer, Float)"
             )
-        param = Parameter(name, default, tuple(enum), description)
-        param.coerce(default)  # a default outside its own enum is a mistake too
+        param = Parameter(name, default, tuple(enum), description, pattern)
+        param.coerce(default)  # a default outside its own enum or pattern is a mistake too
         self.parameters[name] = param
         return param
 

@@ -27,7 +27,8 @@ def test_dev_and_prod_differ_where_the_file_says():
 
 def test_another_pipeline_gets_nothing_of_purchase_intent():
     cfg = load_config("dev", pipeline="diabetes")
-    assert (cfg.label, cfg.tags, cfg.s3_root) == (None, {"environment": "dev"}, "s3://ml-pipelines-dev/diabetes")
+    assert (cfg.label, cfg.feature_set, cfg.tags) == ("", "none", {"environment": "dev"})
+    assert cfg.s3_root == "s3://ml-pipelines-dev/diabetes"
     assert "purchase" not in repr(cfg)
 
 
@@ -73,7 +74,7 @@ def test_an_unknown_key_names_the_key_and_the_file(tmp_path):
     ('max_tuning_jobs = "8"', "max_tuning_jobs", "int"),
     ("tuning = 1", "tuning", "bool"),
     ("max_tuning_jobs = true", "max_tuning_jobs", "int"),
-    ("quality_threshold = true", "quality_threshold", "float or int"),
+    ("quality_threshold = true", "quality_threshold", "float or int or str"),
     ("bucket = 3", "bucket", "str"),
     ('tags = "x"', "tags", "dict"),
 ])

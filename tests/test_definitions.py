@@ -64,3 +64,33 @@ def test_each_mistake_in_a_definition_file_is_one_line_naming_the_place(tmp_path
 def test_a_definition_that_is_not_there_says_what_to_give(capsys, ref, expected):
     code, _, err = compile_(capsys, ref)
     assert code == 2 and err.strip().startswith(f"error: {expected}") and len(err.strip().splitlines()) == 1
+
+
+NEEDS_ITS_TABLE = '''
+from pipelines.dsl import DefinitionError, Pipeline
+
+def definition(cfg):
+    p = Pipeline({name})
+    if not cfg.label:
+        raise DefinitionError("no label: set it under [pipeline.needs-label]")
+    p.processing("Only", "{script}", arguments=["--label", cfg.label], instance_type="ml.m5.large")
+    return p
+'''
+
+
+def test_settings_of_the_pipelines_own_table_reach_it_and_its_name_may_not_depend_on_them(tmp_path, capsys):
+    config = tmp_path / "config.toml"
+    config.write_text('[dev]\nbucket = "b"\n[pipeline.needs-label]\nlabel = "y"\nprefix = "teams/x"\n')
+    path = tmp_path / "needs_label.py"
+    script = PROJECT_ROOT / "tests/fixtures/scripts/fixture_step.py"
+    path.write_text(NEEDS_ITS_TABLE.format(name='"needs-label"', script=script))
+    code = cli.main(["compile", "--region", REGION, "--config", str(config), "--definition", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert '"--label",\n            "y"' in out and "s3://b/teams/x/code/" in out
+
+    path.write_text(NEEDS_ITS_TABLE.format(name='"needs-label" if not cfg.label else "renamed"', script=script))
+    code = cli.main(["compile", "--region", REGION, "--config", str(config), "--definition", str(path)])
+    assert code == 2
+    assert "names its pipeline 'needs-label' without, and 'renamed' with, the settings of [pipeline.needs-label]" \
+        in capsys.readouterr().err
