@@ -107,7 +107,8 @@ def test_deploy_py_runs_approves_and_serves_it_by_path(tmp_path):
     assert approved.returncode == 0, approved.stderr
     assert approved.stdout.strip().endswith(f"model-package/{GROUP}/1: Approved")
     listed = deploy("models", "--local")
-    assert listed.stdout.splitlines()[0] == GROUP and "Approved" in listed.stdout
+    assert listed.stdout.splitlines()[0] == f"{GROUP}  (regression model of 'progression')"
+    assert "Approved" in listed.stdout
     rows = tmp_path / "rows.csv"
     rows.write_text(ROWS)
     with serving(lambda port: [sys.executable, "deploy.py", "serve", "--local", "--definition", DEFINITION,
