@@ -374,9 +374,8 @@ class _Builder:
         report = step.report
         declared = report.step.reports[report.name]
         report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
-        image = step.image if isinstance(step.image, str) else _pinned(step.image)
-        framework = {} if isinstance(image, str) or image.framework not in REGISTRY_FRAMEWORKS else \
-            dict(framework=REGISTRY_FRAMEWORKS[image.framework], framework_version=image.version)
+        framework = {} if isinstance(step.image, str) or step.image.framework not in REGISTRY_FRAMEWORKS else \
+            dict(framework=REGISTRY_FRAMEWORKS[step.image.framework], framework_version=_pinned(step.image).version)
         args = model.register(
             content_types=list(step.content_types), response_types=list(step.content_types),
             inference_instances=[step.inference_instance_type], transform_instances=[step.inference_instance_type],
@@ -473,12 +472,12 @@ class _Sdk:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sagemaker import image_uris
+            from sagemaker.estimator import Estimator
+            from sagemaker.huggingface import HuggingFace
             from sagemaker.inputs import TrainingInput
             from sagemaker.model import Model
             from sagemaker.model_metrics import MetricsSource, ModelMetrics
             from sagemaker.network import NetworkConfig
-            from sagemaker.estimator import Estimator
-            from sagemaker.huggingface import HuggingFace
             from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
             from sagemaker.pytorch import PyTorch
             from sagemaker.sklearn import SKLearn, SKLearnModel

@@ -17,8 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from pipelines.config import Config, ConfigError
 from pipelines import dsl
+from pipelines.config import Config, ConfigError
 from pipelines.dsl import DefinitionError, Pipeline
 
 
@@ -108,12 +108,11 @@ def _from_module(name: str):
 
 
 def _refuse_import(e: BaseException, what: str):
+    """Importing the definition failed: one line saying where, or `e` itself when it is no mistake in the file."""
+    if isinstance(e, (KeyboardInterrupt, SystemExit, DefinitionError, ConfigError)):
+        raise e
     if isinstance(e, SyntaxError):
         raise DefinitionError(f"{e.filename}:{e.lineno}: SyntaxError: {e.msg}") from None
-    if isinstance(e, DefinitionError):
-        raise e
-    if isinstance(e, (KeyboardInterrupt, SystemExit)):
-        raise e
     frame = traceback.extract_tb(e.__traceback__)[-1]
     raise DefinitionError(f"importing {what} failed at {frame.filename}:{frame.lineno}: "
                           f"{type(e).__name__}: {e}") from None
