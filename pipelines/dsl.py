@@ -734,9 +734,9 @@ def _serving(step: str, image, entry_point, source_dir) -> dict:
             f"step {step!r}: entry_point works with the {' and '.join(CODE_BESIDE_MODEL)} serving images, which "
             f"read the code from its own archive; {framework or 'a custom image'} needs the code inside the model "
             f"archive: have the training script copy it to <model dir>/code/ and leave entry_point out")
-    folder = _script(step, source_dir, folder=True) if source_dir is not None else None
-    if folder is None:
+    if source_dir is None:
         raise DefinitionError(f"step {step!r}: entry_point {entry_point!r} needs source_dir, the folder holding it")
+    folder = _script(step, source_dir, folder=True)
     _script(step, Path(source_dir) / entry_point)
     return {"image": image, "entry_point": entry_point, "source_dir": folder}
 
