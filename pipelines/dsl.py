@@ -687,11 +687,14 @@ def _check_name(what: str, name, where: str, limit: int = 64) -> None:
 
 
 def _script(step: str, path, folder: bool = False) -> Path:
+    """`path`, absolute or relative to the project root, checked to exist."""
     full = (PROJECT_ROOT / path).resolve()
     if not (full.is_dir() if folder else full.is_file()):
         kind = "folder" if folder else "script"
+        where = "" if Path(path).is_absolute() else \
+            " (relative paths start at the project root; beside your definition, use Path(__file__).parent / ...)"
         raise DefinitionError(
-            f"step {step!r}: {kind} {path} does not exist under {PROJECT_ROOT}; create it or fix the path"
+            f"step {step!r}: {kind} {path} does not exist under {PROJECT_ROOT}; create it or fix the path{where}"
         )
     return full
 
