@@ -2,8 +2,8 @@
 file path, with its own scripts, scikit-learn image, metric regexes and model code folder.
 
 It runs through `pipelines.testing` (the public testing API) and through `deploy.py` as a user
-types it: it runs locally, registers into its own group, is approved and served, and nothing of
-purchase-intent shows up in its JSON, records, store paths or registry.
+types it: it runs locally, registers into its own group, is approved and served, is upserted to
+SageMaker (moto), and nothing of purchase-intent shows up in its JSON, records, store paths or registry.
 """
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import tarfile
 
 import pytest
 
-from conftest import PROJECT_ROOT, offline_environ
+from conftest import BUCKET, FAKE_ROLE, PROJECT_ROOT, offline_environ
 from fixtures.servers import serving
 
+from pipelines import cli
 from pipelines.testing import run_locally
 
 DEFINITION = "tests/fixtures/diabetes/pipeline.py"
@@ -119,3 +120,16 @@ def test_deploy_py_runs_approves_and_serves_it_by_path(tmp_path):
                                    capture_output=True, text=True, timeout=60)
     assert predicted.returncode == 0, predicted.stderr
     assert len(predicted.stdout.split()) == 2
+
+
+def test_it_is_upserted_to_sagemaker_by_path_under_its_own_name_and_prefix(dev_aws, capsys):
+    sm, s3 = dev_aws
+    assert cli.main(["upsert", "--definition", DEFINITION, "--role-arn", FAKE_ROLE]) == 0
+    assert capsys.readouterr().out.strip().endswith(":pipeline/diabetes")
+    deployed = sm.describe_pipeline(PipelineName="diabetes")
+    assert deployed["PipelineDisplayName"] == "Diabetes progression"
+    assert deployed["PipelineDescription"].startswith("Disease progression one year after baseline")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys and all(k.startswith("diabetes/code/") for k in keys)  # prepare.py, evaluate.py, model/ bundle
+    assert "purchase" not in deployed["PipelineDefinition"].lower()
+    assert cli.main(["diff", "--definition", DEFINITION]) == 0
