@@ -159,7 +159,7 @@ def run_hosts(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "paths":
         for run in runs:
-            _append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}")
+            append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}")
     procs, readers, tails = [], [], []
     for run in runs:
         prefix = "/".join(part for part in (log_label, run.name if len(runs) > 1 else "") if part)
@@ -211,12 +211,13 @@ def _pump(proc, host, prefix, log_path, tail, on_line) -> None:
     for raw in proc.stdout:
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         tail.append(line)
-        _append_log(log_path, f"[{prefix}] {line}" if prefix else line)
+        append_log(log_path, f"[{prefix}] {line}" if prefix else line)
         if on_line is not None:
             on_line(host, line)
     proc.stdout.close()
 
 
-def _append_log(log_path: Path, line: str) -> None:
+def append_log(log_path: Path, line: str) -> None:
+    """Add one line to a job's log; the lock keeps lines of concurrent hosts whole."""
     with _LOG_LOCK, open(log_path, "a", encoding="utf-8") as log:
         log.write(line + "\n")

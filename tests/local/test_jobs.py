@@ -266,11 +266,12 @@ def test_each_training_host_has_its_own_identity_and_shard(tmp_path):
     assert list(model) == ["report-algo-1.json"]
 
 
-def test_training_needs_script_mode(tmp_path):
+def test_training_without_a_script_needs_the_xgboost_image(tmp_path):
     ctx = make_ctx(tmp_path)
     request = training_request(ctx)
     del request["HyperParameters"]["sagemaker_program"]
-    with pytest.raises(JobFailed, match="script mode") as failure:
+    request["AlgorithmSpecification"]["TrainingImage"] = SKLEARN
+    with pytest.raises(JobFailed, match="only the built-in XGBoost algorithm") as failure:
         run_training("train-1", request, ctx)
     assert failure.value.error_type == "ClientError"
 
