@@ -416,6 +416,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
+    run.add_argument("--definition-json", metavar="FILE",
+                     help="local: run this definition JSON (any SageMaker pipeline) instead of compiling --definition")
+    run.add_argument("--stage", action="append", default=[], metavar="s3://BUCKET/KEY=LOCAL_PATH",
+                     help="local: put a file or folder into the local store at that URI first (repeatable)")
+    run.add_argument("--job-env", choices=("image", "host"),
+                     help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
+                          "or $PIPELINES_JOB_ENV) or on this Python (host)")
     models = add("models", cmd_models, "list model package groups and versions")
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")

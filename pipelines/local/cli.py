@@ -25,9 +25,20 @@ def run_local(args) -> int:
     store = open_store(None, root=home.s3)
     cfg = cli._config(args)
     events = None if args.json else _print_event
+    _stage(store, args.stage)
     if args.resume:  # the recorded definition and pipeline name, not the current ones
-        record = _run(None, home=home, store=store, resume=args.resume,
+        record = _run(None, home=home, store=store, resume=args.resume, job_env=args.job_env,
                       max_parallel_steps=args.max_parallel_steps, on_event=events)
+    elif args.definition_json:  # any definition, as SageMaker would get it; -p values are typed by the runner
+        path = Path(args.definition_json)
+        if not path.is_file():
+            raise cli.UserError(f"--definition-json {path}: no such file")
+        malformed = [pair for pair in args.parameter if "=" not in pair]
+        if malformed:
+            raise cli.UserError(f"-p {malformed[0]!r}: write parameters as Name=Value")
+        overrides = dict(pair.partition("=")[::2] for pair in args.parameter)
+        record = _run(path.read_text(), pipeline_name=path.stem, parameters=overrides, home=home, store=store,
+                      job_env=args.job_env, max_parallel_steps=args.max_parallel_steps, on_event=events)
     else:
         compiled = cli._compiled(args, cfg, cache_dir=home.compiled)
         overrides = cli.parse_overrides(compiled.parameters, args.parameter)
@@ -40,7 +51,8 @@ def run_local(args) -> int:
             _ensure_synthetic(store, compiled.parameters["InputData"].default)
         cli.scoring_follows_input(compiled.parameters, overrides)
         record = _run(compiled.definition, pipeline_name=compiled.name, parameters=overrides, home=home,
-                      store=store, max_parallel_steps=args.max_parallel_steps, on_event=events)
+                      store=store, job_env=args.job_env, max_parallel_steps=args.max_parallel_steps,
+                      on_event=events)
     record = publish_local_run(record, home=home, store=store, description=cfg.description)  # report, model card
     summary = summarise(record, cfg.problem_type)
     if args.json:
@@ -48,6 +60,16 @@ def run_local(args) -> int:
     else:
         _print_summary(summary, cfg.problem_type)
     return 0 if record["status"] == "Succeeded" else 1
+
+
+def _stage(store, pairs: list[str]) -> None:
+    from pipelines.local.staging import StagingError, stage
+
+    try:
+        for uri in stage(store, pairs):
+            print(f"staged {uri}", file=sys.stderr)
+    except StagingError as e:
+        raise cli.UserError(str(e)) from None
 
 
 def _run(definition, **options) -> dict:
