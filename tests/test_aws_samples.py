@@ -83,3 +83,25 @@ def test_a_missing_input_is_refused_before_anything_runs_and_names_the_stage_fla
     assert f"{uri} is not in the local store; stage it with --stage {uri}=LOCAL_PATH" in error
     assert error.startswith("error: the local runner cannot run this definition: step AbaloneProcess:")
     assert not (home / "runs").exists()  # refused before the execution was even recorded
+
+
+def test_the_model_build_seed_pipeline_runs_unchanged_and_its_preprocess_downloads_with_boto3(tmp_path, abalone_data):
+    from fixtures.aws_samples.seed.pipeline import get_pipeline
+
+    data, _ = abalone_data
+    definition, stage = export(tmp_path, get_pipeline)
+    home = tmp_path / "home"
+    seed_uri = "s3://sagemaker-servicecatalog-seedcode-us-east-1/dataset/abalone-dataset.csv"
+    code, summary = run_cli("run", "--local", "--home", home, "--definition-json", definition, *stage,
+                            "--stage", f"{seed_uri}={data}")
+    assert code == 0, summary["failure_reason"]
+    status = {s["name"]: s["status"] for s in summary["steps"]}
+    assert status == {"PreprocessAbaloneData": "Succeeded", "TrainAbaloneModel": "Succeeded",
+                      "EvaluateAbaloneModel": "Succeeded", "CheckMSEAbaloneEvaluation": "Succeeded",
+                      "RegisterAbaloneModel-RegisterModel": "Succeeded"}
+    store = open_store(None, root=home / "s3")
+    # The object preprocess.py uploaded itself, through the loopback endpoint, is in the store.
+    copied = store.get_bytes("s3://sagemaker-servicecatalog-seedcode-us-east-1/abalone/copies/test.csv").decode().splitlines()
+    assert len(copied) == 45  # 15% of 300 rows
+    log = (home / "runs" / summary["execution_id"] / "logs" / "PreprocessAbaloneData.log").read_text()
+    assert "Downloading data from bucket: sagemaker-servicecatalog-seedcode-us-east-1" in log

@@ -114,6 +114,8 @@ def host_environment() -> dict[str, str]:
     """This process's environment without its AWS settings: a SageMaker container never sees the
     caller's credentials or profile (it gets its role's), so a job script must not see them either."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") or key in _AWS_KEPT}
+    # nor the caller's ~/.aws files or an instance profile: a job reaches S3 only as `s3_endpoint` allows
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
     # A SageMaker job owns its instance's cores; local jobs share this machine's, and OpenMP threads
     # (xgboost's) that spin while waiting for a busy core slow every job down many times over.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")

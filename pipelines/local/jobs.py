@@ -59,6 +59,8 @@ class JobContext:
     log_label: str = ""  # prefix of this job's log lines (a tuning job sets its training job's name)
     # "image": a cached environment with the image's packages; "host": the runner's own Python
     job_env: str = field(default_factory=default_job_env)
+    # AWS_ENDPOINT_URL_S3 and the keys that reach the store over S3 (`s3_endpoint.job_access`); none: no S3
+    s3_access: dict[str, str] = field(default_factory=dict)
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)  # the cores a job's "instance" has (SM_NUM_CPUS)
 
 
@@ -135,8 +137,10 @@ def _refuse(problems) -> None:
         raise _client_error(problem)
 
 
-def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], requirements: Path | None = None) -> None:
-    """Point each host's ``python``/``python3`` at the job's environment, and open its log with what that is."""
+def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isolated: bool,
+                    requirements: Path | None = None) -> None:
+    """Point each host's ``python``/``python3`` at the job's environment, open its log with what that is,
+    and give it the store's S3 endpoint unless the job is network-isolated (as SageMaker gives it none)."""
     chosen = job_python(image, ctx.job_env, requirements=requirements)
     for line in chosen.log_lines:
         append_log(ctx.log_path, f"[{ctx.log_label}] {line}" if ctx.log_label else line)
@@ -144,6 +148,8 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], requirem
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
         run.env.update(chosen.environment())
+        if not isolated:
+            run.env.update(ctx.s3_access)
 
 
 def _host_names(count) -> list[str]:
@@ -274,7 +280,8 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
     runs = [_processing_host(job_name, request, ctx, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
-    _in_environment(ctx, image, runs)
+    isolated = bool((request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
+    _in_environment(ctx, image, runs, isolated=isolated)
     exits = _run(ctx, runs, timeout=_max_runtime(request))
     message = next(filter(None, (_read_message(r.root, "/opt/ml/output/message") for r in runs)), "")
     extra = {"ExitMessage": _clip(message)} if message else {}
@@ -383,7 +390,8 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
     metrics = _MetricParser([*(algorithm.get("MetricDefinitions") or []), *(BUILTIN_METRICS if builtin else [])])
     runs = [_training_host(job_name, request, ctx, hosts, i, image if builtin else None) for i in range(len(hosts))]
     requirements = runs[0].root / "code" / "requirements.txt"
-    _in_environment(ctx, image, runs, requirements if requirements.is_file() else None)
+    _in_environment(ctx, image, runs, isolated=bool(request.get("EnableNetworkIsolation")),
+                    requirements=requirements if requirements.is_file() else None)
     exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
     _check_exits(exits, runs, "/opt/ml/output/failure",
                  {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
@@ -584,7 +592,7 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
                             "program (only the built-in XGBoost algorithm serves without one)")
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
     runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
-    _in_environment(ctx, image, runs)
+    _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
     _check_exits(_run(ctx, runs), runs, None, {})
     for run in runs:
         ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])

@@ -24,7 +24,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pipelines.local import scope, storage
+from pipelines.local import s3_endpoint, scope, storage
 from pipelines.local.cache import StepCache
 from pipelines.local.environments import check_job_env, default_job_env
 from pipelines.local.expressions import ExpressionError, Key, Scope, resolve, walk
@@ -154,6 +154,7 @@ class Execution:
         self.max_parallel = max_parallel
         self.isolation = isolation
         self.job_env = job_env
+        self.s3_access: dict[str, str] = {}  # what jobs need to reach the store over S3, while run() runs
         self.sleep = sleep
         self.cache = StepCache(home.cache, store)
         self.lock = threading.RLock()
@@ -165,7 +166,8 @@ class Execution:
         started = time.monotonic()
         self._save()
         self._emit("execution_started", resumes=self.record["resumes"], parameters=self.record["parameters"])
-        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
+        with s3_endpoint.job_access(self.store, self.home.region) as self.s3_access, \
+                ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
             running = {}
             while True:
                 self._skip_unreachable()
@@ -297,7 +299,7 @@ class Execution:
             context = JobContext(
                 store=self.store, work_dir=work_dir, log_path=self._log_path(step), region=self.home.region,
                 account=self.home.account, models=self._models(), isolation=self.isolation,
-                job_env=self.job_env,
+                job_env=self.job_env, s3_access=self.s3_access,
             )
             self._append_log(step, f"[local runner] attempt {attempt}: {step.type} job {name}")
             self._update(step, job_name=name)
