@@ -34,6 +34,17 @@ _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml\b")
 # Binds the host directory at /opt/ml, enters the working directory, then
 # becomes the job's command (exec keeps the pid, so signals and exit codes are the job's).
 _NAMESPACE_SCRIPT = 'mkdir -p /opt/ml && mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
+# Without root there may be no /opt/ml to bind over, and /opt is not writable even to the namespace's root:
+# a shadow /opt (each entry bound back in, plus an empty ml/) is mounted over /opt first.
+_SHADOW_OPT = ('[ -d /opt/ml ] || { shadow=$(mktemp -d) && for entry in /opt/* /opt/.[!.]*; do '
+               '[ -e "$entry" ] || continue; name=${entry##*/}; '
+               'if [ -d "$entry" ]; then mkdir "$shadow/$name"; else : > "$shadow/$name"; fi; '
+               'mount --rbind "$entry" "$shadow/$name" || exit 1; done; '
+               'mkdir "$shadow/ml" && mount --rbind "$shadow" /opt; } && ')
+NAMESPACE_HINT = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, "
+                  "and kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 "
+                  "where the kernel has them), or give scripts their paths through arguments or SM_* "
+                  "variables (isolation 'paths')")
 _LOG_LOCK = threading.Lock()
 _AWS_KEPT = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})  # what a container's environment also has
 
@@ -96,7 +107,7 @@ def resolve_isolation(mode: str) -> str:
     if reason is None:
         return "namespace"
     if mode == "namespace":
-        raise IsolationError(f"namespace isolation is unavailable: {reason}; use 'paths' or 'auto'")
+        raise IsolationError(f"namespace isolation is unavailable ({reason}): {NAMESPACE_HINT}")
     return "paths"
 
 
@@ -106,8 +117,13 @@ def map_container_paths(text: str, root: Path) -> str:
 
 
 def _wrap_namespace(root: Path, cwd: str, argv: list[str]) -> list[str]:
-    return ["unshare", "--mount", "--propagation", "private",
-            "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
+    """Run argv in a private mount namespace with `root` at /opt/ml; without root, in a user
+    namespace too (``--map-root-user``), where the kernel lets unprivileged users make one."""
+    if os.geteuid() == 0:
+        return ["unshare", "--mount", "--propagation", "private",
+                "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
+    return ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
+            "sh", "-c", _SHADOW_OPT + _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
 
 
 def host_environment() -> dict[str, str]:

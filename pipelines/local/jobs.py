@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import scope, serving, tuning, xgboost_algorithm
-from .container import HostExit, HostRun, IsolationError, append_log, host_path, run_hosts
+from .container import (
+    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
+)
 from .environments import default_job_env, job_python
 from .images import XGBOOST, Image, image_for
 from .records import arn, now
@@ -241,7 +243,8 @@ def _read_message(root: Path, container_path: str | None) -> str:
     return path.read_text(errors="replace").strip() if path and path.is_file() else ""
 
 
-def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str | None, response: dict) -> None:
+def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], message_path: str | None,
+                 response: dict) -> None:
     """Raise the JobFailed SageMaker would report for these host exits, if any failed.
 
     The first host that failed on its own decides: killed by a signal (OOM,
@@ -263,6 +266,8 @@ def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str |
                         response, "SageMaker.JOB_INTERNAL_ERROR")
     message = _read_message(run.root, message_path)
     detail = message or f"exit code {host.returncode}; last log lines:\n" + "\n".join(host.tail)
+    if "/opt/ml" in detail and resolve_isolation(ctx.isolation) == "paths":
+        detail = f"{detail}\n(the job had no private /opt/ml, so hard-coded /opt/ml paths fail: {NAMESPACE_HINT})"
     raise JobFailed(f"AlgorithmError: {detail}", response, "AlgorithmError")
 
 
@@ -285,7 +290,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     exits = _run(ctx, runs, timeout=_max_runtime(request))
     message = next(filter(None, (_read_message(r.root, "/opt/ml/output/message") for r in runs)), "")
     extra = {"ExitMessage": _clip(message)} if message else {}
-    _check_exits(exits, runs, "/opt/ml/output/message", extra)
+    _check_exits(ctx, exits, runs, "/opt/ml/output/message", extra)
     for output in outputs:
         for run in runs:
             ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
@@ -393,7 +398,7 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
     _in_environment(ctx, image, runs, isolated=bool(request.get("EnableNetworkIsolation")),
                     requirements=requirements if requirements.is_file() else None)
     exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
-    _check_exits(exits, runs, "/opt/ml/output/failure",
+    _check_exits(ctx, exits, runs, "/opt/ml/output/failure",
                  {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
     output = f"{output_path.rstrip('/')}/{job_name}/output"
     for name, source in (("model.tar.gz", "model"), ("output.tar.gz", "output/data")):
@@ -593,7 +598,7 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
     runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
     _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
-    _check_exits(_run(ctx, runs), runs, None, {})
+    _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
         ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
     return {}
