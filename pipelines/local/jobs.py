@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from . import scope, serving, tuning, xgboost_algorithm
@@ -92,11 +93,16 @@ class _Kind:
     resource: str  # in the ARN
     started: str | None
     ended: str
+    defaults: dict = field(default_factory=dict)  # what Describe* returns when the request left it out
+    modified: bool = True  # whether Describe* has LastModifiedTime (DescribeTransformJob has not)
 
 
 _PROCESSING = _Kind("ProcessingJob", "processing-job", "ProcessingStartTime", "ProcessingEndTime")
-_TRAINING = _Kind("TrainingJob", "training-job", "TrainingStartTime", "TrainingEndTime")
-_TRANSFORM = _Kind("TransformJob", "transform-job", "TransformStartTime", "TransformEndTime")
+_TRAINING = _Kind("TrainingJob", "training-job", "TrainingStartTime", "TrainingEndTime", {
+    "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False,
+    "EnableManagedSpotTraining": False, "StoppingCondition": {"MaxRuntimeInSeconds": 86400}})
+_TRANSFORM = _Kind("TransformJob", "transform-job", "TransformStartTime", "TransformEndTime",
+                   {"MaxPayloadInMB": 6, "BatchStrategy": "MultiRecord"}, modified=False)
 _TUNING = _Kind("HyperParameterTuningJob", "hyper-parameter-tuning-job", None, "HyperParameterTuningEndTime")
 
 
@@ -108,7 +114,7 @@ def _describe(kind: _Kind):
         @functools.wraps(body)
         def run(job_name: str, request: dict, ctx: JobContext) -> dict:
             created = now()
-            base = {**copy.deepcopy(request), f"{kind.noun}Name": job_name,
+            base = {**copy.deepcopy(kind.defaults), **copy.deepcopy(request), f"{kind.noun}Name": job_name,
                     f"{kind.noun}Arn": arn(ctx, kind.resource, job_name), "CreationTime": created}
             if kind.started:
                 base[kind.started] = created
@@ -127,7 +133,25 @@ def _describe(kind: _Kind):
 
 def _finish(kind: _Kind, base: dict, extra: dict, status: str) -> dict:
     ended = now()
-    return {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended, "LastModifiedTime": ended}
+    response = {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended,
+                **({"LastModifiedTime": ended} if kind.modified else {})}
+    if kind is _TRAINING:
+        response.update(_training_times(base["CreationTime"], ended, status, response.get("FailureReason")))
+    return response
+
+
+def _training_times(started: str, ended: str, status: str, reason: str | None) -> dict:
+    """DescribeTrainingJob's timing members; locally there is no provisioning, so training is all of it."""
+    seconds = max(1, round((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()))
+    transitions = [
+        {"Status": "Starting", "StartTime": started, "EndTime": started, "StatusMessage": "Starting the training job"},
+        {"Status": "Training", "StartTime": started, "EndTime": ended,
+         "StatusMessage": "Training image download completed. Training in progress."},
+        {"Status": status, "StartTime": ended, "EndTime": ended,
+         "StatusMessage": reason or "Training job completed"},
+    ]
+    return {"SecondaryStatusTransitions": transitions, "TrainingTimeInSeconds": seconds,
+            "BillableTimeInSeconds": seconds}
 
 
 # --- shared steps of every job -------------------------------------------------

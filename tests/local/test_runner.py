@@ -605,3 +605,23 @@ def test_a_real_processing_job_feeds_a_quality_gate(tmp_path):
     assert statuses(record) == {"Evaluate": "Succeeded", "Gate": "Succeeded", "Register-RegisterModel": "Succeeded",
                                 "TooWeak": "NotRun"}
     assert "auc 0.93" in (home.runs / record["execution_id"] / "logs" / "Evaluate.log").read_text()
+
+
+def test_a_job_step_sees_its_own_job_name_and_a_retry_sees_the_new_one(h):
+    """Execution.ProcessingJobName / TrainingJobName name the job of the step that reads them."""
+    step = processing("Prep")
+    step["Arguments"]["Environment"] = {"JOB": get("Execution.ProcessingJobName")}
+    step["RetryPolicies"] = [RETRY]
+    h.jobs.failures["Prep"] = [TRANSIENT]
+    record = h.run(definition(step))
+    assert record["status"] == "Succeeded"
+    (_, first, first_request, _), (_, second, second_request, _) = h.jobs.calls
+    assert first_request["Environment"] == {"JOB": first} and second_request["Environment"] == {"JOB": second}
+    assert first != second
+
+
+def test_a_job_name_variable_outside_its_step_type_is_an_error(h):
+    step = processing("Prep")
+    step["Arguments"]["Environment"] = {"JOB": get("Execution.TrainingJobName")}
+    record = h.run(definition(step))
+    assert record["status"] == "Failed" and "unknown execution variable 'TrainingJobName'" in record["failure_reason"]
