@@ -105,3 +105,22 @@ def test_the_model_build_seed_pipeline_runs_unchanged_and_its_preprocess_downloa
     assert len(copied) == 45  # 15% of 300 rows
     log = (home / "runs" / summary["execution_id"] / "logs" / "PreprocessAbaloneData.log").read_text()
     assert "Downloading data from bucket: sagemaker-servicecatalog-seedcode-us-east-1" in log
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--definition-json", "no-such.json"], "error: --definition-json no-such.json: no such file"),
+    (["--definition-json", "{json}", "--stage", "bucket/key=x"], "error: --stage 'bucket/key=x': write it as s3://bucket/key=LOCAL_PATH"),
+    (["--definition-json", "{json}", "--stage", "s3://b/k=missing.csv"], "error: --stage 's3://b/k=missing.csv': missing.csv does not exist"),
+    (["--definition-json", "{json}", "-p", "Threshold"], "error: -p 'Threshold': write parameters as Name=Value"),
+    (["--definition-json", "{json}", "-p", "Nope=1"], "error: unknown parameter(s) Nope; the pipeline declares: Threshold"),
+])
+def test_bad_command_lines_get_one_line_errors_and_run_nothing(tmp_path, capsys, args, message):
+    from pipelines import cli
+
+    definition = tmp_path / "p.json"
+    definition.write_text('{"Version": "2020-12-01", "Parameters": [{"Name": "Threshold", "Type": "Float", '
+                          '"DefaultValue": 0.5}], "Steps": []}')
+    args = [a.replace("{json}", str(definition)) for a in args]
+    assert cli.main(["run", "--local", "--home", str(tmp_path / "home"), *args]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert not (tmp_path / "home" / "runs").exists()

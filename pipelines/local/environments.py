@@ -37,7 +37,7 @@ JOB_ENVS = ("image", "host")
 JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets "host")
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
-_RECIPE = 2  # bump when what goes into an environment changes, so older builds are not reused
+_RECIPE = 3  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
 _NETWORK_ERRORS = ("Failed to fetch", "error sending request", "dns error", "Connection refused", "timed out")
 
@@ -138,8 +138,8 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     _uv("venv", "--seed", "--quiet", "--python", sys.executable, str(venv))
     failures = []
     for attempt, (specs, options) in enumerate(_attempts(image)):
-        result = _uv("pip", "install", "--quiet", "--python", str(python), "--only-binary", ":all:",
-                     *options, *specs, check=False)
+        result = _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
+                     "--only-binary", ":all:", *options, *specs, check=False)
         if result.returncode == 0:
             imported = _imports(python, image)
             if imported is None:
@@ -160,8 +160,8 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     notes = []
     if requirements:  # after the image's packages, as the training toolkit runs pip at the job's start
         (work / "requirements.txt").write_text(requirements)
-        result = _uv("pip", "install", "--quiet", "--python", str(python), "-r", str(work / "requirements.txt"),
-                     check=False)
+        result = _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
+                     "-r", str(work / "requirements.txt"), check=False)
         if result.returncode != 0:
             notes.append(f"requirements.txt did not install: {_last_line(result.stderr)}")
     versions = _env_versions(python, image)
@@ -235,6 +235,8 @@ def _describe(image: Image, where: str, versions: dict[str, str], notes: list[st
 
 
 def _uv(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run uv; --compile-bytecode on installs matters: with PYTHONDONTWRITEBYTECODE set (as many
+    machines and the images set it) an environment without .pyc files recompiles pandas at every job."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
     try:
         result = subprocess.run([_uv_binary(), *args], capture_output=True, text=True, env=env,
