@@ -271,7 +271,7 @@ class Execution:
 
     def _execute_job(self, step: Step, arguments: dict) -> dict:
         """The job's outcome: from the cache when the step allows and has an entry, else by running it."""
-        key = StepCache.key(step.type, arguments) if step.cache else None
+        key = StepCache.key(step.type, arguments, self.job_env) if step.cache else None
         entry = self.cache.lookup(key, step.expire_after) if key else None
         if entry:
             self._emit("step_cache_hit", step, cached_from=entry["execution_id"], job_name=entry["job_name"])

@@ -152,9 +152,19 @@ def refusals(steps: dict[str, Step], scope: Scope, store) -> list[str]:
     for step in steps.values():
         request = resolve_known(step.arguments, scope)
         problems += [f"step {step.name}: {problem}" for problem in CHECKS.get(step.type, _nothing)(request)]
-        problems += [f"step {step.name}: {uri} is not in the local store; stage it with --stage {uri}=LOCAL_PATH"
-                     for uri in _inputs(step.type, request) if not store.list(uri)]
+        problems += [f"step {step.name}: {problem}" for problem in _missing(step.type, request, store)]
     return problems
+
+
+def _missing(step_type: str, request: dict, store) -> Iterator[str]:
+    for uri in _inputs(step_type, request):
+        try:
+            found = store.list(uri)
+        except ValueError as exc:  # a key the store refuses ('..')
+            yield str(exc)
+            continue
+        if not found:
+            yield f"{uri} is not in the local store; stage it with --stage {uri}=LOCAL_PATH"
 
 
 def _nothing(request: dict) -> Iterator[str]:

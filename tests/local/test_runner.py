@@ -347,7 +347,7 @@ def test_a_second_run_reuses_a_cached_step(h):
     assert any(e["event"] == "step_cache_hit" and e["cached_from"] == first["execution_id"] for e in h.events)
 
 
-def test_the_cache_key_covers_code_but_not_output_locations(h):
+def test_the_cache_key_covers_code_and_the_job_environment_but_not_output_locations(h):
     h.run(definition(cached()))
     h.run(definition(cached(code="s3://bkt/code/def/run.py")))
     assert h.jobs.steps_run() == ["A", "A"]
@@ -355,8 +355,9 @@ def test_the_cache_key_covers_code_but_not_output_locations(h):
                  "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": "s3://a/1", "LocalPath": "/x"}}]},
                  "TransformOutput": {"S3OutputPath": "s3://t/1"}}
     moved = json.loads(json.dumps(arguments).replace("s3://a", "s3://b").replace("s3://t/1", "s3://t/2"))
-    assert StepCache.key("Processing", arguments) == StepCache.key("Processing", moved)
-    assert StepCache.key("Processing", arguments) != StepCache.key("Training", arguments)
+    assert StepCache.key("Processing", arguments, "host") == StepCache.key("Processing", moved, "host")
+    assert StepCache.key("Processing", arguments, "host") != StepCache.key("Training", arguments, "host")
+    assert StepCache.key("Processing", arguments, "host") != StepCache.key("Processing", arguments, "image")
 
 
 def test_cache_entries_expire(h):

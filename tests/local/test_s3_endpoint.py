@@ -92,3 +92,17 @@ def test_a_job_gets_the_endpoint_and_its_keys_only_without_network_isolation(tmp
         assert report["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
         assert report["listed"] == ["raw/r.csv"]
         assert store.get_bytes("s3://bkt/from-job/hello.txt") == b"written by the job"
+
+
+@pytest.mark.parametrize("endpoint_url, expected", [
+    ("http://127.0.0.1:5123", "http://127.0.0.1:5123"),  # moto or MinIO: jobs use it too
+    (None, None),  # AWS's own S3: jobs get no endpoint and no credentials
+])
+def test_a_store_on_another_s3_is_handed_to_jobs_as_it_is(endpoint_url, expected):
+    from pipelines.local.storage import Boto3Store
+
+    store = Boto3Store(boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint_url,
+                                    aws_access_key_id="x", aws_secret_access_key="y"))
+    with s3_endpoint.job_access(store, "us-east-1") as access:
+        assert access.get("AWS_ENDPOINT_URL_S3") == expected
+        assert access.get("AWS_ACCESS_KEY_ID") in (None, "local-job")
