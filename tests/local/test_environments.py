@@ -85,3 +85,16 @@ def test_a_training_source_dir_requirements_txt_is_installed_as_the_toolkit_does
     run_training("train", request, ctx)
     assert _versions(ctx.log_path.read_text()) == {"scikit-learn": "1.4.2", "pandas": "2.3.2", "numpy": "2.1.0",
                                                    "tabulate": "0.9.0"}
+
+
+def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp_path, monkeypatch):
+    def unavailable():
+        raise environments.EnvironmentFailure("uv is not installed: pip install uv (or run with --job-env host)")
+
+    monkeypatch.setenv(environments.CACHE_ENV, str(tmp_path / "envs"))
+    monkeypatch.setattr(environments, "_uv_binary", unavailable)
+    chosen = environments.job_python(IMAGES[("sagemaker-xgboost", "3.0-5")], "image")
+    assert chosen.bin_dir is None and chosen.environment() == {}
+    assert chosen.log_lines[0].endswith("job environment: host")
+    assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
+    assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again
