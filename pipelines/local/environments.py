@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from pipelines.local.images import BOTO3_FLOOR, MODULES, Image
 
@@ -80,14 +81,16 @@ def cache_root() -> Path:
     return base / "purchase-pipelines" / "envs"
 
 
-def job_python(image: Image, job_env: str, *, requirements: Path | None = None) -> JobPython:
-    """The Python for one job on `image`: its cached environment (built now if missing) or the host's."""
+def job_python(image: Image, job_env: str, *, requirements: Path | None = None,
+               on_build: Callable[[str], None] = lambda line: None) -> JobPython:
+    """The Python for one job on `image`: its cached environment (built now if missing, after telling
+    `on_build`, since that takes a while) or the host's."""
     if check_job_env(job_env) == "host":
         versions = _host_versions(image)
         return JobPython(sys.executable, None, _describe(image, "host", versions, [
             "--job-env host: the runner's own interpreter and packages, not the image's"]))
     try:
-        manifest = ensure(image, requirements)
+        manifest = ensure(image, requirements, on_build)
     except EnvironmentFailure as exc:  # never fail a run for its environment: say so and use the host's
         return JobPython(sys.executable, None, _describe(image, "host", _host_versions(image), [str(exc)]))
     if manifest["kind"] == "host":
@@ -97,7 +100,8 @@ def job_python(image: Image, job_env: str, *, requirements: Path | None = None) 
                      _describe(image, manifest["path"], manifest["versions"], manifest["notes"]))
 
 
-def ensure(image: Image, requirements: Path | None = None) -> dict:
+def ensure(image: Image, requirements: Path | None = None,
+           on_build: Callable[[str], None] = lambda line: None) -> dict:
     """The manifest of `image`'s environment (+ a training requirements.txt), built once and cached."""
     req_text = requirements.read_text() if requirements else ""
     key = _key(image, req_text)
@@ -111,6 +115,7 @@ def ensure(image: Image, requirements: Path | None = None) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build per key; others wait, then read its manifest
         if manifest_path.is_file():
             return json.loads(manifest_path.read_text())
+        on_build(f"[local runner] building the environment of {image.name} into {target} (once; uv)")
         work = Path(tempfile.mkdtemp(prefix=f"{key}.partial-", dir=root))
         try:
             manifest = _build(image, work, req_text, target)

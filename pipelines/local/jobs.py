@@ -167,9 +167,12 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isola
                     requirements: Path | None = None) -> None:
     """Point each host's ``python``/``python3`` at the job's environment, open its log with what that is,
     and give it the store's S3 endpoint unless the job is network-isolated (as SageMaker gives it none)."""
-    chosen = job_python(image, ctx.job_env, requirements=requirements)
-    for line in chosen.log_lines:
+    def log(line: str) -> None:
         append_log(ctx.log_path, f"[{ctx.log_label}] {line}" if ctx.log_label else line)
+
+    chosen = job_python(image, ctx.job_env, requirements=requirements, on_build=log)
+    for line in chosen.log_lines:
+        log(line)
     for run in runs:
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
