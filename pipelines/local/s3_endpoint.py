@@ -26,7 +26,7 @@ from typing import Iterator
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from pipelines.local.storage import Boto3Store, Store
@@ -191,11 +191,18 @@ def _error(status: int, code: str, message: str) -> Response:
                     f"<Message>{escape(message)}</Message></Error>", status=status, content_type="application/xml")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: a job's S3 calls would otherwise interleave with the runner's progress."""
+
+    def log_request(self, *args) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def serve(store: Store, region: str) -> Iterator[S3Endpoint]:
     """An endpoint over `store` on a free loopback port, with a fresh key pair, for the block's duration."""
     endpoint = S3Endpoint(store, f"LOCAL{secrets.token_hex(8).upper()}", secrets.token_urlsafe(30), region)
-    server = make_server("127.0.0.1", 0, endpoint, threaded=True)
+    server = make_server("127.0.0.1", 0, endpoint, threaded=True, request_handler=_QuietHandler)
     endpoint.url = f"http://127.0.0.1:{server.port}"
     thread = threading.Thread(target=server.serve_forever, name="s3-endpoint", daemon=True)
     thread.start()
