@@ -84,10 +84,14 @@ def training(request: dict) -> Iterator[str]:
     image = algorithm.get("TrainingImage")
     if problem := image_problem(image):
         yield problem
-    elif known(image) and "sagemaker_program" not in (request.get("HyperParameters") or {}) \
-            and image_for(image).family != XGBOOST:
-        yield ("no sagemaker_program hyperparameter: without a script only the built-in XGBoost algorithm "
-               "runs locally (on the XGBoost image)")
+    elif known(image) and "sagemaker_program" not in (request.get("HyperParameters") or {}):
+        count = (request.get("ResourceConfig") or {}).get("InstanceCount", 1)
+        if image_for(image).family != XGBOOST:
+            yield ("no sagemaker_program hyperparameter: without a script only the built-in XGBoost algorithm "
+                   "runs locally (on the XGBoost image)")
+        elif known(count) and int(count) > 1:
+            yield (f"the built-in XGBoost algorithm on {count} instances (distributed training) is not emulated "
+                   "locally: use InstanceCount 1")
     if algorithm.get("AlgorithmName"):
         yield "AlgorithmSpecification.AlgorithmName (a marketplace algorithm) is not supported locally"
     if not (request.get("OutputDataConfig") or {}).get("S3OutputPath"):

@@ -19,7 +19,6 @@ import io
 import json
 import pickle
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -118,11 +117,13 @@ def builtin_input_fn(data, content_type: str):
     text = data if isinstance(data, str) else data.decode("utf-8")
     if media == "text/csv":
         return xgboost.DMatrix(np.loadtxt(io.StringIO(text.strip()), delimiter=",", ndmin=2))
-    if media in ("text/libsvm", "text/x-libsvm"):
-        with tempfile.NamedTemporaryFile("w", suffix=".libsvm") as f:
-            f.write(text.strip() + "\n")
-            f.flush()
-            return xgboost.DMatrix(f"{f.name}?format=libsvm")
+    if media in ("text/libsvm", "text/x-libsvm"):  # index:value items, column = index as written; a label is skipped
+        from scipy.sparse import csr_matrix
+
+        cells = [(row, int(index), float(value)) for row, line in enumerate(text.strip().split("\n"))
+                 for item in line.split() if ":" in item for index, value in [item.split(":", 1)]]
+        rows, columns, values = zip(*cells) if cells else ((), (), ())
+        return xgboost.DMatrix(csr_matrix((values, (rows, columns))))
     raise ValueError(f"Content-type {content_type} is not supported by the built-in XGBoost algorithm "
                      "(use text/csv or text/libsvm)")
 

@@ -121,6 +121,9 @@ def validate(raw: dict[str, str]) -> dict:
         typed[name] = parsed
     if "num_round" not in typed:
         raise UserError("Missing required hyperparameter: num_round")
+    if "_kfold" in typed:
+        raise UserError("_kfold: the built-in algorithm's k-fold cross-validation is not emulated locally; "
+                        "leave _kfold out to train once on the train channel")
     if str(typed.get("objective", "")).startswith("multi:") and "num_class" not in typed:
         raise UserError("Required hyperparameter: num_class for multi-class objectives")
     return typed
@@ -191,7 +194,7 @@ def train(opt_ml: Path, image_version: tuple[int, ...]) -> None:
     num_round = hps.pop("num_round")
     early_stopping = hps.pop("early_stopping_rounds", None)
     metrics = _eval_metrics(hps)
-    for name in ("save_model_on_termination", "_kfold", "_num_cv_round"):
+    for name in ("save_model_on_termination", "_num_cv_round"):  # no termination to save on; no k-fold here
         hps.pop(name, None)
     params = {**hps, **({"eval_metric": metrics} if metrics else {})}
     watchlist = [(matrix, name) for name, matrix in matrices.items()]
