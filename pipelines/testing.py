@@ -160,16 +160,18 @@ class LocalRun:
 
 def run_locally(definition: str | Path, *, home: str | Path, parameters: dict | None = None,
                 input_data: str | Path | None = None, env: str = "dev", resume: str | None = None,
-                max_parallel_steps: int = 4, **settings) -> LocalRun:
+                job_env: str | None = None, max_parallel_steps: int = 4, **settings) -> LocalRun:
     """Run `definition` (a .py path or a dotted module) on the local runner in `home`; the run.
 
     `parameters` override the pipeline's parameters (checked against their types); `input_data` is a
-    local file or s3:// URI for InputData; `settings` are what deploy.py's flags set (label=...,
-    tuning=False, bucket=..., region=...). A failed run is returned, not raised: assert on it."""
+    local file or s3:// URI for InputData; `job_env` is "image" (jobs get their image's package
+    versions) or "host" (this Python; default: $PIPELINES_JOB_ENV, else "image"); `settings` are what
+    deploy.py's flags set (label=..., tuning=False, bucket=..., region=...). A failed run is
+    returned, not raised: assert on it."""
     workspace = Workspace(Settings(env=env, definition=str(definition), home=str(home), **settings))
     record = commands.run_local(workspace, parameters=[f"{k}={v}" for k, v in (parameters or {}).items()],
                                 input_data=str(input_data) if input_data else None, resume=resume,
-                                max_parallel_steps=max_parallel_steps)
+                                job_env=job_env, max_parallel_steps=max_parallel_steps)
     return LocalRun(workspace, record)
 
 

@@ -21,6 +21,7 @@ subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true
 encrypt_inter_container_traffic = true
+label = "Revenue"
 [dev]
 """
 JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
