@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except commands.cloud_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside a run (a run stops its jobs and records itself Stopped)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def _say(line: str) -> None:
@@ -66,7 +69,7 @@ def cmd_start(args):
 
 
 def _start(args, ws, compiled, overrides: dict) -> int:
-    arn = commands.start(ws, compiled, overrides, input_data=args.input_data)
+    arn = commands.start(ws, compiled, overrides, input_data=args.input_data, source=args.source, steps=args.steps)
     print(arn)
     if not args.wait:
         return 0
@@ -91,10 +94,13 @@ def cmd_run(args):
 
 
 def _run_local(args, ws) -> int:
+    def progress(event):
+        if not (args.quiet and event["event"] == "trial_finished"):
+            _say(_describe(event))
+
     record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
-                                max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
-                                stage=args.stage, job_env=args.job_env,
-                                on_event=None if args.json else lambda event: _say(_describe(event)))
+                                source=args.source, steps=args.steps, max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
+                                stage=args.stage, job_env=args.job_env, on_event=None if args.json else progress)
     summary = commands.summarise(record, ws.home)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -105,10 +111,28 @@ def _run_local(args, ws) -> int:
 
 def _describe(event: dict) -> str:
     parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
+    if event["event"] == "trial_finished":
+        return "  ".join([*parts[:2], _describe_trial(event)])
     for key in ("status", "reason", "attempt", "seconds"):
         if event.get(key) is not None:
             parts.append(f"{key}={event[key]}")
     return "  ".join(str(p) for p in parts if p != "")
+
+
+def _describe_trial(event: dict) -> str:
+    """`trial 3/12  eta=0.21 max_depth=5  validation:auc=0.9123  best 0.9201 (trial 2)`."""
+    hps = " ".join(f"{k}={_short_number(v)}" for k, v in sorted(event["hyperparameters"].items()))
+    outcome = f"{event['objective']}={event['value']:.4f}" if event["value"] is not None else \
+        f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
+    best = f"best {event['best']:.4f} (trial {event['best_trial']})" if event["best"] is not None else "no best yet"
+    return f"trial {event['trial']}/{event['of']}  {hps}  {outcome}  {best}"
+
+
+def _short_number(text: str) -> str:
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
 
 
 def _print_summary(summary: dict) -> None:
@@ -116,6 +140,9 @@ def _print_summary(summary: dict) -> None:
     took = "" if summary["seconds"] is None else f" in {summary['seconds']:.1f} s"
     print(f"\nexecution {summary['execution_id']}: {summary['status']}{took}", file=out)
     for step in summary["steps"]:
+        if step["reused_from"]:
+            print(f"  {step['name']:<24} {step['type']:<14} {'reused':<10} from {step['reused_from']}", file=out)
+            continue
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.1f} s"
         print(f"  {step['name']:<24} {step['type']:<14} {step['status']:<10} {'cached' if step['cache_hit'] else '':<7} {seconds}",
               file=out)
@@ -130,8 +157,19 @@ def _print_summary(summary: dict) -> None:
         print(f"  registered: {summary['registered_model']['ModelPackageArn']}", file=out)
     if summary["failure_reason"]:
         print(f"  failure: {summary['failure_reason']}", file=out)
+        if summary["failure_log"]:
+            print(f"  the rest is in {summary['failure_log']} "
+                  f"(python deploy.py logs {summary['execution_id']} {summary['failed_step']} --local)", file=out)
+    if summary["status"] == "Stopped":
+        print(f"  stopped: {summary['stop_reason']}; steps cut short: {', '.join(summary['stopped_steps']) or 'none'}",
+              file=out)
+        print(f"  finish it with: python deploy.py run --local --resume {summary['execution_id']}", file=out)
     if summary.get("report"):
         print(f"  report: {summary['report']}", file=out)
+
+
+def cmd_stop(args):
+    print(commands.stop(_workspace(args), args.execution, local=args.local))
 
 
 def cmd_report(args):
@@ -238,6 +276,10 @@ def _report_arguments(p):
 # --- parser -----------------------------------------------------------------------------------
 
 
+def _step_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deploy.py",
                                      description="Compile, deploy, start and run the SageMaker pipelines of this project.")
@@ -270,6 +312,11 @@ def _parser() -> argparse.ArgumentParser:
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                          help="override a pipeline parameter (repeatable)")
     running.add_argument("--input-data", metavar="PATH|s3://...", help="data to run on (sets InputData)")
+    running.add_argument("--from", dest="source", metavar="EXECUTION",
+                         help="run only --steps again, reusing this execution's other outputs and its parameters "
+                              "(-p overrides them): an execution id with --local, else its ARN")
+    running.add_argument("--steps", type=_step_list, default=[], metavar="STEP[,STEP]",
+                         help="with --from: the steps to run, with today's code and definition")
     running.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait (default 6 h)")
     running.add_argument("--poll", type=float, default=15.0, help=argparse.SUPPRESS)
 
@@ -287,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "upsert + start + wait; with --local, run offline instead", (common, running))
     run.add_argument("--local", action="store_true", help="run with the local runner: no AWS, no Docker")
     run.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
+    run.add_argument("--quiet", "-q", action="store_true", help="local: no line per finished tuning trial")
     run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
@@ -297,6 +345,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job-env", choices=("image", "host"),
                      help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
                           "or $PIPELINES_JOB_ENV) or on this Python (host)")
+    stop = add("stop", cmd_stop, "stop a running execution: its jobs end, it is recorded Stopped and can be resumed",
+               (common,))
+    stop.add_argument("execution", metavar="EXECUTION", help="a local execution id with --local, else its ARN")
+    stop.add_argument("--local", action="store_true", help="an execution of the local runner")
+    stop.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     group = argparse.ArgumentParser(add_help=False)
     group.add_argument("--group", metavar="NAME",
                        help="model package group (default: the one the pipeline's RegisterModel step registers into)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +25,7 @@ from pipelines.bundles import file_asset
 from pipelines.config import CONFIG_FILE, ConfigError, load_config
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
+COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
 
@@ -114,18 +116,19 @@ class Workspace:
         """The settings of the definition's pipeline."""
         return self._built[1]
 
-    def compiled(self, cfg=None, *, cache_dir: Path | None = None):
-        """The definition compiled with its settings, or built anew with `cfg` and compiled."""
+    def compiled(self, cfg=None):
+        """The definition compiled with its settings, or built anew with `cfg` and compiled; from the
+        per-user compile cache when nothing it depends on changed (`compile_cache`)."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config, cache_dir=cache_dir)
+        return compile_pipeline(pipeline, cfg or self.config, cache_dir=compile_cache())
 
     def group(self, given: str | None, *, local: bool) -> str:
         """`--group`, else the model package group the pipeline's RegisterModel step registers into."""
         if given:
             return given
-        compiled = self.compiled(cache_dir=self.home.compiled if local else None)
+        compiled = self.compiled()
         groups = registered_groups(compiled.definition)
         if len(groups) != 1:
             found = f"registers into groups {', '.join(groups)}" if groups else "has no RegisterModel step"
@@ -151,6 +154,16 @@ class Workspace:
 
         session = boto3.Session(region_name=self.settings_for(None).region)
         return session.client("sagemaker"), session.client("s3")
+
+
+def compile_cache() -> Path:
+    """Where compiled definitions are kept, by the fingerprint of everything compile depends on
+    (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
+    a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
+    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
+    if os.environ.get(COMPILE_CACHE_ENV):
+        return Path(os.environ[COMPILE_CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purchase-pipelines" / "compiled"
 
 
 def read_schema(path: str) -> dict:
@@ -235,15 +248,33 @@ def upsert(ws: Workspace, compiled=None) -> str:
     return cloud.upsert(sm, s3, compiled or ws.compiled(), ws.config.role_arn)
 
 
-def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = None) -> str:
-    """Start an execution with checked overrides (and --input-data uploaded); its ARN."""
+def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = None, source: str | None = None,
+          steps: list[str] = ()) -> str:
+    """Start an execution with checked overrides (and --input-data uploaded); its ARN. With `source`
+    (an execution ARN) and `steps`, a selective execution: those steps only, on the source's other
+    outputs and, unless overridden, its parameter values (as `run --local --from` does)."""
     from pipelines import cloud
 
     sm, s3 = ws.clients
+    if bool(source) != bool(steps):
+        raise UserError("--from EXECUTION_ARN and --steps STEP[,STEP] go together")
     if input_data:
         overrides["InputData"] = stage_input(input_data, ws.config,
                                              lambda uri, data: cloud.upload_assets(s3, {uri: data}))
-    return cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides))
+    selective = None
+    if source:
+        unknown = [name for name in steps if name not in _step_names(compiled.definition)]
+        if unknown:
+            raise UserError(f"--steps {unknown[0]}: pipeline {compiled.name} has no such step")
+        overrides = {**cloud.execution_parameters(sm, source), **overrides}
+        selective = {"SourcePipelineExecutionArn": source, "SelectedSteps": [{"StepName": s} for s in steps]}
+    return cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides), selective=selective)
+
+
+def _step_names(definition: str) -> list[str]:
+    from pipelines.compiler import all_steps
+
+    return [s["Name"] for s in all_steps(json.loads(definition)["Steps"])]
 
 
 def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_step) -> dict:
@@ -256,22 +287,33 @@ def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_s
 
 
 def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | None = None,
-              resume: str | None = None, max_parallel_steps: int = 4, on_event=None,
+              resume: str | None = None, source: str | None = None, steps: list[str] = (),
+              max_parallel_steps: int = 4, on_event=None,
               definition_json: str | None = None, stage: list[str] = (), job_env: str | None = None) -> dict:
     """Compile, put the code bundles and the input data into the local store (what upsert does for
     S3), run, write the report; the execution record. With `definition_json`, run that file (any
     SageMaker definition) as it is instead; `stage` (``s3://bucket/key=LOCAL_PATH``) fills the store
-    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`)."""
+    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`). With `source` (an
+    execution id), run only `steps`, reusing that execution's other outputs (`local.selection`);
+    with `resume`, finish that execution as it was recorded."""
     from pipelines.local import run_pipeline
     from pipelines.report import publish_local_run
 
     home, store = ws.home, ws.store
     options = dict(home=home, store=store, max_parallel_steps=max_parallel_steps, on_event=on_event, job_env=job_env)
+    if source or steps:
+        if not (source and steps):
+            raise UserError("--from EXECUTION and --steps STEP[,STEP] go together: which steps to run again, "
+                            "reusing which execution's other outputs")
+        options.update(source=source, selected=list(steps))
+    if resume:
+        _refuse_with_resume(ws, resume, parameters=parameters, input_data=input_data,
+                            definition_json=definition_json, source=source)
     _stage(ws, stage)
-    description = None  # the report's subtitle: the definition's description, when it is the pipeline that ran
+    description = None  # the report's subtitle (kept in the record): the compiled definition's description
     if resume:  # the recorded definition and pipeline name, not the current ones
+        ws.say(_resuming(home, resume))
         record = run_pipeline(None, resume=resume, **options)
-        description = _description_of(ws, record["pipeline_name"])
     elif definition_json:  # -p values are typed against the file's own Parameters by the runner
         path = Path(definition_json)
         if not path.is_file():
@@ -282,14 +324,14 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
         overrides = dict(pair.partition("=")[::2] for pair in parameters)
         record = run_pipeline(path.read_text(), pipeline_name=path.stem, parameters=overrides, **options)
     else:
-        compiled = ws.compiled(cache_dir=home.compiled)
+        compiled = ws.compiled()
         overrides = parse_overrides(compiled.parameters, parameters)
         for uri, data in compiled.assets.items():
             if not store.exists(uri):
                 store.put_bytes(uri, data)
         if input_data:
             overrides["InputData"] = stage_input(input_data, ws.config, store.put_bytes)
-        elif "InputData" in compiled.parameters and "InputData" not in overrides:
+        elif "InputData" in compiled.parameters and "InputData" not in overrides and not source:
             _put_example_data(ws, compiled.parameters["InputData"].default)
         scoring_follows_input(compiled.parameters, overrides)
         record = run_pipeline(compiled.definition, pipeline_name=compiled.name, parameters=overrides, **options)
@@ -297,14 +339,35 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
     return publish_local_run(record, home=home, store=store, description=description)  # report, model card
 
 
-def _description_of(ws: Workspace, pipeline_name: str) -> str | None:
-    """The description `--definition` gives `pipeline_name`; None for another pipeline, or one it cannot build
-    (a resumed run needs the recorded JSON only, so a definition changed since is no reason to fail)."""
+# Settings that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
+_DEFINITION_SETTINGS = ("bucket", "role_arn", "region", "problem_type", "label", "positive_class", "schema",
+                        "feature_set", "tuning", "batch_transform")
+
+
+def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:
+    """--resume reruns the recorded definition with the recorded parameters: a flag that would change
+    either is refused rather than silently ignored, with the command that does honour it."""
+    flags = {"parameters": "-p", "input_data": "--input-data", "definition_json": "--definition-json",
+             "source": "--from"}
+    ignored = [flags[name] for name, value in given.items() if value]
+    ignored += [f"--{name.replace('_', '-')}" for name in _DEFINITION_SETTINGS if getattr(ws.settings, name) is not None]
+    if ws.settings.definition != DEFAULT_DEFINITION:
+        ignored.append("--definition")
+    if ignored:
+        raise UserError(f"--resume {execution_id} reruns its recorded definition and parameters, so "
+                        f"{', '.join(ignored)} would be ignored: to run today's definition on its outputs, "
+                        f"use --from {execution_id} --steps STEP[,STEP] instead")
+
+
+def _resuming(home, execution_id: str) -> str:
+    """What --resume is about to do, said before it does it."""
     try:
-        pipeline = ws.pipeline
-    except (dsl.DefinitionError, ConfigError):
-        return None
-    return pipeline.description if pipeline.name == pipeline_name else None
+        record = home.execution(execution_id)
+    except FileNotFoundError:
+        return f"resuming execution {execution_id}"  # the runner refuses it with the reason
+    again = [s["name"] for s in record["steps"] if s["status"] != "Succeeded"]
+    return (f"resuming execution {execution_id} ({record['status']}): its recorded definition and parameters, "
+            f"running {', '.join(again) or 'nothing'} again; for today's code use --from {execution_id} --steps ...")
 
 
 def _stage(ws: Workspace, pairs: list[str]) -> None:
@@ -343,13 +406,19 @@ def summarise(record: dict, home=None) -> dict:
                        if step["type"] == "RegisterModel" and step["status"] == "Succeeded"), None)
     gate = next(iter(quality_gates(definition, steps, record.get("parameters") or {}, metrics)), None)
     stated = (metrics or {}).get("gate") or {}
+    failed = steps.get(record.get("failed_step")) or {}
     return {
         "execution_id": record["execution_id"],
         "status": record["status"],
         "failure_reason": record.get("failure_reason"),
+        "failed_step": record.get("failed_step"),
+        "failure_log": failed.get("log"),
+        "stop_reason": record.get("stop_reason"),
+        "stopped_steps": record.get("stopped_steps") or [],
         "seconds": record.get("seconds"),
         "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
-                   "seconds": s.get("seconds")} for s in record["steps"]],
+                   "reused_from": s.get("reused_from"), "seconds": s.get("seconds")} for s in record["steps"]],
+        "selective": record.get("selective"),
         "gate": gate and {"metric": gate["path"], "value": gate["value"], "operator": gate["operator"],
                           "threshold": gate["threshold"], "outcome": gate["outcome"],
                           "passed": None if gate["outcome"] is None else gate["outcome"] == "True",
@@ -374,6 +443,22 @@ def report(ws: Workspace, execution_id: str, output: str | None = None) -> Path:
     run_dir = home.runs / execution_id
     out = Path(output) if output else run_dir / "report.html"
     return render_report(record, read_definition(run_dir), ws.store, out_path=out)
+
+
+def stop(ws: Workspace, execution: str, *, local: bool) -> str:
+    """Stop a local execution (its runner ends its jobs and records it Stopped) or a SageMaker one."""
+    if local:
+        from pipelines.local.stopping import request_stop
+
+        record = request_stop(ws.home, execution)
+        if record["status"] == "Stopped":
+            return f"{execution}: Stopped (its runner had already ended)"
+        return f"{execution}: asked its runner (pid {record.get('runner_pid')}) to stop it"
+    from pipelines import cloud
+
+    if not execution.startswith("arn:"):
+        raise UserError(f"{execution}: give the execution's ARN (as start printed it), or add --local")
+    return f"{cloud.stop(ws.clients[0], execution)}: Stopping"
 
 
 # --- registered models: pipelines.endpoints (SageMaker), pipelines.local.endpoint (local) ------------

@@ -84,6 +84,7 @@ def publish_local_run(record: dict, *, home, store, description: str | None = No
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     run_dir = home.runs / record["execution_id"]
     record = dict(record)
+    description = record["description"] = description or record.get("description")  # a later render reuses it
     definition = read_definition(run_dir)
     registered = registered_model(record)
     if registered and registered.get("model_data_url"):
@@ -135,7 +136,7 @@ def gather(execution: dict, definition: dict | None, store, *, description: str 
         missing.append(registration_missing(steps, gates))
     return {
         "run": run_summary(execution),
-        "description": description,
+        "description": description or execution.get("description"),
         "steps": step_rows(execution, definition),
         "parameters": parameter_rows(execution, definition),
         "dag": dag_layout(definition, execution),
