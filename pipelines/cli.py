@@ -77,6 +77,8 @@ def _start(args, ws, compiled, overrides: dict) -> int:
                               on_step=lambda s: _say(f"  {s.get('StepName')}: {s.get('StepStatus')}"))
     status = execution["PipelineExecutionStatus"]
     print(f"{status}{': ' + execution['FailureReason'] if execution.get('FailureReason') else ''}", file=sys.stderr)
+    if status == "Failed":
+        print(f"  the rest is in CloudWatch: python deploy.py logs {arn}", file=sys.stderr)
     return 0 if status == "Succeeded" else 1
 
 
@@ -113,7 +115,7 @@ def _describe(event: dict) -> str:
     parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
     if event["event"] == "trial_finished":
         return "  ".join([*parts[:2], _describe_trial(event)])
-    for key in ("status", "reason", "attempt", "seconds"):
+    for key in ("status", "reason", "attempt", "seconds", "log"):
         if event.get(key) is not None:
             parts.append(f"{key}={event[key]}")
     return "  ".join(str(p) for p in parts if p != "")
@@ -176,6 +178,70 @@ def cmd_report(args):
     print(commands.report(_workspace(args), args.execution_id, args.output))
 
 
+def cmd_runs(args):
+    rows = commands.runs(_workspace(args), local=args.local, last=args.last)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        print("no executions yet" + (": run `python deploy.py run --local`" if args.local else ""))
+    else:
+        print(f"{'EXECUTION':<14} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9}  {'GATE':<34} MODEL")
+        for row in rows:
+            started = str(row["started"] or "")[:19].replace("T", " ")
+            model = f"v{row['model_version']}" if row["model_version"] is not None else "—"
+            note = f"  (steps {','.join(row['selective']['selected_steps'])} of {row['selective']['source_execution']})" \
+                if row.get("selective") else ""
+            print(f"{row['execution_id']:<14} {row['status']:<10} {started:<20} {_seconds(row['seconds']):>9}  "
+                  f"{_gate_text(row['gate']):<34} {model}{note}")
+
+
+def _seconds(seconds) -> str:
+    return "—" if seconds is None else f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _gate_text(gate: dict | None) -> str:
+    if not gate:
+        return "—"
+    verdict = "" if gate["passed"] is None else "  pass" if gate["passed"] else "  FAIL"
+    return f"{gate['metric']} {gate['value']:.4f} vs {gate['threshold']:.4f}{verdict}"
+
+
+def cmd_compare(args):
+    result = commands.compare(_workspace(args), args.first, args.second, local=args.local)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    a, b = result["runs"]
+    print(f"{'':<28} {'A ' + a['execution_id']:<24} {'B ' + b['execution_id']:<24}")
+    print(f"{'status':<28} {a['status']:<24} {b['status']:<24}")
+    print("parameters")
+    for row in result["parameters"]:
+        print(f"  {row['name']:<26} {_cell(row['a']):<24} {_cell(row['b']):<24}{'  changed' if row['changed'] else ''}")
+    print("metrics" + ("" if result["metrics"] else "  (neither run has a model-quality report)"))
+    for row in result["metrics"]:
+        delta = "" if row["delta"] is None else f"{row['delta']:+.4f}"
+        print(f"  {row['name']:<26} {_cell(row['a']):<24} {_cell(row['b']):<24}{delta}")
+    versions = [f"v{v}" if v is not None else "none" for v in result["models"]]
+    print(f"{'model version':<28} {versions[0]:<24} {versions[1]:<24}")
+    print("code" + ("  (the same in both)" if not result["code"] else ""))
+    for change in result["code"]:
+        files = "; ".join(change["files"]) if change["files"] else f"{', '.join(change['a']) or 'none'} -> " \
+                                                                   f"{', '.join(change['b']) or 'none'}"
+        print(f"  {change['step']}: {files}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = "—" if value is None else str(value)
+    return text if len(text) <= 22 else "…" + text[-21:]
+
+
+def cmd_logs(args):
+    for line in commands.logs(_workspace(args), args.execution, args.step, local=args.local, follow=args.follow):
+        print(line, flush=args.follow)
+
+
 def cmd_init(args):
     written = commands.init(args.name, template=args.template, folder=args.dir, config=args.config)
     print("\n".join(str(path) for path in written))
@@ -192,6 +258,9 @@ def cmd_download(args):
 
 def cmd_models(args):
     groups = commands.models(_workspace(args), local=args.local, group=args.group, every=args.all, last=args.last)
+    if args.json:
+        print(json.dumps(groups, indent=2, default=str))
+        return
     empty = "no model packages yet: run `python deploy.py run --local`" if args.local else \
         "no model package groups in SageMaker yet"
     print("\n".join(format_models(groups)) if groups else empty)
@@ -358,6 +427,27 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")
     models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
+    models.add_argument("--json", action="store_true", help="print the groups and versions as JSON")
+    runs = add("runs", cmd_runs, "list the pipeline's executions, newest first: status, start, duration, gate, "
+                                 "registered version", (common,))
+    runs.add_argument("--local", action="store_true", help="the local runner's executions (every pipeline's)")
+    runs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    runs.add_argument("--last", type=int, default=20, help="the newest N executions (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the rows as JSON")
+    compare = add("compare", cmd_compare, "show two executions side by side: parameters, metrics and their "
+                                          "deltas, model versions, code that changed", (common,))
+    compare.add_argument("first", metavar="A", help="execution id (or latest; in SageMaker also an ARN)")
+    compare.add_argument("second", metavar="B", help="the execution to compare with A (deltas are B - A)")
+    compare.add_argument("--local", action="store_true", help="executions of the local runner")
+    compare.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    logs = add("logs", cmd_logs, "print the logs of an execution's steps and jobs (SageMaker: from CloudWatch)",
+               (common,))
+    logs.add_argument("execution", metavar="EXECUTION", help="execution id or latest (in SageMaker also an ARN)")
+    logs.add_argument("step", nargs="?", metavar="STEP|JOB", help="one step, or one job (a tuning trial), only")
+    logs.add_argument("--local", action="store_true", help="an execution of the local runner")
+    logs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the execution ends")
 
     local = argparse.ArgumentParser(add_help=False)
     local.add_argument("--local", action="store_true", help="against the local registry and store instead of SageMaker")

@@ -432,17 +432,103 @@ def summarise(record: dict, home=None) -> dict:
 
 
 def report(ws: Workspace, execution_id: str, output: str | None = None) -> Path:
-    """The HTML report of a local run (succeeded or not), written again from its records."""
+    """The HTML report of a local run (succeeded or not, `latest` the newest), written again from its
+    records, with the registered model's approval status as the registry has it now."""
     from pipelines.report import read_definition, render_report
 
-    home = ws.home
-    try:
-        record = home.execution(execution_id)
-    except FileNotFoundError as e:
-        raise UserError(f"{e}; list runs under {home.runs}") from None
-    run_dir = home.runs / execution_id
+    record = _local_record(ws, execution_id)
+    run_dir = ws.home.runs / record["execution_id"]
     out = Path(output) if output else run_dir / "report.html"
-    return render_report(record, read_definition(run_dir), ws.store, out_path=out)
+    return render_report(record, read_definition(run_dir), ws.store, out_path=out, home=ws.home)
+
+
+def _local_record(ws: Workspace, execution_id: str) -> dict:
+    """The record of a local execution, `latest` being the newest."""
+    home = ws.home
+    if execution_id == "latest":
+        records = home.executions()
+        if not records:
+            raise UserError(f"no local executions under {home.runs} yet: run `python deploy.py run --local`")
+        return records[-1]
+    try:
+        return home.execution(execution_id)
+    except FileNotFoundError as e:
+        raise UserError(f"{e}; `python deploy.py runs --local` lists them") from None
+
+
+# --- runs, logs and comparisons -----------------------------------------------------------------
+
+
+def runs(ws: Workspace, *, local: bool, last: int = 20) -> list[dict]:
+    """The pipeline's executions, newest first, one row each (`history.run_row`); locally, every
+    execution of the home."""
+    from pipelines import history
+
+    if local:
+        from pipelines.report import read_definition
+
+        records = ws.home.executions()[::-1][:last]
+        return [history.run_row(history.local_view(r, read_definition(ws.home.runs / r["execution_id"])))
+                for r in records]
+    from pipelines import executions
+
+    sm, s3 = ws.clients
+    return [history.run_row(executions.view(sm, s3, arn))
+            for arn in executions.execution_arns(sm, ws.config.pipeline_name, last)]
+
+
+def compare(ws: Workspace, first: str, second: str, *, local: bool) -> dict:
+    """Two executions side by side (`history.compare`): parameters, metrics and deltas, model versions,
+    changed code. Local ids (or `latest`), else execution ids or ARNs of the pipeline."""
+    from pipelines import history
+
+    if local:
+        from pipelines.report import read_definition
+
+        views = [history.local_view(r, read_definition(ws.home.runs / r["execution_id"]))
+                 for r in (_local_record(ws, ref) for ref in (first, second))]
+
+        def read(uri):
+            return ws.store.get_bytes(uri) if ws.store.exists(uri) else None
+    else:
+        from botocore.exceptions import ClientError
+
+        from pipelines import cloud, executions
+
+        sm, s3 = ws.clients
+        views = [executions.view(sm, s3, executions.resolve(sm, ws.config.pipeline_name, ref))
+                 for ref in (first, second)]
+
+        def read(uri):
+            try:
+                bucket, key = cloud.split_s3_uri(uri)
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except (cloud.CloudError, ClientError):  # a bundle that cannot be read is shown by name only
+                return None
+    return history.compare(*views, read)
+
+
+def logs(ws: Workspace, execution: str, step: str | None = None, *, local: bool, follow: bool = False):
+    """The log lines of an execution's jobs (one step's, or one job's, with `step`), a header before each
+    log; with `follow`, new lines as they are written until the execution ends."""
+    if local:
+        from pipelines.local.logs import chosen_logs, lines
+
+        record = _local_record(ws, execution)
+        try:
+            chosen_logs(record, step)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+        yield from lines(ws.home, record, step, follow=follow)
+        return
+    import boto3
+
+    from pipelines import executions
+
+    sm, _ = ws.clients
+    arn = executions.resolve(sm, ws.config.pipeline_name, execution)
+    client = boto3.Session(region_name=ws.settings_for(None).region).client("logs")
+    yield from executions.logs(sm, client, arn, step, follow=follow)
 
 
 def stop(ws: Workspace, execution: str, *, local: bool) -> str:

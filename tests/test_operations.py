@@ -177,3 +177,44 @@ def test_a_selection_the_source_cannot_feed_is_refused_before_anything_runs(stop
     assert code == 2
     assert message.format(id=stopped.execution_id) in capsys.readouterr().err
     assert len(list(stopped.home.runs.iterdir())) == 1
+
+
+# --- runs, logs and comparisons of local executions ------------------------------------------------
+
+
+def deploy(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main([*map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_runs_lists_the_local_executions_newest_first(stopped, capsys):
+    code, out, _ = deploy(capsys, "runs", "--local", "--home", stopped.home.root, "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["execution_id"] for r in rows] == [stopped.execution_id]
+    assert (rows[0]["status"], rows[0]["gate"], rows[0]["model_version"]) == ("Stopped", None, None)
+    code, out, _ = deploy(capsys, "runs", "--local", "--home", stopped.home.root)
+    assert out.splitlines()[1].startswith(f"{stopped.execution_id}   Stopped")
+
+
+def test_logs_print_each_step_log_or_one_step_and_name_what_exists(stopped, capsys):
+    home = str(stopped.home.root)
+    code, out, _ = deploy(capsys, "logs", stopped.execution_id, "--local", "--home", home)
+    headers = [line for line in out.splitlines() if line.startswith("==> ")]
+    assert code == 0 and [h.split()[1] for h in headers] == ["First", "Held"]
+    assert "First: wrote " in out
+    code, out, _ = deploy(capsys, "logs", "latest", "Held", "--local", "--home", home)
+    assert out.splitlines()[0].startswith("==> Held (Stopped): ")
+    assert out.splitlines()[-1] == "[local runner] stopped: Ctrl-C (SIGINT)"
+    code, _, err = deploy(capsys, "logs", stopped.execution_id, "Nope", "--local", "--home", home)
+    assert code == 2 and "has no log of a step or job 'Nope' (steps with logs: First, Held)" in err
+
+
+def test_compare_of_local_runs_shows_what_changed(interrupted, capsys):
+    home = interrupted.home
+    executions = [r["execution_id"] for r in home.executions()]
+    code, out, _ = deploy(capsys, "compare", executions[0], "latest", "--local", "--home", home.root, "--json")
+    result = json.loads(out)
+    assert code == 0 and [r["execution_id"] for r in result["runs"]] == [executions[0], executions[-1]]
+    assert [p["name"] for p in result["parameters"] if p["changed"]] == []
+    assert result["code"] == [] and result["metrics"] == []

@@ -287,6 +287,7 @@ class Execution:
             execute = self._execute_in_process if step.type in IN_PROCESS else self._execute_job
             result = execute(step, arguments)
         except JobStopped:
+            self._append_log(step, f"[local runner] stopped: {self.stop.reason}")
             seconds = _since(clock)
             self._update(step, status="Stopped", ended=now(), seconds=seconds)
             self._emit("step_stopped", step, seconds=seconds)
@@ -312,7 +313,7 @@ class Execution:
             )
             if not self.record["failed_step"]:
                 self.record.update(failed_step=step.name, failure_reason=failure.reason)
-            self._emit("step_failed", step, reason=failure.reason, seconds=seconds)
+            self._emit("step_failed", step, reason=failure.reason, seconds=seconds, log=self.by_name[step.name].get("log"))
         return "failed"
 
     def _execute_in_process(self, step: Step, arguments: dict) -> dict:
