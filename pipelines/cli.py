@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from pipelines.files import write_atomically
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _quiet_libraries(getattr(args, "verbose", False))
     try:
         return args.command(args) or 0
     except commands.user_errors() as e:
@@ -30,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a run (a run stops its jobs and records itself Stopped)
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Warnings only, unless --verbose: the SDK calls logging.basicConfig(level=INFO) when imported, which
+    would put botocore's INFO lines (where credentials were found...) among the command's output. A
+    handler installed first makes that call do nothing."""
+    level = logging.INFO if verbose else logging.WARNING
+    if not logging.root.handlers:
+        logging.basicConfig(level=level, format="%(levelname)s:%(name)s:%(message)s")
+    logging.root.setLevel(level)
 
 
 def _say(line: str) -> None:
@@ -53,7 +65,11 @@ def cmd_compile(args):
 
 
 def cmd_diff(args):
-    name, lines = commands.diff(_workspace(args))
+    ws = _workspace(args)
+    name, lines = commands.diff(ws)
+    if lines is None:
+        print(f"{name}: not deployed in {ws.settings_for(None).region} yet (`python deploy.py upsert` creates it)")
+        return 1
     print("\n".join(lines) if lines else f"{name}: deployed definition is up to date")
     return 1 if lines else 0
 
@@ -250,7 +266,7 @@ def cmd_init(args):
 
 
 def cmd_download(args):
-    print(commands.download(args.dest))
+    print(commands.download(args.dest, args.source))
 
 
 # --- registered models ------------------------------------------------------------------------
@@ -350,15 +366,30 @@ def _step_list(text: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deploy.py",
-                                     description="Compile, deploy, start and run the SageMaker pipelines of this project.")
+    parser = argparse.ArgumentParser(
+        prog="deploy.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Take a tabular ML pipeline from a Python definition to SageMaker Pipelines, or run the very "
+                    "same definition offline,\nthen follow, compare and serve what it produced.",
+        epilog="start here:\n"
+               "  python deploy.py run --local                    the whole pipeline offline, on example data\n"
+               "  python deploy.py runs --local                   what ran, newest first\n"
+               "  python deploy.py report latest                  the report of the newest local run\n"
+               "  python deploy.py upsert && python deploy.py start --wait    the same in SageMaker\n"
+               "each command has its own --help")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
-    g.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
-    g.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
-    g.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
+    where = argparse.ArgumentParser(add_help=False)  # which settings and AWS account: every command that reads them
+    where.add_argument("--verbose", "-v", action="store_true", help="also show the AWS libraries' INFO log lines")
+    w = where.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
+    w.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
+    w.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
+    w.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
+    which = argparse.ArgumentParser(add_help=False)  # which pipeline: commands that find it by name
+    which.add_argument_group("the pipeline").add_argument(
+        "--definition", metavar="FILE.py|MODULE",
+        help=f"the pipeline: a .py file or a dotted module with definition(cfg) (default: {DEFAULT_DEFINITION})")
+    common = argparse.ArgumentParser(add_help=False, parents=[where, which])  # what shapes the definition too
+    g = common.add_argument_group("the definition's settings (config.toml's, overridden by these flags)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
     g.add_argument("--problem-type", choices=PROBLEM_TYPES, help="binary, multiclass or regression")
@@ -374,8 +405,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
                    help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
-    g.add_argument("--definition", default=DEFAULT_DEFINITION, metavar="FILE.py|MODULE",
-                   help="the pipeline: a .py file or a dotted module with definition(cfg) (default: %(default)s)")
 
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
@@ -386,7 +415,8 @@ def _parser() -> argparse.ArgumentParser:
                               "(-p overrides them): an execution id with --local, else its ARN")
     running.add_argument("--steps", type=_step_list, default=[], metavar="STEP[,STEP]",
                          help="with --from: the steps to run, with today's code and definition")
-    running.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait (default 6 h)")
+    running.add_argument("--timeout", type=float, default=6 * 3600,
+                         help="SageMaker: seconds to wait for the execution to end (default 6 h)")
     running.add_argument("--poll", type=float, default=15.0, help=argparse.SUPPRESS)
 
     def add(name, func, help, parents=(common,)):
@@ -404,7 +434,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--local", action="store_true", help="run with the local runner: no AWS, no Docker")
     run.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
     run.add_argument("--quiet", "-q", action="store_true", help="local: no line per finished tuning trial")
-    run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
+    run.add_argument("--resume", metavar="EXECUTION_ID",
+                     help="local: finish a failed or stopped execution as it was recorded (its definition and "
+                          "parameters); to run today's code on its outputs, use --from and --steps")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
     run.add_argument("--definition-json", metavar="FILE",
@@ -415,7 +447,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
                           "or $PIPELINES_JOB_ENV) or on this Python (host)")
     stop = add("stop", cmd_stop, "stop a running execution: its jobs end, it is recorded Stopped and can be resumed",
-               (common,))
+               (where,))
     stop.add_argument("execution", metavar="EXECUTION", help="a local execution id with --local, else its ARN")
     stop.add_argument("--local", action="store_true", help="an execution of the local runner")
     stop.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
@@ -429,20 +461,20 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
     models.add_argument("--json", action="store_true", help="print the groups and versions as JSON")
     runs = add("runs", cmd_runs, "list the pipeline's executions, newest first: status, start, duration, gate, "
-                                 "registered version", (common,))
+                                 "registered version", (where, which))
     runs.add_argument("--local", action="store_true", help="the local runner's executions (every pipeline's)")
     runs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     runs.add_argument("--last", type=int, default=20, help="the newest N executions (default 20)")
     runs.add_argument("--json", action="store_true", help="print the rows as JSON")
     compare = add("compare", cmd_compare, "show two executions side by side: parameters, metrics and their "
-                                          "deltas, model versions, code that changed", (common,))
+                                          "deltas, model versions, code that changed", (where, which))
     compare.add_argument("first", metavar="A", help="execution id (or latest; in SageMaker also an ARN)")
     compare.add_argument("second", metavar="B", help="the execution to compare with A (deltas are B - A)")
     compare.add_argument("--local", action="store_true", help="executions of the local runner")
     compare.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     logs = add("logs", cmd_logs, "print the logs of an execution's steps and jobs (SageMaker: from CloudWatch)",
-               (common,))
+               (where, which))
     logs.add_argument("execution", metavar="EXECUTION", help="execution id or latest (in SageMaker also an ARN)")
     logs.add_argument("step", nargs="?", metavar="STEP|JOB", help="one step, or one job (a tuning trial), only")
     logs.add_argument("--local", action="store_true", help="an execution of the local runner")
@@ -495,6 +527,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
     init.add_argument("--config", metavar="FILE",
                       help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
-    add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
-        "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
+    download = add("download", cmd_download, "download the public UCI Online Shoppers data set (the worked "
+                                             "example's real data)", ())
+    download.add_argument("--dest", default="data", help="folder to write online_shoppers_intention.csv into")
+    download.add_argument("--from", dest="source", metavar="FILE|URL",
+                          help="a copy you already have: the UCI zip archive or its CSV, as a path or URL")
     return parser

@@ -227,13 +227,16 @@ def stage_input(path_or_uri: str, cfg, put) -> str:
 # --- the pipeline in SageMaker ------------------------------------------------------------------
 
 
-def diff(ws: Workspace) -> tuple[str, list[str]]:
-    """(pipeline name, step-by-step differences deployed -> compiled; empty when up to date)."""
+def diff(ws: Workspace) -> tuple[str, list[str] | None]:
+    """(pipeline name, step-by-step differences deployed -> compiled: empty when up to date, None when
+    nothing is deployed under that name, where a diff would only list every line of the definition)."""
     from pipelines import cloud
 
     cfg = ws.config
     sm, _ = ws.clients
-    current = cloud.deployed(sm, cfg.pipeline_name) or {}
+    current = cloud.deployed(sm, cfg.pipeline_name)
+    if current is None:
+        return cfg.pipeline_name, None
     if not cfg.role_arn and current.get("RoleArn"):  # compare like with like, not with the placeholder role
         cfg = cfg.replace(role_arn=current["RoleArn"])
     compiled = ws.compiled(cfg)
@@ -681,7 +684,12 @@ def init(name: str, *, template: str, folder: str | None, config: str | None) ->
     return scaffold(name, Path(folder or name), Path(config or CONFIG_FILE), template)
 
 
-def download(dest: str) -> Path:
-    from pipelines.data import download_uci
+def download(dest: str, source: str | None = None) -> Path:
+    """The UCI Online Shoppers CSV into `dest`: fetched from UCI, or from `source` (a path or URL of
+    the archive or of the CSV itself, for a machine without the network)."""
+    from pipelines.data import UCI_URL, DownloadError, download_uci
 
-    return download_uci(Path(dest))
+    try:
+        return download_uci(Path(dest), url=source or UCI_URL)
+    except DownloadError as e:
+        raise UserError(str(e)) from None
