@@ -292,8 +292,9 @@ def format_models(groups: list[dict]) -> list[str]:
         for v in group["Versions"]:
             created = v.get("CreationTime")
             created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""
+            same = f"  identical to v{v['IdenticalTo']} (a cached re-run)" if v.get("IdenticalTo") else ""
             lines.append(f"  v{v.get('ModelPackageVersion', '?'):<3} {v.get('ModelApprovalStatus', ''):<22} "
-                         f"{created}  {_key_metrics(v)}")
+                         f"{created}  {_key_metrics(v)}{same}")
     return lines
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +22,7 @@ from typing import Callable
 from pipelines import definitions, dsl
 from pipelines.bundles import file_asset
 from pipelines.config import CONFIG_FILE, ConfigError, load_config
+from pipelines.files import user_cache
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
 COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
@@ -161,9 +161,7 @@ def compile_cache() -> Path:
     (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
     a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
     `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
-    if os.environ.get(COMPILE_CACHE_ENV):
-        return Path(os.environ[COMPILE_CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purchase-pipelines" / "compiled"
+    return user_cache("compiled", COMPILE_CACHE_ENV)
 
 
 def read_schema(path: str) -> dict:
@@ -562,12 +560,31 @@ def models(ws: Workspace, *, local: bool, group: str | None = None, every: bool 
 
         registry = Registry.of(ws.home)
         known = [g["ModelPackageGroupName"] for g in registry.list_groups()]
-        return [{"ModelPackageGroupName": name, "Versions": registry.list_versions(name)}
-                for name in known if names is None or name in names]
-    from pipelines import endpoints
+        groups = [{"ModelPackageGroupName": name, "Versions": registry.list_versions(name)}
+                  for name in known if names is None or name in names]
+    else:
+        from pipelines import endpoints
 
-    sm, s3 = ws.clients
-    return endpoints.list_models(sm, s3, last=last, names=names)
+        sm, s3 = ws.clients
+        groups = endpoints.list_models(sm, s3, last=last, names=names)
+    for group in groups:
+        _mark_identical(group["Versions"])
+    return groups
+
+
+def _mark_identical(versions: list[dict]) -> None:
+    """`IdenticalTo`: the earlier version serving the very same model (artifact and image). A re-run
+    whose steps were all cache hits registers again, as SageMaker's RegisterModel does, so a group
+    can hold versions that differ in number only; this says which."""
+    seen: dict[tuple, int] = {}
+    for version in versions:
+        containers = (version.get("InferenceSpecification") or {}).get("Containers") or []
+        model = tuple((c.get("ModelDataUrl"), c.get("Image")) for c in containers)
+        if model and all(url for url, _ in model):
+            if model in seen:
+                version["IdenticalTo"] = seen[model]
+            else:
+                seen[model] = version.get("ModelPackageVersion")
 
 
 def set_approval(ws: Workspace, version: str, status: str, *, local: bool, group: str | None = None,

@@ -15,6 +15,7 @@ step, and one work directory per job. `resume=` reruns what did not succeed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -176,7 +177,8 @@ class Execution:
         self.max_parallel = max_parallel
         self.isolation = isolation
         self.job_env = job_env
-        self.s3_access: dict[str, str] = {}  # what jobs need to reach the store over S3, while run() runs
+        self._s3_access: dict[str, str] | None = None  # what jobs need to reach the store over S3 (`_job_s3`)
+        self._closing = contextlib.ExitStack()  # what run() started and ends with it
         self.sleep = sleep
         self.cache = StepCache(home.cache, store)
         self.lock = threading.RLock()
@@ -193,8 +195,7 @@ class Execution:
         self.record["runner_pid"] = os.getpid()  # `deploy.py stop` tells a live runner from a dead one
         self._save()
         self._emit("execution_started", resumes=self.record["resumes"], parameters=self.record["parameters"])
-        with stopping.on_signals(self.stop, self._still_stopping), \
-                s3_endpoint.job_access(self.store, self.home.region) as self.s3_access, \
+        with self._closing, stopping.on_signals(self.stop, self._still_stopping), \
                 ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
             running = {}
             while True:
@@ -352,7 +353,7 @@ class Execution:
             context = JobContext(
                 store=self.store, work_dir=work_dir, log_path=self._log_path(step), region=self.home.region,
                 account=self.home.account, models=self._models(), isolation=self.isolation,
-                job_env=self.job_env, s3_access=self.s3_access, stop=self.stop,
+                job_env=self.job_env, s3_access=self._job_s3(), stop=self.stop,
                 progress=lambda fields: self._emit("trial_finished", step, **fields),
             )
             self._append_log(step, f"[local runner] attempt {attempt}: {step.type} job {name}")
@@ -379,6 +380,14 @@ class Execution:
             else:
                 self._record_attempt(step, attempt, name, started, "Succeeded")
                 return response
+
+    def _job_s3(self) -> dict[str, str]:
+        """The store's S3 endpoint for jobs, started when the first job runs: an execution whose steps
+        are all cache hits never needs it (stopping it costs up to half a second)."""
+        with self.lock:
+            if self._s3_access is None:
+                self._s3_access = self._closing.enter_context(s3_endpoint.job_access(self.store, self.home.region))
+            return self._s3_access
 
     def _record_attempt(self, step: Step, attempt: int, job_name: str, started: str, status: str,
                         reason: str | None = None, error_type: str | None = None) -> None:

@@ -6,13 +6,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipelines.files import user_cache
+
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
+
 def environment():
+    """The templates' environment; their compiled form is kept per user (`jinja2.FileSystemBytecodeCache`,
+    keyed by each template's source), as compiling them is most of rendering a report otherwise."""
     import jinja2
 
+    cache = user_cache("templates")
+    cache.mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)),
         autoescape=lambda name: bool(name) and name.endswith(".html.j2"), trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True,
     )
