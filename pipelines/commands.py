@@ -366,9 +366,13 @@ def _resuming(home, execution_id: str) -> str:
         record = home.execution(execution_id)
     except FileNotFoundError:
         return f"resuming execution {execution_id}"  # the runner refuses it with the reason
+    if record["status"] == "Succeeded":
+        raise UserError(f"execution {execution_id} succeeded: there is nothing to resume (run steps of it again "
+                        f"with --from {execution_id} --steps STEP[,STEP])")
     again = [s["name"] for s in record["steps"] if s["status"] != "Succeeded"]
-    return (f"resuming execution {execution_id} ({record['status']}): its recorded definition and parameters, "
-            f"running {', '.join(again) or 'nothing'} again; for today's code use --from {execution_id} --steps ...")
+    return (f"resuming execution {execution_id} ({record['status']}) with its recorded definition and parameters: "
+            f"{', '.join(again)} may run again, what succeeded is kept; for today's code use --from {execution_id} "
+            f"--steps ...")
 
 
 def _stage(ws: Workspace, pairs: list[str]) -> None:

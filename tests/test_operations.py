@@ -90,7 +90,7 @@ def test_a_stopped_execution_resumes_to_the_end(interrupted, capsys):
     code = cli.main(["run", "--local", "--home", str(interrupted.home.root), "--resume", interrupted.execution_id])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert f"resuming execution {interrupted.execution_id} (Stopped): its recorded definition and parameters" in err
+    assert f"resuming execution {interrupted.execution_id} (Stopped) with its recorded definition and parameters" in err
     record = interrupted.record()
     assert record["status"] == "Succeeded" and "stop_reason" not in record
     assert (interrupted.state / "runs.log").read_text().split() == ["First", "Held", "Held", "Last"]

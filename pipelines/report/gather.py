@@ -85,7 +85,7 @@ def gather(execution: dict, definition: dict | None, store, *, description: str 
 
 def run_summary(execution: dict) -> dict:
     keys = ("execution_id", "pipeline_name", "execution_arn", "status", "failure_reason", "failed_step",
-            "started", "ended", "seconds", "resumes")
+            "started", "ended", "seconds", "resumes", "stop_reason", "stopped_steps", "selective")
     return {key: execution.get(key) for key in keys}
 
 
