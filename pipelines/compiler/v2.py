@@ -1,0 +1,162 @@
+"""SageMaker Python SDK v2: the builder's settings as v2's own step arguments.
+
+v2 spells a job as an estimator, processor, model or transformer whose run/fit/register/create
+call, on a PipelineSession, returns the step arguments instead of starting anything.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import warnings
+
+from pipelines.compiler.offline import EMPTY_SDK_CONFIG, refusing_boto_session
+
+XGBOOST_FRAMEWORK_VERSION = "3.0-5"
+
+
+class Sdk:
+    """The v2 names the builder uses, imported once and quietly, and the calls that differ from v3."""
+
+    major = 2
+
+    def __init__(self):
+        # `import sagemaker` warns that v2 is deprecated (SageMakerV2DeprecationWarning, a FutureWarning):
+        # the SDK's own switch keeps it off the user's terminal, the filter catches a release without it.
+        os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        for name in ("sagemaker", "sagemaker.config"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from sagemaker import image_uris
+            from sagemaker.inputs import TrainingInput
+            from sagemaker.model import Model
+            from sagemaker.model_metrics import MetricsSource, ModelMetrics
+            from sagemaker.network import NetworkConfig
+            from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+            from sagemaker.transformer import Transformer
+            from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
+                                         IntegerParameter)
+            from sagemaker.workflow.condition_step import ConditionStep
+            from sagemaker.workflow.conditions import (ConditionGreaterThan, ConditionGreaterThanOrEqualTo,
+                                                       ConditionLessThan, ConditionLessThanOrEqualTo)
+            from sagemaker.workflow.entities import PipelineVariable
+            from sagemaker.workflow.execution_variables import ExecutionVariables
+            from sagemaker.workflow.fail_step import FailStep
+            from sagemaker.workflow.functions import Join, JsonGet
+            from sagemaker.workflow.model_step import ModelStep
+            from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+            from sagemaker.workflow.pipeline import Pipeline
+            from sagemaker.workflow.pipeline_context import PipelineSession
+            from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
+            from sagemaker.workflow.properties import PropertyFile
+            from sagemaker.workflow.retry import SageMakerJobExceptionTypeEnum as JobError
+            from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
+            from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
+            from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep, TuningStep
+            from sagemaker.xgboost import XGBoost
+        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+        from sagemaker.telemetry import telemetry_logging
+
+        # estimator.fit reports to AWS over HTTP with `requests`, outside the botocore hook that keeps
+        # compile offline. The SDK's switch for it is a non-empty SDK config, which costs seconds per
+        # compile (see session()), so the report is switched off here instead.
+        telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
+
+    @contextlib.contextmanager
+    def compiling(self, region: str):
+        """Quiet the warnings a compile provokes by design."""
+        with warnings.catch_warnings():
+            # A PipelineSession starts no job: not starting jobs is the point of compiling.
+            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+            # ModelStep itself builds the CreateModelStep this deprecation is about; ModelStep is what we use.
+            warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
+            yield
+
+    @functools.lru_cache(maxsize=None)
+    def session(self, region: str, bucket: str):
+        """A PipelineSession whose every AWS request is refused.
+
+        Cached: a new boto3 session reloads botocore's service models, most of a compile's time.
+        """
+        session = self.PipelineSession(boto_session=refusing_boto_session(region), default_bucket=bucket,
+                                       sagemaker_config=EMPTY_SDK_CONFIG)
+        # None at all after construction: the SDK re-validates a non-empty config at every lookup.
+        session.sagemaker_config = {}
+        return session
+
+    # -- jobs --
+
+    def processing_args(self, session, *, role, image_uri, instance_type, instance_count, kms_key, network,
+                        code, inputs, outputs, arguments):
+        processor = self.ScriptProcessor(
+            image_uri=image_uri, command=["python3"], role=role, instance_type=instance_type,
+            instance_count=instance_count, sagemaker_session=session,
+            **_encryption(kms_key), **({"network_config": self.NetworkConfig(**network)} if network else {}),
+        )
+        return processor.run(
+            code=code, arguments=arguments,
+            inputs=[self.ProcessingInput(source=source, destination=dest, input_name=name)
+                    for name, source, dest in inputs],
+            outputs=[self.ProcessingOutput(output_name=name, source=source, destination=dest)
+                     for name, source, dest in outputs],
+        )
+
+    def _estimator(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
+                   hyperparameters, metric_definitions, kms_key, network):
+        # The XGBoost framework estimator, so the script-mode hyperparameters are the SDK's own.
+        return self.XGBoost(
+            entry_point=entry_point, source_dir=source_dir, image_uri=image_uri,
+            framework_version=XGBOOST_FRAMEWORK_VERSION,
+            py_version="py3", role=role, instance_type=instance_type, instance_count=1, output_path=output_path,
+            hyperparameters=hyperparameters, metric_definitions=metric_definitions, sagemaker_session=session,
+            **_encryption(kms_key), **network,
+        )
+
+    def _inputs(self, channels: dict) -> dict:
+        return {name: self.TrainingInput(uri, content_type="text/csv") for name, uri in channels.items()}
+
+    def training_args(self, session, *, channels, **job):
+        return self._estimator(session, **job).fit(inputs=self._inputs(channels))
+
+    def tuning_args(self, session, *, channels, objective_metric, objective_type, ranges, strategy, max_jobs,
+                    max_parallel_jobs, random_seed, **job):
+        tuner = self.HyperparameterTuner(
+            self._estimator(session, **job), objective_metric, ranges,
+            metric_definitions=job["metric_definitions"], objective_type=objective_type, strategy=strategy,
+            max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, random_seed=random_seed,
+        )
+        return tuner.fit(inputs=self._inputs(channels))
+
+    # -- models --
+
+    def register_args(self, session, *, role, image_uri, model_data, env, content_types, instance_types, group,
+                      approval_status, model_metrics, description, metadata, framework, framework_version):
+        model = self.Model(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=session, env=env)
+        return model.register(
+            content_types=content_types, response_types=content_types, inference_instances=instance_types,
+            transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
+            model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
+            framework=framework, framework_version=framework_version,
+        )
+
+    def create_model_args(self, session, *, role, image_uri, model_data, env, instance_type, network_isolation,
+                          vpc_config):
+        model = self.Model(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=session,
+                           env=env, vpc_config=vpc_config,
+                           **({"enable_network_isolation": True} if network_isolation else {}))
+        return model.create(instance_type=instance_type)
+
+    def transform_args(self, session, *, model_name, instance_type, instance_count, accept, assemble_with,
+                       max_payload, kms_key, output_path, data, content_type, split_type):
+        transformer = self.Transformer(
+            model_name=model_name, instance_type=instance_type, instance_count=instance_count, accept=accept,
+            assemble_with=assemble_with, max_payload=max_payload, sagemaker_session=session,
+            output_path=output_path, **_encryption(kms_key),
+        )
+        return transformer.transform(data=data, content_type=content_type, split_type=split_type)
+
+
+def _encryption(kms_key: str | None) -> dict:
+    return {"volume_kms_key": kms_key, "output_kms_key": kms_key} if kms_key else {}
