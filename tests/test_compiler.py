@@ -16,7 +16,8 @@ from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
 
 from pipelines import compiler, dsl, purchase_intent
 from pipelines.bundles import pack
-from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, compile_pipeline
+from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, builder, compile_pipeline
+from pipelines.compiler import sdk as sdks
 from pipelines.config import ConfigError, load_config
 from pipelines.problems import PROBLEMS
 
@@ -255,8 +256,9 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
         sessions.append(original(*args))
         return sessions[-1]
 
-    original = compiler._offline_session
-    monkeypatch.setattr(compiler, "_offline_session", spy)
+    sdk = sdks.load()
+    original = sdk.session
+    monkeypatch.setattr(sdk, "session", spy)
     cfg = load_config("dev", region=REGION)
     assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
     session, = sessions
@@ -270,7 +272,7 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
 
 def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
     """Local code paths make the SDK upload them; the compile must fail instead of reaching S3."""
-    monkeypatch.setattr(compiler, "file_asset", lambda path, root: (str(path), path.read_bytes()))
+    monkeypatch.setattr(builder, "file_asset", lambda path, root: (str(path), path.read_bytes()))
     cfg = load_config("dev", region=REGION)
     with pytest.raises(AwsCallDuringCompile, match="it must stay offline"):
         compile_pipeline(purchase_intent.definition(cfg), cfg)
@@ -278,13 +280,14 @@ def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
 
 @pytest.mark.parametrize("tuning", [True, False])
 def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
-    """Not even outside botocore: SDK v2 telemetry (estimator.fit) goes through `requests`.
+    """Not even outside botocore: the SDK's telemetry (estimator.fit, ModelTrainer.train) goes
+    through `requests`.
 
-    With credentials in the environment: without them, the SDK's own default-session clients (one at
+    With credentials in the environment: without them, v2's own default-session clients (one at
     import, one per estimator for its TensorBoard app) make botocore probe the EC2 metadata address."""
-    compiler._sdk()
-    compiler._offline_session.cache_clear()  # build the session under watch too
-    compiler._image_uri.cache_clear()
+    sdk = sdks.load()
+    sdk.session.cache_clear()  # build the session under watch too
+    builder._image_uri.cache_clear()
     attempts = []
 
     def refuse(*args, **kwargs):
@@ -310,7 +313,8 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
         "  TrainingJob:\n"
         "    ResourceConfig: {VolumeKmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/leak'}\n")
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(user_config))
-    compiler._offline_session.cache_clear()  # a session built now would read the file
+    sdk = sdks.load()
+    sdk.session.cache_clear()  # a session built now would read the file
     try:
         for tuning in (True, False):
             cfg = load_config("dev", region=REGION, tuning=tuning)
@@ -318,7 +322,7 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
             assert "leak" not in definition
             assert definition == compile_with(tuning=tuning).definition
     finally:
-        compiler._offline_session.cache_clear()
+        sdk.session.cache_clear()
 
 
 # --- code by content hash --------------------------------------------------------------------
@@ -425,7 +429,7 @@ def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy,
     def no_sdk():
         raise AssertionError("a memoised compile must not build through the SDK")
 
-    monkeypatch.setattr(compiler, "_sdk", no_sdk)
+    monkeypatch.setattr(sdks, "load", no_sdk)
     again = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
     assert again.definition == first.definition and again.assets == first.assets
 

@@ -26,6 +26,7 @@ IMPORT_REGION = "us-east-1"
 # code and SDK driver scripts at compile time, which would reach S3 and change the container contract.
 SCRIPT_MODE = ("sagemaker_submit_directory", "sagemaker_program", "sagemaker_container_log_level",
                "sagemaker_region")
+CODE_CHANNEL, CODE_CHANNEL_SOURCEDIR = "code", "/opt/ml/input/data/code/sourcedir.tar.gz"
 
 
 class Sdk:
@@ -130,23 +131,30 @@ class Sdk:
 
     def _trainer(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
                  hyperparameters, metric_definitions, kms_key, network, channels):
-        script_mode = dict(zip(SCRIPT_MODE, (source_dir, entry_point, logging.INFO, session.boto_region_name)))
+        network = dict(network)
+        isolated = network.get("enable_network_isolation", False)
+        if "encrypt_inter_container_traffic" in network:
+            network["enable_inter_container_traffic_encryption"] = network.pop("encrypt_inter_container_traffic")
+        # An isolated container cannot fetch its code from S3, so the code travels as a `code`
+        # channel and the container is pointed at where SageMaker mounts it (v2 does the same).
+        inputs = {**{name: (uri, "text/csv") for name, uri in channels.items()},
+                  **({CODE_CHANNEL: (source_dir, None)} if isolated else {})}
+        script_mode = dict(zip(SCRIPT_MODE, (CODE_CHANNEL_SOURCEDIR if isolated else source_dir, entry_point,
+                                             logging.INFO, session.boto_region_name)))
         # JSON-encoded, as the framework containers read them and as v2 writes them; ModelTrainer
         # passes strings and pipeline variables through as they are.
         encoded = {k: v.to_string() if isinstance(v, self.PipelineVariable) else json.dumps(v)
                    for k, v in {**hyperparameters, **script_mode}.items()}
-        networking = {"enable_inter_container_traffic_encryption": network.pop("encrypt_inter_container_traffic")} \
-            if "encrypt_inter_container_traffic" in (network := dict(network)) else {}
         trainer = self.ModelTrainer(
             training_image=image_uri, role=role, sagemaker_session=session,
             compute=self.Compute(instance_type=instance_type, instance_count=1, volume_size_in_gb=30,
                                  **({"volume_kms_key_id": kms_key} if kms_key else {})),
             stopping_condition=self.StoppingCondition(max_runtime_in_seconds=86400),
             output_data_config=self.OutputDataConfig(s3_output_path=output_path, kms_key_id=kms_key),
-            hyperparameters=encoded,
-            networking=self.Networking(**network, **networking) if network or networking else None,
-            input_data_config=[self.InputData(channel_name=name, data_source=uri, content_type="text/csv")
-                               for name, uri in channels.items()],
+            hyperparameters=encoded, networking=self.Networking(**network) if network else None,
+            input_data_config=[self.InputData(channel_name=name, data_source=uri,
+                                              **({"content_type": content_type} if content_type else {}))
+                               for name, (uri, content_type) in inputs.items()],
         )
         if not metric_definitions:
             return trainer
@@ -158,13 +166,13 @@ class Sdk:
 
     def tuning_args(self, session, *, objective_metric, objective_type, ranges, strategy, max_jobs,
                     max_parallel_jobs, random_seed, **job):
+        trainer = self._trainer(session, **job)
         tuner = self.HyperparameterTuner(
-            self._trainer(session, **job), objective_metric, ranges,
-            metric_definitions=job["metric_definitions"], objective_type=objective_type, strategy=strategy,
-            max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, random_seed=random_seed,
+            trainer, objective_metric, ranges, metric_definitions=job["metric_definitions"],
+            objective_type=objective_type, strategy=strategy, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs,
+            random_seed=random_seed,
         )
-        return tuner.tune(inputs=[self.InputData(channel_name=name, data_source=uri, content_type="text/csv")
-                                  for name, uri in job["channels"].items()])
+        return tuner.tune(inputs=trainer.input_data_config)
 
     # -- models --
 
