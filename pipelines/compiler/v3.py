@@ -90,6 +90,8 @@ class Sdk:
             with warnings.catch_warnings(), environment(SAGEMAKER_VALIDATE_ROLE="false"), \
                     _own_clients_offline(region):
                 warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+                # ModelBuilder's own default for `dependencies` sets off its deprecation warning.
+                warnings.filterwarnings("ignore", message="The 'dependencies' parameter is deprecated")
                 yield
         finally:
             for logger, level in zip(loggers, levels):
