@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -299,6 +301,16 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
     cfg = load_config("dev", region=REGION, tuning=tuning)
     compile_pipeline(purchase_intent.definition(cfg), cfg)
     assert attempts == []
+
+
+def test_compile_says_one_line_even_when_warnings_are_errors(offline_env, tmp_path):
+    """Under v2, `import sagemaker` warns that v2 is deprecated (a FutureWarning); neither that nor any
+    other SDK warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
+    env = {k: v for k, v in offline_env.items() if k != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    out = tmp_path / "pipeline.json"
+    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--region", REGION, "--output",
+                           str(out)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", f"wrote {out} ({out.stat().st_size} bytes)\n")
 
 
 def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypatch, tmp_path, compile_with):
