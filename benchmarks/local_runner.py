@@ -496,7 +496,7 @@ def findings(profile_text: str, imports, cached: list[dict], results: dict) -> l
             " report on demand (`deploy.py report ID`) or in a background process after the summary is printed.")
     removable = [name for name, seconds in (("compile", compile_s), ("report", report_s)) if seconds]
     if cached and removable:
-        floor_b = 0.15 + imported.get("pipelines.local.cli", 0) + med([c["scheduler"] for c in cached])
+        floor_b = 0.15 + imported.get("pipelines.commands", 0) + med([c["scheduler"] for c in cached])
         out.append(
             f"- Without the {' and the '.join(removable)}, a cached re-run would be interpreter start +"
             f" `pipelines.local` imports + scheduler, roughly {floor_b:.1f} s.")

@@ -1,4 +1,4 @@
-"""The command line behind deploy.py: parse flags, call pipelines.*, print results.
+"""The command line behind deploy.py: parse flags, call `pipelines.commands`, print results.
 
 Every command compiles first, so what is diffed, upserted, started or run
 locally is always the JSON of the current definition.
@@ -6,18 +6,14 @@ locally is always the JSON of the current definition.
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
 from datetime import datetime
-from pathlib import Path
 
-from pipelines import dsl
-from pipelines.bundles import file_asset
-from pipelines.config import PROBLEM_TYPES, ConfigError, load_config
+from pipelines import commands
+from pipelines.commands import DEFAULT_DEFINITION, Settings, Workspace
+from pipelines.config import PROBLEM_TYPES
 from pipelines.files import write_atomically
-
-DEFAULT_DEFINITION = "pipelines.purchase_intent"
-DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,72 +21,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args) or 0
-    except (ConfigError, dsl.DefinitionError, UserError) as e:
+    except commands.user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except _cloud_error() as e:
+    except commands.cloud_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
 
-class UserError(ValueError):
-    """Bad command-line input, reported without a traceback."""
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def _cloud_error():
-    from pipelines.cloud import CloudError
-
-    return CloudError
+def _workspace(args) -> Workspace:
+    return Workspace(Settings.of(args), say=_say)
 
 
-# --- shared pieces ----------------------------------------------------------------------------
-
-
-def _config(args):
-    cfg = load_config(args.env, region=args.region, role_arn=args.role_arn, bucket=args.bucket,
-                      problem_type=args.problem_type, label=args.label, tuning=args.tuning,
-                      batch_transform=args.batch_transform)
-    if cfg.region:
-        return cfg
-    import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
-
-    return cfg.replace(region=boto3.Session().region_name or DEFAULT_REGION)
-
-
-def _compiled(args, cfg=None, cache_dir=None):
-    from pipelines.compiler import compile_pipeline
-
-    cfg = cfg or _config(args)
-    module = importlib.import_module(args.definition)
-    return compile_pipeline(module.definition(cfg), cfg, cache_dir=cache_dir)
-
-
-def parse_overrides(parameters: dict[str, dsl.Parameter], pairs: list[str]) -> dict:
-    """`Name=Value` pairs checked against the pipeline's parameters before any call is made."""
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"-p {pair!r}: write parameters as Name=Value")
-        if name not in parameters:
-            raise UserError(f"-p {pair!r}: the pipeline has no parameter {name!r}; "
-                            f"its parameters are {', '.join(parameters)}")
-        out[name] = parameters[name].coerce(value)
-    return out
-
-
-def _clients(cfg):
-    import boto3
-
-    session = boto3.Session(region_name=cfg.region)
-    return session.client("sagemaker"), session.client("s3")
-
-
-# --- commands ---------------------------------------------------------------------------------
+# --- the pipeline -----------------------------------------------------------------------------
 
 
 def cmd_compile(args):
-    compiled = _compiled(args)
+    compiled = _workspace(args).compiled()
     if args.output:
         write_atomically(args.output, compiled.definition)
         print(f"wrote {args.output} ({len(compiled.definition)} bytes)", file=sys.stderr)
@@ -99,84 +50,100 @@ def cmd_compile(args):
 
 
 def cmd_diff(args):
-    from pipelines import cloud
-
-    cfg = _config(args)
-    sm, _ = _clients(cfg)
-    current = cloud.deployed(sm, cfg.pipeline_name) or {}
-    if not cfg.role_arn and current.get("RoleArn"):  # compare like with like, not with the placeholder role
-        cfg = cfg.replace(role_arn=current["RoleArn"])
-    compiled = _compiled(args, cfg)
-    lines = cloud.diff(current.get("PipelineDefinition"), compiled.definition)
-    print("\n".join(lines) if lines else f"{compiled.name}: deployed definition is up to date")
+    name, lines = commands.diff(_workspace(args))
+    print("\n".join(lines) if lines else f"{name}: deployed definition is up to date")
     return 1 if lines else 0
 
 
 def cmd_upsert(args):
-    cfg = _config(args)
-    _upsert(cfg, _compiled(args, cfg), *_clients(cfg))
-
-
-def _upsert(cfg, compiled, sm, s3) -> None:
-    from pipelines import cloud
-
-    print(cloud.upsert(sm, s3, compiled, cfg.role_arn))
+    print(commands.upsert(_workspace(args)))
 
 
 def cmd_start(args):
-    cfg = _config(args)
-    compiled = _compiled(args, cfg)
-    overrides = parse_overrides(compiled.parameters, args.parameter)
-    return _start(args, cfg, compiled, overrides, *_clients(cfg))
+    ws = _workspace(args)
+    compiled = ws.compiled()
+    return _start(args, ws, compiled, commands.parse_overrides(compiled.parameters, args.parameter))
 
 
-def _start(args, cfg, compiled, overrides: dict, sm, s3) -> int:
-    from pipelines import cloud
-
-    if args.input_data:
-        overrides["InputData"] = stage_input(args.input_data, cfg, lambda uri, data: cloud.upload_assets(
-            s3, {uri: data}))
-    arn = cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides))
+def _start(args, ws, compiled, overrides: dict) -> int:
+    arn = commands.start(ws, compiled, overrides, input_data=args.input_data)
     print(arn)
     if not args.wait:
         return 0
-    execution = cloud.wait(sm, arn, timeout=args.timeout, poll=args.poll,
-                           on_step=lambda s: print(f"  {s.get('StepName')}: {s.get('StepStatus')}", file=sys.stderr))
+    execution = commands.wait(ws, arn, timeout=args.timeout, poll=args.poll,
+                              on_step=lambda s: _say(f"  {s.get('StepName')}: {s.get('StepStatus')}"))
     status = execution["PipelineExecutionStatus"]
     print(f"{status}{': ' + execution['FailureReason'] if execution.get('FailureReason') else ''}", file=sys.stderr)
     return 0 if status == "Succeeded" else 1
 
 
 def cmd_run(args):
+    ws = _workspace(args)
     if args.local:
-        from pipelines.local.cli import run_local
-
-        return run_local(args)
+        return _run_local(args, ws)
     if args.resume:
-        raise UserError("--resume works with --local; in SageMaker retry the execution from Studio")
-    cfg = _config(args)
-    compiled = _compiled(args, cfg)
-    overrides = parse_overrides(compiled.parameters, args.parameter)  # a bad -p is refused before the upsert
-    clients = _clients(cfg)
-    _upsert(cfg, compiled, *clients)
+        raise commands.UserError("--resume works with --local; in SageMaker retry the execution from Studio")
+    compiled = ws.compiled()
+    overrides = commands.parse_overrides(compiled.parameters, args.parameter)  # a bad -p is refused before the upsert
+    print(commands.upsert(ws, compiled))
     args.wait = True
-    return _start(args, cfg, compiled, overrides, *clients)
+    return _start(args, ws, compiled, overrides)
+
+
+def _run_local(args, ws) -> int:
+    record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
+                                max_parallel_steps=args.max_parallel_steps,
+                                on_event=None if args.json else lambda event: _say(_describe(event)))
+    summary = commands.summarise(record, ws.config.problem_type)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0 if record["status"] == "Succeeded" else 1
+
+
+def _describe(event: dict) -> str:
+    parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
+    for key in ("status", "reason", "attempt", "seconds"):
+        if event.get(key) is not None:
+            parts.append(f"{key}={event[key]}")
+    return "  ".join(str(p) for p in parts if p != "")
+
+
+def _print_summary(summary: dict) -> None:
+    out = sys.stderr
+    took = "" if summary["seconds"] is None else f" in {summary['seconds']:.1f} s"
+    print(f"\nexecution {summary['execution_id']}: {summary['status']}{took}", file=out)
+    for step in summary["steps"]:
+        seconds = "" if step["seconds"] is None else f"{step['seconds']:.1f} s"
+        print(f"  {step['name']:<24} {step['type']:<14} {step['status']:<10} {'cached' if step['cache_hit'] else '':<7} {seconds}",
+              file=out)
+    gate = summary["gate"]
+    if gate["value"] is not None:
+        print(f"  gate: {gate['metric']} = {gate['value']:.4f}", file=out)
+    if summary["registered_model"]:
+        print(f"  registered: {summary['registered_model']['ModelPackageArn']}", file=out)
+    if summary["failure_reason"]:
+        print(f"  failure: {summary['failure_reason']}", file=out)
+    if summary.get("report"):
+        print(f"  report: {summary['report']}", file=out)
+
+
+def cmd_report(args):
+    print(commands.report(_workspace(args), args.execution_id, args.output))
+
+
+def cmd_download(args):
+    print(commands.download(args.dest))
+
+
+# --- registered models ------------------------------------------------------------------------
 
 
 def cmd_models(args):
-    if args.local:
-        from pipelines.local.registry import Registry
-
-        registry = Registry.of(_home(args))
-        groups = [{"ModelPackageGroupName": g["ModelPackageGroupName"],
-                   "Versions": registry.list_versions(g["ModelPackageGroupName"])} for g in registry.list_groups()]
-        empty = "no model packages yet: run `python deploy.py run --local`"
-    else:
-        from pipelines import endpoints
-
-        sm, s3 = _clients(_config(args))
-        groups = endpoints.list_models(sm, s3, last=args.last)
-        empty = "no model package groups in SageMaker yet"
+    groups = commands.models(_workspace(args), local=args.local, last=args.last)
+    empty = "no model packages yet: run `python deploy.py run --local`" if args.local else \
+        "no model package groups in SageMaker yet"
     print("\n".join(format_models(groups)) if groups else empty)
 
 
@@ -201,26 +168,9 @@ def _key_metrics(version: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in list(flat.items())[:4])
 
 
-# --- from a registered model to predictions: pipelines.endpoints (SageMaker), pipelines.local.endpoint (--local)
-
-
-def _home(args):
-    from pipelines.local import LocalHome
-
-    return LocalHome(Path(args.home)) if args.home else LocalHome.default()
-
-
 def cmd_approve(args, status="Approved"):
-    cfg = _config(args)
-    if args.local:
-        from pipelines.local import endpoint as local
-
-        package = local.set_approval(_home(args), cfg.model_package_group, args.version, status)
-    else:
-        from pipelines import endpoints
-
-        package = endpoints.set_approval(_clients(cfg)[0], cfg.model_package_group, args.version, status,
-                                         args.description)
+    package = commands.set_approval(_workspace(args), args.version, status, local=args.local,
+                                    description=args.description)
     print(f"{package['ModelPackageArn']}: {package['ModelApprovalStatus']}")
 
 
@@ -229,120 +179,37 @@ def cmd_reject(args):
 
 
 def cmd_deploy_endpoint(args):
-    cfg = _config(args)
-    name = args.endpoint_name or f"{cfg.pipeline_name}-{cfg.env}"
-    instance_type = args.instance_type or cfg.inference_instance_type
-    if args.local:
-        from pipelines.local import endpoint as local
-
-        home = _home(args)
-        package = local.approved_package(home, cfg.model_package_group, args.model_package)
-        result = local.deploy(home, package, endpoint_name=name, instance_type=instance_type)
-        hint = f"serve it with: python deploy.py serve --local --endpoint-name {name}"
-    else:
-        from pipelines import endpoints
-
-        sm, _ = _clients(cfg)
-        package = endpoints.approved_package(sm, cfg.model_package_group, args.model_package)
-        result = endpoints.deploy_endpoint(sm, package, endpoint_name=name, role_arn=cfg.role_arn,
-                                           instance_type=instance_type, instance_count=args.instance_count,
-                                           tags=cfg.all_tags())
-        hint = endpoints.wait_in_service(sm, name)["EndpointStatus"] if args.wait else \
-            "SageMaker is bringing it into service (add --wait to follow)"
-    print(f"{result['Action']} endpoint {name}: config {result['EndpointConfigName']} serves "
+    result, hint = commands.deploy_endpoint(_workspace(args), local=args.local, model_package=args.model_package,
+                                            endpoint_name=args.endpoint_name, instance_type=args.instance_type,
+                                            instance_count=args.instance_count, wait=args.wait)
+    print(f"{result['Action']} endpoint {result['EndpointName']}: config {result['EndpointConfigName']} serves "
           f"{result['ModelPackageArn']}")
     print(hint, file=sys.stderr)
 
 
 def cmd_serve(args):
     if not args.local:
-        raise UserError("serve runs a local endpoint: add --local (in SageMaker, use deploy-endpoint)")
-    from pipelines.local import endpoint as local
-
-    cfg, home = _config(args), _home(args)
-    ref = args.model_package
-    if args.endpoint_name:
-        record = local.endpoint_record(home, args.endpoint_name)
-        if record is None:
-            raise UserError(f"no local endpoint {args.endpoint_name}: create it with "
-                            f"`python deploy.py deploy-endpoint --local --endpoint-name {args.endpoint_name}`")
-        ref = ref or record["ModelPackageArn"]
-    package = local.resolve(local.Registry.of(home), cfg.model_package_group, ref or "latest-approved")
-    local.serve_package(home, package, host=args.host, port=args.port, max_payload_mb=args.max_payload_mb,
-                        announce=lambda line: print(line, file=sys.stderr, flush=True))
+        raise commands.UserError("serve runs a local endpoint: add --local (in SageMaker, use deploy-endpoint)")
+    commands.serve(_workspace(args), model_package=args.model_package, endpoint_name=args.endpoint_name,
+                   host=args.host, port=args.port, max_payload_mb=args.max_payload_mb)
 
 
 def cmd_predict(args):
-    body = sys.stdin.buffer.read()
-    if not body.strip():
-        raise UserError("predict reads the rows to score from standard input: deploy.py predict ... < rows.csv")
-    if args.local:
-        from pipelines.local import endpoint as local
-
-        output = local.post(args.url, body, content_type=args.content_type, accept=args.accept)
-    else:
-        import boto3
-
-        from pipelines import endpoints
-
-        if not args.endpoint:
-            raise UserError("predict needs --endpoint NAME (or --local for the local server)")
-        runtime = boto3.Session(region_name=_config(args).region).client("sagemaker-runtime")
-        output = endpoints.invoke(runtime, args.endpoint, body, content_type=args.content_type, accept=args.accept)
+    output = commands.predict(_workspace(args), sys.stdin.buffer.read(), local=args.local, url=args.url,
+                              endpoint_name=args.endpoint, content_type=args.content_type, accept=args.accept)
     sys.stdout.write(output.decode("utf-8"))
 
 
 def cmd_batch_transform(args):
-    cfg = _config(args)
-    instance_type = args.instance_type or cfg.inference_instance_type
+    job = commands.batch_transform(_workspace(args), local=args.local, input_path=args.input, output=args.output,
+                                   model_package=args.model_package, instance_type=args.instance_type,
+                                   wait=args.wait)
+    output = job["TransformOutput"]["S3OutputPath"]
     if args.local:
-        from pipelines.local import endpoint as local
-
-        home = _home(args)
-        store = local.local_store(home)
-        package = local.approved_package(home, cfg.model_package_group, args.model_package)
-        job = local.batch_transform(home, store, package, input_path=args.input, output_uri=args.output,
-                                    data_root=cfg.s3_root, instance_type=instance_type)
-        output = job["TransformOutput"]["S3OutputPath"]
         print(f"{job['TransformJobName']}: {job['TransformJobStatus']}, output {output}", file=sys.stderr)
-        print(store.path(output))
-        return 0
-    from pipelines import cloud, endpoints
-
-    sm, s3 = _clients(cfg)
-    package = endpoints.approved_package(sm, cfg.model_package_group, args.model_package)
-    if not args.input.startswith("s3://") and not Path(args.input).is_file():
-        raise UserError(f"--input {args.input}: give an s3:// URI (a file or a prefix) or a local file to upload")
-    input_uri = stage_input(args.input, cfg, lambda uri, data: cloud.upload_assets(s3, {uri: data}))
-    request = endpoints.batch_transform(sm, package, input_uri=input_uri, output_uri=args.output,
-                                        output_root=f"{cfg.s3_root}/transform", role_arn=cfg.role_arn,
-                                        instance_type=instance_type, tags=cfg.all_tags())
-    print(f"transform job {request['TransformJobName']} started", file=sys.stderr)
-    if args.wait:
-        endpoints.wait_transform(sm, request["TransformJobName"])
-    print(request["TransformOutput"]["S3OutputPath"])
-
-
-def cmd_download(args):
-    from pipelines.data import download_uci
-
-    print(download_uci(Path(args.dest)))
-
-
-def cmd_report(args):
-    """The HTML report of a local run (succeeded or not), written again from its records."""
-    from pipelines.local import open_store
-    from pipelines.report import read_definition, render_report
-
-    home = _home(args)
-    try:
-        record = home.execution(args.execution_id)
-    except FileNotFoundError as e:
-        raise UserError(f"{e}; list runs under {home.runs}") from None
-    run_dir = home.runs / args.execution_id
-    definition = read_definition(run_dir)
-    out = Path(args.output) if args.output else run_dir / "report.html"
-    print(render_report(record, definition, open_store(None, root=home.s3), out_path=out))
+        print(job["LocalOutput"])
+    else:
+        print(output)
 
 
 def _report_arguments(p):
@@ -351,31 +218,12 @@ def _report_arguments(p):
     p.add_argument("--output", "-o", metavar="FILE", help="default: runs/<EXECUTION_ID>/report.html in the home")
 
 
-def scoring_follows_input(parameters: dict, overrides: dict) -> dict:
-    """ScoringData (with --batch-transform) defaults to the input data, also when that is overridden."""
-    if "ScoringData" in parameters and "InputData" in overrides and "ScoringData" not in overrides:
-        overrides["ScoringData"] = overrides["InputData"]
-    return overrides
-
-
-def stage_input(path_or_uri: str, cfg, put) -> str:
-    """An s3:// URI as it is; a local file is put under the data prefix, addressed by its content
-    (so a changed file never hides behind a cached step, and an unchanged one is uploaded once)."""
-    if path_or_uri.startswith("s3://"):
-        return path_or_uri
-    path = Path(path_or_uri)
-    if not path.is_file():
-        raise UserError(f"--input-data {path_or_uri}: no such file (give a CSV/Parquet file or an s3:// URI)")
-    uri, data = file_asset(path, f"{cfg.s3_root}/data")
-    put(uri, data)
-    return uri
-
-
 # --- parser -----------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deploy.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="deploy.py",
+                                     description="Compile, deploy, start and run the SageMaker pipelines of this project.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)

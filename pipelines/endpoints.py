@@ -7,42 +7,34 @@
     batch-transform       CreateModel from the package + CreateTransformJob
 
 A model package is named by a reference: its ARN, its version number in the
-configured group, ``latest`` or ``latest-approved``. Only Approved versions are
-deployed or used for batch transform; ``approve`` first. The local twins of
-these operations are in `pipelines.local.endpoint`; both share the
-transform request built here (`transform_request`).
+group, ``latest`` or ``latest-approved`` (`pipelines.packages`). Only Approved
+versions are deployed or used for batch transform; ``approve`` first. The local
+twins of these operations are in `pipelines.local.endpoint`; both share the
+transform request of `pipelines.scoring`.
 """
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError, WaiterError
 
+from pipelines import packages
 from pipelines.cloud import CloudError, check_role, split_s3_uri, tag_list
-from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
+from pipelines.packages import APPROVED, LATEST, LATEST_APPROVED, stamp, unique_name
+from pipelines.scoring import MAX_PAYLOAD_MB, transform_request
 
-LATEST, LATEST_APPROVED = "latest", "latest-approved"
-APPROVED = "Approved"
 VARIANT = "AllTraffic"
-_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+$")
 
 
 # --- naming model packages --------------------------------------------------------------------
 
 
 def parse_reference(ref: str) -> str | int:
-    """``latest``, ``latest-approved``, a version number (int) or a model package ARN (str)."""
-    ref = str(ref).strip()
-    if ref in (LATEST, LATEST_APPROVED) or _PACKAGE_ARN.match(ref):
-        return ref
-    if ref.isdigit() and int(ref) > 0:
-        return int(ref)
-    if ref.lower().startswith("v") and ref[1:].isdigit() and int(ref[1:]) > 0:
-        return int(ref[1:])  # as `models` prints it: v3
-    raise CloudError(f"{ref!r} names no model package: give a version number (3), {LATEST}, {LATEST_APPROVED} "
-                     f"or a model package ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)")
+    """`packages.parse_reference`, refusing with a CloudError."""
+    try:
+        return packages.parse_reference(ref)
+    except ValueError as e:
+        raise CloudError(str(e)) from None
 
 
 def resolve_package(sm, group: str, ref: str) -> dict:
@@ -191,21 +183,6 @@ def invoke(runtime, endpoint_name: str, body: bytes, *, content_type: str = "tex
 # --- batch transform --------------------------------------------------------------------------
 
 
-def transform_request(job_name: str, model_name: str, input_uri: str, output_uri: str, *,
-                      instance_type: str, instance_count: int = 1) -> dict:
-    """The CreateTransformJob request for scoring CSV files with a project model (see SCORING)."""
-    return {
-        "TransformJobName": job_name,
-        "ModelName": model_name,
-        "MaxPayloadInMB": MAX_PAYLOAD_MB,
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
-                           "ContentType": SCORING["ContentType"], "SplitType": SCORING["SplitType"]},
-        "TransformOutput": {"S3OutputPath": output_uri, "Accept": SCORING["Accept"],
-                            "AssembleWith": SCORING["AssembleWith"]},
-        "TransformResources": {"InstanceType": instance_type, "InstanceCount": instance_count},
-    }
-
-
 def batch_transform(sm, package: dict, *, input_uri: str, output_uri: str | None, output_root: str,
                     role_arn: str | None, instance_type: str, instance_count: int = 1,
                     tags: dict[str, str] | None = None) -> dict:
@@ -264,15 +241,3 @@ def _check_payload(size: int) -> None:
     if size > MAX_PAYLOAD_MB * 1024 * 1024:
         raise CloudError(f"the request is {size} bytes; a real-time endpoint takes at most {MAX_PAYLOAD_MB} MB: "
                          f"split the rows, or score the file with `python deploy.py batch-transform`")
-
-
-def stamp() -> str:
-    """A UTC timestamp to the millisecond: names of models, configs and jobs never repeat."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}"
-
-
-def unique_name(stem: str, suffix: str, limit: int = 63) -> str:
-    """`<stem>-<suffix>` as a valid SageMaker name ([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})."""
-    stem = re.sub(r"[^A-Za-z0-9-]+", "-", stem).strip("-")[: limit - len(suffix) - 1].rstrip("-")
-    return f"{stem}-{suffix}" if stem else suffix

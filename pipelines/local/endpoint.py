@@ -41,15 +41,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from pipelines import endpoints
-from pipelines.cli import UserError
-from pipelines.cloud import CloudError
+from pipelines import packages
 from pipelines.local import jobs, serving
 from pipelines.local.container import host_path, map_container_paths
 from pipelines.local.home import LocalHome
 from pipelines.local.records import arn, now, write_json_atomically
 from pipelines.local.registry import Registry
-from pipelines.scoring import MAX_PAYLOAD_MB
+from pipelines.scoring import MAX_PAYLOAD_MB, transform_request
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -58,7 +56,7 @@ _CHUNK = 64 * 1024
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
-class LocalEndpointError(UserError):
+class LocalEndpointError(ValueError):
     """A local registry, endpoint or scoring request that cannot be carried out; the message says why
     (deploy.py reports it without a traceback, exit status 2)."""
 
@@ -69,8 +67,8 @@ class LocalEndpointError(UserError):
 def resolve(registry: Registry, group: str, ref: str) -> dict:
     """The version `ref` names: a number, ``latest``, ``latest-approved`` or a model package ARN."""
     try:
-        ref = endpoints.parse_reference(ref)
-    except CloudError as e:
+        ref = packages.parse_reference(ref)
+    except ValueError as e:
         raise LocalEndpointError(str(e)) from None
     try:
         if isinstance(ref, int):
@@ -82,8 +80,8 @@ def resolve(registry: Registry, group: str, ref: str) -> dict:
     except LookupError:
         raise LocalEndpointError(f"no model package {ref} in the local registry {registry.path} "
                                  f"(list them with `python deploy.py models --local`)") from None
-    approved = ref == endpoints.LATEST_APPROVED
-    version = registry.latest(group, endpoints.APPROVED if approved else None)
+    approved = ref == packages.LATEST_APPROVED
+    version = registry.latest(group, packages.APPROVED if approved else None)
     if version is None:
         hint = ("approve one with `python deploy.py approve VERSION --local`" if approved
                 else "register one with `python deploy.py run --local`")
@@ -101,7 +99,7 @@ def set_approval(home: LocalHome, group: str, ref: str, status: str) -> dict:
 def approved_package(home: LocalHome, group: str, ref: str) -> dict:
     """What deploy-endpoint and batch-transform use: refused unless Approved, as in SageMaker."""
     package = resolve(Registry.of(home), group, ref)
-    if package["ModelApprovalStatus"] != endpoints.APPROVED:
+    if package["ModelApprovalStatus"] != packages.APPROVED:
         raise LocalEndpointError(
             f"{package['ModelPackageArn']} is {package['ModelApprovalStatus']}, not Approved: approve it first "
             f"(`python deploy.py approve {package['ModelPackageVersion']} --local`)")
@@ -140,13 +138,13 @@ def _add_config(path: Path, home: LocalHome, package: dict, endpoint_name: str, 
     existing = json.loads(path.read_text()) if path.is_file() else None
     created = now()
     used = {c["EndpointConfigName"] for c in (existing or {}).get("EndpointConfigs", [])}
-    suffix = endpoints.stamp()
-    while endpoints.unique_name(endpoint_name, suffix) in used:  # deployed within the same millisecond
+    suffix = packages.stamp()
+    while packages.unique_name(endpoint_name, suffix) in used:  # deployed within the same millisecond
         time.sleep(0.001)
-        suffix = endpoints.stamp()
+        suffix = packages.stamp()
     config = {
-        "EndpointConfigName": endpoints.unique_name(endpoint_name, suffix),
-        "ModelName": endpoints.unique_name(endpoint_name, f"v{package['ModelPackageVersion']}-{suffix}"),
+        "EndpointConfigName": packages.unique_name(endpoint_name, suffix),
+        "ModelName": packages.unique_name(endpoint_name, f"v{package['ModelPackageVersion']}-{suffix}"),
         "ModelPackageArn": package["ModelPackageArn"],
         "InstanceType": instance_type,
         "CreationTime": created,
@@ -392,12 +390,12 @@ def batch_transform(home: LocalHome, store, package: dict, *, input_path: str, o
     runner's Transform job (the same request SageMaker gets). Returns its Describe response."""
     input_uri = stage_input(store, input_path, f"{data_root}/scoring")
     container = _container(package)
-    job_name = endpoints.unique_name(f"{package['ModelPackageGroupName']}-v{package['ModelPackageVersion']}",
-                                     endpoints.stamp())
+    job_name = packages.unique_name(f"{package['ModelPackageGroupName']}-v{package['ModelPackageVersion']}",
+                                     packages.stamp())
     model = {"ModelName": job_name, "PrimaryContainer": {k: container[k] for k in ("Image", "ModelDataUrl",
                                                                                    "Environment") if k in container}}
     output_uri = output_uri or f"{data_root}/transform/{job_name}"
-    request = endpoints.transform_request(job_name, job_name, input_uri, output_uri, instance_type=instance_type)
+    request = transform_request(job_name, job_name, input_uri, output_uri, instance_type=instance_type)
     work_dir = home.root / "transforms" / job_name
     work_dir.mkdir(parents=True)
     ctx = jobs.JobContext(store=store, work_dir=work_dir, log_path=work_dir / "transform.log", region=home.region,

@@ -12,15 +12,21 @@ import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.files import write_atomically
 from pipelines.local.home import LocalHome
 from pipelines.local.plan import RunError, parse_definition
 
 if TYPE_CHECKING:
-    from pipelines.local.jobs import JobContext
     from pipelines.local.plan import Step
+
+
+class Account(Protocol):
+    """Anything that names an account and a region: a LocalHome, a job's context."""
+
+    region: str
+    account: str
 
 
 def definition_text(definition: str | dict | None, pipeline_name: str | None) -> str:
@@ -97,7 +103,7 @@ def _blank_step_fields() -> dict:
     }
 
 
-def arn(where: LocalHome | JobContext, resource: str, name: str) -> str:
+def arn(where: Account, resource: str, name: str) -> str:
     """The ARN SageMaker would give `resource/name` in the account and region of a home or a job."""
     return f"arn:aws:sagemaker:{where.region}:{where.account}:{resource}/{name.lower()}"
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.local import jobs
-from pipelines.local.expressions import evaluate_condition
+from pipelines.local.expressions import Scope, evaluate_condition
+from pipelines.local.home import LocalHome
 from pipelines.local.records import arn, now
 from pipelines.local.registry import Registry
+from pipelines.local.storage import Store
 
 if TYPE_CHECKING:
     from pipelines.local.plan import Step
-    from pipelines.local.runner import Execution
 
 JOB_HANDLERS = {
     "Processing": jobs.run_processing,
@@ -25,6 +26,19 @@ JOB_HANDLERS = {
     "Transform": jobs.run_transform,
 }
 NAME_LIMITS = {"Tuning": 32}  # SageMaker's limit on tuning job names; 63 for the rest
+
+
+class Execution(Protocol):
+    """What an in-process step sees of the running execution (the scheduler's `runner.Execution`),
+    declared here so that this module does not import the scheduler that imports it."""
+
+    home: LocalHome
+    store: Store
+    record: dict
+
+    def scope(self) -> Scope: ...
+
+    def salt(self, step: Step, attempt: Any) -> str: ...
 
 
 class StepFailure(Exception):

@@ -21,11 +21,10 @@ import pytest
 
 from conftest import run_cli, steps_of
 
-from pipelines import cli
+from pipelines import commands
 from pipelines.config import load_config
 from pipelines.data import LABEL, generate, write_csv
 from pipelines.local import LocalHome, run_pipeline
-from pipelines.local.cli import summarise
 
 from .support import REGION, fingerprint, local_store, registry_rows
 
@@ -109,7 +108,7 @@ class Lab:
 
     def run(self, path: Path, **parameters) -> dict:
         """`run --local --input-data PATH`, through the runner API."""
-        uri = cli.stage_input(str(path), self.cfg, self.store.put_bytes)
+        uri = commands.stage_input(str(path), self.cfg, self.store.put_bytes)
         return run_pipeline(self.compiled.definition, pipeline_name=self.compiled.name, home=self.home,
                             store=self.store, parameters={"InputData": uri, **parameters})
 
@@ -159,7 +158,7 @@ def test_a_bad_file_fails_preprocess_with_a_clear_reason_and_nothing_after_it_ru
     assert {n: s["status"] for n, s in steps.items() if n != "Preprocess"} == dict.fromkeys(
         set(steps) - {"Preprocess"}, "NotRun")
     assert [a["error_type"] for a in steps["Preprocess"]["attempts"]] == ["AlgorithmError"]  # bad data: no retry
-    assert record["failure_reason"] == reason == summarise(record, "binary")["failure_reason"]
+    assert record["failure_reason"] == reason == commands.summarise(record, "binary")["failure_reason"]
     assert CLEAR.match(reason), reason
     assert all(part in reason for part in expected), f"{reason!r} should say {expected}"
 
