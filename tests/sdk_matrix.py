@@ -13,10 +13,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-SECURE = """
+KMS = "arn:aws:kms:us-east-1:111122223333:key/0b1c2d3e"
+# Every security setting the config has (tests/test_security_settings.py checks each reaches every job).
+SECURE = f"""
 [default]
 bucket = "secure-bucket"
-kms_key_id = "arn:aws:kms:us-east-1:111122223333:key/0b1c2d3e"
+kms_key_id = "{KMS}"
 subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true

@@ -464,3 +464,37 @@ def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_cop
     second = compile_pipeline(pipeline, cfg, cache_dir=cache)
     assert second.definition != first.definition and len(list(cache.glob("*.json"))) == 2
     assert second.definition == compile_pipeline(pipeline, cfg).definition  # the memo holds what compile gives
+
+
+# --- which SDK -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("versions, found", [
+    ({"sagemaker": "2.257.7"}, (2, "sagemaker 2.257.7")),
+    ({"sagemaker": "3.27.0", "sagemaker-mlops": "1.27.0", "sagemaker-train": "1.27.0", "sagemaker-serve": "1.27.0",
+      "sagemaker-core": "2.27.0"},
+     (3, "sagemaker-mlops 1.27.0, sagemaker-train 1.27.0, sagemaker-serve 1.27.0, sagemaker-core 2.27.0")),
+    ({"sagemaker-mlops": "1.27.0", "sagemaker-core": "2.27.0"}, (3, "sagemaker-mlops 1.27.0, sagemaker-core 2.27.0")),
+])
+def test_the_installed_sdk_is_told_from_package_metadata(monkeypatch, versions, found):
+    monkeypatch.setattr(sdks, "_version", versions.get)
+    sdks.installed.cache_clear()
+    try:
+        assert sdks.installed() == found
+    finally:
+        sdks.installed.cache_clear()
+
+
+@pytest.mark.parametrize("versions, reason", [
+    ({}, r"compile needs the SageMaker Python SDK v2 or v3: pip install -e '\.\[sdk-v2\]'"),
+    ({"sagemaker": "1.72.0"}, "sagemaker 1.72.0 is installed, which this project does not support"),
+    ({"sagemaker": "2.257.7", "sagemaker-mlops": "1.27.0"}, "both installed; they cannot share an environment"),
+])
+def test_no_usable_sdk_is_a_one_line_config_error(monkeypatch, versions, reason):
+    monkeypatch.setattr(sdks, "_version", versions.get)
+    sdks.installed.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=reason):
+            sdks.installed()
+    finally:
+        sdks.installed.cache_clear()

@@ -6,17 +6,16 @@ call, on a PipelineSession, returns the step arguments instead of starting anyth
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import warnings
 
-from pipelines.compiler.offline import EMPTY_SDK_CONFIG, refusing_boto_session
+from pipelines.compiler.adapter import Adapter, encryption
 
 XGBOOST_FRAMEWORK_VERSION = "3.0-5"
 
 
-class Sdk:
+class Sdk(Adapter):
     """The v2 names the builder uses, imported once and quietly, and the calls that differ from v3."""
 
     major = 2
@@ -74,34 +73,14 @@ class Sdk:
             warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
             yield
 
-    @functools.lru_cache(maxsize=None)
-    def session(self, region: str, bucket: str):
-        """A PipelineSession whose every AWS request is refused.
-
-        Cached: a new boto3 session reloads botocore's service models, most of a compile's time.
-        """
-        session = self.PipelineSession(boto_session=refusing_boto_session(region), default_bucket=bucket,
-                                       sagemaker_config=EMPTY_SDK_CONFIG)
-        # None at all after construction: the SDK re-validates a non-empty config at every lookup.
-        session.sagemaker_config = {}
-        return session
 
     # -- jobs --
 
-    def processing_args(self, session, *, role, image_uri, instance_type, instance_count, kms_key, network,
-                        code, inputs, outputs, arguments):
-        processor = self.ScriptProcessor(
-            image_uri=image_uri, command=["python3"], role=role, instance_type=instance_type,
-            instance_count=instance_count, sagemaker_session=session,
-            **_encryption(kms_key), **({"network_config": self.NetworkConfig(**network)} if network else {}),
-        )
-        return processor.run(
-            code=code, arguments=arguments,
-            inputs=[self.ProcessingInput(source=source, destination=dest, input_name=name)
-                    for name, source, dest in inputs],
-            outputs=[self.ProcessingOutput(output_name=name, source=source, destination=dest)
-                     for name, source, dest in outputs],
-        )
+    def _processing_input(self, name, source, destination):
+        return self.ProcessingInput(source=source, destination=destination, input_name=name)
+
+    def _processing_output(self, name, source, destination):
+        return self.ProcessingOutput(output_name=name, source=source, destination=destination)
 
     def _estimator(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
                    hyperparameters, metric_definitions, kms_key, network):
@@ -111,7 +90,7 @@ class Sdk:
             framework_version=XGBOOST_FRAMEWORK_VERSION,
             py_version="py3", role=role, instance_type=instance_type, instance_count=1, output_path=output_path,
             hyperparameters=hyperparameters, metric_definitions=metric_definitions, sagemaker_session=session,
-            **_encryption(kms_key), **network,
+            **encryption(kms_key), **network,
         )
 
     def _inputs(self, channels: dict) -> dict:
@@ -148,15 +127,4 @@ class Sdk:
                            **({"enable_network_isolation": True} if network_isolation else {}))
         return model.create(instance_type=instance_type)
 
-    def transform_args(self, session, *, model_name, instance_type, instance_count, accept, assemble_with,
-                       max_payload, kms_key, output_path, data, content_type, split_type):
-        transformer = self.Transformer(
-            model_name=model_name, instance_type=instance_type, instance_count=instance_count, accept=accept,
-            assemble_with=assemble_with, max_payload=max_payload, sagemaker_session=session,
-            output_path=output_path, **_encryption(kms_key),
-        )
-        return transformer.transform(data=data, content_type=content_type, split_type=split_type)
 
-
-def _encryption(kms_key: str | None) -> dict:
-    return {"volume_kms_key": kms_key, "output_kms_key": kms_key} if kms_key else {}

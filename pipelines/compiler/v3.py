@@ -8,13 +8,12 @@ call on a PipelineSession returns step arguments instead of starting anything.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
 import warnings
 
-from pipelines.compiler.offline import EMPTY_SDK_CONFIG, environment, refusing_boto_session
+from pipelines.compiler.adapter import Adapter, environment
 
 # v3 makes boto3 clients of its own, outside the session compile gives it: one when a module is
 # imported, one per ProcessingStep (a local-mode client it only reads a name from). They fail
@@ -29,7 +28,7 @@ SCRIPT_MODE = ("sagemaker_submit_directory", "sagemaker_program", "sagemaker_con
 CODE_CHANNEL, CODE_CHANNEL_SOURCEDIR = "code", "/opt/ml/input/data/code/sourcedir.tar.gz"
 
 
-class Sdk:
+class Sdk(Adapter):
     """The v3 names the builder uses, imported once and quietly, and the calls that differ from v2."""
 
     major = 3
@@ -97,39 +96,21 @@ class Sdk:
             for logger, level in zip(loggers, levels):
                 logger.setLevel(level)
 
-    @functools.lru_cache(maxsize=None)
-    def session(self, region: str, bucket: str):
-        """A PipelineSession whose every AWS request is refused.
-
-        Cached: a new boto3 session reloads botocore's service models, most of a compile's time.
-        """
-        session = self.PipelineSession(boto_session=refusing_boto_session(region), default_bucket=bucket,
-                                       sagemaker_config=EMPTY_SDK_CONFIG)
-        session.sagemaker_config = {}
+    def _prepare(self, session, bucket: str) -> None:
         # default_bucket() checks with S3 that the bucket exists before it answers, and ModelBuilder
         # asks for it even when it has no code to upload; the answer is set here, as if already checked.
         session._default_bucket = bucket
-        return session
 
     # -- jobs --
 
-    def processing_args(self, session, *, role, image_uri, instance_type, instance_count, kms_key, network,
-                        code, inputs, outputs, arguments):
-        processor = self.ScriptProcessor(
-            image_uri=image_uri, command=["python3"], role=role, instance_type=instance_type,
-            instance_count=instance_count, sagemaker_session=session,
-            **_encryption(kms_key), **({"network_config": self.NetworkConfig(**network)} if network else {}),
-        )
-        return processor.run(
-            code=code, arguments=arguments,
-            inputs=[self.ProcessingInput(input_name=name, s3_input=self.ProcessingS3Input(
-                s3_uri=source, local_path=dest, s3_data_type="S3Prefix", s3_input_mode="File",
-                s3_data_distribution_type="FullyReplicated", s3_compression_type="None"))
-                for name, source, dest in inputs],
-            outputs=[self.ProcessingOutput(output_name=name, s3_output=self.ProcessingS3Output(
-                s3_uri=dest, local_path=source, s3_upload_mode="EndOfJob"))
-                for name, source, dest in outputs],
-        )
+    def _processing_input(self, name, source, destination):
+        return self.ProcessingInput(input_name=name, s3_input=self.ProcessingS3Input(
+            s3_uri=source, local_path=destination, s3_data_type="S3Prefix", s3_input_mode="File",
+            s3_data_distribution_type="FullyReplicated", s3_compression_type="None"))
+
+    def _processing_output(self, name, source, destination):
+        return self.ProcessingOutput(output_name=name, s3_output=self.ProcessingS3Output(
+            s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"))
 
     def _trainer(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
                  hyperparameters, metric_definitions, kms_key, network, channels):
@@ -191,6 +172,8 @@ class Sdk:
 
     def register_args(self, session, *, role, image_uri, model_data, env, content_types, instance_types, group,
                       approval_status, model_metrics, description, metadata, framework, framework_version):
+        # framework and framework_version are left out: v3 cannot write them (docs/ARCHITECTURE.md,
+        # "SDK v2 and v3"), and the image already names both.
         model = self._model(session, role=role, image_uri=image_uri, model_data=model_data, env=env)
         return model.register(
             content_types=content_types, response_types=content_types, inference_instances=instance_types,
@@ -200,21 +183,12 @@ class Sdk:
 
     def create_model_args(self, session, *, role, image_uri, model_data, env, instance_type, network_isolation,
                           vpc_config):
-        network = self.Networking(enable_network_isolation=network_isolation or None,
-                                  subnets=vpc_config and vpc_config["Subnets"],
-                                  security_group_ids=vpc_config and vpc_config["SecurityGroupIds"])
+        network = {"enable_network_isolation": True} if network_isolation else {}
+        if vpc_config:
+            network.update(subnets=vpc_config["Subnets"], security_group_ids=vpc_config["SecurityGroupIds"])
         model = self._model(session, role=role, image_uri=image_uri, model_data=model_data, env=env,
-                            instance_type=instance_type, network=network)
+                            instance_type=instance_type, **({"network": self.Networking(**network)} if network else {}))
         return model.build()
-
-    def transform_args(self, session, *, model_name, instance_type, instance_count, accept, assemble_with,
-                       max_payload, kms_key, output_path, data, content_type, split_type):
-        transformer = self.Transformer(
-            model_name=model_name, instance_type=instance_type, instance_count=instance_count, accept=accept,
-            assemble_with=assemble_with, max_payload=max_payload, sagemaker_session=session,
-            output_path=output_path, **_encryption(kms_key),
-        )
-        return transformer.transform(data=data, content_type=content_type, split_type=split_type)
 
 
 def _complete_tuner(base):
@@ -256,6 +230,3 @@ def _own_clients_offline(region: str):
     return environment(AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION") or region,
                        AWS_EC2_METADATA_DISABLED="true")
 
-
-def _encryption(kms_key: str | None) -> dict:
-    return {"volume_kms_key": kms_key, "output_kms_key": kms_key} if kms_key else {}
