@@ -7,14 +7,23 @@ install time and size, the time to import what compile imports, and a cold
 (`pip install -e '.[sdk-vN,test]' && deploy.py run --local`), each in its own new
 virtualenv. End of support is the vendor's published date, not a measurement.
 
+Installs take their wall time from the machine's other load as much as from the packages, so
+each is repeated (`--installs`), the SDKs taking turns, and its CPU time (user + system of pip
+and everything it starts) is reported beside the wall time: CPU time barely moves with load.
+
 Writes the section "## SageMaker SDK v2 or v3" of docs/benchmarks.md.
 
-    python benchmarks/sdk_choice.py [--reps 3] [--no-readme] [--no-write]
+    python benchmarks/sdk_choice.py [--installs 2] [--reps 3] [--no-readme] [--no-write] [--save F | --load F]
+
+--save keeps the raw measurements as JSON; --load writes the section from them without measuring
+again (when only the default or the reasoning below changed).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,17 +60,14 @@ VARIANTS = {  # name -> pip install steps (each a list of arguments)
 END_OF_SUPPORT = {"v2": "2027-07-06 (maintenance mode since 2026-07-06)", "v3": "none announced (GA 2025-11-19)"}
 
 
-def run(cmd: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.perf_counter()
+def checked(cmd: list[str], **kwargs) -> tuple[float, float]:
+    """Run `cmd` to success: (wall seconds, CPU seconds of its whole process tree)."""
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    return done, time.perf_counter() - started
-
-
-def checked(cmd: list[str], **kwargs) -> float:
-    done, seconds = run(cmd, **kwargs)
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return seconds
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def size(path: Path) -> int:
@@ -89,7 +95,8 @@ def sdk_variant(steps: list[list[str]], reps: int, env: dict) -> dict:
         venv = Path(tmp) / "venv"
         python = new_venv(venv)
         before = size(venv)
-        install = sum(checked([str(python), "-m", "pip", "install", "-q", *step], env=env) for step in steps)
+        timings = [checked([str(python), "-m", "pip", "install", "-q", *step], env=env) for step in steps]
+        install, install_cpu = sum(w for w, _ in timings), sum(c for _, c in timings)
         grown = size(venv) - before
         checked([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], env=env)
         load = "import time; t = time.perf_counter(); from pipelines.compiler import sdk; sdk.load(); " \
@@ -98,20 +105,36 @@ def sdk_variant(steps: list[list[str]], reps: int, env: dict) -> dict:
                                         cwd=tmp, check=True).stdout) for _ in range(reps)]
         out = Path(tmp) / "pipeline.json"
         compiles = [checked([str(python), str(ROOT / "deploy.py"), "compile", "--region", REGION, "--output",
-                             str(out)], env=env, cwd=ROOT) for _ in range(reps)]
+                             str(out)], env=env, cwd=ROOT)[0] for _ in range(reps)]
         version = subprocess.run([str(python), "-c", "from pipelines.compiler import sdk; print(sdk.installed()[1])"],
                                  capture_output=True, text=True, env=env, check=True).stdout.strip()
-        return {"install": install, "size": grown, "import": median(imports), "compile": median(compiles),
-                "version": version, "definition": out.read_text()}
+        return {"install": install, "install_cpu": install_cpu, "size": grown, "import": median(imports),
+                "compile": median(compiles), "version": version, "definition": out.read_text()}
 
 
 def readme_first_command(extra: str, env: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         python = new_venv(Path(tmp) / "venv")
-        install = checked([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra},test]"], env=env)
-        runs = checked([str(python), str(ROOT / "deploy.py"), "run", "--local", "--home", str(Path(tmp) / "home")],
-                       env=env, cwd=ROOT)
-        return {"install": install, "run": runs, "size": size(Path(tmp) / "venv")}
+        install, install_cpu = checked([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra},test]"],
+                                       env=env)
+        runs, _ = checked([str(python), str(ROOT / "deploy.py"), "run", "--local", "--home", str(Path(tmp) / "home")],
+                          env=env, cwd=ROOT)
+        return {"install": install, "install_cpu": install_cpu, "run": runs, "size": size(Path(tmp) / "venv")}
+
+
+def taking_turns(measure, names: list, installs: int) -> dict:
+    """{name: [measurement per install]}, the names in turn (reversed every other round), so the
+    machine's changing load falls on each alike."""
+    out = {name: [] for name in names}
+    for round_ in range(installs):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            out[name].append(measure(name))
+    return out
+
+
+def medians(runs: list[dict]) -> dict:
+    """Each numeric field's median over the runs; other fields from the first run."""
+    return {k: median([r[k] for r in runs]) if isinstance(v, (int, float)) else v for k, v in runs[0].items()}
 
 
 def default_sdk() -> str:
@@ -120,34 +143,44 @@ def default_sdk() -> str:
     return next(f"v{n}" for n in (2, 3) if any(f"sdk-v{n}" in entry for entry in dev))
 
 
-def report(sdks: dict, readme: dict, reps: int, loads: tuple, command: str) -> str:
+def each(runs: list[dict], key: str, digits: int = 0) -> str:
+    return ", ".join(f"{r[key]:.{digits}f}" for r in runs)
+
+
+def report(sdks: dict, readme: dict, reps: int, installs: int, loads: tuple, command: str, date: str) -> str:
     mb = 2**20
-    lines = [f"Measured {date.today()} on {machine()}; load average at start {loads[0]:.1f}, at end {loads[1]:.1f} "
-             f"(a shared machine: one install per row, so read install times as ±20%).", "",
+    lines = [f"Measured {date} on {machine()}; load average at start {loads[0]:.1f}, at end {loads[1]:.1f} "
+             f"(a shared machine: wall times of installs move with its other load; CPU times barely do).", "",
              f"Command: `{command}`. Every install is into a new virtualenv with pip's cache off, so packages "
-             f"download as on a new machine.", "",
+             f"download as on a new machine; each is done {installs} times, the SDKs taking turns (medians, "
+             f"then each run).", "",
              "**The SDK alone** (import: what compile imports, `sdk.load()`, in a new process; compile: "
-             f"`deploy.py compile` in a new process; medians of {reps}):", "",
-             "| install | packages | install time | size on disk | import | compile | end of support |",
-             "|---|---|---|---|---|---|---|"]
-    for name, m in sdks.items():
-        major = "v3" if name.startswith("v3") else "v2"
-        lines.append(f"| {name} | {m['version']} | {m['install']:.0f} s | {m['size'] / mb:.0f} MB | "
+             f"`deploy.py compile` in a new process; medians of {reps} per install):", "",
+             "| install | packages | install wall | install CPU | size on disk | import | compile | end of support |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, runs in sdks.items():
+        m, major = medians(runs), "v3" if name.startswith("v3") else "v2"
+        lines.append(f"| {name} | {m['version']} | {m['install']:.0f} s ({each(runs, 'install')}) | "
+                     f"{m['install_cpu']:.0f} s ({each(runs, 'install_cpu')}) | {m['size'] / mb:.0f} MB | "
                      f"{m['import']:.1f} s | {m['compile']:.1f} s | {END_OF_SUPPORT[major]} |")
-    definitions = {name: m["definition"] for name, m in sdks.items()}
-    v3s = [d for n, d in definitions.items() if n.startswith("v3")]
-    lines += ["", f"Both v3 installs compile byte-identical JSON: {'yes' if len(set(v3s)) == 1 else 'NO'}."]
+    v3s = {r["definition"] for name, runs in sdks.items() if name.startswith("v3") for r in runs}
+    lines += ["", f"Both v3 installs compile byte-identical JSON: {'yes' if len(v3s) == 1 else 'NO'}."]
     if readme:
         lines += ["", "**README's first command** with each SDK (`pip install -e '.[sdk-vN,test]'`, then "
-                  "`deploy.py run --local` in a fresh home; the whole project's dependencies, one run each):", "",
-                  "| SDK | install | run --local | total | virtualenv size |", "|---|---|---|---|---|"]
-        for name, m in readme.items():
-            lines.append(f"| {name} | {m['install']:.0f} s | {m['run']:.0f} s | {m['install'] + m['run']:.0f} s "
-                         f"| {m['size'] / mb:.0f} MB |")
+                  "`deploy.py run --local` in a fresh home; the whole project's dependencies):", "",
+                  "| SDK | install wall | install CPU | run --local | wall total | virtualenv size |",
+                  "|---|---|---|---|---|---|"]
+        for name, runs in readme.items():
+            m = medians(runs)
+            lines.append(f"| {name} | {m['install']:.0f} s ({each(runs, 'install')}) | {m['install_cpu']:.0f} s "
+                         f"({each(runs, 'install_cpu')}) | {m['run']:.0f} s | {m['install'] + m['run']:.0f} s | "
+                         f"{m['size'] / mb:.0f} MB |")
         if {"v2", "v3"} <= readme.keys():
-            ratio = (readme["v3"]["install"] + readme["v3"]["run"]) / (readme["v2"]["install"] + readme["v2"]["run"])
-            lines += ["", f"README's first command with v3 takes {ratio:.2f}x as long as with v2 (target if v3 "
-                      f"is the default: under 2x)."]
+            v2, v3 = medians(readme["v2"]), medians(readme["v3"])
+            wall = (v3["install"] + v3["run"]) / (v2["install"] + v2["run"])
+            cpu = v3["install_cpu"] / v2["install_cpu"]
+            lines += ["", f"README's first command with v3 takes {wall:.2f}x the wall time it takes with v2, and "
+                      f"its install {cpu:.2f}x the CPU time (the limit for v3 as the default: under 2x)."]
     lines += ["", f"**Default: {default_sdk()}** (pyproject's `dev` extra, which README's first command installs).",
               "", CHOICE]
     return "\n".join(lines)
@@ -169,16 +202,27 @@ under it, so a team still on v2 loses nothing."""
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--installs", type=int, default=2, help="installs of each kind, taking turns (median)")
     parser.add_argument("--reps", type=int, default=3, help="imports and compiles per install (median)")
     parser.add_argument("--no-readme", action="store_true", help="skip README's first command per SDK")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    parser.add_argument("--save", type=Path, help="keep the raw measurements in this JSON file")
+    parser.add_argument("--load", type=Path, help="write the section from measurements --save kept")
     args = parser.parse_args(argv)
-    env, start = environ(), os.getloadavg()[0]
-    sdks = {name: sdk_variant(steps, args.reps, env) for name, steps in VARIANTS.items()}
-    readme = {} if args.no_readme else {f"v{n}": readme_first_command(f"sdk-v{n}", env) for n in (2, 3)}
-    command = "python benchmarks/sdk_choice.py" + (f" --reps {args.reps}" if args.reps != 3 else "") \
-        + (" --no-readme" if args.no_readme else "")
-    section = report(sdks, readme, args.reps, (start, os.getloadavg()[0]), command)
+    if args.load:
+        measured = json.loads(args.load.read_text())
+    else:
+        env, start = environ(), os.getloadavg()[0]
+        sdks = taking_turns(lambda name: sdk_variant(VARIANTS[name], args.reps, env), list(VARIANTS), args.installs)
+        readme = {} if args.no_readme else taking_turns(
+            lambda name: readme_first_command(f"sdk-{name}", env), ["v2", "v3"], args.installs)
+        command = "python benchmarks/sdk_choice.py" + (f" --installs {args.installs}" if args.installs != 2 else "") \
+            + (f" --reps {args.reps}" if args.reps != 3 else "") + (" --no-readme" if args.no_readme else "")
+        measured = {"sdks": sdks, "readme": readme, "reps": args.reps, "installs": args.installs,
+                    "loads": (start, os.getloadavg()[0]), "command": command, "date": str(date.today())}
+        if args.save:
+            args.save.write_text(json.dumps(measured))
+    section = report(**measured)
     if args.no_write:
         print(section)
     else:
