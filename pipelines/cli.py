@@ -120,7 +120,10 @@ def _print_summary(summary: dict) -> None:
               file=out)
     gate = summary["gate"]
     if gate["value"] is not None:
-        print(f"  gate: {gate['metric']} = {gate['value']:.4f}", file=out)
+        against = "" if gate.get("threshold") is None else (
+            f" {'passes' if gate['passed'] else 'fails'} {gate['threshold']:.4f} ({gate['rule']}; a constant "
+            f"predictor scores {gate['baseline']:.4f})")
+        print(f"  gate: {gate['metric']} = {gate['value']:.4f}{against}", file=out)
     if summary["registered_model"]:
         print(f"  registered: {summary['registered_model']['ModelPackageArn']}", file=out)
     if summary["failure_reason"]:
@@ -151,7 +154,9 @@ def format_models(groups: list[dict]) -> list[str]:
     """The listing `deploy.py models` prints, local or SageMaker: a group per line, then its versions."""
     lines = []
     for group in groups:
-        lines.append(group["ModelPackageGroupName"])
+        model = (group["Versions"][-1].get("CustomerMetadataProperties") or {}) if group["Versions"] else {}
+        what = f"  ({model['problem_type']} model of {model['label']!r})" if {"problem_type", "label"} <= set(model) else ""
+        lines.append(group["ModelPackageGroupName"] + what)
         for v in group["Versions"]:
             created = v.get("CreationTime")
             created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""
@@ -234,6 +239,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
     g.add_argument("--problem-type", choices=PROBLEM_TYPES, help="binary, multiclass or regression")
     g.add_argument("--label", help="name of the label column")
+    g.add_argument("--positive-class", metavar="CLASS",
+                   help="binary: the label value that is the positive class (default: true/yes/1..., "
+                        "else the minority class)")
+    g.add_argument("--schema", metavar="FILE", help='declared column kinds, JSON: {"column": "kind"} '
+                   "overrides inferred kinds; a schema.json (as Preprocess writes it) replaces them")
+    g.add_argument("--feature-set", metavar="NAME",
+                   help="domain features added to the generic ones (training_scripts/feature_sets/), or none")
     g.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=None,
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,

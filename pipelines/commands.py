@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,6 +61,9 @@ class Settings:
     bucket: str | None = None
     problem_type: str | None = None
     label: str | None = None
+    positive_class: str | None = None
+    schema: str | None = None  # a file: {column: kind}, or a whole schema.json
+    feature_set: str | None = None
     tuning: bool | None = None
     batch_transform: bool | None = None
     definition: str = DEFAULT_DEFINITION
@@ -83,7 +87,9 @@ class Workspace:
     def config(self):
         s = self.settings
         cfg = load_config(s.env, region=s.region, role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type,
-                          label=s.label, tuning=s.tuning, batch_transform=s.batch_transform)
+                          label=s.label, positive_class=s.positive_class, feature_set=s.feature_set,
+                          schema=s.schema and read_schema(s.schema), tuning=s.tuning,
+                          batch_transform=s.batch_transform)
         if cfg.region:
             return cfg
         import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
@@ -97,6 +103,19 @@ class Workspace:
         cfg = cfg or self.config
         module = importlib.import_module(self.settings.definition)
         return compile_pipeline(module.definition(cfg), cfg, cache_dir=cache_dir)
+
+    @cached_property
+    def model_group(self) -> str:
+        """The model package group the registry commands act in: the config's, else the one the
+        definition's Register step names (one group per model: pipeline, label and problem type)."""
+        if self.config.model_package_group:
+            return self.config.model_package_group
+        groups = sorted({step["Arguments"]["ModelPackageGroupName"] for step in _all_steps(self.compiled())
+                         if step["Type"] == "RegisterModel"})
+        if len(groups) != 1:
+            raise UserError(f"the pipeline registers into {len(groups)} model package groups "
+                            f"({', '.join(groups) or 'none'}): set model_package_group in config.toml")
+        return groups[0]
 
     @cached_property
     def home(self):
@@ -117,6 +136,25 @@ class Workspace:
 
         session = boto3.Session(region_name=self.config.region)
         return session.client("sagemaker"), session.client("s3")
+
+
+def _all_steps(compiled) -> list[dict]:
+    from pipelines.compiler import all_steps
+
+    return list(all_steps(json.loads(compiled.definition)["Steps"]))
+
+
+def read_schema(path: str) -> dict:
+    """A declared schema file: {column: kind}, or a whole schema.json."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"--schema {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UserError(f"--schema {path} is not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f'--schema {path} must hold a JSON object: {{"column": "kind"}} or a schema.json')
+    return doc
 
 
 # --- inputs of a run ----------------------------------------------------------------------------
@@ -251,7 +289,8 @@ def summarise(record: dict, problem_type: str) -> dict:
         "seconds": record.get("seconds"),
         "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
                    "seconds": s.get("seconds")} for s in record["steps"]],
-        "gate": {"metric": gate_path, "value": _get_path(metrics, gate_path)},
+        "gate": {"metric": gate_path, "value": _get_path(metrics, gate_path),
+                 **{k: ((metrics or {}).get("gate") or {}).get(k) for k in ("threshold", "baseline", "rule", "passed")}},
         "registered_model": registered and {k: registered.get(k) for k in
                                             ("ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus")},
         "metrics": metrics,
@@ -301,7 +340,7 @@ def models(ws: Workspace, *, local: bool, last: int = 10) -> list[dict]:
 
 def set_approval(ws: Workspace, version: str, status: str, *, local: bool, description: str | None = None) -> dict:
     """Approve or reject the version `version` names; the version afterwards."""
-    group = ws.config.model_package_group
+    group = ws.model_group
     if local:
         from pipelines.local import endpoint
 
@@ -320,13 +359,13 @@ def deploy_endpoint(ws: Workspace, *, local: bool, model_package: str, endpoint_
     if local:
         from pipelines.local import endpoint
 
-        package = endpoint.approved_package(ws.home, cfg.model_package_group, model_package)
+        package = endpoint.approved_package(ws.home, ws.model_group, model_package)
         result = endpoint.deploy(ws.home, package, endpoint_name=name, instance_type=instance_type)
         return result, f"serve it with: python deploy.py serve --local --endpoint-name {name}"
     from pipelines import endpoints
 
     sm, _ = ws.clients
-    package = endpoints.approved_package(sm, cfg.model_package_group, model_package)
+    package = endpoints.approved_package(sm, ws.model_group, model_package)
     result = endpoints.deploy_endpoint(sm, package, endpoint_name=name, role_arn=cfg.role_arn,
                                        instance_type=instance_type, instance_count=instance_count,
                                        tags=cfg.all_tags())
@@ -347,7 +386,7 @@ def serve(ws: Workspace, *, model_package: str | None, endpoint_name: str | None
             raise UserError(f"no local endpoint {endpoint_name}: create it with "
                             f"`python deploy.py deploy-endpoint --local --endpoint-name {endpoint_name}`")
         ref = ref or record["ModelPackageArn"]
-    package = endpoint.resolve(endpoint.Registry.of(home), ws.config.model_package_group, ref or "latest-approved")
+    package = endpoint.resolve(endpoint.Registry.of(home), ws.model_group, ref or "latest-approved")
     endpoint.serve_package(home, package, host=host, port=port, max_payload_mb=max_payload_mb, announce=ws.say)
 
 
@@ -379,14 +418,14 @@ def batch_transform(ws: Workspace, *, local: bool, input_path: str, output: str 
     if local:
         from pipelines.local import endpoint
 
-        package = endpoint.approved_package(ws.home, cfg.model_package_group, model_package)
+        package = endpoint.approved_package(ws.home, ws.model_group, model_package)
         job = endpoint.batch_transform(ws.home, ws.store, package, input_path=input_path, output_uri=output,
                                        data_root=cfg.s3_root, instance_type=instance_type)
         return {**job, "LocalOutput": str(ws.store.path(job["TransformOutput"]["S3OutputPath"]))}
     from pipelines import cloud, endpoints
 
     sm, s3 = ws.clients
-    package = endpoints.approved_package(sm, cfg.model_package_group, model_package)
+    package = endpoints.approved_package(sm, ws.model_group, model_package)
     if not input_path.startswith("s3://") and not Path(input_path).is_file():
         raise UserError(f"--input {input_path}: give an s3:// URI (a file or a prefix) or a local file to upload")
     input_uri = stage_input(input_path, cfg, lambda uri, data: cloud.upload_assets(s3, {uri: data}))

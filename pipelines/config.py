@@ -6,6 +6,7 @@ compiles with the same settings produce the same bytes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,12 @@ class Config:
     role_arn: str | None = None
     bucket: str | None = None
     prefix: str = "purchase-intent"
-    model_package_group: str = "purchase-intent"
+    model_package_group: str | None = None  # default: one group per pipeline, label and problem type
     problem_type: str = "binary"
-    label: str = "Revenue"
+    label: str = ""  # the column to predict
+    positive_class: str | None = None  # binary: the class that is 1 (default: True/yes/1..., else the minority)
+    feature_set: str = "none"  # domain features on top of the generic ones (training_scripts/feature_sets/)
+    schema: dict = field(default_factory=dict)  # declared column kinds {column: kind}, or a whole schema.json
     tuning: bool = True
     batch_transform: bool = False  # after registration, score ScoringData with the new model (CreateModel + Transform)
     processing_instance_type: str = "ml.m5.xlarge"
@@ -41,7 +45,7 @@ class Config:
     max_tuning_jobs: int = 8
     max_parallel_tuning_jobs: int = 2
     model_approval_status: str = "PendingManualApproval"
-    quality_threshold: float | None = None
+    quality_threshold: float | str | None = None  # a number, or baseline+N% (default baseline+10%)
     input_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     sagemaker_project_name: str | None = None
@@ -78,6 +82,11 @@ class Config:
     @property
     def default_input_data(self) -> str:
         return self.input_data or f"{self.s3_root}/data/online_shoppers_synthetic.csv"
+
+    @property
+    def declared_schema(self) -> str:
+        """The declared schema as the Schema parameter carries it: compact JSON, or empty for none."""
+        return json.dumps(self.schema, sort_keys=True, separators=(",", ":")) if self.schema else ""
 
     def all_tags(self) -> dict[str, str]:
         """Tags for the pipeline, with SageMaker project tags when a project is named."""
@@ -122,7 +131,8 @@ def _checked(values: dict, path: Path) -> dict:
             names = " or ".join(t.__name__ for t in expected)
             raise ConfigError(f"setting {key!r} in {path} must be {names}, got {value!r}")
         if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"setting {key!r} in {path} must be a table of strings (AWS tag values), got {value!r}")
+            what = "column kinds" if key == "schema" else "AWS tag values"
+            raise ConfigError(f"setting {key!r} in {path} must be a table of strings ({what}), got {value!r}")
         if isinstance(value, list):
             if not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"setting {key!r} in {path} must be a list of strings, got {value!r}")
@@ -131,7 +141,7 @@ def _checked(values: dict, path: Path) -> dict:
 
 
 def _python_types(annotation: str) -> tuple[type, ...]:
-    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict,
+    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict, "dict": dict,
              "tuple[str, ...]": list}
     types: list[type] = []
     for part in annotation.split("|"):

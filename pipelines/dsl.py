@@ -50,6 +50,7 @@ class Parameter(_Comparable):
     default: str | int | float
     enum: tuple[str, ...] = ()
     description: str = ""
+    pattern: str = ""  # a String parameter's values must match it (checked before a run starts)
 
     @property
     def type(self) -> type:
@@ -76,6 +77,8 @@ class Parameter(_Comparable):
             ) from None
         if self.enum and typed not in self.enum:
             raise DefinitionError(f"parameter {self.name} must be one of {', '.join(self.enum)}, got {value!r}")
+        if self.pattern and not re.fullmatch(self.pattern, str(typed)):
+            raise DefinitionError(f"parameter {self.name}: {value!r} is not valid; {self.description or self.pattern}")
         return typed
 
 
@@ -370,7 +373,7 @@ class Pipeline:
         self.steps: dict[str, Step] = {}
         self._branch_of: dict[str, str] = {}  # branch step name -> its condition step
 
-    def parameter(self, name: str, default, *, enum=(), description: str = "") -> Parameter:
+    def parameter(self, name: str, default, *, enum=(), description: str = "", pattern: str = "") -> Parameter:
         _check_name("parameter", name, "")
         if name in self.parameters:
             raise DefinitionError(f"parameter {name!r} is defined twice: give each parameter its own name")
@@ -378,8 +381,8 @@ class Pipeline:
             raise DefinitionError(
                 f"parameter {name!r}: default {default!r} must be a str, int or float (SageMaker's String, Integer, Float)"
             )
-        param = Parameter(name, default, tuple(enum), description)
-        param.coerce(default)  # a default outside its own enum is a mistake too
+        param = Parameter(name, default, tuple(enum), description, pattern)
+        param.coerce(default)  # a default outside its own enum or pattern is a mistake too
         self.parameters[name] = param
         return param
 

@@ -1,14 +1,19 @@
 """The purchase-likelihood pipeline: will this browsing session end in a purchase?
 
 Preprocess -> Tune (or Train) -> Evaluate -> QualityGate -> Register | Fail.
-The problem type (binary, multiclass, regression) and the label come from the
-config; everything that depends on them comes from `pipelines.problems`.
+Nothing in it is specific to the shoppers table: Preprocess writes the schema
+of whatever table it is given, the model builds its features from that schema
+(plus the `shoppers` feature set, chosen in config.toml, where the table has
+its columns), and the problem type and label come from the config; everything
+that depends on them comes from `pipelines.problems`.
 """
 from __future__ import annotations
 
+import re
+
 from pipelines.config import Config
-from pipelines.dsl import Continuous, Integer, Objective, Pipeline, Report
-from pipelines.problems import PROBLEMS
+from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report
+from pipelines.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -16,6 +21,8 @@ APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 
 def definition(cfg: Config) -> Pipeline:
     problem = PROBLEMS[cfg.problem_type]
+    if not cfg.label:
+        raise DefinitionError("no label: set `label` in config.toml or pass --label COLUMN")
     p = Pipeline(cfg.pipeline_name, display_name=cfg.display_name, description=cfg.description)
 
     input_data = p.parameter("InputData", cfg.default_input_data,
@@ -25,10 +32,16 @@ def definition(cfg: Config) -> Pipeline:
     training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
     max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
     max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
-    threshold = p.parameter("QualityThreshold", float(cfg.quality_threshold or problem.default_threshold),
-                            description=f"Smallest acceptable test {problem.gate_metric}")
+    threshold = p.parameter(
+        "QualityThreshold", str(cfg.quality_threshold or DEFAULT_THRESHOLD), pattern=THRESHOLD_PATTERN,
+        description=f"{'Smallest' if problem.gate_direction == 'Maximize' else 'Largest'} acceptable test "
+                    f"{problem.gate_metric}: a number, or baseline+N% (N% of the way from a constant predictor's "
+                    f"score to a perfect one)")
     approval = p.parameter("ModelApprovalStatus", cfg.model_approval_status, enum=APPROVAL_STATUSES)
     seed = p.parameter("SplitSeed", 42, description="Seed of the train/validation/test split")
+    schema = p.parameter("Schema", cfg.declared_schema,
+                         description='Declared column kinds, JSON: {"column": "number|code|category|boolean|'
+                                     'datetime|dropped"} overrides those inferred, a whole schema.json replaces them')
     if cfg.batch_transform:
         scoring_data = p.parameter(
             "ScoringData", cfg.default_input_data,
@@ -39,17 +52,18 @@ def definition(cfg: Config) -> Pipeline:
     prep = p.processing(
         "Preprocess", "processing_scripts/preprocess.py",
         inputs={"raw": input_data},
-        outputs=["train", "validation", "test", "profile"],
+        outputs=["train", "validation", "test", "profile", "schema"],
         # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
         # where it has no mount namespace to put the job's directory at /opt/ml.
-        arguments=[*task, "--seed", seed, "--input-dir", "/opt/ml/processing/input/raw",
+        arguments=[*task, "--seed", seed, "--schema", schema, "--positive-class", cfg.positive_class or "",
+                   "--input-dir", "/opt/ml/processing/input/raw",
                    "--output-dir", "/opt/ml/processing/output", "--failure-file", "/opt/ml/output/message"],
         instance_type=processing_type, instance_count=processing_count,
     )
 
     training = dict(
-        channels={"train": prep.out.train, "validation": prep.out.validation},
-        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label},
+        channels={"train": prep.out.train, "validation": prep.out.validation, "schema": prep.out.schema},
+        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set},
         metrics=[problem.tuning_metric],
         instance_type=training_type,
     )
@@ -75,24 +89,27 @@ def definition(cfg: Config) -> Pipeline:
         "Evaluate", "processing_scripts/evaluate.py", image="xgboost",
         inputs={"model": train.model, "test": prep.out.test},
         outputs=["evaluation"],
-        arguments=[*task, "--model-dir", "/opt/ml/processing/input/model", "--test-dir", "/opt/ml/processing/input/test",
+        arguments=[*task, "--gate-metric", problem.gate_metric, "--gate-direction", problem.gate_direction,
+                   "--quality-threshold", threshold,
+                   "--model-dir", "/opt/ml/processing/input/model", "--test-dir", "/opt/ml/processing/input/test",
                    "--output-dir", "/opt/ml/processing/output/evaluation", "--failure-file", "/opt/ml/output/message"],
         reports={"evaluation": Report("evaluation", "evaluation.json", problem.metric_paths)},
         instance_type=processing_type,
     )
     report = evaluate.report("evaluation")
-    metric = report[problem.gate_path]
+    metric, minimum = report[problem.gate_path], report["gate.threshold"]
 
     register = p.register(
-        "Register", train.model, group=cfg.model_package_group, report=report, approval_status=approval,
+        "Register", train.model, group=cfg.model_package_group or model_group(cfg), report=report,
+        approval_status=approval,
         inference_instance_type=cfg.inference_instance_type,
         description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {cfg.pipeline_name}",
         metadata={"problem_type": cfg.problem_type, "label": cfg.label},
     )
     fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
-                  "is not", ">=" if problem.gate_direction == "Maximize" else "<=",
-                  "QualityThreshold", threshold)
-    passed = metric >= threshold if problem.gate_direction == "Maximize" else metric <= threshold
+                  "is not", ">=" if problem.gate_direction == "Maximize" else "<=", minimum,
+                  "from QualityThreshold", threshold)
+    passed = metric >= minimum if problem.gate_direction == "Maximize" else metric <= minimum
     then = [register]
     if cfg.batch_transform:
         # Score with exactly the registered artifact, as batch-transform and predict do (pipelines.scoring:
@@ -104,3 +121,10 @@ def definition(cfg: Config) -> Pipeline:
             assemble_with=SCORING["AssembleWith"], max_payload_mb=MAX_PAYLOAD_MB)]
     p.condition("QualityGate", passed, then=then, otherwise=[fail])
     return p
+
+
+def model_group(cfg: Config) -> str:
+    """One model package group per model: the pipeline, the label and the problem type, so a multiclass model
+    of one column never lands beside the binary versions of another (config's model_package_group wins)."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{cfg.pipeline_name}-{cfg.label}-{cfg.problem_type}").strip("-").lower()
+    return name[:63].rstrip("-")

@@ -121,6 +121,7 @@ def gather(execution: dict, definition: dict | None, store, *, description: str 
     """Everything both templates show, read from the record, the definition and the store."""
     steps = {s["name"]: s for s in execution.get("steps", [])}
     profile, profile_missing = read_profile(steps, definition, store)
+    schema, _ = read_schema(steps, definition, store)
     evaluation, evaluation_missing = read_evaluation(steps, definition, store)
     problem_type = find_problem_type(evaluation, profile, steps)
     training = training_summary(steps)
@@ -138,18 +139,20 @@ def gather(execution: dict, definition: dict | None, store, *, description: str 
         "parameters": parameter_rows(execution, definition),
         "dag": dag_layout(definition, execution),
         "profile": profile,
+        "schema": schema,
+        "columns": schema_rows(schema, profile),
         "label_balance": label_balance(profile),
         "problem_type": problem_type,
         "problem_name": PROBLEM_NAMES.get(problem_type, problem_type or "unknown"),
         "label": (profile or {}).get("label") or _metadata(steps).get("label") or _container_argument(steps, "--label"),
-        "classes": (profile or {}).get("classes"),
+        "classes": (profile or {}).get("classes") or (evaluation or {}).get("classes"),
         "evaluation": evaluation,
         "metrics": metric_rows(evaluation, gates),
         "gates": gates,
         "gate": gates[0] if gates else None,
         "training": training,
         "registered": registered,
-        "example_csv": example_csv(profile),
+        "example_csv": example_csv(schema_rows(schema, profile)),
         "input_data": (execution.get("parameters") or {}).get("InputData"),
         "synthetic": "synthetic" in str((execution.get("parameters") or {}).get("InputData", "")).lower(),
         "missing": [m for m in missing if m],
@@ -237,18 +240,36 @@ def _not_done(step: dict) -> str:
 
 def read_profile(steps: dict[str, dict], definition: dict | None, store) -> tuple[dict | None, str | None]:
     """(profile.json of the step with an output named "profile", or None and why)."""
+    return _read_output(steps, definition, store, "profile", "Data profile")
+
+
+def read_schema(steps: dict[str, dict], definition: dict | None, store) -> tuple[dict | None, str | None]:
+    """(schema.json of the step with an output named "schema", or None and why)."""
+    return _read_output(steps, definition, store, "schema", "Schema")
+
+
+def _read_output(steps, definition, store, output: str, what: str) -> tuple[dict | None, str | None]:
+    """(`<output>.json` in the output named `output` of the step that writes it, or None and why)."""
     declared = [spec["name"] for spec in definition_steps(definition)
-                if "profile" in _outputs({"arguments": spec["raw"].get("Arguments")})]
-    producer = next((s for s in steps.values() if "profile" in _outputs(s) or s["name"] in declared), None)
+                if output in _outputs({"arguments": spec["raw"].get("Arguments")})]
+    producer = next((s for s in steps.values() if output in _outputs(s) or s["name"] in declared), None)
     if producer is None:
-        return None, 'Data profile: no step of this pipeline writes an output named "profile".'
+        return None, f'{what}: no step of this pipeline writes an output named "{output}".'
     if producer.get("status") != "Succeeded":
-        return None, f"Data profile: {_not_done(producer)}."
-    uri = _outputs(producer).get("profile")
+        return None, f"{what}: {_not_done(producer)}."
+    uri = _outputs(producer).get(output)
     if not isinstance(uri, str):
-        return None, f"Data profile: step {producer['name']} recorded no profile output."
-    profile, problem = _read_json(store, f"{uri.rstrip('/')}/profile.json")
-    return (profile, None) if isinstance(profile, dict) else (None, f"Data profile: {problem or 'not a JSON object'}.")
+        return None, f"{what}: step {producer['name']} recorded no {output} output."
+    document, problem = _read_json(store, f"{uri.rstrip('/')}/{output}.json")
+    return (document, None) if isinstance(document, dict) else (None, f"{what}: {problem or 'not a JSON object'}.")
+
+
+def schema_rows(schema: dict | None, profile: dict | None) -> list[dict]:
+    """One row per raw column: its kind, whether inferred or declared, why it was dropped, its statistics
+    (from the profile alone when the pipeline writes no schema)."""
+    stats = (profile or {}).get("columns") or {}
+    columns = (schema or {}).get("columns") or [{"name": name} for name in stats]
+    return [{"kind": "", **stats.get(c.get("name"), {}), **c} for c in columns if isinstance(c, dict)]
 
 
 def _is_evaluation(document: Any) -> bool:
@@ -327,7 +348,9 @@ def metric_rows(evaluation: dict | None, gates: list[dict]) -> list[dict]:
         value = value.get("value") if isinstance(value, dict) else value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             label, better = METRICS.get(name, (name.replace("_", " "), None))
-            rows.append({"name": name, "label": label, "value": value, "better": better, "gate": name in gated})
+            baseline = section[name].get("baseline") if isinstance(section[name], dict) else None
+            rows.append({"name": name, "label": label, "value": value, "baseline": baseline, "better": better,
+                         "gate": name in gated})
     return rows
 
 
@@ -453,12 +476,15 @@ def quality_gates(definition: dict | None, steps: dict[str, dict], parameters: d
             else:
                 threshold = right if not isinstance(right, dict) else None
             value = done.get(sides[0]) if sides[0] in done else _dig(evaluation, path)
-            threshold = done.get(sides[1], threshold)
+            from_report = _json_get_path(right)  # e.g. evaluate.py's gate.threshold, resolved from a rule
+            threshold = done.get(sides[1], _dig(evaluation, from_report) if from_report else threshold)
+            rule = (evaluation or {}).get("gate") if from_report and from_report.startswith("gate.") else None
             parts = path.split(".")
             gates.append({
                 "condition": spec["name"], "path": path,
                 "metric": parts[-2] if len(parts) > 1 and parts[-1] == "value" else parts[-1],
                 "operator": OPERATORS[kind], "threshold": threshold, "threshold_parameter": threshold_name,
+                "rule": (rule or {}).get("rule"), "baseline": (rule or {}).get("baseline"),
                 "value": value, "outcome": (step.get("response") or {}).get("Outcome"),
                 "status": step.get("status"),
             })
@@ -486,15 +512,14 @@ def label_balance(profile: dict | None) -> dict | None:
     return {"kind": "classes", "splits": splits, "rows": rows}
 
 
-def example_csv(profile: dict | None) -> str | None:
-    """A CSV request with a header and one typical row (the imputation values: medians and modes)."""
-    columns = (profile or {}).get("columns")
-    if not columns:
+def example_csv(columns: list[dict]) -> str | None:
+    """A CSV request with a header and one typical row (medians and most frequent values) of the used columns."""
+    used = [c for c in columns if c.get("kind") != "dropped" and "typical" in c]
+    if not used:
         return None
-    row = [f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v)
-           for v in (stats.get("imputed_with") for stats in columns.values())]
+    row = [f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v) for v in (c["typical"] for c in used)]
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([list(columns), row])
+    csv.writer(text, lineterminator="\n").writerows([[c["name"] for c in used], row])
     return text.getvalue()
 
 
@@ -790,10 +815,10 @@ def _pr(curve, confusion):
 
 
 def _prevalence(confusion) -> tuple[int, int]:
-    """(actual positives, total) of a binary {actual: {predicted: count}} matrix."""
-    if not isinstance(confusion, dict) or "1" not in confusion:
+    """(actual positives, total) of a binary {actual: {predicted: count}} matrix; the positive class is last."""
+    if not isinstance(confusion, dict) or len(confusion) != 2:
         return 0, 0
-    return sum(confusion["1"].values()), sum(sum(row.values()) for row in confusion.values())
+    return sum(list(confusion.values())[-1].values()), sum(sum(row.values()) for row in confusion.values())
 
 
 def _calibration(bins, brier, ece):

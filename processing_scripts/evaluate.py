@@ -2,13 +2,20 @@
 
 The model is loaded through the archive's own code/inference.py, so what is
 measured is exactly what an endpoint would serve. Writes evaluation.json in
-SageMaker's model-quality layout (every metric as {"value": x}) plus curves,
-feature importance and the test size.
+SageMaker's model-quality layout, every metric as {"value": x, "baseline": b}
+where b is what a constant predictor scores (the training prior or majority
+class, or the training mean), plus the quality gate's threshold, curves,
+feature importance, unseen category values and the test size.
+
+The gate's threshold is a number, or `baseline+N%`: N% of the way from the
+baseline to a perfect score (1 for metrics to maximise, 0 for errors), so a
+gate that a constant predictor would pass cannot be the default.
 """
 import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 import tarfile
 import tempfile
@@ -26,6 +33,8 @@ BINS = 10
 FLOOR_SAMPLES = 2_000_000  # outcome draws x rows for the calibration floor: ~0.1 s whatever the test size
 TOP_FEATURES = 30
 _EPS = 1e-15
+RELATIVE = re.compile(r"baseline\s*\+\s*([0-9]+(?:\.[0-9]*)?)\s*%")
+DIRECTIONS = ("Maximize", "Minimize")
 
 
 class EvaluationError(ValueError):
@@ -40,6 +49,11 @@ def parse_args(argv=None):
     p.add_argument("--problem-type", choices=("binary", "multiclass", "regression"),
                    help="default: the model's metadata; if given, it must agree")
     p.add_argument("--label", help="default: the model's metadata; if given, it must agree")
+    p.add_argument("--gate-metric", help="the metric the quality gate reads (default: none, no gate section)")
+    p.add_argument("--gate-direction", choices=DIRECTIONS, default="Maximize",
+                   help="Maximize: the gate passes at or above the threshold; Minimize: at or below")
+    p.add_argument("--quality-threshold", default="baseline+10%",
+                   help="a number, or baseline+N%%: N%% of the way from the baseline to a perfect score")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
@@ -71,10 +85,10 @@ def read_test(test_dir, label):
     files = sorted(p for p in Path(test_dir).rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
     if not files:
         raise EvaluationError(f"no CSV files in {test_dir}; feed preprocess's test output to this input")
-    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    df = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)  # read by the model's schema
     if label not in df.columns:
         raise EvaluationError(f"test data in {test_dir} has no label column {label!r} (columns: {', '.join(df.columns)})")
-    return df.drop(columns=label), df[label].to_numpy()
+    return df.drop(columns=label), pd.to_numeric(df[label]).to_numpy()
 
 
 def agree(given, from_model, flag):
@@ -131,17 +145,18 @@ def lift_by_decile(y, p):
             for i, d in enumerate(np.array_split(ranked, BINS))]
 
 
-def confusion(y, predicted, labels):
-    """{actual: {predicted: count}}, as SageMaker's model-quality reports nest it."""
+def confusion(y, predicted, labels, names=None):
+    """{actual: {predicted: count}} by class name, as SageMaker's model-quality reports nest it."""
     cm = confusion_matrix(y, predicted, labels=labels)
-    return {str(a): {str(b): int(cm[i, j]) for j, b in enumerate(labels)} for i, a in enumerate(labels)}
+    names = [str(n) for n in (names or labels)]
+    return {a: {b: int(cm[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
 
 
 def _values(metrics):
     return {k: v if k == "confusion_matrix" else {"value": float(v)} for k, v in metrics.items()}
 
 
-def binary_report(y, p, threshold):
+def binary_report(y, p, threshold, names=None):
     predicted = (p >= threshold).astype(int)
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
@@ -157,7 +172,7 @@ def binary_report(y, p, threshold):
         "calibration_error_floor": calibration_error_floor(p),
         "log_loss": log_loss(y, np.clip(p, _EPS, 1 - _EPS), labels=[0, 1]),
         "threshold": threshold,
-        "confusion_matrix": confusion(y, predicted, [0, 1]),
+        "confusion_matrix": confusion(y, predicted, [0, 1], names),
     }
     roc_fpr, roc_tpr = downsample(fpr, tpr)
     pr_precision, pr_recall = downsample(precision, recall)
@@ -170,7 +185,9 @@ def binary_report(y, p, threshold):
     return {"binary_classification_metrics": _values(metrics)}, curves
 
 
-def multiclass_report(y, proba):
+def multiclass_report(y, proba, names=None):
+    proba = np.asarray(proba, dtype="float64")
+    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows may miss 1 by more than log_loss tolerates
     labels = list(range(proba.shape[1]))
     predicted = proba.argmax(axis=1)
     metrics = {
@@ -178,7 +195,7 @@ def multiclass_report(y, proba):
         "macro_f1": f1_score(y, predicted, average="macro", labels=labels, zero_division=0),
         "weighted_f1": f1_score(y, predicted, average="weighted", labels=labels, zero_division=0),
         "log_loss": log_loss(y, proba, labels=labels),
-        "confusion_matrix": confusion(y, predicted, labels),
+        "confusion_matrix": confusion(y, predicted, labels, names),
     }
     return {"multiclass_classification_metrics": _values(metrics)}, {}
 
@@ -190,6 +207,57 @@ def regression_report(y, predicted):
         "r2": r2_score(y, predicted),
     }
     return {"regression_metrics": _values(metrics)}, {}
+
+
+def baselines(problem_type, y, stats):
+    """Each metric of a constant predictor: the training prior (its majority class where a class is
+    predicted), or the training mean. Decision thresholds and sampling floors have no baseline."""
+    n = len(y)
+    if problem_type == "binary":
+        section = binary_report(y, np.full(n, stats["prior"][1]), 0.5)[0]
+    elif problem_type == "multiclass":
+        section = multiclass_report(y, np.tile(stats["prior"], (n, 1)))[0]
+    else:
+        section = regression_report(y, np.full(n, stats["mean"]))[0]
+    metrics = next(iter(section.values()))
+    return {k: v["value"] for k, v in metrics.items() if k not in ("threshold", "calibration_error_floor",
+                                                                    "confusion_matrix")}
+
+
+def with_baselines(report, baseline):
+    for name, metric in next(iter(report.values())).items():
+        if name in baseline:
+            metric["baseline"] = float(baseline[name])
+    return report
+
+
+def gate_threshold(rule, baseline, direction):
+    """The number a rule means: itself, or baseline+N% of the way to a perfect score (1, or 0 for errors)."""
+    relative = RELATIVE.fullmatch(str(rule).strip())
+    if relative:
+        share = float(relative.group(1)) / 100
+        perfect = 1.0 if direction == "Maximize" else 0.0
+        return baseline + share * (perfect - baseline)
+    try:
+        return float(rule)
+    except ValueError:
+        raise EvaluationError(f"QualityThreshold {rule!r} is neither a number nor baseline+N% "
+                              f"(e.g. 0.8 or baseline+10%)") from None
+
+
+def gate(report, metric, direction, rule):
+    """The quality gate's inputs, side by side: the metric, its baseline and the threshold it must reach."""
+    section = next(iter(report.values()))
+    if metric not in section or "value" not in section[metric]:
+        raise EvaluationError(f"the gate reads metric {metric!r}, which this evaluation does not write "
+                              f"(it writes: {', '.join(k for k in section if k != 'confusion_matrix')})")
+    value, baseline = section[metric]["value"], section[metric].get("baseline")
+    if baseline is None and RELATIVE.fullmatch(str(rule).strip()):
+        raise EvaluationError(f"metric {metric!r} has no baseline: give QualityThreshold as a number")
+    threshold = gate_threshold(rule, baseline, direction)
+    passed = value >= threshold if direction == "Maximize" else value <= threshold
+    return {"metric": metric, "direction": direction, "value": value, "baseline": baseline, "rule": str(rule),
+            "threshold": threshold, "passed": bool(passed)}
 
 
 def feature_importance(booster):
@@ -221,17 +289,29 @@ def evaluate(args):
         label = agree(args.label, meta["label"], "--label")
         x, y = read_test(args.test_dir, label)
         predicted = np.asarray(inference.predict_fn(x, model))
+        _, unseen = model["features"].transform(x)
+    names = meta.get("classes")
     if problem_type == "binary":
         threshold = 0.5 if meta.get("threshold") is None else meta["threshold"]
-        report, curves = binary_report(y.astype(int), predicted, threshold)
+        report, curves = binary_report(y.astype(int), predicted, threshold, names)
     elif problem_type == "multiclass":
-        report, curves = multiclass_report(y.astype(int), predicted)
+        report, curves = multiclass_report(y.astype(int), predicted, names)
     else:
         report, curves = regression_report(y.astype(float), predicted)
-    report.update(curves=curves, feature_importance=feature_importance(model["booster"]), n_test=int(len(y)))
+    if meta.get("label_stats"):
+        with_baselines(report, baselines(problem_type, y.astype(int if names else float), meta["label_stats"]))
+    if args.gate_metric:
+        report["gate"] = gate(report, args.gate_metric, args.gate_direction, args.quality_threshold)
+    report.update(curves=curves, feature_importance=feature_importance(model["booster"]),
+                  features={"count": len(meta["feature_names"]), "feature_set": meta.get("feature_set")},
+                  unseen_categories=unseen, classes=names, n_test=int(len(y)))
     _atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2))
     headline = {k: v["value"] for k, v in next(iter(report.values())).items() if k != "confusion_matrix"}
     print(json.dumps(headline))
+    if "gate" in report:
+        g = report["gate"]
+        print(f"gate: {g['metric']} = {g['value']:.6g} {'>=' if g['direction'] == 'Maximize' else '<='} "
+              f"{g['threshold']:.6g} ({g['rule']}, baseline {g['baseline']}): {'pass' if g['passed'] else 'fail'}")
     return report
 
 

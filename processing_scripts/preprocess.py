@@ -1,8 +1,11 @@
-"""Check, clean and split raw data (SageMaker SKLearn processing container).
+"""Check, describe and split raw data of any table (SageMaker SKLearn processing container).
 
-Writes the cleaned raw columns, label first, for train/validation/test plus a
-profile. It engineers no features: the model does that, so serving accepts
-the same raw columns. Schema-agnostic: column kinds are inferred from the data.
+Writes the schema of the input (`schema/schema.json`: each column's kind, what
+was dropped and why, the label's classes), the used columns with the label
+first for train/validation/test, and a profile. Missing values stay missing
+(XGBoost handles them) and no features are engineered: the model builds them
+from the schema, so serving accepts the same raw columns. Column kinds are
+inferred from the values unless declared (--schema), in whole or per column.
 """
 import argparse
 import csv
@@ -13,6 +16,7 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,20 @@ SPLITS = ("train", "validation", "test")
 # the values that do not are then reported as errors rather than silently dropped.
 NUMERIC_SHARE = 0.9
 TOP_VALUES = 10
+KINDS = ("number", "code", "category", "boolean", "datetime", "dropped")
+# Spellings of a boolean, compared lower-case and stripped. training_scripts/features.py reads the
+# same ones (tests/test_schema.py checks that the two lists agree: the scripts run in separate images).
+TRUE_SPELLINGS = frozenset({"true", "t", "yes", "y", "1", "1.0", "on"})
+FALSE_SPELLINGS = frozenset({"false", "f", "no", "n", "0", "0.0", "off"})
+# Dates and times as people write them: 2024-05-31, 2024/05/31 14:00:05, 31/05/2024, 5/31/24 2:00 PM.
+DATE_PATTERN = (r"\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?"
+                r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?")
+MIXED_FORMATS = int(pd.__version__.split(".")[0]) >= 2  # pandas 1 reads each value on its own anyway
+# A column with a different value in every row is an identifier once there are this many rows.
+MIN_ROWS_FOR_ID = 20
+# Free text: long values with several words each (mean characters and spaces per value).
+FREE_TEXT_CHARACTERS = 30
+FREE_TEXT_SPACES = 3
 # Separators people use instead of commas: a header that splits into one column on them was not comma-separated.
 OTHER_SEPARATORS = (";", "\t", "|")
 SHOWN_VALUE = 80  # characters of a bad value quoted in a message
@@ -39,11 +57,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input-dir", default="/opt/ml/processing/input/raw")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")
-    p.add_argument("--label", default="Revenue")
+    p.add_argument("--label", required=True, help="the column to predict")
     p.add_argument("--problem-type", default="binary", choices=PROBLEM_TYPES)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--schema", default="", help="declared schema, JSON: {column: kind} or a schema.json")
+    p.add_argument("--positive-class", default="",
+                   help="binary: the class that is 1 (default: the true one of true/false, yes/no, 1/0..., "
+                        "else the minority class)")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
@@ -179,23 +201,131 @@ def _where(df, mask):
     return f"{file} row {row + 1}" if file.endswith(".parquet") else f"{file} line {row + 2}"
 
 
-def column_kinds(df, label):
-    """'integer', 'numeric' or 'categorical' for every column but the label."""
-    kinds = {}
-    for c in df.columns.drop(label):
-        s = df[c]
-        present = s.notna()
-        if not present.any():
-            raise DataError(f"column {c!r} is empty in every row; drop it or fill it")
-        if pd.api.types.is_bool_dtype(s):
-            kinds[c] = "categorical"
-            continue
-        parsed = pd.to_numeric(s[present], errors="coerce")
-        if parsed.notna().mean() < NUMERIC_SHARE:
-            kinds[c] = "categorical"
+def _kind_of_numbers(parsed, rows):
+    """number, or dropped as an identifier: a different whole number in every row."""
+    if rows >= MIN_ROWS_FOR_ID and parsed.nunique() == rows and (parsed % 1 == 0).all():
+        return "dropped", "identifier: a different whole number in every row"
+    return "number", None
+
+
+def _is_boolean(values):
+    """True when the distinct values are spellings of true and of false (TRUE/FALSE, yes/no, y/n, ...)."""
+    spelled = {str(v).strip().lower() for v in values}
+    return bool(spelled & TRUE_SPELLINGS) and bool(spelled & FALSE_SPELLINGS) and \
+        spelled <= TRUE_SPELLINGS | FALSE_SPELLINGS
+
+
+def _looks_like_dates(text):
+    return text.str.fullmatch(DATE_PATTERN).mean() >= NUMERIC_SHARE
+
+
+def infer_kind(s):
+    """(kind, reason) of one raw column, from its values alone; reason is why a column is dropped.
+
+    Kinds: number, category, boolean, datetime, dropped. Integer codes look like numbers (a page count
+    and a region code are both whole numbers), so `code` is never inferred: declare it."""
+    present = s.dropna()
+    rows = len(s)
+    if present.empty:
+        return "dropped", "empty: no value in any row"
+    if present.nunique() == 1 and len(present) == rows:
+        return "dropped", f"constant: every row is {_shown(str(present.iloc[0]))}"
+    if pd.api.types.is_bool_dtype(s) or _is_boolean(present.unique()):
+        return "boolean", None
+    parsed = pd.to_numeric(present, errors="coerce")
+    if parsed.notna().mean() >= NUMERIC_SHARE:
+        return _kind_of_numbers(parsed.dropna(), rows)
+    text = present.astype(str).str.strip()
+    if _looks_like_dates(text):
+        return "datetime", None
+    if text.str.len().mean() >= FREE_TEXT_CHARACTERS and text.str.count(" ").mean() >= FREE_TEXT_SPACES:
+        return "dropped", "free text: long sentences, not categories (declare it as category to keep it)"
+    if rows >= MIN_ROWS_FOR_ID and text.nunique() == rows:
+        return "dropped", "identifier: a different value in every row"
+    return "category", None
+
+
+def read_declared(text, columns):
+    """The declared schema: {column: kind} overriding inference, and whether it replaces it whole.
+
+    `text` is JSON: a {column: kind} mapping (those columns only), or a schema.json as preprocess
+    writes it (its columns replace the inferred schema: any other column is dropped)."""
+    if not text.strip():
+        return {}, False
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise DataError(f"the declared schema is not JSON ({e}); give {{\"column\": \"kind\", ...}} "
+                        f"or a schema.json") from e
+    whole = isinstance(doc, dict) and isinstance(doc.get("columns"), list)
+    if whole:
+        doc = {c.get("name"): c.get("kind") for c in doc["columns"] if isinstance(c, dict)}
+    if not isinstance(doc, dict):
+        raise DataError("the declared schema must be a JSON object of {\"column\": \"kind\"}")
+    for name, kind in doc.items():
+        if kind not in KINDS:
+            raise DataError(f"the declared schema gives column {name!r} kind {kind!r}; use one of "
+                            f"{', '.join(KINDS)}")
+    absent = [name for name in doc if name not in columns]
+    if absent:
+        raise DataError(f"the declared schema names column(s) {', '.join(map(repr, absent))}, which the input "
+                        f"does not have (its columns: {', '.join(columns)}); fix the names or remove them")
+    return doc, whole
+
+
+def infer_schema(df, label, declared, whole):
+    """[{name, kind, source, reason?}] for every column but the label, in file order."""
+    columns = []
+    for name in df.columns.drop(label):
+        if name in declared:
+            kind, reason, source = declared[name], "declared" if declared[name] == "dropped" else None, "declared"
+        elif whole:
+            kind, reason, source = "dropped", "not in the declared schema", "declared"
         else:
-            kinds[c] = "integer" if (parsed.dropna() % 1 == 0).all() else "numeric"
-    return kinds
+            (kind, reason), source = infer_kind(df[name]), "inferred"
+        columns.append({"name": name, "kind": kind, "source": source, **({"reason": reason} if reason else {})})
+    return columns
+
+
+def parse_column(df, column, kind):
+    """The column's values as that kind: checked and parsed, so a bad value is named with its line."""
+    s = df[column]
+    if kind in ("number", "code"):
+        parsed = parse_numeric(df, column)
+        if kind == "code":
+            bad = parsed.notna() & ((parsed % 1 != 0) | (parsed < 0))
+            if bad.any():
+                raise DataError(f"column {column!r} is declared an integer code but {_where(df, bad)} has "
+                                f"{_shown(str(s[bad].iloc[0]))}; declare it as category or number")
+        return parsed
+    if kind == "boolean":
+        if pd.api.types.is_bool_dtype(s):
+            return s
+        spelled = s.astype("string").str.strip().str.lower()
+        bad = s.notna() & ~spelled.isin(TRUE_SPELLINGS | FALSE_SPELLINGS).fillna(False).astype(bool)
+        if bad.any():
+            raise DataError(f"column {column!r} is boolean but {_where(df, bad)} has {_shown(str(s[bad].iloc[0]))}; "
+                            f"use true/false, yes/no, y/n, t/f, 1/0 or on/off, or declare another kind")
+        return s
+    if kind == "datetime":
+        parsed = to_dates(s)
+        bad = s.notna() & parsed.isna()
+        if bad.any():
+            raise DataError(f"column {column!r} holds dates but {_where(df, bad)} has {_shown(str(s[bad].iloc[0]))}; "
+                            f"fix or blank that value (ISO 8601, e.g. 2024-05-31 14:00, reads best)")
+        return s
+    return s
+
+
+def to_dates(s):
+    """Timestamps (UTC), NaT where a value is not a date; mixed formats are read value by value, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": reading each value is the point
+        out = pd.to_datetime(s, errors="coerce", utc=True)  # fast: one format, guessed from the first value
+        retry = out.isna() & s.notna()
+        if retry.any() and MIXED_FORMATS:  # mixed formats in one column (a date here, a date and time there)
+            out[retry] = pd.to_datetime(s[retry], errors="coerce", utc=True, format="mixed")
+    return out
 
 
 def parse_numeric(df, column):
@@ -209,7 +339,7 @@ def parse_numeric(df, column):
     infinite = np.isinf(parsed.astype("float64"))
     if infinite.any():
         raise DataError(f"column {column!r} has an infinite value ({s[infinite].iloc[0]!r}) at "
-                        f"{_where(df, infinite)}; infinities cannot be imputed, fix or blank it")
+                        f"{_where(df, infinite)}; infinities cannot be used, fix or blank it")
     return parsed.astype("float64")
 
 
@@ -219,13 +349,34 @@ def class_order(values):
     try:
         return sorted(names, key=float)
     except ValueError:
-        if {n.lower() for n in names} <= {"false", "true"}:
-            return sorted(names, key=lambda n: n.lower() == "true")
+        if _is_boolean(names) and len(names) == 2:
+            return sorted(names, key=lambda n: n.strip().lower() in TRUE_SPELLINGS)
         return names
 
 
-def encode_label(y, problem_type):
-    """(encoded label, class names or None) from a label without missing values."""
+def label_kind(classes, y):
+    if classes is None:
+        return "number"
+    if _is_boolean(classes) and len(classes) == 2:
+        return "boolean"
+    return "number" if pd.to_numeric(pd.Series(classes), errors="coerce").notna().all() else "category"
+
+
+def positive_class(classes, counts, wanted):
+    """The positive class of a binary label: `wanted` (any spelling of it), else the true one of a
+    true/false pair (True, 1, yes, ...), else the minority class."""
+    if wanted:
+        match = [c for c in classes if c == wanted] or [c for c in classes if c.strip().lower() == wanted.strip().lower()]
+        if not match:
+            raise DataError(f"--positive-class {wanted!r} is not a class of the label (classes: {', '.join(classes)})")
+        return match[0]
+    if _is_boolean(classes):
+        return next(c for c in classes if c.strip().lower() in TRUE_SPELLINGS)
+    return min(classes, key=lambda c: (counts[c], -classes.index(c)))
+
+
+def encode_label(y, problem_type, wanted_positive=""):
+    """(encoded label, class names in code order or None). Binary: 1 is the positive class."""
     if problem_type == "regression":
         parsed = pd.to_numeric(y, errors="coerce")
         bad = parsed.isna() | np.isinf(parsed.astype("float64"))
@@ -233,15 +384,21 @@ def encode_label(y, problem_type):
             raise DataError(f"regression label {y.name!r} has a non-numeric value {y[bad].iloc[0]!r} "
                             f"at {_where(y.to_frame(), bad)}")
         return parsed.astype("float64"), None
-    classes = class_order(y.unique())
+    names = y.astype(str)
+    classes = class_order(names.unique())
     if len(classes) < 2:
         raise DataError(f"label {y.name!r} has a single class ({classes[0] if classes else 'no rows'}); "
                         f"a classifier needs at least two, check the input data or the --label")
-    if problem_type == "binary" and len(classes) > 2:
-        raise DataError(f"label {y.name!r} has {len(classes)} classes ({', '.join(classes[:10])}); "
-                        f"use --problem-type multiclass")
+    if problem_type == "binary":
+        if len(classes) > 2:
+            raise DataError(f"label {y.name!r} has {len(classes)} classes ({', '.join(classes[:10])}); "
+                            f"use --problem-type multiclass")
+        positive = positive_class(classes, names.value_counts().to_dict(), wanted_positive)
+        classes = [c for c in classes if c != positive] + [positive]
+    elif wanted_positive:
+        raise DataError("--positive-class applies to binary labels only; drop it for a multiclass problem")
     codes = {name: i for i, name in enumerate(classes)}
-    return y.astype(str).map(codes).astype("int64"), classes
+    return names.map(codes).astype("int64"), classes
 
 
 def split_indices(y, problem_type, validation_fraction, test_fraction, seed):
@@ -263,42 +420,30 @@ def split_indices(y, problem_type, validation_fraction, test_fraction, seed):
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
 
 
-def fill_values(train, kinds):
-    """Imputation values learned on the training split only: median (rounded for integer columns) or mode."""
-    fills = {}
-    for c, kind in kinds.items():
-        s = train[c].dropna()
-        if s.empty:
-            raise DataError(f"column {c!r} has no values in the training split, so nothing to impute from; "
-                            f"fill it or drop it")
-        if kind == "integer":
-            fills[c] = round(s.median())
-        elif kind == "numeric":
-            fills[c] = float(s.median())
-        else:
-            counts = s.astype(str).value_counts()
-            fills[c] = min(counts.index[counts == counts.max()])  # deterministic on ties
-    return fills
+def _whole_numbers(s):
+    return pd.api.types.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all())
 
 
 def _number(x):
     return None if pd.isna(x) else float(x)
 
 
-def profile_columns(df, dtypes, kinds, fills):
-    """Per-column statistics of the deduplicated data before imputation, with the written dtype."""
-    out = {}
-    for c, kind in kinds.items():
-        s = df[c]
-        stats = {"kind": kind, "dtype": str(dtypes[c]), "count": int(s.notna().sum()),
-                 "missing": int(s.isna().sum()), "imputed_with": fills[c]}
-        if kind != "categorical":
-            stats.update(mean=_number(s.mean()), std=_number(s.std()), min=_number(s.min()), max=_number(s.max()))
-        else:
-            top = s.dropna().astype(str).value_counts().head(TOP_VALUES)
-            stats.update(unique=int(s.nunique()), top={k: int(v) for k, v in top.items()})
-        out[c] = stats
-    return out
+def profile_column(s, kind):
+    """Statistics of one column of the deduplicated data: counts, then by kind a summary or top values."""
+    present = s.dropna()
+    stats = {"kind": kind, "count": int(len(present)), "missing": int(s.isna().sum()), "unique": int(present.nunique())}
+    if kind in ("number", "code"):
+        stats.update(mean=_number(present.mean()), std=_number(present.std()), min=_number(present.min()),
+                     max=_number(present.max()), typical=_number(present.median()))
+    elif kind == "datetime":
+        dates = to_dates(present)
+        stats.update(min=str(dates.min()) if len(dates) else None, max=str(dates.max()) if len(dates) else None,
+                     typical=str(present.iloc[0]) if len(present) else None)
+    else:
+        top = present.astype(str).value_counts().head(TOP_VALUES)
+        stats.update(top={k: int(v) for k, v in top.items()},
+                     typical=min(top.index[top == top.max()]) if len(top) else None)  # deterministic on ties
+    return stats
 
 
 def label_balance(y, problem_type):
@@ -331,19 +476,27 @@ def run(args):
     if df.empty:
         raise DataError(f"no rows with a {args.label!r} value in {', '.join(map(str, files))}")
 
-    kinds = column_kinds(df, args.label)
-    df = df.assign(**{c: parse_numeric(df, c) for c, k in kinds.items() if k != "categorical"})
-    y, classes = encode_label(df[args.label], args.problem_type)
-    features = df.drop(columns=args.label).reset_index(drop=True)
+    declared, whole = read_declared(args.schema, [c for c in df.columns if c != args.label])
+    columns = infer_schema(df, args.label, declared, whole)
+    kept = [c for c in columns if c["kind"] != "dropped"]
+    if not kept:
+        raise DataError(f"no usable column besides the label {args.label!r}: "
+                        + "; ".join(f"{c['name']} dropped ({c['reason']})" for c in columns))
+    df = df.assign(**{c["name"]: parse_column(df, c["name"], c["kind"]) for c in kept})
+    y, classes = encode_label(df[args.label], args.problem_type, args.positive_class)
+    features = df[[c["name"] for c in kept]].reset_index(drop=True)
     y = y.reset_index(drop=True)
-
     parts = split_indices(y, args.problem_type, args.validation_fraction, args.test_fraction, args.seed)
-    fills = fill_values(features.iloc[parts["train"]], kinds)
-    cleaned = features.fillna(fills).astype({c: "int64" for c, k in kinds.items() if k == "integer"})
 
+    schema = {
+        "label": {"name": args.label, "kind": label_kind(classes, y), "problem_type": args.problem_type,
+                  "classes": classes, **({"positive_class": classes[1]} if args.problem_type == "binary" else {})},
+        "columns": columns,
+    }
     out = Path(args.output_dir)
+    features = features.astype({c: "Int64" for c in features if _whole_numbers(features[c])})  # 3, not 3.0
     for name, idx in parts.items():
-        frame = pd.concat([y.iloc[idx].rename(args.label), cleaned.iloc[idx]], axis=1)
+        frame = pd.concat([y.iloc[idx].rename(args.label), features.iloc[idx]], axis=1)
         _atomic_write(out / name / f"{name}.csv", frame.to_csv(index=False))
     profile = {
         "problem_type": args.problem_type,
@@ -359,11 +512,15 @@ def run(args):
         "test_fraction": args.test_fraction,
         "label_balance": {"all": label_balance(y, args.problem_type),
                           **{name: label_balance(y.iloc[idx], args.problem_type) for name, idx in parts.items()}},
-        "columns": profile_columns(features, cleaned.dtypes, kinds, fills),
+        "columns": {c["name"]: {**profile_column(df[c["name"]], c["kind"]), **({"reason": c["reason"]} if "reason"
+                                                                              in c else {})} for c in columns},
     }
+    _atomic_write(out / "schema" / "schema.json", json.dumps(schema, indent=2))
     _atomic_write(out / "profile" / "profile.json", json.dumps(profile, indent=2))
+    dropped = [c["name"] for c in columns if c["kind"] == "dropped"]
     print(f"rows read {rows_read}, duplicates dropped {duplicates}, missing labels dropped {label_missing}, "
-          f"split {profile['rows']}")
+          f"split {profile['rows']}; columns kept {len(kept)}, dropped {len(dropped)}"
+          + (f" ({', '.join(dropped)})" if dropped else ""))
     return profile
 
 

@@ -91,7 +91,8 @@ def test_tune_trains_on_the_preprocessed_train_and_validation_splits(compile_wit
     tune = all_steps(doc(compile_with())["Steps"])["Tune"]["Arguments"]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
                 for c in tune["TrainingJobDefinition"]["InputDataConfig"]}
-    assert channels == {"train": prep_output("train"), "validation": prep_output("validation")}
+    assert channels == {"train": prep_output("train"), "validation": prep_output("validation"),
+                        "schema": prep_output("schema")}
     limits = tune["HyperParameterTuningJobConfig"]["ResourceLimits"]
     assert limits == {"MaxNumberOfTrainingJobs": {"Get": "Parameters.MaxTuningJobs"},
                       "MaxParallelTrainingJobs": {"Get": "Parameters.MaxParallelTuningJobs"}}
@@ -118,14 +119,18 @@ def test_the_quality_gate_compares_the_evaluation_report_with_the_threshold(comp
         "Type": "GreaterThanOrEqualTo",
         "LeftValue": {"Std:JsonGet": {"PropertyFile": EVALUATION_REPORT,
                                       "Path": "binary_classification_metrics.roc_auc.value"}},
-        "RightValue": {"Get": "Parameters.QualityThreshold"},
+        "RightValue": {"Std:JsonGet": {"PropertyFile": EVALUATION_REPORT, "Path": "gate.threshold"}},
     }]
+    # evaluate.py resolves the QualityThreshold parameter (a number or baseline+N%) into gate.threshold
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--quality-threshold") + 1] == {"Get": "Parameters.QualityThreshold"}
+    assert arguments[arguments.index("--gate-metric") + 1] == "roc_auc"
 
 
 def test_register_uses_the_best_model_the_evaluation_report_and_the_approval_parameter(compile_with):
     steps = all_steps(doc(compile_with())["Steps"])
     register = steps["Register-RegisterModel"]["Arguments"]
-    assert register["ModelPackageGroupName"] == "purchase-intent"
+    assert register["ModelPackageGroupName"] == "purchase-intent-revenue-binary"  # one group per model
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
@@ -143,6 +148,7 @@ def test_the_fail_message_shows_the_metric_its_value_and_the_threshold(compile_w
     assert "roc_auc" in text and "QualityThreshold" in text
     assert {"Std:JsonGet": {"PropertyFile": EVALUATION_REPORT,
                             "Path": "binary_classification_metrics.roc_auc.value"}} in values
+    assert {"Std:JsonGet": {"PropertyFile": EVALUATION_REPORT, "Path": "gate.threshold"}} in values
     assert {"Get": "Parameters.QualityThreshold"} in values
 
 
@@ -155,7 +161,8 @@ def test_without_tuning_a_training_step_feeds_evaluate_and_register(compile_with
     assert inputs_of(steps["Evaluate"])["model"] == model
     assert steps["Register-RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == model
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in steps["Train"]["Arguments"]["InputDataConfig"]}
-    assert channels == {"train": prep_output("train"), "validation": prep_output("validation")}
+    assert channels == {"train": prep_output("train"), "validation": prep_output("validation"),
+                        "schema": prep_output("schema")}
 
 
 @pytest.mark.parametrize("problem", sorted(PROBLEMS))
@@ -170,7 +177,10 @@ def test_the_problem_type_sets_objective_gate_path_and_direction(compile_with, p
     assert condition["Type"] == {"Maximize": "GreaterThanOrEqualTo", "Minimize": "LessThanOrEqualTo"}[spec.gate_direction]
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == spec.gate_path
     threshold, = [p for p in d["Parameters"] if p["Name"] == "QualityThreshold"]
-    assert threshold["DefaultValue"] == spec.default_threshold
+    assert threshold["DefaultValue"] == "baseline+10%"
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--gate-metric") + 1] == spec.gate_metric
+    assert arguments[arguments.index("--gate-direction") + 1] == spec.gate_direction
     assert [m["Name"] for m in steps["Tune"]["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]
             ["MetricDefinitions"]] == [spec.tuning_metric]
     assert f'"{problem}"' in steps["Tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]["problem_type"]
@@ -196,7 +206,8 @@ def test_parameters_are_typed_with_their_defaults(compile_with):
         "TrainingInstanceType": ("String", "ml.m5.xlarge"),
         "MaxTuningJobs": ("Integer", 4),
         "MaxParallelTuningJobs": ("Integer", 2),
-        "QualityThreshold": ("Float", 0.8),
+        "QualityThreshold": ("String", "baseline+10%"),
+        "Schema": ("String", ""),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
     for name, (kind, default) in expected.items():
@@ -217,7 +228,7 @@ def test_parameter_defaults_follow_the_environment_and_flags(compile_with):
 def test_the_compiled_parameters_match_the_json(compile_with):
     compiled = compile_with()
     assert [p["Name"] for p in doc(compiled)["Parameters"]] == list(compiled.parameters)
-    assert compiled.parameters["QualityThreshold"].kind == "Float"
+    assert compiled.parameters["QualityThreshold"].kind == "String"
 
 
 # --- roles, regions, determinism -------------------------------------------------------------

@@ -73,7 +73,8 @@ def no_api_calls(monkeypatch, fake_aws):
     ("Nope=1", "the pipeline has no parameter 'Nope'; its parameters are InputData, ProcessingInstanceType"),
     ("ModelApprovalStatus=Maybe", "parameter ModelApprovalStatus must be one of PendingManualApproval, Approved, "
                                   "Rejected, got 'Maybe'"),
-    ("QualityThreshold=high", "parameter QualityThreshold is Float: 'high' is not a valid float"),
+    ("QualityThreshold=high", "parameter QualityThreshold: 'high' is not valid; Smallest acceptable test roc_auc: "
+                              "a number, or baseline+N%"),
     ("QualityThreshold", "-p 'QualityThreshold': write parameters as Name=Value"),
 ])
 def test_a_bad_override_is_refused_before_any_call(no_api_calls, capsys, pair, message):
@@ -123,7 +124,7 @@ def test_start_sends_typed_overrides(dev_aws, capsys):
     arn = capsys.readouterr().out.splitlines()[-1]
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in params} == {
-        "MaxTuningJobs": "3", "QualityThreshold": "1.0", "ModelApprovalStatus": "Approved"}
+        "MaxTuningJobs": "3", "QualityThreshold": "1", "ModelApprovalStatus": "Approved"}
 
 
 def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(dev_aws, capsys, tmp_path):

@@ -12,7 +12,7 @@ from conftest import BUCKET, FAKE_ROLE
 from pipelines import cli, endpoints
 from pipelines.cloud import CloudError
 
-GROUP = "purchase-intent"  # model_package_group of config.toml
+GROUP = "purchase-intent-revenue-binary"  # the model group the pipeline registers into
 ENDPOINT = "purchase-intent-dev"  # the default endpoint name: <pipeline_name>-<env>
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
@@ -143,7 +143,7 @@ def test_batch_transform_creates_a_job_over_the_input_with_a_model_of_the_packag
     job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
     assert output == job["TransformOutput"]["S3OutputPath"] == \
         f"s3://{BUCKET}/purchase-intent/transform/{job['TransformJobName']}"
-    assert job["TransformJobName"].startswith("purchase-intent-v1-")
+    assert job["TransformJobName"].startswith(f"{GROUP}-v1-")
     assert job["TransformInput"] == {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
                                      "ContentType": "text/csv", "SplitType": "None"}
     assert (job["TransformOutput"]["Accept"], job["TransformOutput"]["AssembleWith"]) == ("text/csv", "Line")

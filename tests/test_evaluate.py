@@ -36,8 +36,11 @@ def test_binary_report_layout(tmp_path):
     archive_dir, splits = model_archive(tmp_path, data.generate(1500, seed=0))
     report = run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "binary", "--label", "Revenue")
     n_test = len(pd.read_csv(splits / "test" / "test.csv"))
-    assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "n_test"}
-    assert report["n_test"] == n_test
+    assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "unseen_categories",
+                           "classes", "features", "n_test"}
+    assert report["features"] == {"count": 17, "feature_set": {"name": None, "applied": False,
+                                                               "reason": "no feature set chosen"}}
+    assert report["n_test"] == n_test and report["classes"] == ["FALSE", "TRUE"] and report["unseen_categories"] == {}
     metrics = report["binary_classification_metrics"]
     assert set(metrics) == {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier_score",
                             "expected_calibration_error", "calibration_error_floor", "log_loss", "threshold",
@@ -49,7 +52,14 @@ def test_binary_report_layout(tmp_path):
     meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert metrics["threshold"]["value"] == meta["threshold"]  # chosen on validation by train.py
     cm = metrics["confusion_matrix"]
-    assert set(cm) == {"0", "1"} and sum(cm[a][b] for a in cm for b in cm[a]) == n_test
+    assert set(cm) == {"FALSE", "TRUE"} and sum(cm[a][b] for a in cm for b in cm[a]) == n_test
+    # next to each metric, what a constant predictor (the training prior) scores on the same rows
+    assert metrics["roc_auc"]["baseline"] == 0.5 and metrics["f1"]["baseline"] == 0  # it never predicts a buyer
+    positives = pd.read_csv(splits / "test" / "test.csv")["Revenue"].mean()
+    assert metrics["pr_auc"]["baseline"] == pytest.approx(positives)
+    assert metrics["accuracy"]["baseline"] == pytest.approx(1 - positives)
+    assert "baseline" not in metrics["threshold"] and "baseline" not in metrics["calibration_error_floor"]
+    assert metrics["log_loss"]["value"] < metrics["log_loss"]["baseline"]
 
     curves = report["curves"]
     assert set(curves) == {"roc", "pr", "calibration", "lift"}
@@ -71,14 +81,18 @@ def test_multiclass_and_regression_layouts(tmp_path):
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "log_loss", "confusion_matrix"}
     assert metrics["accuracy"]["value"] > 0.6
     cm = metrics["confusion_matrix"]
-    assert set(cm) == {"0", "1", "2"} and sum(sum(row.values()) for row in cm.values()) == report["n_test"]
+    assert set(cm) == {"few", "many", "some"} and sum(sum(row.values()) for row in cm.values()) == report["n_test"]
+    test_labels = pd.read_csv(splits / "test" / "test.csv")["Segment"]
+    assert metrics["accuracy"]["baseline"] == pytest.approx((test_labels == 2).mean())  # "some" is the majority
 
     archive_dir, splits = model_archive(tmp_path / "r", df, "BasketValue", "regression")
     report = run_evaluate(tmp_path / "r", archive_dir, splits, "--problem-type", "regression")
     metrics = report["regression_metrics"]
     assert set(metrics) == {"rmse", "mae", "r2"}
     assert metrics["r2"]["value"] > 0.5 and metrics["rmse"]["value"] >= metrics["mae"]["value"] > 0
-    assert report["curves"] == {} and report["feature_importance"]
+    assert report["curves"] == {} and report["feature_importance"] and report["classes"] is None
+    assert metrics["r2"]["baseline"] == pytest.approx(0, abs=0.05)  # the training mean explains nothing
+    assert metrics["rmse"]["baseline"] > metrics["rmse"]["value"]
 
 
 def test_failures_name_the_problem(tmp_path):
@@ -128,7 +142,7 @@ def _scalar_paths(report: dict) -> set[str]:
 
 def test_the_problems_table_names_exactly_what_evaluate_writes():
     """The quality gate may only read paths evaluate.py writes; pipelines/problems.py is that list."""
-    from pipelines.problems import PROBLEMS
+    from pipelines.problems import GATE_PATHS, PROBLEMS
 
     rng = np.random.default_rng(0)
     y2, p2 = rng.integers(0, 2, 200), rng.random(200)
@@ -139,5 +153,37 @@ def test_the_problems_table_names_exactly_what_evaluate_writes():
         "regression": evaluate.regression_report(rng.normal(size=200), rng.normal(size=200))[0],
     }
     for problem_type, report in written.items():
-        assert _scalar_paths(report) == PROBLEMS[problem_type].metric_paths, problem_type
+        assert _scalar_paths(report) == PROBLEMS[problem_type].metric_paths - GATE_PATHS, problem_type
         assert PROBLEMS[problem_type].gate_path in _scalar_paths(report)
+
+
+@pytest.mark.parametrize("rule, direction, baseline, threshold", [
+    ("baseline+10%", "Maximize", 0.5, 0.55),
+    ("baseline + 20 %", "Maximize", 0.8, 0.84),
+    ("baseline+10%", "Minimize", 2.0, 1.8),  # errors: 10% of the way down to 0
+    ("0.72", "Maximize", 0.5, 0.72),  # an explicit number wins
+    ("-0.5", "Maximize", 0.0, -0.5),
+])
+def test_the_gate_threshold_is_a_number_or_relative_to_the_baseline(rule, direction, baseline, threshold):
+    assert evaluate.gate_threshold(rule, baseline, direction) == pytest.approx(threshold)
+
+
+def test_a_gate_a_constant_predictor_passes_is_not_the_default(tmp_path):
+    archive_dir, splits = model_archive(tmp_path, data.generate(600, seed=2))
+    report = run_evaluate(tmp_path, archive_dir, splits, "--gate-metric", "accuracy")
+    gate, accuracy = report["gate"], report["binary_classification_metrics"]["accuracy"]
+    assert gate["rule"] == "baseline+10%" and gate["baseline"] == accuracy["baseline"] > 0.5
+    assert gate["threshold"] == pytest.approx(gate["baseline"] + 0.1 * (1 - gate["baseline"]))
+    assert gate["value"] == accuracy["value"] and gate["passed"] == (gate["value"] >= gate["threshold"])
+    explicit = run_evaluate(tmp_path, archive_dir, splits, "--gate-metric", "accuracy", "--quality-threshold", "0.5")
+    assert explicit["gate"]["threshold"] == 0.5 and explicit["gate"]["passed"]
+
+
+def test_gate_mistakes_are_named(tmp_path):
+    archive_dir, splits = model_archive(tmp_path, data.generate(600, seed=2))
+    for extra, expected in ((["--gate-metric", "r2"], "reads metric 'r2', which this evaluation does not write"),
+                            (["--gate-metric", "roc_auc", "--quality-threshold", "high"], "neither a number nor"),
+                            (["--gate-metric", "threshold"], "has no baseline: give QualityThreshold as a number")):
+        with pytest.raises(SystemExit):
+            run_evaluate(tmp_path, archive_dir, splits, *extra)
+        assert expected in (tmp_path / "eval-failure").read_text()

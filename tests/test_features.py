@@ -1,3 +1,4 @@
+"""Features from the schema (generic) and the shoppers feature set on top."""
 import io
 
 import numpy as np
@@ -7,6 +8,85 @@ import pytest
 from pipelines import data
 
 import features
+from feature_sets import shoppers
+
+
+def schema(label="y", **kinds):
+    return {"label": {"name": label}, "columns": [{"name": n, "kind": k, "source": "inferred"} for n, k in kinds.items()]}
+
+
+def fitted(frame, label="y", feature_set=None, **kinds):
+    return features.Features.fit(schema(label, **kinds), frame, feature_set)
+
+
+def test_numbers_keep_missing_values_and_bad_text_is_named():
+    spec = fitted(pd.DataFrame({"a": ["1.5", None, "3"]}), a="number")
+    out, unseen = spec.transform(pd.DataFrame({"a": ["1.5", None, "3"]}))
+    assert spec.names == ["a"] and spec.types == ["q"] and unseen == {}
+    np.testing.assert_array_equal(out["a"], [1.5, np.nan, 3])
+    with pytest.raises(features.FeatureError, match="column 'a' must be numeric; got 'abc'"):
+        spec.transform(pd.DataFrame({"a": ["abc"]}))
+
+
+def test_categories_use_the_training_vocabulary_and_count_unseen_values():
+    train = pd.DataFrame({"plan": ["basic", "plus", "basic", None, " premium "]})
+    spec = fitted(train, plan="category")
+    assert spec.vocabularies == {"plan": ["basic", "plus", "premium"]}  # by frequency, then alphabetically
+    out, unseen = spec.transform(pd.DataFrame({"plan": ["plus", "gold", None, "basic", "gold"]}))
+    np.testing.assert_array_equal(out["plan"], [1, np.nan, np.nan, 0, np.nan])
+    assert unseen == {"plan": 2} and spec.types == ["c"]
+
+
+def test_codes_are_categories_known_by_their_whole_number():
+    spec = fitted(pd.DataFrame({"store": ["3", "5.0", "3"]}), store="code")
+    assert spec.vocabularies == {"store": ["3", "5"]}
+    out, _ = spec.transform(pd.DataFrame({"store": [5, 3.0, "3", 9]}))
+    np.testing.assert_array_equal(out["store"], [1, 0, 0, np.nan])
+
+
+def test_booleans_in_any_spelling():
+    spec = fitted(pd.DataFrame({"f": ["yes"]}), f="boolean")
+    values = [True, False, "TRUE", "no", " Y ", "0", "on", None]
+    out, _ = spec.transform(pd.DataFrame({"f": values}))
+    np.testing.assert_array_equal(out["f"], [1, 0, 1, 0, 1, 0, 1, np.nan])
+    with pytest.raises(features.FeatureError, match="column 'f' must be true/false .*'maybe'"):
+        spec.transform(pd.DataFrame({"f": ["maybe"]}))
+
+
+def test_dates_become_their_parts():
+    spec = fitted(pd.DataFrame({"d": ["2024-03-02"]}), d="datetime")
+    assert spec.names == [f"d_{part}" for part in features.DATE_PARTS]
+    out, _ = spec.transform(pd.DataFrame({"d": ["2024-03-02 14:30", "1970-01-03", None]}))
+    assert out.iloc[0][["d_year", "d_month", "d_day", "d_weekday", "d_hour"]].tolist() == [2024, 3, 2, 5, 14]
+    assert out.loc[1, "d_days"] == 2 and out.iloc[2].isna().all()
+    with pytest.raises(features.FeatureError, match="column 'd' must be a date or time; got 'soon'"):
+        spec.transform(pd.DataFrame({"d": ["soon"]}))
+
+
+def test_dropped_columns_are_neither_required_nor_used_and_extra_columns_are_ignored():
+    spec = fitted(pd.DataFrame({"a": ["1"], "id": ["x"]}), a="number", id="dropped")
+    assert spec.required == ["a"] and spec.input_columns == ["a", "id"]
+    out, _ = spec.transform(pd.DataFrame({"a": ["2"], "other": ["z"]}))
+    assert list(out.columns) == ["a"]
+    with pytest.raises(features.FeatureError, match="missing required column.*: a"):
+        spec.transform(pd.DataFrame({"id": ["x"]}))
+
+
+def test_the_spec_round_trips_through_json():
+    import json
+
+    spec = fitted(pd.DataFrame({"p": ["x", "y"], "n": ["1", "2"]}), p="category", n="number")
+    again = features.Features.from_dict(json.loads(json.dumps(spec.to_dict())))
+    frame = pd.DataFrame({"p": ["y", "z"], "n": ["3", None]})
+    pd.testing.assert_frame_equal(again.transform(frame)[0], spec.transform(frame)[0])
+    assert (again.names, again.types, again.vocabularies) == (spec.names, spec.types, spec.vocabularies)
+
+
+# --- the shoppers feature set ------------------------------------------------------------------
+
+
+SHOPPERS = {c: ("boolean" if c == "Weekend" else "category" if c in ("Month", "VisitorType") else "number")
+            for c in data.COLUMNS[:-1]}
 
 
 def raw(n=50, seed=0):
@@ -14,32 +94,25 @@ def raw(n=50, seed=0):
 
 
 def row(**overrides):
-    """One raw session with chosen values."""
     base = raw(1).iloc[0].to_dict()
     base.update(overrides)
     return pd.DataFrame([base])
 
 
-def test_output_is_float_features_in_fixed_order():
-    out = features.engineer(raw())
-    assert list(out.columns) == features.FEATURES
-    assert len(set(features.FEATURES)) == len(features.FEATURES)
-    assert (out.dtypes == "float64").all()
-    # the columns never depend on which values occur in the rows
-    new_only = features.engineer(row(VisitorType="New_Visitor", Weekend=True))
-    assert list(new_only.columns) == features.FEATURES
+@pytest.fixture(scope="module")
+def with_shoppers():
+    return fitted(raw(400), "Revenue", "shoppers", **SHOPPERS)
 
 
-def test_raw_numerics_and_codes_are_kept():
-    df = raw()
-    out = features.engineer(df)
-    for c in ("Administrative", "ProductRelated_Duration", "PageValues", "ExitRates", "OperatingSystems",
-              "TrafficType"):
-        np.testing.assert_array_equal(out[c], df[c].astype(float))
+def test_the_shoppers_set_adds_its_features_after_the_generic_ones(with_shoppers):
+    assert with_shoppers.feature_set == {"name": "shoppers", "applied": True, "reason": None}
+    assert with_shoppers.names == list(SHOPPERS) + list(shoppers.FEATURES)
+    coded = [n for n, t in zip(with_shoppers.names, with_shoppers.types) if t == "c"]
+    assert coded == ["Month", "OperatingSystems", "Browser", "Region", "TrafficType", "VisitorType"]
 
 
-def test_page_totals_and_safe_duration_per_page():
-    out = features.engineer(pd.concat([
+def test_page_totals_and_safe_duration_per_page(with_shoppers):
+    out, _ = with_shoppers.transform(pd.concat([
         row(Administrative=2, Administrative_Duration=30.0, Informational=0, Informational_Duration=0.0,
             ProductRelated=4, ProductRelated_Duration=100.0),
         row(Administrative=0, Administrative_Duration=0.0, Informational=0, Informational_Duration=0.0,
@@ -54,79 +127,44 @@ def test_page_totals_and_safe_duration_per_page():
     assert np.isnan(out.loc[2, "ProductRelated_duration_per_page"])  # missing stays missing for XGBoost
 
 
-def test_page_value_and_rate_features():
-    out = features.engineer(pd.concat([row(PageValues=0.0, ProductRelated=5, BounceRates=0.1, ExitRates=0.2),
-                                       row(PageValues=20.0, ProductRelated=4)], ignore_index=True))
-    assert out["page_values_positive"].tolist() == [0, 1]
-    assert out["page_values_log1p"].tolist() == pytest.approx([0, np.log1p(20)])
-    assert out["page_values_per_product_page"].tolist() == [0, 5]
+def test_page_value_rate_and_month_features(with_shoppers):
+    out, _ = with_shoppers.transform(pd.concat(
+        [row(PageValues=0.0, ProductRelated=5, BounceRates=0.1, ExitRates=0.2, Month="Dec"),
+         row(PageValues=20.0, ProductRelated=4, Month="June"), row(Month="Someday")], ignore_index=True))
+    assert out["page_values_positive"].tolist()[:2] == [0, 1]
+    assert out["page_values_log1p"].tolist()[:2] == pytest.approx([0, np.log1p(20)])
+    assert out["page_values_per_product_page"].tolist()[:2] == [0, 5]
     assert out.loc[0, "bounce_x_exit"] == pytest.approx(0.02)
+    assert out.loc[0, "month_num"] == 12 and out.loc[1, "month_num"] == 6 and np.isnan(out.loc[2, "month_num"])
+    assert out.loc[0, "month_sin"] == pytest.approx(0, abs=1e-12) and out.loc[0, "month_cos"] == pytest.approx(1)
 
 
-def test_month_ordinal_and_cycle():
-    out = features.engineer(pd.concat([row(Month=m) for m in ("Jun", "June", "Dec", "Feb", "Someday")],
-                                      ignore_index=True))
-    assert out["month_num"].tolist()[:4] == [6, 6, 12, 2]
-    assert np.isnan(out.loc[4, "month_num"])  # unknown month is missing, not an error
-    assert out.loc[2, "month_sin"] == pytest.approx(0, abs=1e-12) and out.loc[2, "month_cos"] == pytest.approx(1)
-    np.testing.assert_allclose(out["month_sin"] ** 2 + out["month_cos"] ** 2, [1, 1, 1, 1, np.nan])
-
-
-def test_booleans_as_strings_or_bools_and_flags():
-    values = [True, False, "TRUE", "FALSE", "true", "0"]
-    out = features.engineer(pd.concat([row(Weekend=v, SpecialDay=s) for v, s in zip(values, [0, .4, 0, 1, 0, 0])],
-                                      ignore_index=True))
-    assert out["weekend"].tolist() == [1, 0, 1, 0, 1, 0]
-    assert out["special_day_positive"].tolist() == [0, 1, 0, 1, 0, 0]
-    with pytest.raises(ValueError, match="'Weekend'.*'maybe'"):
-        features.engineer(row(Weekend="maybe"))
-
-
-def test_visitor_type_one_hot_with_fixed_categories():
-    out = features.engineer(pd.concat([row(VisitorType=v) for v in ("Returning_Visitor", "New_Visitor", "Other",
-                                                                    "Robot")], ignore_index=True))
-    onehot = out[[f"visitor_{v}" for v in features.VISITOR_TYPES]].to_numpy()
-    np.testing.assert_array_equal(onehot, [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])
-    assert not any("Robot" in c for c in out.columns)
-
-
-def test_text_input_gives_the_same_features_as_typed_input():
+def test_text_input_gives_the_same_features_as_typed_input(with_shoppers):
     df = raw(30, seed=2)
     as_text = pd.read_csv(io.StringIO(df.to_csv(index=False)), dtype=str)
-    pd.testing.assert_frame_equal(features.engineer(as_text), features.engineer(df))
+    pd.testing.assert_frame_equal(with_shoppers.transform(as_text)[0], with_shoppers.transform(df)[0])
 
 
-def test_missing_and_malformed_columns_are_named():
-    df = raw(5)
-    assert features.missing_columns(df) == []
-    assert features.missing_columns(df.drop(columns=["Weekend", "Month"])) == ["Month", "Weekend"]
-    with pytest.raises(ValueError, match="missing required column.*PageValues"):
-        features.engineer(df.drop(columns="PageValues"))
-    with pytest.raises(ValueError, match="'ExitRates'.*'abc'"):
-        features.engineer(df.assign(ExitRates=["0.1", "abc", "0.2", "0.1", "0.1"]))
+def test_a_label_the_set_reads_is_blanked_never_leaked():
+    kinds = {c: k for c, k in SHOPPERS.items() if c != "PageValues"}
+    train = raw(200, seed=3)
+    spec = fitted(train.drop(columns="PageValues"), "PageValues", "shoppers", **kinds)
+    assert spec.feature_set["applied"] and "PageValues" not in spec.required
+    out, _ = spec.transform(train)  # the label's own values, if present, change nothing
+    assert out[["page_values_log1p", "page_values_positive", "page_values_per_product_page"]].isna().all().all()
+    pd.testing.assert_frame_equal(out, spec.transform(train.drop(columns="PageValues"))[0])
 
 
-def test_extra_columns_are_ignored():
-    df = raw(5)
-    pd.testing.assert_frame_equal(features.engineer(df.assign(Revenue=True, note="x")), features.engineer(df))
+def test_the_set_stays_out_of_a_table_without_its_columns():
+    spec = fitted(pd.DataFrame({"x": ["1"]}), "y", "shoppers", x="number")
+    assert spec.feature_set["applied"] is False and "lacks column(s) Administrative" in spec.feature_set["reason"]
+    assert spec.names == ["x"]
 
 
-def test_a_raw_column_used_as_the_label_is_neither_required_nor_leaked():
-    df = raw(40, seed=3)
-    without_label = df.drop(columns="VisitorType")
-    assert features.missing_columns(without_label) == ["VisitorType"]
-    assert features.missing_columns(without_label, "VisitorType") == []
-    out = features.engineer(without_label, label="VisitorType")
-    assert list(out.columns) == features.FEATURES
-    assert (out[[f"visitor_{v}" for v in features.VISITOR_TYPES]] == 0).all().all()
-    # the label's own values, if present, change nothing
-    assert out.equals(features.engineer(df, label="VisitorType"))
-
-
-def test_codes_are_categorical_with_invalid_codes_missing():
-    assert len(features.FEATURE_TYPES) == len(features.FEATURES)
-    assert [f for f, t in zip(features.FEATURES, features.FEATURE_TYPES) if t == "c"] == list(features.CODES)
-    out = features.engineer(pd.concat([row(TrafficType=t, Browser=2) for t in (3, -1, 2.5, 1e9, 0)],
-                                      ignore_index=True))
-    np.testing.assert_array_equal(out["TrafficType"], [3, np.nan, np.nan, np.nan, 0])
-    assert (out["Browser"] == 2).all() and (out.dtypes == "float64").all()
+def test_declared_kinds_win_over_the_sets_own():
+    declared = schema("Revenue", **SHOPPERS)
+    for column in declared["columns"]:
+        if column["name"] == "Region":
+            column["source"] = "declared"
+    spec = features.Features.fit(declared, raw(100), "shoppers")
+    assert spec.kinds["Region"] == "number" and spec.kinds["Browser"] == "code"

@@ -24,7 +24,7 @@ from pipelines import cli
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, Registry, open_store
 
-GROUP = "purchase-intent"
+GROUP = "purchase-intent-revenue-binary"
 # Small and quick: two tuning jobs, both at once. The gate is lowered from 0.80 so that an
 # unlucky random draw of hyperparameters on 1,500 rows cannot turn this into the Fail branch.
 SMALL = ["-p", "MaxTuningJobs=2", "-p", "MaxParallelTuningJobs=2"]
@@ -134,7 +134,7 @@ def test_models_lists_the_registered_version(first_run, ws):
     assert proc.returncode == 0, proc.stderr
     version = first_run.summary["registered_model"]["ModelPackageVersion"]
     lines = proc.stdout.splitlines()
-    assert GROUP in lines
+    assert f"{GROUP}  (binary model of 'Revenue')" in lines  # each group says what its model predicts
     (line,) = [line for line in lines if line.split()[:1] == [f"v{version}"]]
     assert "PendingManualApproval" in line and "roc_auc=" in line
     (registered,) = [v for v in versions(ws.home) if v["ModelPackageVersion"] == version]
@@ -298,7 +298,7 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
         store.put_bytes(uri, code)
     store.put_file("s3://bucket/sessions.csv", write_csv(generate(900, seed=1), tmp_path / "s.csv"))
     record = run_pipeline(compiled.definition, pipeline_name=compiled.name, home=home, store=store, isolation="paths",
-                          parameters={"InputData": "s3://bucket/sessions.csv", "QualityThreshold": 0.5})
+                          parameters={"InputData": "s3://bucket/sessions.csv", "QualityThreshold": "0.5"})
     assert record["status"] == "Succeeded", record["failure_reason"]
     assert "isolation=paths" in Path(next(s["log"] for s in record["steps"] if s["name"] == "Preprocess")).read_text()
 

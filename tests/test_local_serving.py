@@ -68,7 +68,7 @@ def run(tmp_path_factory):
     record = json.loads((home / "runs" / summary["execution_id"] / "execution.json").read_text())
     status, out, err = deploy("approve", "latest", "--local", "--home", str(home))
     assert status == 0, err
-    assert out.strip().endswith("model-package/purchase-intent/1: Approved")
+    assert out.strip().endswith("model-package/purchase-intent-revenue-binary/1: Approved")
     with open(data, newline="") as f:
         rows = list(csv.reader(f))
     return {"home": home, "data": data, "tmp": tmp, "summary": summary, "record": record,
@@ -286,7 +286,7 @@ def test_deploy_endpoint_local_records_a_new_config_each_time(run):
     record = json.loads((run["home"] / "endpoints" / "shop.json").read_text())
     configs = [c["EndpointConfigName"] for c in record["EndpointConfigs"]]
     assert len(set(configs)) == 2 and record["EndpointConfigName"] == configs[-1]
-    assert record["ModelPackageArn"].endswith("model-package/purchase-intent/1")
+    assert record["ModelPackageArn"].endswith("model-package/purchase-intent-revenue-binary/1")
 
 
 def _deploy_busy(home: Path, package: dict, times: int) -> None:
@@ -296,7 +296,7 @@ def _deploy_busy(home: Path, package: dict, times: int) -> None:
 
 def test_concurrent_deploys_to_one_local_endpoint_all_land(run):
     home = LocalHome(run["home"])
-    package = local_endpoint.approved_package(home, "purchase-intent", "latest")
+    package = local_endpoint.approved_package(home, "purchase-intent-revenue-binary", "latest")
     workers, times = 4, 5
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         pool.starmap(_deploy_busy, [(run["home"], package, times)] * workers)

@@ -14,7 +14,7 @@ def run_preprocess(tmp_path, df, *extra, name="part.csv"):
     """Write df as the raw input, run preprocess.main, return the output directory."""
     data.write_csv(df, tmp_path / "raw" / name)
     out = tmp_path / "prep"
-    preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(out),
+    preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(out), "--label", "Revenue",
                      "--failure-file", str(tmp_path / "failure" / "message"), *extra])
     return out
 
@@ -45,6 +45,7 @@ def test_end_to_end_binary(tmp_path):
     out = run_preprocess(tmp_path, df)
     splits = read_splits(out)
     profile = json.loads((out / "profile" / "profile.json").read_text())
+    schema = json.loads((out / "schema" / "schema.json").read_text())
 
     total = len(df) + len(extra) - 25
     assert profile["rows_read"] == len(df) + len(extra)
@@ -52,12 +53,18 @@ def test_end_to_end_binary(tmp_path):
     assert profile["rows"] == {s: len(splits[s]) for s in preprocess.SPLITS}
     assert sum(profile["rows"].values()) == total
     assert abs(profile["rows"]["test"] - 0.15 * total) <= 1 and abs(profile["rows"]["validation"] - 0.15 * total) <= 1
-    assert profile["classes"] == ["FALSE", "TRUE"]
+    assert profile["classes"] == schema["label"]["classes"] == ["FALSE", "TRUE"]
+    assert schema["label"] == {"name": "Revenue", "kind": "boolean", "problem_type": "binary",
+                               "classes": ["FALSE", "TRUE"], "positive_class": "TRUE"}
+    assert [c["name"] for c in schema["columns"]] == data.COLUMNS[:-1]
     for frame in splits.values():
         assert list(frame.columns) == ["Revenue"] + data.COLUMNS[:-1]  # label first, input schema
         assert set(frame["Revenue"]) == {0, 1} and frame["Revenue"].dtype == "int64"
-        assert frame.notna().all().all()
-        assert frame["Weekend"].dtype == bool and frame["Month"].isin(set(df["Month"].dropna())).all()
+        assert frame["Weekend"].dtype == bool and frame["Month"].dropna().isin(set(df["Month"].dropna())).all()
+    # missing values stay missing: XGBoost learns where they go, nothing is imputed
+    both = pd.concat(splits.values())
+    assert both["PageValues"].isna().sum() == 2 and both["Month"].isna().sum() == 1
+    assert both.drop(columns=["PageValues", "Month"]).notna().all().all()
     # stratified: the positive rate is the same in every split
     rates = [frame["Revenue"].mean() for frame in splits.values()]
     assert max(rates) - min(rates) < 0.01
@@ -66,13 +73,12 @@ def test_end_to_end_binary(tmp_path):
     assert profile["label_balance"]["train"]["1"] == splits["train"]["Revenue"].sum()
 
     page_values, month = profile["columns"]["PageValues"], profile["columns"]["Month"]
-    assert page_values["kind"] == "numeric" and page_values["missing"] == 2
-    assert page_values["imputed_with"] == splits["train"]["PageValues"].median() == 0
-    assert {"mean", "std", "min", "max"} <= set(page_values)
-    assert month["kind"] == "categorical" and month["missing"] == 1
-    assert month["imputed_with"] == "May" and next(iter(month["top"])) == "May"
-    assert profile["columns"]["Administrative"]["kind"] == "integer"
-    assert splits["train"]["Administrative"].dtype == "int64"
+    assert page_values["kind"] == "number" and page_values["missing"] == 2
+    assert {"mean", "std", "min", "max", "typical"} <= set(page_values)
+    assert month["kind"] == "category" and month["missing"] == 1
+    assert month["typical"] == "May" and next(iter(month["top"])) == "May"
+    assert profile["columns"]["Administrative"]["kind"] == "number"
+    assert splits["train"]["Administrative"].dtype == "int64"  # whole numbers are written as such
 
 
 def test_split_is_reproducible_and_seeded(tmp_path):
@@ -133,7 +139,7 @@ def test_empty_input_and_bad_fractions_fail_clearly(tmp_path):
     (tmp_path / "raw").mkdir()
     with pytest.raises(SystemExit):
         preprocess.main(["--input-dir", str(tmp_path / "raw"), "--output-dir", str(tmp_path / "out"),
-                         "--failure-file", str(tmp_path / "message")])
+                         "--label", "Revenue", "--failure-file", str(tmp_path / "message")])
     assert "no .csv" in (tmp_path / "message").read_text()
     message = failure(tmp_path / "f", data.generate(100), "--test-fraction", "0.9")
     assert "--test-fraction" in message

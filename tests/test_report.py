@@ -60,10 +60,12 @@ def profile(problem: str) -> dict:
         "rows": {"train": 800, "validation": 213, "test": 213}, "seed": 42,
         "label_balance": {"all": balance, "train": balance, "validation": balance, "test": balance},
         "columns": {
-            "PageValues": {"kind": "numeric", "dtype": "float64", "count": 1200, "missing": 26, "imputed_with": 0.5,
+            "PageValues": {"kind": "number", "count": 1200, "missing": 26, "typical": 0.5, "unique": 400,
                            "mean": 5.25, "std": 18.5, "min": 0.0, "max": 361.75},
-            "Month": {"kind": "categorical", "dtype": "str", "count": 1226, "missing": 0, "imputed_with": "May",
+            "Month": {"kind": "category", "count": 1226, "missing": 0, "typical": "May",
                       "unique": 3, "top": {"May": 600, "Nov": 400, "Mar": 226}},
+            "SessionId": {"kind": "dropped", "count": 1226, "missing": 0, "unique": 1226, "typical": "s1",
+                          "top": {"s1": 1}, "reason": "identifier: a different value in every row"},
         },
     }
 

@@ -88,6 +88,6 @@ def test_a_network_isolated_training_job_runs_locally_from_its_code_channel(tmp_
         store.put_bytes(uri, data)
     store.put_file("s3://secure-bucket/data/sessions.csv", write_csv(generate(900, seed=3), tmp_path / "s.csv"))
     record = run_pipeline(compiled.definition, pipeline_name=compiled.name, home=home, store=store,
-                          parameters={"InputData": "s3://secure-bucket/data/sessions.csv", "QualityThreshold": 0.5})
+                          parameters={"InputData": "s3://secure-bucket/data/sessions.csv", "QualityThreshold": "0.5"})
     assert record["status"] == "Succeeded", record["failure_reason"]
     assert Path(next(s["log"] for s in record["steps"] if s["name"] == "Train")).read_text()

@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def train_model(tmp_path, splits, *extra):
     """Run train.main on preprocess output with a small number of rounds; return the model dir."""
     model_dir = tmp_path / "model"
     train.main(["--train", str(splits / "train"), "--validation", str(splits / "validation"),
-                "--model-dir", str(model_dir), "--output-data-dir", str(tmp_path / "output"),
+                "--schema", str(splits / "schema"), "--model-dir", str(model_dir), "--output-data-dir", str(tmp_path / "output"),
                 "--failure-file", str(tmp_path / "failure"), "--num_round", "25", "--nthread", "1", *extra])
     return model_dir
 
@@ -43,6 +44,7 @@ def binary_splits(tmp_path_factory):
 def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SM_CHANNEL_TRAIN", str(binary_splits / "train"))
     monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(binary_splits / "validation"))
+    monkeypatch.setenv("SM_CHANNEL_SCHEMA", str(binary_splits / "schema"))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SM_NUM_CPUS", "1")
@@ -58,16 +60,26 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     model = tmp_path / "model"
     meta = json.loads((model / "metadata.json").read_text())
     assert meta["folds"] == 5 and meta["model_files"] == [f"xgboost-model-{k}.json" for k in range(5)]
-    assert {p.name for p in model.iterdir()} == {*meta["model_files"], "calibrator.json", "metadata.json", "code"}
-    for name in ("inference.py", "features.py"):
+    assert {p.name for p in model.iterdir()} == {*meta["model_files"], "calibrator.json", "metadata.json", "code",
+                                                 "schema.json", "features.json"}
+    served = sorted(p.relative_to(model / "code").as_posix() for p in (model / "code").rglob("*.py"))
+    assert served == ["feature_sets/__init__.py", "feature_sets/shoppers.py", "features.py", "inference.py"]
+    for name in served:
         assert (model / "code" / name).read_bytes() == (ROOT / "training_scripts" / name).read_bytes()
+    assert json.loads((model / "schema.json").read_text()) == json.loads(
+        (binary_splits / "schema" / "schema.json").read_text())  # the schema travels with the model
     # cross-fitted over both channels: every row has exactly one out-of-fold prediction
     assert meta["rows"]["out_of_fold"] == meta["rows"]["train"] + meta["rows"]["validation"]
     assert len(meta["rounds"]) == 5 and all(1 <= r <= 40 for r in meta["rounds"])
-    assert meta["problem_type"] == "binary" and meta["label"] == "Revenue" and meta["classes"] == [0, 1]
-    assert meta["feature_names"] == list(inference.features.FEATURES)
-    assert meta["feature_types"] == inference.features.FEATURE_TYPES
+    assert meta["problem_type"] == "binary" and meta["label"] == "Revenue"
+    assert meta["classes"] == ["FALSE", "TRUE"]  # names in code order: the positive class is 1
+    spec = json.loads((model / "features.json").read_text())
+    assert meta["feature_names"] == spec["names"] and meta["feature_types"] == spec["types"]
     assert meta["raw_columns"] == data.COLUMNS[:-1]
+    assert meta["feature_set"] == {"name": None, "applied": False, "reason": "no feature set chosen"}
+    labels = pd.concat([pd.read_csv(binary_splits / s / f"{s}.csv")["Revenue"] for s in ("train", "validation")])
+    assert meta["label_stats"]["counts"] == [int((labels == 0).sum()), int((labels == 1).sum())]
+    assert meta["label_stats"]["prior"][1] == pytest.approx(labels.mean())  # what evaluate's baselines start from
     assert 0 <= meta["best_iteration"] < 40 and 0 < meta["threshold"] < 1
     assert meta["hyperparameters"]["eta"] == 0.2 and meta["hyperparameters"]["num_round"] == 40
     assert meta["xgboost_params"]["scale_pos_weight"] == 1.0  # "auto": no reweighting
@@ -101,7 +113,7 @@ def test_validation_metric_is_out_of_fold(tmp_path, capsys):
     assert float(re.search(r"^train:auc=([0-9.]+);$", printed, re.M).group(1)) > 0.6
     # calibrated on out-of-fold predictions: the served probabilities stay near the base rate
     served = inference.model_fn(str(model))
-    x = pd.read_csv(splits / "test" / "test.csv").drop(columns="Revenue")
+    x = pd.read_csv(splits / "test" / "test.csv", dtype=str).drop(columns="Revenue")
     p = inference.predict_fn(x, served)
     assert abs(p.mean() - 0.3) < 0.05 and p.std() < 0.1
 
@@ -152,23 +164,71 @@ def test_other_problem_types_print_their_metrics(tmp_path, capsys, problem_type,
     for line in lines:
         assert re.search(line, printed)
     meta = json.loads((model / "metadata.json").read_text())
-    assert meta["classes"] == ([0, 1, 2] if problem_type == "multiclass" else None)
+    assert meta["classes"] == (["few", "many", "some"] if problem_type == "multiclass" else None)
     assert meta["threshold"] is None and meta["calibration"] == "none"
+    if problem_type == "regression":
+        assert meta["label_stats"]["mean"] == pytest.approx(pd.concat(
+            [pd.read_csv(splits / s / f"{s}.csv")[label] for s in ("train", "validation")]).mean())
 
 
-def test_failure_is_written_and_exits_1(tmp_path):
+def test_failure_is_written_and_exits_1(binary_splits, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as exit_info:
-        train_model(tmp_path, tmp_path / "empty")
+        train.main(["--train", str(tmp_path / "empty"), "--validation", str(binary_splits / "validation"),
+                    "--schema", str(binary_splits / "schema"), "--model-dir", str(tmp_path / "m"),
+                    "--failure-file", str(tmp_path / "failure")])
     assert exit_info.value.code == 1
     message = (tmp_path / "failure").read_text()
-    assert "train channel" in message and str(tmp_path / "empty" / "train") in message
+    assert "train channel" in message and str(tmp_path / "empty") in message
 
 
 def test_labels_must_be_encoded(binary_splits, tmp_path):
+    splits = tmp_path / "splits"
+    shutil.copytree(binary_splits, splits)
+    train_csv = splits / "train" / "train.csv"
+    frame = pd.read_csv(train_csv)
+    frame.assign(Revenue=frame["Revenue"] + 1).to_csv(train_csv, index=False)
     with pytest.raises(SystemExit):
-        train_model(tmp_path, binary_splits, "--problem_type", "multiclass", "--label", "Region")
-    assert "multiclass labels must be the codes" in (tmp_path / "failure").read_text()
+        train_model(tmp_path, splits)
+    assert "binary labels must be the codes [0, 1]" in (tmp_path / "failure").read_text()
+    with pytest.raises(SystemExit):
+        train_model(tmp_path, binary_splits, "--problem_type", "multiclass")
+    assert "disagrees with the schema" in (tmp_path / "failure").read_text()
+
+
+def test_the_label_must_be_the_schemas(binary_splits, tmp_path):
+    with pytest.raises(SystemExit):
+        train_model(tmp_path, binary_splits, "--label", "Region")
+    assert "not the label of the schema ('Revenue')" in (tmp_path / "failure").read_text()
+
+
+def test_a_missing_schema_channel_is_named(binary_splits, tmp_path):
+    with pytest.raises(SystemExit):
+        train.main(["--train", str(binary_splits / "train"), "--validation", str(binary_splits / "validation"),
+                    "--schema", str(tmp_path / "nowhere"), "--model-dir", str(tmp_path / "m"),
+                    "--failure-file", str(tmp_path / "failure")])
+    assert "no schema.json in the schema channel" in (tmp_path / "failure").read_text()
+
+
+def test_the_feature_set_adds_its_features_or_says_why_not(binary_splits, tmp_path):
+    meta = json.loads((train_model(tmp_path / "a", binary_splits, "--feature_set", "shoppers") /
+                       "metadata.json").read_text())
+    assert meta["feature_set"] == {"name": "shoppers", "applied": True, "reason": None}
+    assert {"total_pages", "month_num", "bounce_x_exit"} <= set(meta["feature_names"])
+    codes = [n for n, t in zip(meta["feature_names"], meta["feature_types"]) if t == "c"]
+    assert codes == ["Month", "OperatingSystems", "Browser", "Region", "TrafficType", "VisitorType"]
+
+    other = run_preprocess(tmp_path / "b", pd.DataFrame({"x": np.arange(200) % 13, "y": [0, 1] * 100}), "--label", "y")
+    meta = json.loads((train_model(tmp_path / "b", other, "--label", "y", "--feature_set", "shoppers") /
+                       "metadata.json").read_text())
+    assert not meta["feature_set"]["applied"] and "lacks column(s) Administrative" in meta["feature_set"]["reason"]
+    assert meta["feature_names"] == ["x"]
+
+
+def test_an_unknown_feature_set_is_refused(binary_splits, tmp_path):
+    with pytest.raises(SystemExit):
+        train_model(tmp_path, binary_splits, "--feature_set", "retail")
+    assert "unknown feature set 'retail': choose one of shoppers" in (tmp_path / "failure").read_text()
 
 
 def test_hyperparameters_accept_json_encoded_values():

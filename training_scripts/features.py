@@ -1,132 +1,233 @@
-"""Feature engineering that travels with the model.
+"""Features built from the schema of the data, fitted on the training rows and saved with the model.
 
-train.py and inference.py both call `engineer`, and train.py copies this file
-into the model archive, so serving accepts the same raw columns as training
-and can never drift from it.
+Preprocess writes `schema.json`: each raw column's kind (number, code, category,
+boolean, datetime, or dropped) and the label. `Features.fit` learns what the
+training rows teach (the vocabulary of each category) and `transform` turns raw
+rows, as text or typed, into XGBoost's input:
+
+- numbers are kept, missing values included (XGBoost learns where they go);
+- codes and string categories become XGBoost categories over a stored
+  vocabulary; a value outside it becomes missing and is counted as unseen;
+- booleans in any common spelling become 1/0;
+- dates become their parts (year, month, day, weekday, hour, days since 1970).
+
+A named feature set (feature_sets/<name>.py) adds domain features on top. It
+applies when the table has the columns it reads; otherwise the model records
+why it did not. train.py and inference.py both use this module, and train.py
+copies it into the model archive, so serving can never drift from training.
 """
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-# Raw input columns (the UCI schema minus the label) and how each is parsed.
-SCHEMA = {
-    "Administrative": "number",
-    "Administrative_Duration": "number",
-    "Informational": "number",
-    "Informational_Duration": "number",
-    "ProductRelated": "number",
-    "ProductRelated_Duration": "number",
-    "BounceRates": "number",
-    "ExitRates": "number",
-    "PageValues": "number",
-    "SpecialDay": "number",
-    "Month": "month",
-    "OperatingSystems": "number",
-    "Browser": "number",
-    "Region": "number",
-    "TrafficType": "number",
-    "VisitorType": "category",
-    "Weekend": "bool",
-}
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)  # feature_sets/ beside this file, also in the model archive's code/
 
-PAGE_TYPES = ("Administrative", "Informational", "ProductRelated")
-CODES = ("OperatingSystems", "Browser", "Region", "TrafficType")
-# Fixed categories: an unseen visitor type becomes all zeros, never a new column.
-VISITOR_TYPES = ("Returning_Visitor", "New_Visitor", "Other")
-MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
-_BOOLS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
-
-FEATURES = (
-    [c for c, kind in SCHEMA.items() if kind == "number" and c not in CODES]
-    + ["total_pages", "total_duration", "duration_per_page"]
-    + [f"{t}_duration_per_page" for t in PAGE_TYPES]
-    + ["page_values_log1p", "page_values_positive", "page_values_per_product_page",
-       "bounce_x_exit", "month_num", "month_sin", "month_cos", "weekend", "special_day_positive"]
-    + [f"visitor_{v}" for v in VISITOR_TYPES]
-    + list(CODES)
-)
-
-# Integer codes whose order means nothing (which operating system, browser, region, traffic source): the
-# model splits them as sets of categories, not at thresholds (inference.dmatrix passes FEATURE_TYPES to
-# XGBoost). Nested validation on the UCI data (never its test split), 30 inner splits: +0.0005 ROC-AUC.
-# Month stays ordinal: as a category too it measured +0.0002, within noise.
-CATEGORICAL = CODES
-FEATURE_TYPES = ["c" if name in CATEGORICAL else "q" for name in FEATURES]
-MAX_CATEGORY = 1 << 16  # a larger code is missing: XGBoost sizes its category sets by the largest code
+# The spellings preprocess.py recognises (tests/test_schema.py checks that the two lists agree).
+TRUE_SPELLINGS = frozenset({"true", "t", "yes", "y", "1", "1.0", "on"})
+FALSE_SPELLINGS = frozenset({"false", "f", "no", "n", "0", "0.0", "off"})
+DATE_PARTS = ("year", "month", "day", "weekday", "hour", "days")
+# The most frequent values of a category that get their own code; rarer ones count as unseen.
+MAX_CATEGORIES = 1000
+NO_FEATURE_SET = ("", "none")
+MIXED_FORMATS = int(pd.__version__.split(".")[0]) >= 2  # pandas 1 reads each value on its own anyway
 
 
-def missing_columns(df, label=None):
-    """Raw columns the model needs that `df` lacks, in schema order (never the label itself)."""
-    return [c for c in SCHEMA if c not in df.columns and c != label]
+class FeatureError(ValueError):
+    """A raw column is absent or holds a value of the wrong kind; the message names both."""
 
 
-def _number(s):
+def number(s):
+    """Numbers (float64); text that is not a number is an error naming the column and the value."""
     out = pd.to_numeric(s, errors="coerce")
     bad = out.isna() & s.notna()
     if bad.any():
-        raise ValueError(f"column {s.name!r} must be numeric; got {s[bad].iloc[0]!r}")
+        raise FeatureError(f"column {s.name!r} must be numeric; got {s[bad].iloc[0]!r}")
     return out.astype("float64")
 
 
-def _category(s):
-    """A code as an XGBoost category: non-negative integers below MAX_CATEGORY; anything else is missing."""
-    return s.where((s >= 0) & (s % 1 == 0) & (s < MAX_CATEGORY))
-
-
-def _bool(s):
+def boolean(s):
+    """1.0/0.0 from True/False or any spelling of them (yes/no, y/n, t/f, 1/0, on/off), missing kept."""
     if pd.api.types.is_bool_dtype(s):
         return s.astype("float64")
     text = s.astype("string").str.strip().str.lower()
-    out = text.map(_BOOLS).astype("float64")
+    out = pd.Series(np.where(text.isin(TRUE_SPELLINGS).fillna(False), 1.0,
+                             np.where(text.isin(FALSE_SPELLINGS).fillna(False), 0.0, np.nan)), index=s.index)
     bad = out.isna() & s.notna()
     if bad.any():
-        raise ValueError(f"column {s.name!r} must be TRUE/FALSE; got {s[bad].iloc[0]!r}")
+        raise FeatureError(f"column {s.name!r} must be true/false (or yes/no, 1/0, ...); got {s[bad].iloc[0]!r}")
     return out
 
 
-def _month(s):
-    # "June" and "Jun" both occur in the UCI file; unknown months become missing.
-    return s.astype("string").str.strip().str[:3].str.lower().map(MONTHS).astype("float64")
+def dates(s):
+    """Timestamps (UTC); text that is not a date is an error naming the column and the value."""
+    out = to_dates(s)
+    bad = out.isna() & s.notna()
+    if bad.any():
+        raise FeatureError(f"column {s.name!r} must be a date or time; got {s[bad].iloc[0]!r}")
+    return out
 
 
-def _ratio(num, den):
-    """num/den with 0 where den is 0 (no pages means no time per page), NaN kept."""
-    return (num / den.where(den != 0)).mask(den == 0, 0.0)
+def to_dates(s):
+    """Timestamps (UTC), NaT where a value is not a date: preprocess.to_dates, which decided the kind."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": reading each value is the point
+        out = pd.to_datetime(s, errors="coerce", utc=True)  # fast: one format, guessed from the first value
+        retry = out.isna() & s.notna()
+        if retry.any() and MIXED_FORMATS:  # mixed formats in one column (a date here, a date and time there)
+            out[retry] = pd.to_datetime(s[retry], errors="coerce", utc=True, format="mixed")
+    return out
 
 
-def engineer(df, label=None):
-    """Numeric feature frame (columns exactly FEATURES, float64) from raw columns.
+def category_keys(s, kind):
+    """The text a category value is known by: codes as whole numbers ('3', never '3.0')."""
+    if kind == "code":
+        codes = number(s)
+        return codes.map(lambda v: None if pd.isna(v) else str(int(v)) if v % 1 == 0 else str(v))
+    return s.astype("string").str.strip().astype(object).where(s.notna(), None)
 
-    The CATEGORICAL columns hold integer codes (invalid ones missing) for XGBoost to treat as categories.
 
-    When the label is itself a raw column (VisitorType for a multiclass model, say), it is blanked:
-    the features built from it are missing values, so none can leak the answer.
-    """
-    missing = missing_columns(df, label)
-    if missing:
-        raise ValueError(f"missing required column(s): {', '.join(missing)}")
-    if label in SCHEMA:
-        df = df.assign(**{label: np.nan})
-    raw = {c: _number(df[c]) for c, kind in SCHEMA.items() if kind == "number"}
-    f = dict(raw)
-    f.update({c: _category(raw[c]) for c in CODES})
-    f["total_pages"] = sum(raw[t] for t in PAGE_TYPES)
-    f["total_duration"] = sum(raw[f"{t}_Duration"] for t in PAGE_TYPES)
-    f["duration_per_page"] = _ratio(f["total_duration"], f["total_pages"])
-    for t in PAGE_TYPES:
-        f[f"{t}_duration_per_page"] = _ratio(raw[f"{t}_Duration"], raw[t])
-    pv = raw["PageValues"]
-    f["page_values_log1p"] = np.log1p(pv.clip(lower=0))
-    f["page_values_positive"] = (pv > 0).astype("float64").mask(pv.isna())
-    f["page_values_per_product_page"] = _ratio(pv, raw["ProductRelated"])
-    f["bounce_x_exit"] = raw["BounceRates"] * raw["ExitRates"]
-    month = _month(df["Month"])
-    f["month_num"] = month
-    f["month_sin"] = np.sin(2 * np.pi * month / 12)
-    f["month_cos"] = np.cos(2 * np.pi * month / 12)
-    f["weekend"] = _bool(df["Weekend"])
-    f["special_day_positive"] = (raw["SpecialDay"] > 0).astype("float64").mask(raw["SpecialDay"].isna())
-    visitor = df["VisitorType"].astype("string").str.strip()
-    for v in VISITOR_TYPES:
-        f[f"visitor_{v}"] = (visitor == v).astype("float64").fillna(0.0)
-    return pd.DataFrame(f, index=df.index)[FEATURES]
+class Features:
+    """How raw columns become the model's features: fitted once on training rows, saved with the model."""
+
+    def __init__(self, label, columns, vocabularies=None, feature_set=None):
+        self.label = label
+        self.columns = columns  # [{"name", "kind"}] of the schema, dropped ones included, in file order
+        self.vocabularies = vocabularies or {}
+        self.feature_set = feature_set or {"name": None, "applied": False}
+        self._plugin = _load_feature_set(self.feature_set["name"]) if self.feature_set["applied"] else None
+        self.kinds = {c["name"]: c["kind"] for c in columns if c["kind"] != "dropped"}
+        if self._plugin is not None:
+            self.kinds.update({name: kind for name, kind in self._plugin.KINDS.items()
+                               if name in self.kinds and _source(columns, name) == "inferred"})
+        self.names, self.types = self._layout()
+
+    # -- fitting and saving --
+
+    @classmethod
+    def fit(cls, schema, raw, feature_set=None):
+        """The features of `schema` (a schema.json), with category vocabularies learnt from `raw`."""
+        label, columns = schema["label"]["name"], schema["columns"]
+        applied, reason = _applies(feature_set, columns, label)
+        name = None if feature_set in NO_FEATURE_SET else feature_set
+        spec = cls(label, columns, feature_set={"name": name, "applied": applied, "reason": reason})
+        spec.vocabularies = {name: _vocabulary(category_keys(raw[name], kind))
+                             for name, kind in spec.kinds.items() if kind in ("code", "category")}
+        return spec
+
+    def to_dict(self):
+        return {"label": self.label, "columns": self.columns, "kinds": self.kinds, "names": self.names,
+                "types": self.types, "vocabularies": self.vocabularies, "feature_set": self.feature_set}
+
+    @classmethod
+    def from_dict(cls, doc):
+        return cls(doc["label"], doc["columns"], doc["vocabularies"], doc["feature_set"])
+
+    # -- the raw columns a request carries --
+
+    @property
+    def input_columns(self):
+        """Every raw column of the schema but the label, in file order (what a header-less CSV row holds)."""
+        return [c["name"] for c in self.columns]
+
+    @property
+    def required(self):
+        """The raw columns the model reads; a request without one of them is refused."""
+        return list(self.kinds)
+
+    def missing(self, df):
+        return [c for c in self.required if c not in df.columns]
+
+    # -- transforming --
+
+    def transform(self, raw):
+        """(float64 feature frame with columns `names`, {column: count of values outside its vocabulary})."""
+        missing = self.missing(raw)
+        if missing:
+            raise FeatureError(f"missing required column(s): {', '.join(missing)}")
+        out, unseen = {}, {}
+        for name, kind in self.kinds.items():
+            s = raw[name]
+            if kind == "number":
+                out[name] = number(s)
+            elif kind == "boolean":
+                out[name] = boolean(s)
+            elif kind == "datetime":
+                out.update(_date_parts(name, dates(s)))
+            else:
+                out[name], count = _codes(category_keys(s, kind), self.vocabularies[name])
+                if count:
+                    unseen[name] = count
+        if self._plugin is not None:
+            parsed = {**{n: v for n, v in out.items() if n in self.kinds},
+                      **{n: raw[n] for n in self.kinds if self.kinds[n] in ("code", "category")}}
+            parsed[self.label] = pd.Series(np.nan, index=raw.index)  # a label it reads is blanked, never leaked
+            out.update({k: v.astype("float64") for k, v in self._plugin.add(parsed).items()})
+        return pd.DataFrame(out, index=raw.index)[self.names], unseen
+
+    def _layout(self):
+        names, types = [], []
+        for name, kind in self.kinds.items():
+            parts = [f"{name}_{part}" for part in DATE_PARTS] if kind == "datetime" else [name]
+            names += parts
+            types += ["c" if kind in ("code", "category") else "q"] * len(parts)
+        if self._plugin is not None:
+            clash = sorted(set(self._plugin.FEATURES) & set(names))
+            if clash:
+                raise FeatureError(f"feature set {self.feature_set['name']!r} adds feature(s) named like raw "
+                                   f"columns: {', '.join(clash)}")
+            names += list(self._plugin.FEATURES)
+            types += ["q"] * len(self._plugin.FEATURES)
+        return names, types
+
+
+def _source(columns, name):
+    """Whether a column's kind was inferred or declared (a feature set re-types inferred columns only)."""
+    return next((c.get("source", "inferred") for c in columns if c["name"] == name), None)
+
+
+def _vocabulary(keys):
+    """Values by frequency (then alphabetically), the MAX_CATEGORIES most frequent."""
+    counts = keys.dropna().value_counts()
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return [str(value) for value, _ in ranked[:MAX_CATEGORIES]]
+
+
+def _codes(keys, vocabulary):
+    """(category codes 0..k-1, missing where unseen; the number of unseen values)."""
+    index = {value: i for i, value in enumerate(vocabulary)}
+    codes = keys.map(index).astype("float64")
+    return codes, int((codes.isna() & keys.notna()).sum())
+
+
+def _date_parts(name, stamps):
+    days = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(days=1)
+    parts = {"year": stamps.dt.year, "month": stamps.dt.month, "day": stamps.dt.day,
+             "weekday": stamps.dt.day_of_week, "hour": stamps.dt.hour, "days": days}
+    return {f"{name}_{part}": parts[part].astype("float64") for part in DATE_PARTS}
+
+
+def _load_feature_set(name):
+    try:
+        return importlib.import_module(f"feature_sets.{name}")
+    except ModuleNotFoundError:
+        known = sorted(p.stem for p in (Path(_HERE) / "feature_sets").glob("*.py") if not p.stem.startswith("_"))
+        raise FeatureError(f"unknown feature set {name!r}: choose one of {', '.join(known) or 'none'}, "
+                           f"or 'none'") from None
+
+
+def _applies(name, columns, label):
+    """(applied, why not): a feature set applies when every column it reads is kept (or is the label)."""
+    if name in NO_FEATURE_SET or name is None:
+        return False, "no feature set chosen"
+    plugin = _load_feature_set(name)
+    kept = {c["name"] for c in columns if c["kind"] != "dropped"} | {label}
+    lacking = [c for c in plugin.REQUIRED if c not in kept]
+    if lacking:
+        return False, f"the table lacks column(s) {', '.join(lacking)}"
+    return True, None

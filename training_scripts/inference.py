@@ -1,8 +1,16 @@
 """Inference handlers for the SageMaker XGBoost framework container (script mode).
 
-Requests carry the raw columns (features.SCHEMA); the model engineers its own
-features and returns calibrated probabilities. train.py copies this file and
-features.py into the model archive's code/ directory, which is what serves.
+Requests carry raw rows of the table the model was trained on, read by the
+schema stored in the model (schema.json, features.json): CSV with a header
+(columns by name, extra ones ignored), CSV without one (every column but the
+label, in schema order, or only the columns the model reads), or JSON records.
+A missing column, or a value of the wrong kind, is a client error naming it; a
+category value the model never saw becomes missing and is counted in the log.
+
+Predictions: binary, the probability of the positive class; multiclass, the
+predicted class name and a probability per class (CSV: `class,p_<first>,...` in
+the model's class order); regression, the value. train.py copies this file,
+features.py and the feature sets into the model archive's code/ directory.
 """
 import csv
 import io
@@ -41,9 +49,9 @@ def calibrate(calibrator, p):
     raise ValueError(f"unknown calibration method {method!r} in calibrator.json")
 
 
-def dmatrix(frame, label=None):
-    """XGBoost DMatrix of `features.engineer` output: the features.CATEGORICAL columns as categories."""
-    return xgb.DMatrix(frame, label=label, feature_types=features.FEATURE_TYPES, enable_categorical=True)
+def dmatrix(frame, types, label=None):
+    """XGBoost DMatrix of a feature frame; columns of type "c" are categories (codes 0..k-1)."""
+    return xgb.DMatrix(frame, label=label, feature_types=types, enable_categorical=True)
 
 
 class Ensemble:
@@ -78,15 +86,15 @@ class Ensemble:
 
 
 def model_fn(model_dir):
-    """{'booster', 'metadata', 'calibrator'} from a model directory written by train.py.
+    """{'booster', 'metadata', 'calibrator', 'features'} from a model directory written by train.py.
 
-    'booster' is an Ensemble of the boosters metadata.json lists under model_files (older archives: the
-    one xgboost-model.json).
+    'booster' is an Ensemble of the boosters metadata.json lists under model_files; 'features' reads raw
+    rows by the schema the model was trained on.
     """
     d = Path(model_dir)
     metadata = json.loads((d / "metadata.json").read_text())
     boosters = []
-    for name in metadata.get("model_files", ["xgboost-model.json"]):
+    for name in metadata["model_files"]:
         booster = xgb.Booster()
         booster.load_model(str(d / name))
         boosters.append(booster)
@@ -94,6 +102,7 @@ def model_fn(model_dir):
         "booster": Ensemble(boosters),
         "metadata": metadata,
         "calibrator": json.loads((d / "calibrator.json").read_text()),
+        "features": features.Features.from_dict(json.loads((d / "features.json").read_text())),
     }
 
 
@@ -101,16 +110,28 @@ def _media_type(content_type):
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _read_csv(text):
+class Request:
+    """A request body not yet read: reading it needs the model's schema, which input_fn is not given."""
+
+    def __init__(self, text, media):
+        self.text, self.media = text, media
+
+    def rows(self, spec):
+        return _read_csv(self.text, spec) if self.media == CSV else _read_json(self.text)
+
+
+def _read_csv(text, spec):
     first = next(csv.reader(io.StringIO(text)), [])
-    if {name.strip() for name in first} & set(features.SCHEMA):
-        return pd.read_csv(io.StringIO(text), skipinitialspace=True)
-    rows = pd.read_csv(io.StringIO(text), header=None, skipinitialspace=True)
-    if rows.shape[1] != len(features.SCHEMA):
-        raise ValueError(f"CSV rows without a header need {len(features.SCHEMA)} fields in the order "
-                         f"{','.join(features.SCHEMA)}; got {rows.shape[1]}")
-    rows.columns = list(features.SCHEMA)
-    return rows
+    if {name.strip() for name in first} & {*spec.input_columns, spec.label}:
+        return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+    rows = pd.read_csv(io.StringIO(text), header=None, dtype=str, skipinitialspace=True)
+    for names in (spec.input_columns, spec.required):
+        if rows.shape[1] == len(names):
+            rows.columns = names
+            return rows
+    raise ValueError(f"CSV rows without a header need {len(spec.input_columns)} fields in the order "
+                     f"{','.join(spec.input_columns)} (or only the {len(spec.required)} the model reads: "
+                     f"{','.join(spec.required)}); got {rows.shape[1]}")
 
 
 def _read_json(text):
@@ -123,30 +144,35 @@ def _read_json(text):
 
 
 def input_fn(request_body, request_content_type):
-    """Raw-column DataFrame from a text/csv (header optional) or application/json request."""
+    """The request, checked for its type and emptiness; its rows are read by predict_fn's model."""
     text = request_body.decode("utf-8") if isinstance(request_body, (bytes, bytearray)) else request_body
     if not text.strip():
         raise ValueError("empty request body")
     media = _media_type(request_content_type)
-    if media == CSV:
-        df = _read_csv(text)
-    elif media == JSON:
-        df = _read_json(text)
-    else:
+    if media not in (CSV, JSON):
         raise ValueError(f"unsupported content type {request_content_type!r}; use {CSV} or {JSON}")
-    if df.empty:
-        raise ValueError("request has no rows")
-    return df
+    return Request(text, media)
 
 
 def predict_fn(input_data, model):
-    """Binary: P(positive) per row; multiclass: per-class probabilities; regression: values.
+    """Binary: P(positive) per row; multiclass: a frame of probabilities, one column per class name;
+    regression: values. `input_data` is a Request (from input_fn) or a frame of raw columns.
 
-    A missing or malformed raw column raises ValueError naming it (a client error).
-    """
-    raw = model["booster"].predict(dmatrix(features.engineer(input_data, model["metadata"]["label"])))
-    if model["metadata"]["problem_type"] == "binary":
+    A missing column or a malformed value raises ValueError naming it (a client error)."""
+    spec = model["features"]
+    rows = input_data.rows(spec) if isinstance(input_data, Request) else input_data
+    if rows.empty:
+        raise ValueError("request has no rows")
+    x, unseen = spec.transform(rows)
+    if unseen:
+        print("unseen category values (scored as missing): "
+              + ", ".join(f"{name}={count}" for name, count in unseen.items()), file=sys.stderr, flush=True)
+    raw = model["booster"].predict(dmatrix(x, spec.types))
+    meta = model["metadata"]
+    if meta["problem_type"] == "binary":
         return calibrate(model["calibrator"], raw)
+    if meta["problem_type"] == "multiclass":
+        return pd.DataFrame(np.asarray(raw, dtype="float64"), columns=[str(c) for c in meta["classes"]])
     return raw
 
 
@@ -162,10 +188,24 @@ def _accept_type(accept):
 
 
 def output_fn(prediction, accept):
-    """(body, content type): CSV one row per line (multiclass comma-separated) or {"predictions": [...]}."""
+    """(body, content type). Binary and regression: one value per row (CSV lines, or {"predictions": [...]}).
+    Multiclass: the predicted class and a probability per class, as CSV `class,p_1,...,p_k` lines (the
+    model's class order) or {"predictions": [{"predicted_class": name, "probabilities": {name: p}}]}."""
     media = _accept_type(accept)
+    if isinstance(prediction, pd.DataFrame):
+        names = list(prediction.columns)
+        probabilities = prediction.to_numpy()
+        predicted = [names[i] for i in probabilities.argmax(axis=1)]
+        if media == JSON:
+            return json.dumps({"predictions": [
+                {"predicted_class": c, "probabilities": dict(zip(names, map(float, row)))}
+                for c, row in zip(predicted, probabilities)]}), media
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        for c, row in zip(predicted, probabilities):
+            writer.writerow([c, *(f"{v:.10g}" for v in row)])
+        return text.getvalue(), media
     values = np.asarray(prediction)
     if media == JSON:
         return json.dumps({"predictions": values.tolist()}), media
-    lines = (",".join(f"{v:.10g}" for v in np.atleast_1d(row)) for row in values)
-    return "".join(line + "\n" for line in lines), media
+    return "".join(f"{v:.10g}\n" for v in values), media

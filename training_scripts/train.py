@@ -1,7 +1,9 @@
-"""Train an XGBoost model on raw columns (SageMaker XGBoost framework container, script mode).
+"""Train an XGBoost model on raw columns of any table (SageMaker XGBoost framework container, script mode).
 
-Reads the train and validation channels (CSV, header, label first) and
-engineers features with features.py. By default it cross-fits: the rows of
+Reads the train and validation channels (CSV, header, label first) and the
+schema channel (preprocess's schema.json), and builds the features the schema
+implies with features.py, plus a named feature set if one is chosen. By
+default it cross-fits: the rows of
 both channels are split into --folds stratified folds, one booster per fold is
 early-stopped on its own held-out fold, and the model is the average of the
 fold boosters' predictions. Every row then has an out-of-fold (OOF)
@@ -10,8 +12,9 @@ threshold are fitted on those, and the printed `validation:` metrics (the
 tuner's objective) are OOF metrics over all rows, so they stay honest held-out
 figures. --folds 1 trains one booster on the train channel, early-stopped and
 calibrated on the validation channel. Writes a self-serving model directory:
-the boosters (xgboost-model-<k>.json), calibrator.json, metadata.json and
-code/ (inference + features).
+the boosters (xgboost-model-<k>.json), calibrator.json, schema.json,
+features.json (the fitted features), metadata.json and code/ (inference,
+features and the feature sets).
 
 Defaults were chosen on validation data of the UCI file only (nested splits of
 train+validation of several split seeds; the test split never): cross-fitting
@@ -59,7 +62,7 @@ OBJECTIVES = {
     "regression": ("reg:squarederror", "rmse"),
 }
 BOOSTER_PARAMS = ("eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "gamma", "alpha", "lambda")
-SERVING_CODE = ("inference.py", "features.py")
+SERVING_CODE = ("inference.py", "features.py", "feature_sets")
 
 
 class TrainingError(ValueError):
@@ -92,8 +95,11 @@ def pos_weight(value):
 
 def parse_args(argv=None, env=os.environ):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--problem_type", type=decoded(str), default="binary", choices=tuple(OBJECTIVES))
-    p.add_argument("--label", type=decoded(str), default="Revenue")
+    # Default: what the schema says; given, they must agree with it.
+    p.add_argument("--problem_type", type=decoded(str), choices=tuple(OBJECTIVES))
+    p.add_argument("--label", type=decoded(str))
+    # Domain features on top of the generic ones (training_scripts/feature_sets/<name>.py), or none.
+    p.add_argument("--feature_set", type=decoded(str), default="none")
     p.add_argument("--num_round", type=decoded(integer), default=1000)  # the tuner's slowest eta needs ~1000
     p.add_argument("--early_stopping_rounds", type=decoded(integer), default=30)
     p.add_argument("--eta", type=decoded(float), default=0.05)
@@ -116,6 +122,7 @@ def parse_args(argv=None, env=os.environ):
     p.add_argument("--nthread", type=decoded(integer), default=int(env.get("SM_NUM_CPUS", 0)))
     p.add_argument("--train", default=env.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument("--validation", default=env.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"))
+    p.add_argument("--schema", default=env.get("SM_CHANNEL_SCHEMA", "/opt/ml/input/data/schema"))
     p.add_argument("--model-dir", default=env.get("SM_MODEL_DIR", "/opt/ml/model"))
     p.add_argument("--output-data-dir", default=env.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"))
     p.add_argument("--failure-file", default="/opt/ml/output/failure")
@@ -126,18 +133,24 @@ def parse_args(argv=None, env=os.environ):
     return args
 
 
+def read_schema(path):
+    """The schema.json preprocess wrote, from the schema channel."""
+    files = sorted(Path(path).rglob("schema.json")) if Path(path).is_dir() else []
+    if not files:
+        raise TrainingError(f"no schema.json in the schema channel ({path}); feed preprocess's schema output "
+                            f"to a channel named 'schema'")
+    return json.loads(files[0].read_text())
+
+
 def read_channel(path, label, channel):
     """(raw columns, label) from every CSV under a channel directory."""
     files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
     if not files:
         raise TrainingError(f"no CSV files in the {channel} channel ({path}); check its S3 input")
-    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    df = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)  # parsed by the schema
     if label not in df.columns:
         raise TrainingError(f"the {channel} channel has no label column {label!r} (columns: "
                             f"{', '.join(df.columns)}); pass --label")
-    missing = features.missing_columns(df)
-    if missing:
-        raise TrainingError(f"the {channel} channel ({files[0]}) lacks column(s) {', '.join(missing)}")
     return df.drop(columns=label), df[label]
 
 
@@ -220,17 +233,39 @@ def mean_metrics(per_fold):
     return {name: float(np.mean([m[name] for m in per_fold])) for name in per_fold[0]}
 
 
+def label_stats(y, problem_type, classes):
+    """What a constant predictor would know: class shares, or the mean (evaluate.py's baselines)."""
+    if problem_type == "regression":
+        return {"mean": float(np.mean(y)), "median": float(np.median(y))}
+    counts = np.bincount(y.astype("int64"), minlength=len(classes))
+    return {"counts": counts.tolist(), "prior": (counts / counts.sum()).tolist()}
+
+
 def train(args):
     started = time.time()
+    schema = read_schema(args.schema)
+    if args.label not in (None, schema["label"]["name"]):
+        raise TrainingError(f"--label {args.label!r} is not the label of the schema ({schema['label']['name']!r})")
+    if args.problem_type not in (None, schema["label"]["problem_type"]):
+        raise TrainingError(f"--problem_type {args.problem_type} disagrees with the schema, whose label was "
+                            f"prepared for {schema['label']['problem_type']}")
+    args.label, args.problem_type = schema["label"]["name"], schema["label"]["problem_type"]
     x_train, y_train = read_channel(args.train, args.label, "train")
     x_val, y_val = read_channel(args.validation, args.label, "validation")
-    classes = check_labels(y_train, y_val, args.problem_type)
+    codes = check_labels(y_train, y_val, args.problem_type)
     y = pd.concat([y_train, y_val], ignore_index=True).astype("float64").to_numpy()
-    x = features.engineer(pd.concat([x_train, x_val], ignore_index=True), args.label)
-    data = inference.dmatrix(x, label=y)
+    raw = pd.concat([x_train, x_val], ignore_index=True)
+    spec = features.Features.fit(schema, raw, args.feature_set)
+    missing = spec.missing(raw)
+    if missing:
+        raise TrainingError(f"the train and validation channels lack column(s) {', '.join(missing)} of the schema")
+    if not spec.feature_set["applied"] and spec.feature_set["name"]:
+        print(f"feature set {args.feature_set!r} not applied: {spec.feature_set['reason']}")
+    x, _ = spec.transform(raw)
+    data = inference.dmatrix(x, spec.types, label=y)
     splits = fold_splits(y, len(y_train), args.problem_type, args.folds, args.seed)
 
-    params = booster_params(args, classes)
+    params = booster_params(args, codes)
     boosters, history, fit_metrics = [], {}, []
     held_out = np.concatenate([h for _, h in splits])
     oof = None
@@ -264,26 +299,30 @@ def train(args):
                  if args.problem_type == "binary" else None)
 
     model_dir = Path(args.model_dir)
-    (model_dir / "code").mkdir(parents=True, exist_ok=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
     model_files = [f"xgboost-model-{k}.json" for k in range(len(boosters))]
     for booster, name in zip(boosters, model_files):
         booster.save_model(str(model_dir / name))
     (model_dir / "calibrator.json").write_text(json.dumps(calibrator))
+    (model_dir / "schema.json").write_text(json.dumps(schema, indent=2))
+    (model_dir / "features.json").write_text(json.dumps(spec.to_dict(), indent=2))
     rounds = [b.num_boosted_rounds() for b in boosters]
     metadata = {
         "problem_type": args.problem_type,
         "label": args.label,
-        "raw_columns": list(features.SCHEMA),
-        "feature_names": list(features.FEATURES),
-        "feature_types": list(features.FEATURE_TYPES),
-        "classes": classes,
+        "classes": schema["label"]["classes"],  # names, in code order (binary: the positive class last)
+        "label_stats": label_stats(y, args.problem_type, codes),
+        "raw_columns": spec.required,
+        "feature_names": spec.names,
+        "feature_types": spec.types,
+        "feature_set": spec.feature_set,
         "model_files": model_files,  # averaged by inference.py
         "folds": len(splits),
         "best_iteration": int(np.median(rounds)) - 1,  # median over the boosters
         "rounds": rounds,
         "threshold": threshold,
         "calibration": calibrator["method"],
-        "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("train", "validation", "model_dir",
+        "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("train", "validation", "schema", "model_dir",
                                                                               "output_data_dir", "failure_file")},
         "xgboost_params": params,
         "xgboost_version": xgb.__version__,
@@ -292,8 +331,7 @@ def train(args):
         "training_seconds": round(time.time() - started, 3),
     }
     (model_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    for name in SERVING_CODE:
-        shutil.copy2(HERE / name, model_dir / "code" / name)
+    copy_serving_code(model_dir / "code")
 
     out = Path(args.output_data_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,6 +340,17 @@ def train(args):
         for name, value in results[split].items():
             print(f"{split}:{name}={value:.6f};")
     return metadata
+
+
+def copy_serving_code(dest):
+    """inference.py, features.py and the feature sets: what the archive serves with (no caches)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SERVING_CODE:
+        if (HERE / name).is_dir():
+            shutil.copytree(HERE / name, dest / name, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(HERE / name, dest / name)
 
 
 def write_failure(path, message):
@@ -319,7 +368,7 @@ def main(argv=None):
         train(args)
     except Exception as e:
         traceback.print_exc()
-        reason = str(e) if isinstance(e, TrainingError) else f"{type(e).__name__}: {e}"
+        reason = str(e) if isinstance(e, (TrainingError, features.FeatureError)) else f"{type(e).__name__}: {e}"
         write_failure(args.failure_file, "Training failed: " + " ".join(reason.split()))
         sys.exit(1)
 

@@ -103,7 +103,7 @@ class Lab:
         self.home = LocalHome(root / "home")
         self.store = local_store(self.home, compiled)
         self.sessions = write_csv(generate(300, seed=7), root / "sessions.csv").read_text()
-        self.earlier = self.run(write_csv(generate(1000, seed=3), root / "good.csv"), QualityThreshold=0.6)
+        self.earlier = self.run(write_csv(generate(1000, seed=3), root / "good.csv"), QualityThreshold="0.6")
         self.before = self.state()
 
     def run(self, path: Path, **parameters) -> dict:
