@@ -23,6 +23,7 @@ subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true
 encrypt_inter_container_traffic = true
+label = "Revenue"
 [dev]
 """
 # name -> (config file text or None for the project's own, flags)
