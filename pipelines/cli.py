@@ -92,7 +92,8 @@ def cmd_run(args):
 
 def _run_local(args, ws) -> int:
     record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
-                                max_parallel_steps=args.max_parallel_steps,
+                                max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
+                                stage=args.stage, job_env=args.job_env,
                                 on_event=None if args.json else lambda event: _say(_describe(event)))
     summary = commands.summarise(record, ws.config.problem_type)
     if args.json:
@@ -276,6 +277,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
+    run.add_argument("--definition-json", metavar="FILE",
+                     help="local: run this definition JSON (any SageMaker pipeline) instead of compiling --definition")
+    run.add_argument("--stage", action="append", default=[], metavar="s3://BUCKET/KEY=LOCAL_PATH",
+                     help="local: put a file or folder into the local store at that URI first (repeatable)")
+    run.add_argument("--job-env", choices=("image", "host"),
+                     help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
+                          "or $PIPELINES_JOB_ENV) or on this Python (host)")
     models = add("models", cmd_models, "list model package groups and versions")
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")

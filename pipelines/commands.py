@@ -239,16 +239,29 @@ def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_s
 
 
 def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | None = None,
-              resume: str | None = None, max_parallel_steps: int = 4, on_event=None) -> dict:
+              resume: str | None = None, max_parallel_steps: int = 4, on_event=None,
+              definition_json: str | None = None, stage: list[str] = (), job_env: str | None = None) -> dict:
     """Compile, put the code bundles and the input data into the local store (what upsert does for
-    S3), run, write the report; the execution record."""
+    S3), run, write the report; the execution record. With `definition_json`, run that file (any
+    SageMaker definition) as it is instead; `stage` (``s3://bucket/key=LOCAL_PATH``) fills the store
+    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`)."""
     from pipelines.local import run_pipeline
     from pipelines.report import publish_local_run
 
     home, store, cfg = ws.home, ws.store, ws.config
-    options = dict(home=home, store=store, max_parallel_steps=max_parallel_steps, on_event=on_event)
+    options = dict(home=home, store=store, max_parallel_steps=max_parallel_steps, on_event=on_event, job_env=job_env)
+    _stage(ws, stage)
     if resume:  # the recorded definition and pipeline name, not the current ones
         record = run_pipeline(None, resume=resume, **options)
+    elif definition_json:  # -p values are typed against the file's own Parameters by the runner
+        path = Path(definition_json)
+        if not path.is_file():
+            raise UserError(f"--definition-json {path}: no such file")
+        malformed = [pair for pair in parameters if "=" not in pair]
+        if malformed:
+            raise UserError(f"-p {malformed[0]!r}: write parameters as Name=Value")
+        overrides = dict(pair.partition("=")[::2] for pair in parameters)
+        record = run_pipeline(path.read_text(), pipeline_name=path.stem, parameters=overrides, **options)
     else:
         compiled = ws.compiled(cache_dir=home.compiled)
         overrides = parse_overrides(compiled.parameters, parameters)
@@ -262,6 +275,16 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
         scoring_follows_input(compiled.parameters, overrides)
         record = run_pipeline(compiled.definition, pipeline_name=compiled.name, parameters=overrides, **options)
     return publish_local_run(record, home=home, store=store, description=cfg.description)  # report, model card
+
+
+def _stage(ws: Workspace, pairs: list[str]) -> None:
+    from pipelines.local.staging import StagingError, stage
+
+    try:
+        for uri in stage(ws.store, list(pairs)):
+            ws.say(f"staged {uri}")
+    except StagingError as e:
+        raise UserError(str(e)) from None
 
 
 def _ensure_synthetic(ws: Workspace, uri: str) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Jobs run on this Python unless a test is about its image's environment (pipelines.local.environments);
+# subprocesses inherit it.
+os.environ.setdefault("PIPELINES_JOB_ENV", "host")
 FAKE_ROLE = "arn:aws:iam::123456789012:role/Test"
 REGION = "us-east-1"
 BUCKET = "purchase-intent-dev"  # the dev config's artifact bucket
