@@ -19,7 +19,7 @@ JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
 def _config(tmp_path, text=SECURE, **overrides):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    return load_config("dev", path=path, region="us-east-1", **overrides)
+    return load_config("dev", path=path, region="us-east-1", label="Revenue", **overrides)
 
 
 def _job_settings(step: dict) -> dict:
@@ -63,7 +63,7 @@ def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
 
 
 def test_the_default_config_adds_no_security_settings():
-    cfg = load_config("dev", region="us-east-1")
+    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1")
     compiled = compile_pipeline(definition(cfg), cfg)
     for word in ("KmsKeyId", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption"):
         assert word not in compiled.definition

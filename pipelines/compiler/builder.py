@@ -22,6 +22,9 @@ from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
+PINNED_VERSIONS = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}  # image="sklearn" / "xgboost"
+# dsl framework -> the ModelPackage container's Framework.
+REGISTRY_FRAMEWORKS = {"sklearn": "SKLEARN", "xgboost": "XGBOOST", "pytorch": "PYTORCH", "tensorflow": "TENSORFLOW"}
 CACHE_EXPIRY = "P30D"
 # Local placeholder: compile and local runs need a role in the JSON; upsert refuses it.
 PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
@@ -45,8 +48,10 @@ class Compiled:
 
 def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | None = None) -> Compiled:
     """The definition JSON and code bundles. With `cache_dir`, an unchanged pipeline is not rebuilt:
-    compile is pure, so its output is memoised by a fingerprint of everything it depends on."""
+    compile is pure, so its output is memoised by a fingerprint of everything it depends on.
+    The pipeline's objects go under its own prefix: the config's `prefix`, else the pipeline's name."""
     pipeline.validate()
+    cfg = dataclasses.replace(cfg, pipeline_name=pipeline.name)
     code = code_assets(pipeline, cfg)
     cached = cache_dir and Path(cache_dir) / f"{_fingerprint_key(pipeline, cfg, code)}.json"
     if cached and cached.is_file():
@@ -67,12 +72,12 @@ def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | N
 
 
 def code_assets(pipeline: dsl.Pipeline, cfg: Config) -> dict[Path, tuple[str, bytes]]:
-    """Each script or training folder -> (content-addressed s3 uri, bytes)."""
+    """Each script, training folder or model code folder -> (content-addressed s3 uri, bytes)."""
     root, assets = f"{cfg.s3_root}/code", {}
     for step in pipeline.steps.values():
         if isinstance(step, dsl.Processing):
             assets[step.script] = file_asset(step.script, root)
-        elif isinstance(step, dsl.Training):
+        elif isinstance(step, (dsl.Training, dsl.Register, dsl.Model)) and step.source_dir:
             assets[step.source_dir] = folder_asset(step.source_dir, root)
     return assets
 
@@ -194,11 +199,21 @@ class _Builder:
         sdk_step = self.steps[step.name]
         if isinstance(step, dsl.Tuning):
             return sdk_step.get_top_model_s3_uri(top_k=0, s3_bucket=self.cfg.artifact_bucket,
-                                                 prefix=f"{self.cfg.prefix}/models/{step.name}")
+                                                 prefix=f"{self.cfg.key_prefix}/models/{step.name}")
         return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
 
-    def _image(self, name: str) -> str:
-        return _image_uri(self.sdk, name, self.region)
+    def _image(self, step: dsl.Step, scope: str, instance_type) -> str:
+        """The image URI of `step`: its URI as written, or the framework image the SDK's image_uris
+        names for the region and instance type (a parameter's default)."""
+        image = step.image
+        if isinstance(image, str):
+            return image
+        if isinstance(instance_type, dsl.Parameter):
+            instance_type = instance_type.default
+        try:
+            return _image_uri(self.sdk, _pinned(image), self.region, instance_type, scope)
+        except ValueError as e:
+            raise dsl.DefinitionError(f"step {step.name!r}: no {scope} image for {image}: {e}") from None
 
     def _asset(self, path: Path) -> str:
         return self.code[path][0]
@@ -245,7 +260,7 @@ class _Builder:
             self.property_files[(step.name, report)] = sdk.PropertyFile(
                 name=_property_file_name(report), output_name=declared.output, path=declared.file)
         args = sdk.processing_args(
-            self.session, role=self.role, image_uri=self._image(step.image),
+            self.session, role=self.role, image_uri=self._image(step, "training", step.instance_type),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             kms_key=self.cfg.kms_key_id, network=self._network(), code=self._asset(step.script),
             inputs=[(k, self.value(v), f"/opt/ml/processing/input/{k}") for k, v in step.inputs_.items()],
@@ -259,12 +274,14 @@ class _Builder:
         )
 
     def _training_job(self, step: dsl.Training) -> dict:
-        """What a training job is, for one job (Training) or each trial (Tuning): the framework
-        container's script mode (`sagemaker_program` in `sagemaker_submit_directory`)."""
+        """What a training job is, for one job (Training) or each trial (Tuning): `entry_point` from
+        `source_dir` in the step's image, the framework containers' script mode. `framework` is the
+        pinned dsl.Image, or None for an image named by URI."""
         return dict(
-            role=self.role, image_uri=self._image("xgboost"), entry_point=step.entry_point,
-            source_dir=self._asset(step.source_dir), instance_type=self.value(step.instance_type),
-            output_path=f"{self.cfg.s3_root}/models/{step.name}",
+            role=self.role, image_uri=self._image(step, "training", step.instance_type),
+            framework=None if isinstance(step.image, str) else _pinned(step.image),
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir),
+            instance_type=self.value(step.instance_type), output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
             metric_definitions=_metric_definitions(step), kms_key=self.cfg.kms_key_id, network=self._network(),
             channels={name: self.value(v) for name, v in step.channels.items()},
@@ -294,29 +311,48 @@ class _Builder:
             return sdk.IntegerParameter(r.low, r.high)
         return sdk.CategoricalParameter(list(r.values))
 
+    def _serving_model(self, step, instance_type: str, isolated: bool = False) -> dict:
+        """What a Register or Model step serves: with `entry_point`, that program from its own
+        sourcedir.tar.gz, which the serving image fetches (SAGEMAKER_SUBMIT_DIRECTORY, as the SDK's
+        framework models do); without, the code inside the model archive (SERVING_ENV), which needs
+        no repack job."""
+        serving = dict(role=self.role, image_uri=self._image(step, "inference", instance_type),
+                       model_data=self.value(step.model))
+        if not step.entry_point:
+            return dict(serving, env=dict(SERVING_ENV), code=None)
+        if isolated:
+            raise ConfigError(f"step {step.name!r}: with network_isolation, SageMaker repacks a model whose "
+                              f"entry_point is named, a job compile cannot set up offline: leave entry_point out "
+                              f"and have the training script copy the inference code to <model dir>/code/")
+        # code_location names the bucket, else the SDK asks S3 for its default one; nothing is uploaded,
+        # since source_dir is already an s3:// bundle.
+        return dict(serving, env=None, code=dict(
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), framework=_pinned(step.image),
+            code_location=f"{self.cfg.s3_root}/code"))
+
     def _register(self, step: dsl.Register):
         sdk = self.sdk
         report = step.report
         declared = report.step.reports[report.name]
         report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
+        framework = {} if isinstance(step.image, str) or step.image.framework not in REGISTRY_FRAMEWORKS else \
+            dict(framework=REGISTRY_FRAMEWORKS[step.image.framework], framework_version=_pinned(step.image).version)
         args = sdk.register_args(
-            self.session, role=self.role, image_uri=self._image(step.image), model_data=self.value(step.model),
-            env=dict(SERVING_ENV), content_types=list(step.content_types),
-            instance_types=[step.inference_instance_type], group=step.group,
-            approval_status=self.value(step.approval_status),
+            self.session, **self._serving_model(step, step.inference_instance_type),
+            content_types=list(step.content_types), instance_types=[step.inference_instance_type],
+            group=step.group, approval_status=self.value(step.approval_status),
             model_metrics=sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
                 s3_uri=report_uri, content_type="application/json")),
-            description=step.description or None, metadata=dict(step.metadata) or None,
-            framework="XGBOOST", framework_version=XGBOOST_VERSION,
+            description=step.description or None, metadata=dict(step.metadata) or None, **framework,
         )
         return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
 
     def _model(self, step: dsl.Model):
         network = self._network()
+        isolated = network.get("enable_network_isolation", False)
         args = self.sdk.create_model_args(
-            self.session, role=self.role, image_uri=self._image(step.image), model_data=self.value(step.model),
-            env=dict(SERVING_ENV), instance_type=step.instance_type,
-            network_isolation=network.get("enable_network_isolation", False),
+            self.session, **self._serving_model(step, step.instance_type, isolated), instance_type=step.instance_type,
+            network_isolation=isolated,
             vpc_config={"Subnets": network["subnets"], "SecurityGroupIds": network["security_group_ids"]}
             if network.get("subnets") else None,
         )
@@ -347,17 +383,22 @@ class _Builder:
         )
 
 
-def _metric_definitions(step: dsl.Training) -> list[dict]:
-    """The metrics the script prints as `name=value;`, as SageMaker's log regexes."""
-    return [{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics]
-
-
 def _property_file_name(report: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", report)) + "Report"
 
 
+def _metric_definitions(step: dsl.Training) -> list[dict]:
+    return [{"Name": name, "Regex": regex} for name, regex in step.metrics.items()]
+
+
+def _pinned(image: dsl.Image) -> dsl.Image:
+    """`image` with its version: "sklearn" and "xgboost" without one are the project's pinned versions."""
+    return image if image.version else dataclasses.replace(image, version=PINNED_VERSIONS[image.framework])
+
+
 @functools.lru_cache(maxsize=None)
-def _image_uri(sdk, name: str, region: str) -> str:
+def _image_uri(sdk, image: dsl.Image, region: str, instance_type: str, scope: str) -> str:
     """Cached: each lookup makes the SDK load botocore's endpoint data anew (a tenth of a second)."""
-    framework, version = {"sklearn": ("sklearn", SKLEARN_VERSION), "xgboost": ("xgboost", XGBOOST_VERSION)}[name]
-    return sdk.image_uris.retrieve(framework, region=region, version=version)
+    return sdk.image_uris.retrieve(image.framework, region=region, version=image.version, py_version=image.py_version,
+                                   instance_type=instance_type, image_scope=scope,
+                                   base_framework_version=image.base)

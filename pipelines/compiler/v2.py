@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 
 from pipelines.compiler.adapter import Adapter, encryption
 
-XGBOOST_FRAMEWORK_VERSION = "3.0-5"
+# dsl framework -> v2's estimator and model classes, whose script mode the JSON comes from.
+ESTIMATORS = {"sklearn": "SKLearn", "xgboost": "XGBoost", "pytorch": "PyTorch", "tensorflow": "TensorFlow",
+              "huggingface": "HuggingFace"}
+MODELS = {"sklearn": "SKLearnModel", "xgboost": "XGBoostModel"}  # dsl.CODE_BESIDE_MODEL
 
 
 class Sdk(Adapter):
@@ -29,11 +33,16 @@ class Sdk(Adapter):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sagemaker import image_uris
+            from sagemaker.estimator import Estimator
+            from sagemaker.huggingface import HuggingFace
             from sagemaker.inputs import TrainingInput
             from sagemaker.model import Model
             from sagemaker.model_metrics import MetricsSource, ModelMetrics
             from sagemaker.network import NetworkConfig
             from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+            from sagemaker.pytorch import PyTorch
+            from sagemaker.sklearn import SKLearn, SKLearnModel
+            from sagemaker.tensorflow import TensorFlow
             from sagemaker.transformer import Transformer
             from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
                                          IntegerParameter)
@@ -54,7 +63,7 @@ class Sdk(Adapter):
             from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
             from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
             from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep, TuningStep
-            from sagemaker.xgboost import XGBoost
+            from sagemaker.xgboost import XGBoost, XGBoostModel
         self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
         from sagemaker.telemetry import telemetry_logging
 
@@ -82,16 +91,25 @@ class Sdk(Adapter):
     def _processing_output(self, name, source, destination):
         return self.ProcessingOutput(output_name=name, source=source, destination=destination)
 
-    def _estimator(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
-                   hyperparameters, metric_definitions, kms_key, network):
-        # The XGBoost framework estimator, so the script-mode hyperparameters are the SDK's own.
-        return self.XGBoost(
-            entry_point=entry_point, source_dir=source_dir, image_uri=image_uri,
-            framework_version=XGBOOST_FRAMEWORK_VERSION,
-            py_version="py3", role=role, instance_type=instance_type, instance_count=1, output_path=output_path,
-            hyperparameters=hyperparameters, metric_definitions=metric_definitions, sagemaker_session=session,
-            **encryption(kms_key), **network,
+    def _estimator(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type,
+                   output_path, hyperparameters, metric_definitions, kms_key, network):
+        """The framework's estimator (script mode), so its hyperparameters are the SDK's own; the
+        generic one for an image named by URI."""
+        common = dict(
+            entry_point=entry_point, source_dir=source_dir, role=role, image_uri=image_uri,
+            instance_type=instance_type, instance_count=1, output_path=output_path, hyperparameters=hyperparameters,
+            metric_definitions=metric_definitions, sagemaker_session=session, **encryption(kms_key), **network,
         )
+        if framework is None:
+            return self.Estimator(**common)
+        cls = getattr(self, ESTIMATORS[framework.framework])
+        if framework.framework == "huggingface":
+            base, version = re.fullmatch(r"(pytorch|tensorflow)(.+)", framework.base).groups()
+            return cls(transformers_version=framework.version, **{f"{base}_version": version},
+                       py_version=framework.py_version, **common)
+        # TensorFlow would add a model_dir hyperparameter of its own: the script gets only what the step names.
+        extra = {"model_dir": False} if framework.framework == "tensorflow" else {}
+        return cls(framework_version=framework.version, py_version=framework.py_version or "py3", **extra, **common)
 
     def _inputs(self, channels: dict) -> dict:
         return {name: self.TrainingInput(uri, content_type="text/csv") for name, uri in channels.items()}
@@ -110,21 +128,27 @@ class Sdk(Adapter):
 
     # -- models --
 
-    def register_args(self, session, *, role, image_uri, model_data, env, content_types, instance_types, group,
-                      approval_status, model_metrics, description, metadata, framework, framework_version):
-        model = self.Model(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=session, env=env)
-        return model.register(
+    def _model(self, session, *, role, image_uri, model_data, env, code, **network):
+        """A Model serving the archive's own code, or the framework's model class for code named by
+        entry_point (its env then comes from the SDK's script mode)."""
+        common = dict(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=session, **network)
+        if code is None:
+            return self.Model(env=env, **common)
+        framework = code["framework"]
+        return getattr(self, MODELS[framework.framework])(
+            entry_point=code["entry_point"], source_dir=code["source_dir"], framework_version=framework.version,
+            py_version=framework.py_version or "py3", code_location=code["code_location"], **common)
+
+    def register_args(self, session, *, content_types, instance_types, group, approval_status, model_metrics,
+                      description, metadata, framework=None, framework_version=None, **model):
+        return self._model(session, **model).register(
             content_types=content_types, response_types=content_types, inference_instances=instance_types,
             transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
             model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
             framework=framework, framework_version=framework_version,
         )
 
-    def create_model_args(self, session, *, role, image_uri, model_data, env, instance_type, network_isolation,
-                          vpc_config):
-        model = self.Model(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=session,
-                           env=env, vpc_config=vpc_config,
-                           **({"enable_network_isolation": True} if network_isolation else {}))
+    def create_model_args(self, session, *, instance_type, network_isolation, vpc_config, **model):
+        model = self._model(session, vpc_config=vpc_config, **model,
+                            **({"enable_network_isolation": True} if network_isolation else {}))
         return model.create(instance_type=instance_type)
-
-

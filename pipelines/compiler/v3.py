@@ -112,8 +112,10 @@ class Sdk(Adapter):
         return self.ProcessingOutput(output_name=name, s3_output=self.ProcessingS3Output(
             s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"))
 
-    def _trainer(self, session, *, role, image_uri, entry_point, source_dir, instance_type, output_path,
+    def _trainer(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type, output_path,
                  hyperparameters, metric_definitions, kms_key, network, channels):
+        """A ModelTrainer on the step's image for any framework: the framework containers all read
+        the same script-mode hyperparameters (v2 has an estimator class per framework for that)."""
         network = dict(network)
         isolated = network.get("enable_network_isolation", False)
         if "encrypt_inter_container_traffic" in network:
@@ -166,29 +168,31 @@ class Sdk(Adapter):
         kind = "RegisterModel" if step_args.create_model_package_request else "CreateModel"
         return self._ModelStep(f"{name}-{kind}", step_args=step_args, **options)
 
-    def _model(self, session, *, role, image_uri, model_data, env, **options):
+    def _model(self, session, *, role, image_uri, model_data, env, code, **options):
+        if code is not None:
+            # The serving containers' script mode, as v2's framework models write it: the program, the
+            # code bundle they fetch, their log level and region.
+            env = {"SAGEMAKER_PROGRAM": code["entry_point"], "SAGEMAKER_SUBMIT_DIRECTORY": code["source_dir"],
+                   "SAGEMAKER_CONTAINER_LOG_LEVEL": str(logging.INFO), "SAGEMAKER_REGION": session.boto_region_name}
         return self.ModelBuilder(image_uri=image_uri, s3_model_data_url=model_data, role_arn=role,
                                  sagemaker_session=session, env_vars=env, log_level=logging.ERROR, **options)
 
-    def register_args(self, session, *, role, image_uri, model_data, env, content_types, instance_types, group,
-                      approval_status, model_metrics, description, metadata, framework, framework_version):
+    def register_args(self, session, *, content_types, instance_types, group, approval_status, model_metrics,
+                      description, metadata, framework=None, framework_version=None, **model):
         # framework and framework_version are left out: v3 cannot write them (docs/ARCHITECTURE.md,
         # "SDK v2 and v3"), and the image already names both.
-        model = self._model(session, role=role, image_uri=image_uri, model_data=model_data, env=env)
-        return model.register(
+        return self._model(session, **model).register(
             content_types=content_types, response_types=content_types, inference_instances=instance_types,
             transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
             model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
         )
 
-    def create_model_args(self, session, *, role, image_uri, model_data, env, instance_type, network_isolation,
-                          vpc_config):
+    def create_model_args(self, session, *, instance_type, network_isolation, vpc_config, **model):
         network = {"enable_network_isolation": True} if network_isolation else {}
         if vpc_config:
             network.update(subnets=vpc_config["Subnets"], security_group_ids=vpc_config["SecurityGroupIds"])
-        model = self._model(session, role=role, image_uri=image_uri, model_data=model_data, env=env,
-                            instance_type=instance_type, **({"network": self.Networking(**network)} if network else {}))
-        return model.build()
+        return self._model(session, instance_type=instance_type, **model,
+                           **({"network": self.Networking(**network)} if network else {})).build()
 
 
 def _complete_tuner(base):

@@ -61,7 +61,7 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
-        cfg = load_config("dev", region=REGION)
+        cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
         compiled = compile_pipeline(purchase_intent.definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
         _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
@@ -114,9 +114,9 @@ ESCAPES = [  # (what, the change to the definition, what the reason must say, re
      "step Env: LocalPath of data: '/opt/ml/processing/../../../etc' is not a path under /opt/ml", "before"),
     ("input LocalPath", set_path("S3Input", "LocalPath", "/opt/ml/processing/input/../../../../tmp"),
      "is not a path under /opt/ml", "before"),
-    ("input S3 key", set_path("S3Input", "S3Uri", "s3://purchase-intent-dev/purchase-intent/../../../../etc"),
+    ("input S3 key", set_path("S3Input", "S3Uri", "s3://ml-pipelines-dev/purchase-intent/../../../../etc"),
      "'..' would escape the storage directory", "before"),
-    ("output S3 key", set_path("S3Output", "S3Uri", "s3://purchase-intent-dev/x/../../../../../escaped"),
+    ("output S3 key", set_path("S3Output", "S3Uri", "s3://ml-pipelines-dev/x/../../../../../escaped"),
      "'..', '.', empty or absolute parts would escape the storage directory", "job"),
 ]
 
@@ -189,8 +189,8 @@ def test_a_source_archive_with_a_member_out_of_its_directory_fails_the_training_
     definition = json.loads(compiled.definition)
     train = copy.deepcopy(next(s for s in definition["Steps"] if s["Name"] == "Train"))
     for channel in train["Arguments"]["InputDataConfig"]:
-        channel["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://purchase-intent-dev/data/{channel['ChannelName']}"
-        sandbox.store.put_bytes(f"s3://purchase-intent-dev/data/{channel['ChannelName']}/part.csv", b"Revenue\n0\n")
+        channel["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://ml-pipelines-dev/data/{channel['ChannelName']}"
+        sandbox.store.put_bytes(f"s3://ml-pipelines-dev/data/{channel['ChannelName']}/part.csv", b"Revenue\n0\n")
     source = json.loads(train["Arguments"]["HyperParameters"]["sagemaker_submit_directory"])
     sandbox.store.put_bytes(source, hostile_tar(member))
     record = run_pipeline({**definition, "Steps": [train]}, pipeline_name=compiled.name, home=sandbox.home,
@@ -201,7 +201,7 @@ def test_a_source_archive_with_a_member_out_of_its_directory_fails_the_training_
 
 
 def hostile_package(store, member: str) -> dict:
-    uri = "s3://purchase-intent-dev/models/hostile/model.tar.gz"
+    uri = "s3://ml-pipelines-dev/models/hostile/model.tar.gz"
     store.put_bytes(uri, hostile_tar(member))
     return {"ModelPackageArn": f"arn:aws:sagemaker:{REGION}:000000000000:model-package/hostile/1",
             "ModelPackageGroupName": "hostile", "ModelPackageVersion": 1, "ModelApprovalStatus": "Approved",
@@ -217,5 +217,5 @@ def test_a_model_archive_with_a_member_out_of_its_directory_is_neither_served_no
     rows = write_csv(generate(5, seed=1), sandbox.root / "rows.csv")
     with pytest.raises(LocalEndpointError, match=f"ClientError: cannot unpack model.tar.gz: {refusal}"):
         local_endpoint.batch_transform(sandbox.home, sandbox.store, package, input_path=str(rows), output_uri=None,
-                                       data_root="s3://purchase-intent-dev/purchase-intent", instance_type="ml.m5.large")
+                                       data_root="s3://ml-pipelines-dev/purchase-intent", instance_type="ml.m5.large")
     assert escaped(sandbox.root) == []
