@@ -79,6 +79,20 @@ class Adapter:
         return processor.run(code=code, arguments=arguments, inputs=[self._processing_input(*i) for i in inputs],
                              outputs=[self._processing_output(*o) for o in outputs])
 
+    def register_args(self, session, *, content_types, instance_types, group, approval_status, model_metrics,
+                      description, metadata, framework=None, framework_version=None, **model):
+        """A model package in `group`; `model` is what the subclass's `_model` serves."""
+        return self._model(session, **model).register(
+            content_types=content_types, response_types=content_types, inference_instances=instance_types,
+            transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
+            model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
+            **self._framework_fields(framework, framework_version),
+        )
+
+    def _framework_fields(self, framework, framework_version) -> dict:
+        """The model package container's Framework and FrameworkVersion, where the SDK can write them."""
+        return {"framework": framework, "framework_version": framework_version}
+
     def transform_args(self, session, *, model_name, instance_type, instance_count, accept, assemble_with,
                        max_payload, kms_key, output_path, data, content_type, split_type):
         transformer = self.Transformer(

@@ -139,14 +139,6 @@ class Sdk(Adapter):
             entry_point=code["entry_point"], source_dir=code["source_dir"], framework_version=framework.version,
             py_version=framework.py_version or "py3", code_location=code["code_location"], **common)
 
-    def register_args(self, session, *, content_types, instance_types, group, approval_status, model_metrics,
-                      description, metadata, framework=None, framework_version=None, **model):
-        return self._model(session, **model).register(
-            content_types=content_types, response_types=content_types, inference_instances=instance_types,
-            transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
-            model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
-            framework=framework, framework_version=framework_version,
-        )
 
     def create_model_args(self, session, *, instance_type, network_isolation, vpc_config, **model):
         model = self._model(session, vpc_config=vpc_config, **model,

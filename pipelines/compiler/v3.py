@@ -177,15 +177,10 @@ class Sdk(Adapter):
         return self.ModelBuilder(image_uri=image_uri, s3_model_data_url=model_data, role_arn=role,
                                  sagemaker_session=session, env_vars=env, log_level=logging.ERROR, **options)
 
-    def register_args(self, session, *, content_types, instance_types, group, approval_status, model_metrics,
-                      description, metadata, framework=None, framework_version=None, **model):
-        # framework and framework_version are left out: v3 cannot write them (docs/ARCHITECTURE.md,
-        # "SDK v2 and v3"), and the image already names both.
-        return self._model(session, **model).register(
-            content_types=content_types, response_types=content_types, inference_instances=instance_types,
-            transform_instances=instance_types, model_package_group_name=group, approval_status=approval_status,
-            model_metrics=model_metrics, description=description, customer_metadata_properties=metadata,
-        )
+
+    def _framework_fields(self, framework, framework_version) -> dict:
+        # Left out: v3 cannot write them (docs/ARCHITECTURE.md, "SDK v2 and v3"); the image names both.
+        return {}
 
     def create_model_args(self, session, *, instance_type, network_isolation, vpc_config, **model):
         network = {"enable_network_isolation": True} if network_isolation else {}
