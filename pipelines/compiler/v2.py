@@ -69,7 +69,7 @@ class Sdk(Adapter):
 
         # estimator.fit reports to AWS over HTTP with `requests`, outside the botocore hook that keeps
         # compile offline. The SDK's switch for it is a non-empty SDK config, which costs seconds per
-        # compile (see session()), so the report is switched off here instead.
+        # compile (see Adapter.session), so the report is switched off here instead.
         telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
 
     @contextlib.contextmanager
@@ -81,7 +81,6 @@ class Sdk(Adapter):
             # ModelStep itself builds the CreateModelStep this deprecation is about; ModelStep is what we use.
             warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
             yield
-
 
     # -- jobs --
 
@@ -138,7 +137,6 @@ class Sdk(Adapter):
         return getattr(self, MODELS[framework.framework])(
             entry_point=code["entry_point"], source_dir=code["source_dir"], framework_version=framework.version,
             py_version=framework.py_version or "py3", code_location=code["code_location"], **common)
-
 
     def create_model_args(self, session, *, instance_type, network_isolation, vpc_config, **model):
         model = self._model(session, vpc_config=vpc_config, **model,

@@ -177,7 +177,6 @@ class Sdk(Adapter):
         return self.ModelBuilder(image_uri=image_uri, s3_model_data_url=model_data, role_arn=role,
                                  sagemaker_session=session, env_vars=env, log_level=logging.ERROR, **options)
 
-
     def _framework_fields(self, framework, framework_version) -> dict:
         # Left out: v3 cannot write them (docs/ARCHITECTURE.md, "SDK v2 and v3"); the image names both.
         return {}
