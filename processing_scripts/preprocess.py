@@ -269,7 +269,9 @@ def as_numbers(s):
     try:
         parsed = pa.array(s, from_pandas=True).cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowException, TypeError, ValueError):
-        parsed = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        codes, uniques = pd.factorize(s)  # parse each distinct value once: text columns repeat theirs
+        parsed = np.append(pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
+                           .to_numpy(dtype="float64", na_value=np.nan), np.nan)[codes]
     return pd.Series(parsed, index=s.index)
 
 
@@ -285,12 +287,12 @@ def value_hashes(s, numbers=None):
     return out
 
 
-def row_hashes(df):
+def row_hashes(columns, rows):
     """A uint64 per row from its values' hashes (a row's identity: exact duplicates share it)."""
-    out = np.zeros(len(df), dtype="uint64")
+    out = np.zeros(rows, dtype="uint64")
     with np.errstate(over="ignore"):
-        for name in df.columns:
-            out = out * np.uint64(_MIX[2]) + value_hashes(df[name])
+        for hashes in columns:
+            out = out * np.uint64(_MIX[2]) + hashes
     return mix(out, 0)
 
 
@@ -315,14 +317,14 @@ def _is_boolean(values):
         spelled <= TRUE_SPELLINGS | FALSE_SPELLINGS
 
 
-def column_facts(s):
+def column_facts(s, numbers=None, hashes=None):
     """What inferring one column's kind needs to know, as counts and sets the hosts' shares add up to exactly.
 
     The distinct values travel only while they are few (constant? boolean?), and the values' hashes only
     where every value here is present and different (an identifier?), so the first host can tell whether
     they differ across hosts too."""
-    numbers = as_numbers(s)
-    hashes = value_hashes(s, numbers)
+    numbers = as_numbers(s) if numbers is None else numbers
+    hashes = value_hashes(s, numbers) if hashes is None else hashes
     present = s.notna().to_numpy()
     distinct = pd.unique(hashes[present])
     few = s[present].drop_duplicates().head(FEW + 1) if len(distinct) <= FEW else None
@@ -412,11 +414,11 @@ def read_declared(text, columns):
     return doc, whole
 
 
-def parse_column(df, column, kind):
+def parse_column(df, column, kind, numbers=None):
     """The column's values as that kind: checked and parsed, so a bad value is named with its line."""
     s = df[column]
     if kind in ("number", "code"):
-        parsed = parse_numeric(df, column)
+        parsed = parse_numeric(df, column, numbers)
         if kind == "code":
             bad = parsed.notna() & ((parsed % 1 != 0) | (parsed < 0))
             if bad.any():
@@ -453,10 +455,10 @@ def to_dates(s):
     return out
 
 
-def parse_numeric(df, column):
+def parse_numeric(df, column, numbers=None):
     """The column as numbers; a value that does not parse, or is infinite, is an error naming it."""
     s = df[column]
-    parsed = as_numbers(s)
+    parsed = as_numbers(s) if numbers is None else numbers
     bad = s.notna() & parsed.isna()
     if bad.any():
         raise DataError(f"column {column!r} should be numeric but {_where(df, bad)} has {_shown(s[bad].iloc[0])}; "
@@ -622,16 +624,17 @@ def merge_moments(parts):
 
 
 def smallest(keys, values=None, k=SAMPLE):
-    """The k smallest keys (and their values): a sample that depends on the rows, not on who holds them."""
+    """The k smallest keys (and their values), sorted: a sample that depends on the rows, not on who holds them."""
     keys = np.asarray(keys, dtype="uint64")
-    order = np.argsort(keys, kind="stable")[:k]
+    order = np.argpartition(keys, k)[:k] if len(keys) > k else np.arange(len(keys))
+    order = order[np.argsort(keys[order], kind="stable")]
     return keys[order] if values is None else (keys[order], np.asarray(values)[order])
 
 
-def partial_profile(s, kind, rows):
+def partial_profile(s, kind, rows, hashes=None):
     """This host's share of one column's profile; `rows` are the row hashes (the sample's keys)."""
     present = s.notna().to_numpy()
-    distinct = np.unique(value_hashes(s[present]))
+    distinct = pd.unique((value_hashes(s) if hashes is None else hashes)[present])
     out = {"count": int(present.sum()), "missing": int((~present).sum()), "distinct": smallest(distinct),
            "all_distinct": len(distinct) <= SAMPLE}
     if kind in ("number", "code", "datetime"):
@@ -649,7 +652,7 @@ def partial_profile(s, kind, rows):
 def merge_profile(parts, kind):
     """A column's profile from the hosts' partial profiles: the same whatever the host count."""
     count, missing = sum(p["count"] for p in parts), sum(p["missing"] for p in parts)
-    distinct = smallest(np.unique(np.concatenate([np.asarray(p["distinct"], dtype="uint64") for p in parts])))
+    distinct = smallest(pd.unique(np.concatenate([np.asarray(p["distinct"], dtype="uint64") for p in parts])))
     exact = all(p["all_distinct"] for p in parts) and len(distinct) < SAMPLE
     # k-minimum-values: the k-th smallest of n well-spread hashes sits near k/n of the way up
     unique = len(distinct) if exact else int(round((SAMPLE - 1) * 2.0**64 / (float(distinct[-1]) + 1)))
@@ -953,33 +956,45 @@ def run(args, cluster=None):
     check_fractions(args.validation_fraction, args.test_fraction)
     out, seen, local = Path(args.output_dir), {}, {}
 
+    def keep(mask):
+        """Only the rows of mask, in the frame and in what was computed of its columns."""
+        if mask.all():
+            return
+        local.update(df=local["df"][mask], rows=local["rows"][mask],
+                     numbers={c: v[mask] for c, v in local["numbers"].items()},
+                     hashes={c: v[mask] for c, v in local["hashes"].items()})
+
     def read():
         files = list_inputs(args.input_dir, required=cluster.size == 1)
         raw = read_inputs(files, args.label)
-        rows = row_hashes(raw[sorted(raw.columns)])  # by name: hosts may read the columns in other orders
+        numbers = {c: as_numbers(raw[c]) for c in raw.columns}  # parsed once, used by every step
+        hashes = {c: value_hashes(raw[c], numbers[c]) for c in raw.columns}
+        rows = row_hashes([hashes[c] for c in sorted(raw.columns)], len(raw))  # by name: files may order them otherwise
         repeated = pd.Series(rows).duplicated().to_numpy()
-        local.update(raw=raw[~repeated], rows=rows[~repeated])
-        return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": rows[~repeated],
+        local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes)
+        keep(~repeated)
+        return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": local["rows"],
                 "read": len(raw), "duplicates": int(repeated.sum())}
 
     agreed = cluster.exchange(read, lambda payloads: _agree_on_rows(payloads, seen))
 
     def facts():
-        keep = ~np.asarray(agreed["drop"], dtype=bool)
-        df, rows = local["raw"][keep].reindex(columns=agreed["columns"]), local["rows"][keep]
-        labelled = df[args.label].notna().to_numpy()
-        df, rows = df[labelled], rows[labelled]
+        keep(~np.asarray(agreed["drop"], dtype=bool))
+        labelled = local["df"][args.label].notna().to_numpy()
+        keep(labelled)
+        df, rows, numbers, hashes = local["df"].reindex(columns=agreed["columns"]), local["rows"], local["numbers"], \
+            local["hashes"]
         if args.split_key and args.split_key not in df.columns or args.split_key == args.label:
             raise DataError(f"--split-key {args.split_key!r} is not a column of the input besides the label "
                             f"(columns: {', '.join(df.columns)})")
         declared, whole = read_declared(args.schema, [c for c in df.columns if c != args.label])
-        split = mix(value_hashes(df[args.split_key]) if args.split_key else rows, args.seed + 1)
+        split = mix(hashes[args.split_key] if args.split_key else rows, args.seed + 1)
         names = df[args.label].astype(str)
         strata, strata_names = (pd.factorize(names) if args.problem_type != "regression" and not args.split_key
                                 else (np.zeros(len(df), dtype="int64"), [""]))
-        local.update(df=df, rows=rows, split=split)
+        local.update(df=df, split=split)
         return {"names": list(df.columns), "rows": len(df), "label_missing": int((~labelled).sum()),
-                "facts": {} if whole else {c: column_facts(df[c]) for c in df.columns
+                "facts": {} if whole else {c: column_facts(df[c], numbers.get(c), hashes.get(c)) for c in df.columns
                                            if c != args.label and c not in declared},
                 "label_counts": names.value_counts().to_dict() if args.problem_type != "regression" else {},
                 "strata_names": [str(s) for s in strata_names], "strata": strata.astype("int32"), "split": split}
@@ -987,9 +1002,9 @@ def run(args, cluster=None):
     plan = cluster.exchange(facts, lambda payloads: _agree_on_schema(payloads, args, seen))
 
     def write():
-        df, rows, schema = local["df"], local["rows"], plan["schema"]
+        df, rows, schema, numbers = local["df"], local["rows"], plan["schema"], local["numbers"]
         kept = [c for c in schema["columns"] if c["kind"] != "dropped"]
-        df = df.assign(**{c["name"]: parse_column(df, c["name"], c["kind"]) for c in kept})
+        df = df.assign(**{c["name"]: parse_column(df, c["name"], c["kind"], numbers.get(c["name"])) for c in kept})
         if "error" in plan:
             if args.problem_type == "regression":
                 encode_label(df[args.label], args.problem_type)  # a label that is no number is named first
@@ -1002,7 +1017,8 @@ def run(args, cluster=None):
         table = part_table(df, y, kept, args.label, args.problem_type)
         local["parts"] = write_parts(out, table, splits, rows, cluster.current, args.parts_per_host)
         y = y.to_numpy()
-        return {"columns": {c["name"]: partial_profile(df[c["name"]], c["kind"], rows) for c in schema["columns"]},
+        return {"columns": {c["name"]: partial_profile(df[c["name"]], c["kind"], rows, local["hashes"].get(c["name"]))
+                            for c in schema["columns"]},
                 "label": {"all": label_share(y, args.problem_type, classes),
                           **{name: label_share(y[splits == i], args.problem_type, classes)
                              for i, name in enumerate(SPLITS)}}}
@@ -1041,15 +1057,17 @@ def part_table(df, y, kept, label, problem_type):
 def write_parts(out, table, splits, rows, host, parts):
     """Each split's rows as `parts` Parquet files named after this host (rows spread by their hash), under
     temporary names: [(temporary, final)], renamed once every host has succeeded."""
-    part, written = (rows % np.uint64(max(1, parts))).astype("int64"), []
-    for i, name in enumerate(SPLITS):
-        for j in range(max(1, parts)):
-            rows_here = np.flatnonzero((splits == i) & (part == j))
-            if len(rows_here):
-                final = out / name / f"part-{host}-{j}.parquet"
-                final.parent.mkdir(parents=True, exist_ok=True)
-                written.append((final.with_name(f".{final.name}.tmp"), final))
-                pq.write_table(table.take(rows_here), written[-1][0])
+    parts = max(1, parts)
+    group = splits.astype("int64") * parts + (rows % np.uint64(parts)).astype("int64")
+    order = np.argsort(group, kind="stable")  # one copy of the table, then a zero-copy slice per file
+    table, ends = table.take(order), np.cumsum(np.bincount(group, minlength=len(SPLITS) * parts))
+    written = []
+    for g, (start, end) in enumerate(zip(np.concatenate([[0], ends[:-1]]), ends)):
+        if end > start:
+            final = out / SPLITS[g // parts] / f"part-{host}-{g % parts}.parquet"
+            final.parent.mkdir(parents=True, exist_ok=True)
+            written.append((final.with_name(f".{final.name}.tmp"), final))
+            pq.write_table(table.slice(start, end - start), written[-1][0])
     return written
 
 
