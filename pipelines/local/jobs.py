@@ -149,6 +149,19 @@ def _host_names(count) -> list[str]:
     return [f"algo-{i + 1}" for i in range(max(1, int(count)))]
 
 
+def _hosts_file(ctx: JobContext, hosts: list[str]) -> Path | None:
+    """/etc/hosts for a job of several hosts: algo-1..algo-N at loopback addresses of this job's own
+    (127.a.b.1..N), so they reach each other by name as on SageMaker's network, and jobs running at
+    once (tuning trials) never listen on the same address and port."""
+    if len(hosts) == 1:
+        return None
+    block = int(hashlib.sha256(str(ctx.work_dir).encode()).hexdigest()[:8], 16) % (254 * 256)
+    network = f"127.{1 + block // 256}.{block % 256}"
+    path = ctx.work_dir / "hosts"
+    path.write_text(Path("/etc/hosts").read_text() + "".join(f"{network}.{i + 1} {h}\n" for i, h in enumerate(hosts)))
+    return path
+
+
 def _resource_config(hosts: list[str], current: str, instance_type: str | None) -> dict:
     group = {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": hosts}
     return {"current_host": current, "current_instance_type": instance_type,
@@ -278,6 +291,9 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
     runs = [_processing_host(job_name, request, ctx, hosts, i, argv, env) for i in range(len(hosts))]
+    hosts_file = _hosts_file(ctx, hosts)
+    for run in runs:
+        run.hosts_file = hosts_file
     exits = _run(ctx, runs, timeout=_max_runtime(request))
     message = next(filter(None, (_read_message(r.root, "/opt/ml/output/message") for r in runs)), "")
     extra = {"ExitMessage": _clip(message)} if message else {}
@@ -391,6 +407,9 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
     hosts = _host_names((request.get("ResourceConfig") or {}).get("InstanceCount", 1))
     metrics = _MetricParser(algorithm.get("MetricDefinitions") or [])
     runs = [_training_host(job_name, request, ctx, hosts, i) for i in range(len(hosts))]
+    hosts_file = _hosts_file(ctx, hosts)
+    for run in runs:
+        run.hosts_file = hosts_file
     exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
     _check_exits(exits, runs, "/opt/ml/output/failure",
                  {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
