@@ -32,9 +32,11 @@ def run_evaluate(tmp_path, archive_dir, splits, *extra):
     return json.loads((out / "evaluation.json").read_text())
 
 
-def test_binary_report_layout(tmp_path):
+def test_binary_report_layout(tmp_path, monkeypatch):
     archive_dir, splits = model_archive(tmp_path, data.generate(1500, seed=0))
     report = run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "binary", "--label", "Revenue")
+    monkeypatch.setattr(evaluate, "BATCH_ROWS", 37)  # streamed a few rows at a time: the same report
+    assert run_evaluate(tmp_path / "batches", archive_dir, splits, "--problem-type", "binary") == report
     n_test = len(read_split(splits, "test"))
     assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "unseen_categories",
                            "classes", "features", "n_test"}
