@@ -125,3 +125,34 @@ def test_the_endpoint_reads_rows_by_the_schema_and_names_what_is_wrong(runs, hom
     unseen = post(rows.assign(segment="zzz"))
     assert unseen.status_code == 200  # an unseen category is scored as missing (and counted in the log)
     assert pd.read_csv(io.StringIO(unseen.text), header=None).shape == (6, 1)
+
+
+def test_declared_schema_positive_class_and_feature_set_reach_the_compiled_steps(tmp_path, capsys):
+    from pipelines import cli
+
+    declared = tmp_path / "schema.json"
+    declared.write_text(json.dumps({"StoreId": "code"}))
+    assert cli.main(["compile", "--schema", str(declared), "--positive-class", "yes", "--feature-set", "none",
+                     "--label", "Churned"]) == 0
+    definition = json.loads(capsys.readouterr().out)
+    schema = next(p for p in definition["Parameters"] if p["Name"] == "Schema")
+    assert json.loads(schema["DefaultValue"]) == {"StoreId": "code"}
+    steps = {s["Name"]: s for s in definition["Steps"]}
+    arguments = steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--schema") + 1] == {"Get": "Parameters.Schema"}
+    assert arguments[arguments.index("--positive-class") + 1] == "yes"
+    assert steps["Tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]["feature_set"] == '"none"'
+    assert cli.main(["compile", "--schema", str(tmp_path / "nowhere.json")]) == 2
+    assert "--schema" in capsys.readouterr().err
+
+
+def test_approve_acts_in_the_group_of_the_current_flags(runs, home, capsys):
+    from pipelines import cli
+
+    assert cli.main(["approve", "latest", "--local", "--home", str(home), "--label", "tier",
+                     "--problem-type", "multiclass"]) == 0
+    assert capsys.readouterr().out.strip().endswith("model-package/purchase-intent-tier-multiclass/1: Approved")
+    registry = Registry.of(LocalHome(home))
+    statuses = {g["ModelPackageGroupName"]: registry.latest(g["ModelPackageGroupName"])["ModelApprovalStatus"]
+                for g in registry.list_groups()}
+    assert [g for g, s in statuses.items() if s == "Approved"] == ["purchase-intent-tier-multiclass"]

@@ -91,3 +91,12 @@ def test_tag_values_must_be_strings(tmp_path):
     path = write(tmp_path, "[dev.tags]\ncost-center = 42\n")
     with pytest.raises(ConfigError, match=rf"setting 'tags' in {path} must be a table of strings"):
         load_config("dev", path=path)
+
+
+def test_a_declared_schema_table_becomes_the_schema_parameters_default(tmp_path):
+    cfg = load_config("dev", path=write(tmp_path, '[dev]\n[dev.schema]\nStore = "code"\nNote = "dropped"\n'))
+    assert cfg.schema == {"Store": "code", "Note": "dropped"}
+    assert cfg.declared_schema == '{"Note":"dropped","Store":"code"}'  # compact and sorted: the same bytes each time
+    assert load_config("dev").declared_schema == ""  # none declared: everything inferred
+    with pytest.raises(ConfigError, match=r"setting 'schema' in .* must be a table of strings \(column kinds\)"):
+        load_config("dev", path=write(tmp_path, "[dev.schema]\nStore = 3\n"))
