@@ -184,6 +184,8 @@ class _Builder:
             return self.steps[v.step.name].properties.InferenceSpecification.Containers[0].ModelDataUrl
         if isinstance(v, dsl.ModelNameRef):
             return self.steps[v.step.name].properties.ModelName
+        if isinstance(v, dsl.Sharded):
+            return self.value(v.source)
         if isinstance(v, dsl.ReportValue):
             step, name = v.report.step.name, v.report.name
             return self.sdk.JsonGet(step_name=step, property_file=self.property_files[(step, name)], json_path=v.path)
@@ -261,7 +263,8 @@ class _Builder:
             sagemaker_session=self.session, **self._encryption(), **self._processing_network(),
         )
         code = self._asset(step.script)
-        inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k)
+        inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k,
+                                      s3_data_distribution_type=_distribution(v))
                   for k, v in step.inputs_.items()]
         outputs = [sdk.ProcessingOutput(
             output_name=name, source=f"/opt/ml/processing/output/{name}",
@@ -283,7 +286,7 @@ class _Builder:
             entry_point=step.entry_point,
             source_dir=self._asset(step.source_dir),
             framework_version=XGBOOST_VERSION, py_version="py3", role=self.role,
-            instance_type=self.value(step.instance_type), instance_count=1,
+            instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
             metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
@@ -291,7 +294,8 @@ class _Builder:
         )
 
     def _channels(self, step: dsl.Training) -> dict:
-        return {name: self.sdk.TrainingInput(self.value(v), content_type="text/csv") for name, v in step.channels.items()}
+        return {name: self.sdk.TrainingInput(self.value(v), distribution=_distribution(v))
+                for name, v in step.channels.items()}
 
     def _training(self, step: dsl.Training):
         args = self._estimator(step).fit(inputs=self._channels(step))
@@ -373,6 +377,10 @@ class _Builder:
             if_steps=[self.steps[s.name] for s in step.then], else_steps=[self.steps[s.name] for s in step.otherwise],
             depends_on=self._job_options(step)["depends_on"],
         )
+
+
+def _distribution(value) -> str:
+    return "ShardedByS3Key" if isinstance(value, dsl.Sharded) else "FullyReplicated"
 
 
 def _property_file_name(report: str) -> str:

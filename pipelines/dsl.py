@@ -112,6 +112,14 @@ class ModelNameRef:
 
 
 @dataclass(frozen=True, eq=False)
+class Sharded:
+    """An input split across the step's instances by S3 key (ShardedByS3Key): each instance gets its own
+    objects instead of all of them, so N instances share the work rather than repeat it."""
+
+    source: object  # a Parameter, an s3:// URI or an OutputRef
+
+
+@dataclass(frozen=True, eq=False)
 class ReportRef:
     """A JSON report a processing step writes (a SageMaker PropertyFile)."""
 
@@ -243,13 +251,14 @@ class Training(Step):
     hyperparameters: dict = field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # names the script prints as `name=value;`
     instance_type: object = None
+    instance_count: object = 1  # above 1, the script trains one model across the instances
 
     @property
     def model(self) -> ModelRef:
         return ModelRef(self)
 
     def inputs(self) -> list:
-        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type]
+        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type, self.instance_count]
 
 
 @dataclass(eq=False)
@@ -349,6 +358,8 @@ def _flatten(values) -> list:
             out += _flatten([v.left, v.right])
         elif isinstance(v, ReportValue):
             out.append(v.report)
+        elif isinstance(v, Sharded):
+            out.append(v.source)
         else:
             out.append(v)
     return out
@@ -403,12 +414,12 @@ class Pipeline:
         return self._add(step)
 
     def training(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None,
-                 metrics=(), instance_type, **options) -> Training:
+                 metrics=(), instance_type, instance_count=1, **options) -> Training:
         return self._add_training(Training, name, source_dir, entry_point, channels, hyperparameters, metrics,
-                                  instance_type, **options)
+                                  instance_type, instance_count=instance_count, **options)
 
     def tuning(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None, metrics=(),
-               instance_type, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
+               instance_type, instance_count=1, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
                strategy="Random", random_seed=None, **options) -> Tuning:
         if objective.direction not in ("Maximize", "Minimize"):
             raise DefinitionError(f"step {name!r}: objective direction must be Maximize or Minimize")
@@ -427,7 +438,7 @@ class Pipeline:
                                   f"different search each run), got {random_seed!r}")
         metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
         return self._add_training(Tuning, name, source_dir, entry_point, channels, hyperparameters, metrics,
-                                  instance_type, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
+                                  instance_type, instance_count=instance_count, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
                                   max_parallel=max_parallel, strategy=strategy, random_seed=random_seed, **options)
 
     def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
@@ -560,7 +571,7 @@ class Pipeline:
         step = cls(name, source_dir=folder, entry_point=entry_point, channels=dict(channels),
                    hyperparameters=dict(hyperparameters or {}), metrics=tuple(metrics),
                    instance_type=instance_type, **options)
-        self._check_instances(step, instance_type, 1)
+        self._check_instances(step, instance_type, step.instance_count)
         return self._add(step)
 
     def _add(self, step: Step) -> Step:
