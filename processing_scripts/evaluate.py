@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import sys
 import tarfile
 import tempfile
@@ -328,6 +329,7 @@ def evaluate(args):
     _atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2))
     headline = {k: v["value"] for k, v in next(iter(report.values())).items() if k != "confusion_matrix"}
     print(json.dumps(headline))
+    print(f"{len(y)} test rows, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     if "gate" in report:
         g = report["gate"]
         print(f"gate: {g['metric']} = {g['value']:.6g} {'>=' if g['direction'] == 'Maximize' else '<='} "

@@ -26,6 +26,7 @@ import gzip
 import json
 import os
 import re
+import resource
 import socket
 import struct
 import sys
@@ -952,7 +953,7 @@ def _write_profile(payloads, args, seen, out):
 
 def run(args, cluster=None):
     """Preprocess this host's share of the input, agreeing with the other hosts through the first one."""
-    cluster = cluster or Cluster.from_config(args.resource_config)
+    cluster, started = cluster or Cluster.from_config(args.resource_config), time.monotonic()
     check_fractions(args.validation_fraction, args.test_fraction)
     out, seen, local = Path(args.output_dir), {}, {}
 
@@ -971,7 +972,7 @@ def run(args, cluster=None):
         hashes = {c: value_hashes(raw[c], numbers[c]) for c in raw.columns}
         rows = row_hashes([hashes[c] for c in sorted(raw.columns)], len(raw))  # by name: files may order them otherwise
         repeated = pd.Series(rows).duplicated().to_numpy()
-        local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes)
+        local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes, read=len(raw))
         keep(~repeated)
         return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": local["rows"],
                 "read": len(raw), "duplicates": int(repeated.sum())}
@@ -1031,6 +1032,9 @@ def run(args, cluster=None):
         raise
     for temporary, final in local["parts"]:
         os.replace(temporary, final)
+    seconds = time.monotonic() - started  # what sizing an instance needs: this host's rate and memory
+    print(f"{cluster.current}: {local['read']} rows in {seconds:.1f} s ({local['read'] / seconds:.0f} rows/s), "
+          f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     if cluster.index == 0:
         profile = seen["profile"]
         dropped = [c["name"] for c in seen["schema"]["columns"] if c["kind"] == "dropped"]

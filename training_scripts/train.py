@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -310,7 +311,11 @@ def train(args, env=os.environ):
                             f"objects than the job's {cluster.size} instances; lower TrainingInstanceCount or write "
                             f"more parts (preprocess --parts-per-host)")
     with cluster.collective():
-        return _train(args, cluster, schema, (x_train, y_train), (x_val, y_val), started)
+        metadata = _train(args, cluster, schema, (x_train, y_train), (x_val, y_val), started)
+    rows, seconds = len(x_train) + len(x_val), time.time() - started  # what sizing an instance needs
+    print(f"{cluster.current}: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s), "
+          f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    return metadata
 
 
 def _train(args, cluster, schema, channel_train, channel_val, started):
