@@ -2,13 +2,15 @@
 and 1 and 2 training instances per job, on the local runner (each instance a process; hosts reach each other
 by name on loopback).
 
-    python benchmarks/scale.py [--rows 100000 1000000 10000000] [--work /tmp/scale]
+    python benchmarks/scale.py [--rows 100000 1000000 10000000] [--work /tmp/scale] [--data REAL.csv]
 
 Each run is `deploy.py run --local` on a folder of 16 CSV objects (the processing instances divide them by
 S3 key) with `-p MaxTuningJobs=2`, in a fresh home. Figures per step come from the execution record (wall)
 and from the lines each host logs when it ends (rows, rows/s, peak memory); test ROC-AUC from the summary.
 Results accumulate in WORK/results.json, so sizes can be run one at a time; the section "Scale" of
-docs/benchmarks.md is rewritten from all of them, with the targets of issue 14 checked.
+docs/benchmarks.md is rewritten from all of them, with the targets of issue 14 checked. With --data (the
+real file), the same split of it is also trained on 1 and on 2 training instances (--no-tuning, three split
+seeds) and the test ROC-AUC of both compared.
 """
 from __future__ import annotations
 
@@ -51,20 +53,26 @@ def synthetic(rows: int, work: Path) -> Path:
     return folder
 
 
-def run(rows: int, processing: int, training: int, work: Path) -> dict:
-    """One local run; wall per step, each host's rows/s and peak memory, test ROC-AUC."""
-    home = work / f"home-{rows}-{processing}-{training}"
+def run_local(home: Path, data: Path, *options: str) -> tuple[dict, dict, float]:
+    """`deploy.py run --local --json` in a fresh home: (summary, execution record, wall seconds)."""
     subprocess.run(["rm", "-rf", str(home)], check=True)
-    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home),
-           "--input-data", str(synthetic(rows, work)), "-p", "MaxTuningJobs=2", "-p", "QualityThreshold=0.5",
-           "-p", f"ProcessingInstanceCount={processing}", "-p", f"TrainingInstanceCount={training}"]
+    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home), "--input-data", str(data),
+           "-p", "QualityThreshold=0.5", *options]
     started = time.time()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "AWS_REGION": "us-east-1"})
     wall = time.time() - started
     if done.returncode != 0:
         raise SystemExit(f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout)
-    record = LocalHome(home).execution(summary["execution_id"])
+    return summary, LocalHome(home).execution(summary["execution_id"]), wall
+
+
+def run(rows: int, processing: int, training: int, work: Path) -> dict:
+    """One local run; wall per step, each host's rows/s and peak memory, test ROC-AUC."""
+    home = work / f"home-{rows}-{processing}-{training}"
+    summary, record, wall = run_local(home, synthetic(rows, work), "-p", "MaxTuningJobs=2",
+                                      "-p", f"ProcessingInstanceCount={processing}",
+                                      "-p", f"TrainingInstanceCount={training}")
     steps = {s["name"]: s for s in record["steps"]}
     logs = {name: Path(steps[name]["log"]).read_text() for name in ("Preprocess", "Tune", "Evaluate")}
     hosts = {name: [dict(zip(("host", "rows", "seconds", "rate", "peak_gb"), m.groups()))
@@ -83,12 +91,34 @@ def run(rows: int, processing: int, training: int, work: Path) -> dict:
     }
 
 
+def quality(data: Path, work: Path, seeds=(42, 1, 2)) -> list[dict]:
+    """Test ROC-AUC of the default model on the same split of `data`, trained on 1 and on 2 instances."""
+    out = []
+    for seed in seeds:
+        auc = {hosts: run_local(work / f"home-quality-{hosts}", data, "--no-tuning", "-p", f"SplitSeed={seed}",
+                                "-p", f"TrainingInstanceCount={hosts}")[0]["gate"]["value"] for hosts in (1, 2)}
+        out.append({"seed": seed, "one": auc[1], "two": auc[2]})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def quality_report(rows: list[dict], data_name: str) -> list[str]:
+    diffs = [r["two"] - r["one"] for r in rows]
+    worst = max(map(abs, diffs))
+    return ["", f"One model trained across 2 instances against 1, on the same split of the real file ({data_name}, "
+                f"`--no-tuning`, Preprocess on one instance; test ROC-AUC):", "",
+            "| split seed | 1 training instance | 2 training instances | difference |", "|---:|---:|---:|---:|",
+            *(f"| {r['seed']} | {r['one']:.4f} | {r['two']:.4f} | {r['two'] - r['one']:+.4f} |" for r in rows), "",
+            f"Target: within 0.002 ROC-AUC. Largest difference {worst:.4f} "
+            + ("(met)." if worst <= 0.002 else f"(missed by {worst - 0.002:.4f}).")]
+
+
 def span(values, fmt="{:.2f}") -> str:
     low, high = min(values), max(values)
     return fmt.format(low) if low == high else f"{fmt.format(low)}–{fmt.format(high)}"
 
 
-def report(results: list[dict], command: str) -> str:
+def report(results: list[dict], command: str, quality_rows=None, data_name="") -> str:
     lines = [
         f"Machine: {machine()}. Command: `{command}` (sizes may be run one at a time; results accumulate).",
         "",
@@ -107,7 +137,7 @@ def report(results: list[dict], command: str) -> str:
             f"| {span(r['preprocess_rates'], '{:,.0f}')} | {max(r['preprocess_peak_gb']):.2f} | {r['steps']['Tune']} "
             f"| {max(r['training_peak_gb']):.2f} | {r['steps']['Evaluate']} | {r['evaluate_peak_gb']:.2f} "
             f"| {r['wall']} | {r['roc_auc']:.4f} | {r['load']} |")
-    return "\n".join(lines + ["", *targets(results)])
+    return "\n".join(lines + ["", *targets(results)] + (quality_report(quality_rows, data_name) if quality_rows else []))
 
 
 def targets(results: list[dict]) -> list[str]:
@@ -147,10 +177,14 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument("--data", type=Path, help="the real file: compare 1 and 2 training instances on its splits")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    store = args.work / "results.json"
+    store, kept = args.work / "results.json", args.work / "quality.json"
     results = json.loads(store.read_text()) if store.exists() else []
+    if args.data:
+        kept.write_text(json.dumps({"data": args.data.name, "rows": quality(args.data, args.work)}))
+    compared = json.loads(kept.read_text()) if kept.exists() else {"data": "", "rows": None}
     for rows in args.rows:
         for processing, training in CONFIGS[rows]:
             result = run(rows, processing, training, args.work)
@@ -158,7 +192,7 @@ def main(argv=None) -> int:
             results = [r for r in results if (r["rows"], r["processing"], r["training"]) != (rows, processing, training)]
             store.write_text(json.dumps(results + [result], indent=1))
             results.append(result)
-    write_section(args.doc, "Scale", report(results, "python benchmarks/scale.py"))
+    write_section(args.doc, "Scale", report(results, "python benchmarks/scale.py", compared["rows"], compared["data"]))
     return 0
 
 
