@@ -972,17 +972,18 @@ def run(args, cluster=None):
         hashes = {c: value_hashes(raw[c], numbers[c]) for c in raw.columns}
         rows = row_hashes([hashes[c] for c in sorted(raw.columns)], len(raw))  # by name: files may order them otherwise
         repeated = pd.Series(rows).duplicated().to_numpy()
-        local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes, read=len(raw))
-        keep(~repeated)
-        return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": local["rows"],
+        local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes, read=len(raw), unique=~repeated)
+        return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": rows[~repeated],
                 "read": len(raw), "duplicates": int(repeated.sum())}
 
     agreed = cluster.exchange(read, lambda payloads: _agree_on_rows(payloads, seen))
 
     def facts():
-        keep(~np.asarray(agreed["drop"], dtype=bool))
+        kept = local["unique"]  # the rows of this host no row before it repeats, here or on another host
+        kept[kept] = ~np.asarray(agreed["drop"], dtype=bool)
         labelled = local["df"][args.label].notna().to_numpy()
-        keep(labelled)
+        label_missing = int((kept & ~labelled).sum())
+        keep(kept & labelled)  # one copy of the frame, of every row to keep
         df, rows, numbers, hashes = local["df"].reindex(columns=agreed["columns"]), local["rows"], local["numbers"], \
             local["hashes"]
         if args.split_key and args.split_key not in df.columns or args.split_key == args.label:
@@ -994,7 +995,7 @@ def run(args, cluster=None):
         strata, strata_names = (pd.factorize(names) if args.problem_type != "regression" and not args.split_key
                                 else (np.zeros(len(df), dtype="int64"), [""]))
         local.update(df=df, split=split)
-        return {"names": list(df.columns), "rows": len(df), "label_missing": int((~labelled).sum()),
+        return {"names": list(df.columns), "rows": len(df), "label_missing": label_missing,
                 "facts": {} if whole else {c: column_facts(df[c], numbers.get(c), hashes.get(c)) for c in df.columns
                                            if c != args.label and c not in declared},
                 "label_counts": names.value_counts().to_dict() if args.problem_type != "regression" else {},
