@@ -61,9 +61,8 @@ def row(name: str, rows: int, results: dict) -> str:
             cells.append("not run | ")
             continue
         diff = np.array(results[k]["auc"]) - base
-        se = diff.std(ddof=1) / len(diff) ** 0.5 if len(diff) > 1 else float("nan")
-        cells.append(f"{np.mean(results[k]['auc']):.4f} ({diff.mean():+.4f} ± {se:.4f}) | "
-                     f"{np.mean(results[k]['seconds']):.0f} s")
+        se = f" ± {diff.std(ddof=1) / len(diff) ** 0.5:.4f}" if len(diff) > 1 else ""  # one split: no error bar
+        cells.append(f"{np.mean(results[k]['auc']):.4f} ({diff.mean():+.4f}{se}) | {np.mean(results[k]['seconds']):.0f} s")
     return f"| {name} | {rows:,} | {len(base)} | " + " | ".join(cells) + " |"
 
 
