@@ -86,6 +86,7 @@ def run(rows: int, processing: int, training: int, work: Path) -> dict:
         "preprocess_peak_gb": [float(h["peak_gb"]) for h in hosts["Preprocess"]],
         "training_peak_gb": [float(h["peak_gb"]) for h in hosts["Tune"]],
         "training_rows": [int(h["rows"]) for h in hosts["Tune"]],
+        "training_rates": [int(h["rate"]) for h in hosts["Tune"]],
         "evaluate_peak_gb": float(evaluation.group(2)), "test_rows": int(evaluation.group(1)),
         "roc_auc": summary["gate"]["value"], "load": round(os.getloadavg()[0], 1),
     }

@@ -310,26 +310,30 @@ def train(args, env=os.environ):
         raise TrainingError(f"host {cluster.current} got no rows of the train channel ({args.train}): it has fewer "
                             f"objects than the job's {cluster.size} instances; lower TrainingInstanceCount or write "
                             f"more parts (preprocess --parts-per-host)")
+    rows, channels = len(x_train) + len(x_val), [x_train, y_train, x_val, y_val]
+    del x_train, y_train, x_val, y_val  # _train drops the raw rows once their features are built
     with cluster.collective():
-        metadata = _train(args, cluster, schema, (x_train, y_train), (x_val, y_val), started)
-    rows, seconds = len(x_train) + len(x_val), time.time() - started  # what sizing an instance needs
+        metadata = _train(args, cluster, schema, channels, started)
+    seconds = time.time() - started  # what sizing an instance needs: this host's rate and memory
     print(f"{cluster.current}: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s), "
           f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     return metadata
 
 
-def _train(args, cluster, schema, channel_train, channel_val, started):
-    (x_train, y_train), (x_val, y_val) = channel_train, channel_val
+def _train(args, cluster, schema, channels, started):
+    x_train, y_train, x_val, y_val = channels
+    channels.clear()
     codes = check_labels(y_train, y_val, args.problem_type, cluster)
     y = pd.concat([y_train, y_val], ignore_index=True).astype("float64").to_numpy()
     raw = pd.concat([x_train, x_val.reindex(columns=x_train.columns)], ignore_index=True)
+    del x_train, x_val
     spec = features.Features.fit(schema, raw, args.feature_set, combine=cluster.allgather)
     missing = spec.missing(raw)
     if missing:
         raise TrainingError(f"the train and validation channels lack column(s) {', '.join(missing)} of the schema")
     if not spec.feature_set["applied"] and spec.feature_set["name"]:
         print(f"feature set {args.feature_set!r} not applied: {spec.feature_set['reason']}")
-    x, _ = spec.transform(raw)
+    x = spec.transform(raw)[0].astype("float32")  # what XGBoost bins anyway: half the memory of float64
     del raw
     rows = {name: int(n) for name, n in zip(("train", "validation"),
                                             cluster.allsum([len(y_train), len(y_val)]))}
@@ -342,9 +346,9 @@ def _train(args, cluster, schema, channel_train, channel_val, started):
     oof = None
     for k, (fit_rows, held_rows) in enumerate(splits):
         # Quantiles sketched on the fit rows of every host (the collective merges them), held rows binned alike
-        dfit = xgb.QuantileDMatrix(x.iloc[fit_rows], label=y[fit_rows], feature_types=spec.types,
+        dfit = xgb.QuantileDMatrix(_take(x, fit_rows), label=y[fit_rows], feature_types=spec.types,
                                    enable_categorical=True)
-        dheld = xgb.QuantileDMatrix(x.iloc[held_rows], label=y[held_rows], feature_types=spec.types,
+        dheld = xgb.QuantileDMatrix(_take(x, held_rows), label=y[held_rows], feature_types=spec.types,
                                     enable_categorical=True, ref=dfit)
         fold_history = {}
         booster = xgb.train(params, dfit, num_boost_round=args.num_round, evals=[(dheld, "validation")],
@@ -421,6 +425,13 @@ def _train(args, cluster, schema, channel_train, channel_val, started):
         for name, value in results[split].items():
             print(f"{split}:{name}={value:.6f};")
     return metadata
+
+
+def _take(x, rows):
+    """x's rows: a view where they are one run (the channels as given), else a copy."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return x.iloc[rows[0]:rows[-1] + 1]
+    return x.iloc[rows]
 
 
 def gathered(cluster, y, p):
