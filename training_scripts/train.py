@@ -71,6 +71,9 @@ OBJECTIVES = {
 BOOSTER_PARAMS = ("eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "gamma", "alpha", "lambda")
 SERVING_CODE = ("inference.py", "features.py", "feature_sets")
 DATA_FILES = (".parquet", ".csv", ".csv.gz")
+# Fit metrics and a numeric label's median read at most about this many rows: those with the smallest row
+# keys, a sample that is the same whichever host holds a row, so no host gathers every row of the data.
+SAMPLE_ROWS = 1_000_000
 # --folds auto: (at most this many rows of train+validation, folds), else one booster on the channels.
 # Measured by nested validation and wall time on synthetic tables (docs/benchmarks.md, "Cross-fitting by size").
 FOLDS_BY_ROWS = ((50_000, 5), (400_000, 3))
@@ -285,11 +288,13 @@ def mean_metrics(per_fold):
     return {name: float(np.mean([m[name] for m in per_fold])) for name in per_fold[0]}
 
 
-def label_stats(y, problem_type, classes):
-    """What a constant predictor would know: class shares, or the mean (evaluate.py's baselines)."""
+def label_stats(y, problem_type, classes, cluster, sample):
+    """What a constant predictor would know: class shares, or the mean (evaluate.py's baselines), over every
+    host's rows; a numeric label's median over the sample rows."""
     if problem_type == "regression":
-        return {"mean": float(np.mean(y)), "median": float(np.median(y))}
-    counts = np.bincount(y.astype("int64"), minlength=len(classes))
+        total, n = cluster.allsum([y.sum(), len(y)])
+        return {"mean": float(total / n), "median": float(np.median(np.concatenate(cluster.allgather(y[sample]))))}
+    counts = cluster.allsum(np.bincount(y.astype("int64"), minlength=len(classes))).astype("int64")
     return {"counts": counts.tolist(), "prior": (counts / counts.sum()).tolist()}
 
 
@@ -338,7 +343,10 @@ def _train(args, cluster, schema, channels, started):
     rows = {name: int(n) for name, n in zip(("train", "validation"),
                                             cluster.allsum([len(y_train), len(y_val)]))}
     folds = fold_count(args.folds, rows["train"] + rows["validation"])
-    splits = fold_splits(row_keys(x, args.seed), y, len(y_train), args.problem_type, folds, cluster)
+    keys = row_keys(x, args.seed)
+    splits = fold_splits(keys, y, len(y_train), args.problem_type, folds, cluster)
+    share = min(1.0, SAMPLE_ROWS / (rows["train"] + rows["validation"]))
+    sample = keys <= np.uint64(min(2**64 - 1, int(share * 2**64)))
 
     params = booster_params(args, codes)
     boosters, history, fit_metrics = [], {}, []
@@ -361,7 +369,9 @@ def _train(args, cluster, schema, channels, started):
         oof[held_rows] = p_held
         boosters.append(booster)
         history[f"fold_{k}"] = fold_history["validation"]
-        fit_metrics.append(metrics(args.problem_type, *gathered(cluster, y[fit_rows], booster.predict(dfit))))
+        fit_sample = fit_rows[sample[fit_rows]]
+        fit_metrics.append(metrics(args.problem_type, *gathered(
+            cluster, y[fit_sample], booster.predict(inference.dmatrix(_take(x, fit_sample), spec.types)))))
         fold_metrics = metrics(args.problem_type, *gathered(cluster, y[held_rows], p_held))
         if cluster.is_master:
             print(f"fold {k}: {booster.num_boosted_rounds()} rounds, held-out "
@@ -378,7 +388,7 @@ def _train(args, cluster, schema, channels, started):
     calibrator = fit_calibrator(args.calibration if args.problem_type == "binary" else "none", p_held, y_held)
     threshold = (best_f1_threshold(y_held, inference.calibrate(calibrator, p_held))
                  if args.problem_type == "binary" else None)
-    stats = label_stats(np.concatenate(cluster.allgather(y)), args.problem_type, codes)
+    stats = label_stats(y, args.problem_type, codes, cluster, sample)
     if not cluster.is_master:  # the first host writes the model, as the container's rabit_run does
         return None
 
