@@ -175,7 +175,7 @@ def targets(results: list[dict]) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--rows", type=int, nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--data", type=Path, help="the real file: compare 1 and 2 training instances on its splits")
