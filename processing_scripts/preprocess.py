@@ -381,11 +381,6 @@ def kind_of(facts):
     return "category", None
 
 
-def infer_kind(s):
-    """(kind, reason) of one raw column of a single host's rows."""
-    return kind_of(merge_facts([column_facts(s)]))
-
-
 def read_declared(text, columns):
     """The declared schema: {column: kind} overriding inference, and whether it replaces it whole.
 
