@@ -106,11 +106,13 @@ def peers(problem_type: str) -> dict[str, Callable[[], object]]:
     if problem_type == "regression":
         return {"scikit-learn HistGradientBoosting": lambda: HistGradientBoostingRegressor(random_state=0),
                 "LightGBM": lambda: lightgbm.LGBMRegressor(random_state=0, verbose=-1),
-                "CatBoost": lambda: catboost.CatBoostRegressor(random_seed=0, verbose=0, thread_count=threads),
+                "CatBoost": lambda: catboost.CatBoostRegressor(random_seed=0, verbose=0, thread_count=threads,
+                                                               allow_writing_files=False),
                 "XGBoost": lambda: xgboost.XGBRegressor(random_state=0, n_jobs=threads)}
     return {"scikit-learn HistGradientBoosting": lambda: HistGradientBoostingClassifier(random_state=0),
             "LightGBM": lambda: lightgbm.LGBMClassifier(random_state=0, verbose=-1),
-            "CatBoost": lambda: catboost.CatBoostClassifier(random_seed=0, verbose=0, thread_count=threads),
+            "CatBoost": lambda: catboost.CatBoostClassifier(random_seed=0, verbose=0, thread_count=threads,
+                                                            allow_writing_files=False),
             "XGBoost": lambda: xgboost.XGBClassifier(random_state=0, n_jobs=threads)}
 
 
@@ -199,21 +201,27 @@ def pipeline_scores(problem_type: str, summary: dict) -> dict[str, float]:
 
 
 def peer_table(problem_type: str, by_seed: dict[int, dict[str, dict]]) -> str:
-    """Rows: the pipeline and each peer; the mean (± sd) of each compared metric; seeds the pipeline is ahead."""
+    """Rows: the pipeline and each peer; the mean (± sd) of each compared metric; seeds the pipeline is ahead
+    of (and level with) each peer; then a verdict line per peer on the means."""
     (first, higher), (second, _) = SCORES[problem_type]
-    models = [PIPELINE, *next(iter(by_seed.values())).keys() - {PIPELINE}]
-    models = [PIPELINE, *sorted(m for m in models if m != PIPELINE)]
-    lines = [f"| model | {first} (mean ± sd) | {second} | seeds where this pipeline is ahead on {first} |",
+    models = [PIPELINE, *sorted(m for m in next(iter(by_seed.values())) if m != PIPELINE)]
+    mean = {m: np.mean([by_seed[s][m][first] for s in by_seed]) for m in models}
+    lines = [f"| model | {first} (mean ± sd) | {second} | seeds where this pipeline is ahead on {first} (level) |",
              "|---|---|---|---|"]
     for model in models:
         values = [by_seed[s][model][first] for s in by_seed]
-        ahead = sum((by_seed[s][PIPELINE][first] > by_seed[s][model][first]) == higher
-                    and by_seed[s][PIPELINE][first] != by_seed[s][model][first] for s in by_seed)
+        ours = [round(by_seed[s][PIPELINE][first], 4) for s in by_seed]  # level: equal to the shown precision
+        theirs = [round(v, 4) for v in values]
+        ahead = sum((o > t) == higher and o != t for o, t in zip(ours, theirs))
+        level = sum(o == t for o, t in zip(ours, theirs))
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        lines.append(f"| {'**' + model + '**' if model == PIPELINE else model} | {np.mean(values):.4f} ± {sd:.4f} | "
+        lines.append(f"| {'**' + model + '**' if model == PIPELINE else model} | {mean[model]:.4f} ± {sd:.4f} | "
                      f"{np.mean([by_seed[s][model][second] for s in by_seed]):.4f} | "
-                     f"{'—' if model == PIPELINE else f'{ahead} of {len(by_seed)}'} |")
-    return "\n".join(lines)
+                     f"{'—' if model == PIPELINE else f'{ahead} of {len(by_seed)} ({level})'} |")
+    behind = [m for m in models[1:] if (mean[m] > mean[PIPELINE]) == higher and mean[m] != mean[PIPELINE]]
+    verdict = ("ahead of every peer on the mean" if not behind else "behind " + ", ".join(
+        f"{m} by {abs(mean[m] - mean[PIPELINE]):.4f}" for m in behind) + " on the mean")
+    return "\n".join(lines) + f"\n\nThis pipeline is {verdict} {first}."
 
 
 def real_table(rows: dict[int, dict]) -> str:

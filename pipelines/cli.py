@@ -92,9 +92,10 @@ def cmd_run(args):
 
 def _run_local(args, ws) -> int:
     record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
-                                max_parallel_steps=args.max_parallel_steps,
+                                max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
+                                stage=args.stage, job_env=args.job_env,
                                 on_event=None if args.json else lambda event: _say(_describe(event)))
-    summary = commands.summarise(record, ws.config.problem_type)
+    summary = commands.summarise(record, ws.home)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -119,10 +120,11 @@ def _print_summary(summary: dict) -> None:
         print(f"  {step['name']:<24} {step['type']:<14} {step['status']:<10} {'cached' if step['cache_hit'] else '':<7} {seconds}",
               file=out)
     gate = summary["gate"]
-    if gate["value"] is not None:
-        against = "" if gate.get("threshold") is None else (
-            f" {'passes' if gate['passed'] else 'fails'} {gate['threshold']:.4f} ({gate['rule']}; a constant "
-            f"predictor scores {gate['baseline']:.4f})")
+    if gate and gate["value"] is not None:
+        against = "" if gate["threshold"] is None or gate["passed"] is None else \
+            f" {'passes' if gate['passed'] else 'fails'} {gate['operator']} {gate['threshold']:.4f}"
+        if against and gate["rule"]:
+            against += f" ({gate['rule']}; a constant predictor scores {gate['baseline']:.4f})"
         print(f"  gate: {gate['metric']} = {gate['value']:.4f}{against}", file=out)
     if summary["registered_model"]:
         print(f"  registered: {summary['registered_model']['ModelPackageArn']}", file=out)
@@ -136,6 +138,13 @@ def cmd_report(args):
     print(commands.report(_workspace(args), args.execution_id, args.output))
 
 
+def cmd_init(args):
+    written = commands.init(args.name, template=args.template, folder=args.dir, config=args.config)
+    print("\n".join(str(path) for path in written))
+    definition, test = written[0], next(p for p in written if p.name == "test_pipeline.py")
+    _say(f"next: python deploy.py run --local --definition {definition}   and   python -m pytest {test}")
+
+
 def cmd_download(args):
     print(commands.download(args.dest))
 
@@ -144,7 +153,7 @@ def cmd_download(args):
 
 
 def cmd_models(args):
-    groups = commands.models(_workspace(args), local=args.local, last=args.last)
+    groups = commands.models(_workspace(args), local=args.local, group=args.group, every=args.all, last=args.last)
     empty = "no model packages yet: run `python deploy.py run --local`" if args.local else \
         "no model package groups in SageMaker yet"
     print("\n".join(format_models(groups)) if groups else empty)
@@ -174,7 +183,7 @@ def _key_metrics(version: dict) -> str:
 
 
 def cmd_approve(args, status="Approved"):
-    package = commands.set_approval(_workspace(args), args.version, status, local=args.local,
+    package = commands.set_approval(_workspace(args), args.version, status, local=args.local, group=args.group,
                                     description=args.description)
     print(f"{package['ModelPackageArn']}: {package['ModelApprovalStatus']}")
 
@@ -185,7 +194,8 @@ def cmd_reject(args):
 
 def cmd_deploy_endpoint(args):
     result, hint = commands.deploy_endpoint(_workspace(args), local=args.local, model_package=args.model_package,
-                                            endpoint_name=args.endpoint_name, instance_type=args.instance_type,
+                                            group=args.group, endpoint_name=args.endpoint_name,
+                                            instance_type=args.instance_type,
                                             instance_count=args.instance_count, wait=args.wait)
     print(f"{result['Action']} endpoint {result['EndpointName']}: config {result['EndpointConfigName']} serves "
           f"{result['ModelPackageArn']}")
@@ -195,7 +205,8 @@ def cmd_deploy_endpoint(args):
 def cmd_serve(args):
     if not args.local:
         raise commands.UserError("serve runs a local endpoint: add --local (in SageMaker, use deploy-endpoint)")
-    commands.serve(_workspace(args), model_package=args.model_package, endpoint_name=args.endpoint_name,
+    commands.serve(_workspace(args), model_package=args.model_package, group=args.group,
+                   endpoint_name=args.endpoint_name,
                    host=args.host, port=args.port, max_payload_mb=args.max_payload_mb)
 
 
@@ -207,7 +218,8 @@ def cmd_predict(args):
 
 def cmd_batch_transform(args):
     job = commands.batch_transform(_workspace(args), local=args.local, input_path=args.input, output=args.output,
-                                   model_package=args.model_package, instance_type=args.instance_type,
+                                   model_package=args.model_package, group=args.group,
+                                   instance_type=args.instance_type,
                                    wait=args.wait)
     output = job["TransformOutput"]["S3OutputPath"]
     if args.local:
@@ -234,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
     g.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
+    g.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
     g.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
@@ -250,7 +263,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
                    help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
-    g.add_argument("--definition", default=DEFAULT_DEFINITION, help="module with definition(cfg)")
+    g.add_argument("--definition", default=DEFAULT_DEFINITION, metavar="FILE.py|MODULE",
+                   help="the pipeline: a .py file or a dotted module with definition(cfg) (default: %(default)s)")
 
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
@@ -276,7 +290,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
-    models = add("models", cmd_models, "list model package groups and versions")
+    run.add_argument("--definition-json", metavar="FILE",
+                     help="local: run this definition JSON (any SageMaker pipeline) instead of compiling --definition")
+    run.add_argument("--stage", action="append", default=[], metavar="s3://BUCKET/KEY=LOCAL_PATH",
+                     help="local: put a file or folder into the local store at that URI first (repeatable)")
+    run.add_argument("--job-env", choices=("image", "host"),
+                     help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
+                          "or $PIPELINES_JOB_ENV) or on this Python (host)")
+    group = argparse.ArgumentParser(add_help=False)
+    group.add_argument("--group", metavar="NAME",
+                       help="model package group (default: the one the pipeline's RegisterModel step registers into)")
+    models = add("models", cmd_models, "list the pipeline's model package group and its versions", (common, group))
+    models.add_argument("--all", action="store_true", help="every model package group")
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")
     models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
@@ -289,16 +314,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="the model package version (default: the newest Approved one)")
     package.add_argument("--instance-type", help="default: inference_instance_type of the config")
     for name, func, verb in (("approve", cmd_approve, "approve"), ("reject", cmd_reject, "reject")):
-        p = add(name, func, f"{verb} a version of the model package group", (common, local))
+        p = add(name, func, f"{verb} a version of the model package group", (common, local, group))
         p.add_argument("version", metavar="VERSION|latest|ARN", help="version number, latest, or a model package ARN")
         p.add_argument("--description", help="SageMaker: the ApprovalDescription")
     deploy = add("deploy-endpoint", cmd_deploy_endpoint, "create the endpoint, or update it to a new endpoint config",
-                 (common, local, package))
+                 (common, local, package, group))
     deploy.add_argument("--endpoint-name", help="default: <pipeline_name>-<env>")
     deploy.add_argument("--instance-count", type=int, default=1, help="SageMaker: instances behind the endpoint")
     deploy.add_argument("--wait", action="store_true", help="SageMaker: wait until the endpoint is InService")
     serve = add("serve", cmd_serve, "serve a locally registered model over HTTP (SageMaker's /ping and /invocations)",
-                (common, local))
+                (common, local, group))
     serve.add_argument("--model-package", metavar="ARN|VERSION|latest-approved",
                        help="default: what --endpoint-name serves, else the newest Approved version")
     serve.add_argument("--endpoint-name", help="serve what `deploy-endpoint --local` set this endpoint to")
@@ -313,12 +338,20 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--content-type", default="text/csv", help="of the input (default text/csv)")
     predict.add_argument("--accept", default="text/csv", help="of the output (default text/csv)")
     transform = add("batch-transform", cmd_batch_transform, "score a file or prefix with a batch transform job",
-                    (common, local, package))
+                    (common, local, package, group))
     transform.add_argument("--input", required=True, metavar="PATH|s3://...",
                            help="CSV with a header (a label column is ignored): file, folder (--local) or S3 prefix")
     transform.add_argument("--output", metavar="s3://...", help="default: <bucket>/<prefix>/transform/<job name>")
     transform.add_argument("--wait", action="store_true", help="SageMaker: wait for the job to finish")
     _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", ()))
+    init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, "
+                                 "config table", ())
+    init.add_argument("name", metavar="NAME", help="the pipeline's name (letters, digits, - and _)")
+    init.add_argument("--template", choices=("tabular", "minimal"), default="tabular",
+                      help="tabular: tuning and a quality gate; minimal: train, evaluate, register (default tabular)")
+    init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
+    init.add_argument("--config", metavar="FILE",
+                      help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
     add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
         "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
     return parser

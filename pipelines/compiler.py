@@ -25,6 +25,12 @@ from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
+PINNED_VERSIONS = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}  # image="sklearn" / "xgboost"
+# dsl framework -> the SDK's estimator and model classes (script mode) and the ModelPackage Framework.
+ESTIMATORS = {"sklearn": "SKLearn", "xgboost": "XGBoost", "pytorch": "PyTorch", "tensorflow": "TensorFlow",
+              "huggingface": "HuggingFace"}
+MODELS = {"sklearn": "SKLearnModel", "xgboost": "XGBoostModel"}  # dsl.CODE_BESIDE_MODEL
+REGISTRY_FRAMEWORKS = {"sklearn": "SKLEARN", "xgboost": "XGBOOST", "pytorch": "PYTORCH", "tensorflow": "TENSORFLOW"}
 CACHE_EXPIRY = "P30D"
 # Local placeholder: compile and local runs need a role in the JSON; upsert refuses it.
 PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
@@ -52,8 +58,10 @@ class Compiled:
 
 def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | None = None) -> Compiled:
     """The definition JSON and code bundles. With `cache_dir`, an unchanged pipeline is not rebuilt:
-    compile is pure, so its output is memoised by a fingerprint of everything it depends on."""
+    compile is pure, so its output is memoised by a fingerprint of everything it depends on.
+    The pipeline's objects go under its own prefix: the config's `prefix`, else the pipeline's name."""
     pipeline.validate()
+    cfg = dataclasses.replace(cfg, pipeline_name=pipeline.name)
     code = code_assets(pipeline, cfg)
     cached = cache_dir and Path(cache_dir) / f"{_fingerprint_key(pipeline, cfg, code)}.json"
     if cached and cached.is_file():
@@ -74,12 +82,12 @@ def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | N
 
 
 def code_assets(pipeline: dsl.Pipeline, cfg: Config) -> dict[Path, tuple[str, bytes]]:
-    """Each script or training folder -> (content-addressed s3 uri, bytes)."""
+    """Each script, training folder or model code folder -> (content-addressed s3 uri, bytes)."""
     root, assets = f"{cfg.s3_root}/code", {}
     for step in pipeline.steps.values():
         if isinstance(step, dsl.Processing):
             assets[step.script] = file_asset(step.script, root)
-        elif isinstance(step, dsl.Training):
+        elif isinstance(step, (dsl.Training, dsl.Register, dsl.Model)) and step.source_dir:
             assets[step.source_dir] = folder_asset(step.source_dir, root)
     return assets
 
@@ -202,11 +210,21 @@ class _Builder:
         sdk_step = self.steps[step.name]
         if isinstance(step, dsl.Tuning):
             return sdk_step.get_top_model_s3_uri(top_k=0, s3_bucket=self.cfg.artifact_bucket,
-                                                 prefix=f"{self.cfg.prefix}/models/{step.name}")
+                                                 prefix=f"{self.cfg.key_prefix}/models/{step.name}")
         return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
 
-    def _image(self, name: str) -> str:
-        return _image_uri(self.sdk, name, self.region)
+    def _image(self, step: dsl.Step, scope: str, instance_type) -> str:
+        """The image URI of `step`: its URI as written, or the framework image the SDK's image_uris
+        names for the region and instance type (a parameter's default)."""
+        image = step.image
+        if isinstance(image, str):
+            return image
+        if isinstance(instance_type, dsl.Parameter):
+            instance_type = instance_type.default
+        try:
+            return _image_uri(self.sdk, _pinned(image), self.region, instance_type, scope)
+        except ValueError as e:
+            raise dsl.DefinitionError(f"step {step.name!r}: no {scope} image for {image}: {e}") from None
 
     def _asset(self, path: Path) -> str:
         return self.code[path][0]
@@ -258,7 +276,7 @@ class _Builder:
     def _processing(self, step: dsl.Processing):
         sdk = self.sdk
         processor = sdk.ScriptProcessor(
-            image_uri=self._image(step.image), command=["python3"], role=self.role,
+            image_uri=self._image(step, "training", step.instance_type), command=["python3"], role=self.role,
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             sagemaker_session=self.session, **self._encryption(), **self._processing_network(),
         )
@@ -282,16 +300,28 @@ class _Builder:
         )
 
     def _estimator(self, step: dsl.Training):
-        return self.sdk.XGBoost(
-            entry_point=step.entry_point,
-            source_dir=self._asset(step.source_dir),
-            framework_version=XGBOOST_VERSION, py_version="py3", role=self.role,
+        """The SDK's estimator for the step's framework (script mode), or the generic one for an image URI."""
+        common = dict(
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), role=self.role,
+            image_uri=self._image(step, "training", step.instance_type),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
-            metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
+            metric_definitions=_metric_definitions(step),
             sagemaker_session=self.session, **self._encryption(), **self._network(),
         )
+        image = step.image
+        if isinstance(image, str):
+            return self.sdk.Estimator(**common)
+        image = _pinned(image)
+        cls = getattr(self.sdk, ESTIMATORS[image.framework])
+        if image.framework == "huggingface":
+            base, version = re.fullmatch(r"(pytorch|tensorflow)(.+)", image.base).groups()
+            return cls(transformers_version=image.version, **{f"{base}_version": version},
+                       py_version=image.py_version, **common)
+        # TensorFlow would add a model_dir hyperparameter of its own: the script gets only what the step names.
+        extra = {"model_dir": False} if image.framework == "tensorflow" else {}
+        return cls(framework_version=image.version, py_version=image.py_version or "py3", **extra, **common)
 
     def _channels(self, step: dsl.Training) -> dict:
         return {name: self.sdk.TrainingInput(self.value(v), distribution=_distribution(v))
@@ -306,7 +336,7 @@ class _Builder:
         tuner = self.sdk.HyperparameterTuner(
             self._estimator(step), step.objective.metric,
             {name: self._range(r) for name, r in step.ranges.items()},
-            metric_definitions=[{"Name": m, "Regex": f"{re.escape(m)}=([-+0-9.eE]+);"} for m in step.metrics],
+            metric_definitions=_metric_definitions(step),
             objective_type=step.objective.direction, strategy=step.strategy,
             max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
             random_seed=step.random_seed,
@@ -323,16 +353,33 @@ class _Builder:
             return sdk.IntegerParameter(r.low, r.high)
         return sdk.CategoricalParameter(list(r.values))
 
+    def _serving_model(self, step, instance_type: str, **network):
+        """The SDK model a Register or Model step serves: with `entry_point`, the framework's model class
+        (its code in its own sourcedir.tar.gz, named by SAGEMAKER_SUBMIT_DIRECTORY, as the SDK does);
+        without, the code inside the model archive (SERVING_ENV), which needs no repack job."""
+        common = dict(image_uri=self._image(step, "inference", instance_type), model_data=self.value(step.model),
+                      role=self.role, sagemaker_session=self.session, **network)
+        if not step.entry_point:
+            return self.sdk.Model(env=dict(SERVING_ENV), **common)
+        if network.get("enable_network_isolation"):
+            raise ConfigError(f"step {step.name!r}: with network_isolation, SageMaker repacks a model whose "
+                              f"entry_point is named, a job compile cannot set up offline: leave entry_point out "
+                              f"and have the training script copy the inference code to <model dir>/code/")
+        image = _pinned(step.image)
+        # code_location names the bucket, else the SDK asks S3 for its default one; nothing is uploaded,
+        # since source_dir is already an s3:// bundle.
+        return getattr(self.sdk, MODELS[image.framework])(
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), framework_version=image.version,
+            py_version=image.py_version or "py3", code_location=f"{self.cfg.s3_root}/code", **common)
+
     def _register(self, step: dsl.Register):
         sdk = self.sdk
-        image = self._image(step.image)
-        model = sdk.Model(
-            image_uri=image, model_data=self.value(step.model), role=self.role, sagemaker_session=self.session,
-            env=dict(SERVING_ENV),
-        )
+        model = self._serving_model(step, step.inference_instance_type)
         report = step.report
         declared = report.step.reports[report.name]
         report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
+        framework = {} if isinstance(step.image, str) or step.image.framework not in REGISTRY_FRAMEWORKS else \
+            dict(framework=REGISTRY_FRAMEWORKS[step.image.framework], framework_version=_pinned(step.image).version)
         args = model.register(
             content_types=list(step.content_types), response_types=list(step.content_types),
             inference_instances=[step.inference_instance_type], transform_instances=[step.inference_instance_type],
@@ -340,14 +387,12 @@ class _Builder:
             model_metrics=sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
                 s3_uri=report_uri, content_type="application/json")),
             description=step.description or None,
-            customer_metadata_properties=dict(step.metadata) or None,
-            framework="XGBOOST", framework_version=XGBOOST_VERSION,
+            customer_metadata_properties=dict(step.metadata) or None, **framework,
         )
         return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
 
     def _model(self, step: dsl.Model):
-        model = self.sdk.Model(image_uri=self._image(step.image), model_data=self.value(step.model), role=self.role,
-                               sagemaker_session=self.session, env=dict(SERVING_ENV), **self._model_network())
+        model = self._serving_model(step, step.instance_type, **self._model_network())
         return self.sdk.ModelStep(step.name, step_args=model.create(instance_type=step.instance_type),
                                   **self._job_options(step))
 
@@ -387,11 +432,21 @@ def _property_file_name(report: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", report)) + "Report"
 
 
+def _metric_definitions(step: dsl.Training) -> list[dict]:
+    return [{"Name": name, "Regex": regex} for name, regex in step.metrics.items()]
+
+
+def _pinned(image: dsl.Image) -> dsl.Image:
+    """`image` with its version: "sklearn" and "xgboost" without one are the project's pinned versions."""
+    return image if image.version else dataclasses.replace(image, version=PINNED_VERSIONS[image.framework])
+
+
 @functools.lru_cache(maxsize=None)
-def _image_uri(sdk, name: str, region: str) -> str:
+def _image_uri(sdk, image: dsl.Image, region: str, instance_type: str, scope: str) -> str:
     """Cached: each lookup makes the SDK load botocore's endpoint data anew (a tenth of a second)."""
-    framework, version = {"sklearn": ("sklearn", SKLEARN_VERSION), "xgboost": ("xgboost", XGBOOST_VERSION)}[name]
-    return sdk.image_uris.retrieve(framework, region=region, version=version)
+    return sdk.image_uris.retrieve(image.framework, region=region, version=image.version, py_version=image.py_version,
+                                   instance_type=instance_type, image_scope=scope,
+                                   base_framework_version=image.base)
 
 
 @functools.lru_cache(maxsize=None)
@@ -425,11 +480,16 @@ class _Sdk:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sagemaker import image_uris
+            from sagemaker.estimator import Estimator
+            from sagemaker.huggingface import HuggingFace
             from sagemaker.inputs import TrainingInput
             from sagemaker.model import Model
             from sagemaker.model_metrics import MetricsSource, ModelMetrics
             from sagemaker.network import NetworkConfig
             from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+            from sagemaker.pytorch import PyTorch
+            from sagemaker.sklearn import SKLearn, SKLearnModel
+            from sagemaker.tensorflow import TensorFlow
             from sagemaker.transformer import Transformer
             from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
                                          IntegerParameter)
@@ -450,7 +510,7 @@ class _Sdk:
             from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
             from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
             from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep, TuningStep
-            from sagemaker.xgboost import XGBoost
+            from sagemaker.xgboost import XGBoost, XGBoostModel
         self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
         from sagemaker.telemetry import telemetry_logging
 

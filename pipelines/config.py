@@ -1,7 +1,10 @@
-"""Per-environment settings from `pipelines/config.toml`, overridable by flags.
+"""Settings from `pipelines/config.toml`: per environment and per pipeline, overridable by flags.
 
-One frozen object travels from the command line to the compiler, so two
-compiles with the same settings produce the same bytes.
+`[default]`, then the environment's table (`[dev]`), then the pipeline's (`[pipeline.NAME]`, NAME
+being the name its definition gives `Pipeline(...)`), then flags. Environments say where things
+run (bucket, region, instance types); a pipeline's table says what it needs (label, threshold,
+prefix, model package group) and wins over the environment. One frozen object travels from the
+command line to the compiler, so two compiles with the same settings produce the same bytes.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 from pipelines.problems import PROBLEMS
 
 CONFIG_FILE = Path(__file__).with_name("config.toml")
+PIPELINES = "pipeline"  # [pipeline.NAME]: the settings of one pipeline
 PROBLEM_TYPES = tuple(PROBLEMS)
 
 
@@ -24,14 +28,12 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     env: str = "dev"
-    pipeline_name: str = "purchase-intent"
-    display_name: str = "Purchase intent"
-    description: str = ""
+    pipeline_name: str | None = None  # whose [pipeline.NAME] table was applied; None: no pipeline's
     region: str | None = None
     role_arn: str | None = None
     bucket: str | None = None
-    prefix: str = "purchase-intent"
-    model_package_group: str | None = None  # default: one group per pipeline, label and problem type
+    prefix: str | None = None  # of the pipeline's S3 objects; None: the pipeline's name
+    model_package_group: str | None = None  # None: the group the definition names
     problem_type: str = "binary"
     label: str = ""  # the column to predict
     positive_class: str | None = None  # binary: the class that is 1 (default: True/yes/1..., else the minority)
@@ -75,13 +77,14 @@ class Config:
         return self.bucket
 
     @property
-    def s3_root(self) -> str:
-        """Where this pipeline's code, data and outputs live."""
-        return f"s3://{self.artifact_bucket}/{self.prefix}"
+    def key_prefix(self) -> str:
+        """The S3 key prefix of this pipeline's objects: `prefix`, else the pipeline's name."""
+        return self.prefix or self.pipeline_name or ""
 
     @property
-    def default_input_data(self) -> str:
-        return self.input_data or f"{self.s3_root}/data/online_shoppers_synthetic.csv"
+    def s3_root(self) -> str:
+        """Where this pipeline's code, data and outputs live: s3://<bucket>/<key prefix>."""
+        return "/".join(filter(None, [f"s3://{self.artifact_bucket}", self.key_prefix]))
 
     @property
     def declared_schema(self) -> str:
@@ -102,15 +105,18 @@ class Config:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_config(env: str = "dev", path: Path = CONFIG_FILE, **overrides) -> Config:
-    """The settings of `env`: [default], then [env], then non-None `overrides`."""
+def load_config(env: str = "dev", path: Path = CONFIG_FILE, *, pipeline: str | None = None, **overrides) -> Config:
+    """The settings of `pipeline` in `env`: [default], [env], [pipeline.<pipeline>], then non-None `overrides`."""
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    envs = sorted(k for k in doc if k != "default")
-    if env not in doc:
+    envs = sorted(k for k in doc if k not in ("default", PIPELINES))
+    if env not in envs:
         raise ConfigError(f"environment {env!r} is not in {path}: choose one of {', '.join(envs)}")
-    merged = _merge(doc.get("default", {}), doc[env])
-    return Config(env=env, **_checked(merged, path)).replace(**overrides)
+    pipelines = doc.get(PIPELINES, {})
+    if not isinstance(pipelines, dict) or not all(isinstance(t, dict) for t in pipelines.values()):
+        raise ConfigError(f"{PIPELINES!r} in {path} must hold one table per pipeline: [{PIPELINES}.NAME]")
+    merged = _merge(_merge(doc.get("default", {}), doc[env]), pipelines.get(pipeline, {}) if pipeline else {})
+    return Config(env=env, pipeline_name=pipeline, **_checked(merged, path)).replace(**overrides)
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -122,7 +128,7 @@ def _merge(base: dict, top: dict) -> dict:
 
 def _checked(values: dict, path: Path) -> dict:
     """Refuse unknown keys and values of the wrong type, naming the key and the file."""
-    fields = {f.name: f for f in dataclasses.fields(Config) if f.name != "env"}
+    fields = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("env", "pipeline_name")}
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(f"unknown setting {key!r} in {path}: known settings are {', '.join(sorted(fields))}")

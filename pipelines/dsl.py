@@ -8,6 +8,8 @@ instead of by SageMaker an hour into a run.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,39 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 # ml.<family>.<size>: ml.m5.xlarge, ml.g4dn.2xlarge, ml.trn1n.32xlarge, ml.p4de.24xlarge
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(medium|large|[0-9]*xlarge|metal)$")
-IMAGES = ("sklearn", "xgboost")
+FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "tensorflow", "huggingface")
+PINNED = ("sklearn", "xgboost")  # `image="sklearn"` / `"xgboost"`: the project's pinned versions
+# Model code named by entry_point: these serving images read it from SAGEMAKER_SUBMIT_DIRECTORY; the
+# others need the model archive repacked with the code by a job the SDK uploads code for at build time.
+CODE_BESIDE_MODEL = ("sklearn", "xgboost")
+IMAGE_URI = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})?$")
+NUMBER_REGEX = "([-+0-9.eE]+)"  # the shorthand metric `name` is printed as `name=<number>;`
 
 
 class DefinitionError(ValueError):
     """A mistake in a pipeline definition, caught before anything runs."""
+
+
+class Named(Exception):
+    """Not an error: raised by `Pipeline(name)` while `naming()` is on, so a definition can be asked
+    its pipeline's name without running the rest of it (whose settings depend on that name)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+_NAMING = contextvars.ContextVar("naming", default=False)
+
+
+@contextlib.contextmanager
+def naming():
+    """Within it, `Pipeline(name)` raises `Named(name)` instead of being built."""
+    token = _NAMING.set(True)
+    try:
+        yield
+    finally:
+        _NAMING.reset(token)
 
 
 # --- values ---------------------------------------------------------------------------
@@ -185,6 +215,24 @@ class Objective:
     direction: str  # Maximize | Minimize
 
 
+@dataclass(frozen=True)
+class Image:
+    """A SageMaker framework image by name and version, found with the SDK's `image_uris` for the
+    pipeline's region and the step's instance type (its default, for a parameter):
+
+        Image("sklearn", "1.2-1")
+        Image("pytorch", "2.1", py_version="py310")
+        Image("huggingface", "4.36", base="pytorch2.1", py_version="py310")
+
+    `base` is Hugging Face's deep-learning framework and its version. Any other image is named by
+    its URI (a str, e.g. "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mine:1")."""
+
+    framework: str
+    version: str | None = None  # None: the project's pinned version (sklearn and xgboost only)
+    py_version: str | None = None
+    base: str | None = None
+
+
 # --- steps ----------------------------------------------------------------------------
 
 
@@ -206,7 +254,7 @@ class Step:
 @dataclass(eq=False)
 class Processing(Step):
     script: Path = None
-    image: str = "sklearn"
+    image: Image | str = Image("sklearn")
     inputs_: dict = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     arguments: tuple = ()
@@ -247,9 +295,10 @@ class _Outputs:
 class Training(Step):
     source_dir: Path = None
     entry_point: str = "train.py"
+    image: Image | str = Image("xgboost")
     channels: dict = field(default_factory=dict)
     hyperparameters: dict = field(default_factory=dict)
-    metrics: tuple[str, ...] = ()  # names the script prints as `name=value;`
+    metrics: dict = field(default_factory=dict)  # metric name -> regex whose first group is the value
     instance_type: object = None
     instance_count: object = 1  # above 1, the script trains one model across the instances
 
@@ -284,7 +333,9 @@ class Register(Step):
     group: str = ""
     approval_status: object = "PendingManualApproval"
     report: ReportRef = None
-    image: str = "xgboost"
+    image: Image | str = Image("xgboost")
+    entry_point: str | None = None  # the inference program, when the model archive does not carry it
+    source_dir: Path | None = None
     content_types: tuple[str, ...] = ("text/csv", "application/json")
     inference_instance_type: str = "ml.m5.large"
     description: str = ""
@@ -304,7 +355,9 @@ class Model(Step):
     """CreateModel: the serving container (image, model data, inference code) under a name."""
 
     model: object = None  # ModelRef or RegisteredModelRef
-    image: str = "xgboost"
+    image: Image | str = Image("xgboost")
+    entry_point: str | None = None
+    source_dir: Path | None = None
     instance_type: str = "ml.m5.large"  # what the SDK's Model.create wants to know; not a deployment
 
     @property
@@ -379,6 +432,8 @@ class Pipeline:
 
     def __init__(self, name: str, *, display_name: str = "", description: str = ""):
         _check_name("pipeline", name, "", limit=256)
+        if _NAMING.get():
+            raise Named(name)
         self.name, self.display_name, self.description = name, display_name or name, description
         self.parameters: dict[str, Parameter] = {}
         self.steps: dict[str, Step] = {}
@@ -413,14 +468,22 @@ class Pipeline:
         self._check_instances(step, instance_type, instance_count)
         return self._add(step)
 
-    def training(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None,
+    def training(self, name, source_dir, *, entry_point="train.py", image="xgboost", channels, hyperparameters=None,
                  metrics=(), instance_type, instance_count=1, **options) -> Training:
-        return self._add_training(Training, name, source_dir, entry_point, channels, hyperparameters, metrics,
-                                  instance_type, instance_count=instance_count, **options)
+        """A training job running `entry_point` from `source_dir` in `image` (script mode).
 
-    def tuning(self, name, source_dir, *, entry_point="train.py", channels, hyperparameters=None, metrics=(),
-               instance_type, instance_count=1, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
+        `metrics` are SageMaker's metric definitions, read from the job's log: {name: regex} with the
+        value as the regex's first group, or bare names, short for the regex `name=<number>;`."""
+        return self._add_training(Training, name, source_dir, entry_point, image, channels, hyperparameters,
+                                  _metric_definitions(name, metrics), instance_type, instance_count=instance_count,
+                                  **options)
+
+    def tuning(self, name, source_dir, *, entry_point="train.py", image="xgboost", channels, hyperparameters=None,
+               metrics=(), instance_type, instance_count=1, objective: Objective, ranges: dict, max_jobs=4,
+               max_parallel=2,
                strategy="Random", random_seed=None, **options) -> Tuning:
+        """A tuning job over `training`'s job; the objective is one of `metrics` (a bare name is added
+        with the shorthand regex when missing)."""
         if objective.direction not in ("Maximize", "Minimize"):
             raise DefinitionError(f"step {name!r}: objective direction must be Maximize or Minimize")
         if not ranges:
@@ -436,13 +499,21 @@ class Pipeline:
                                         or random_seed < 0):
             raise DefinitionError(f"step {name!r}: random_seed must be a whole number >= 0 (or None for a "
                                   f"different search each run), got {random_seed!r}")
-        metrics = tuple(dict.fromkeys([objective.metric, *metrics]))
-        return self._add_training(Tuning, name, source_dir, entry_point, channels, hyperparameters, metrics,
-                                  instance_type, instance_count=instance_count, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
+        definitions = _metric_definitions(name, metrics)
+        if objective.metric not in definitions:
+            if isinstance(metrics, dict):
+                raise DefinitionError(f"step {name!r}: the objective {objective.metric!r} has no metric definition: "
+                                      f"add {objective.metric!r}: r'<regex with the value as group 1>' to metrics")
+            definitions = {**_metric_definitions(name, [objective.metric]), **definitions}
+        return self._add_training(Tuning, name, source_dir, entry_point, image, channels, hyperparameters,
+                                  definitions, instance_type, instance_count=instance_count, objective=objective,
+                                  ranges=dict(ranges), max_jobs=max_jobs,
                                   max_parallel=max_parallel, strategy=strategy, random_seed=random_seed, **options)
 
     def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
-                 **options) -> Register:
+                 image="xgboost", entry_point=None, source_dir=None, **options) -> Register:
+        """Register the model in `group` with `report`'s metrics. Served by `image`; its inference program
+        is `entry_point` in `source_dir` when given, else `code/inference.py` inside the model archive."""
         # SageMaker names the step `<name>-RegisterModel`, and that name must be valid too.
         _check_name("step", name, " (SageMaker calls it <name>-RegisterModel)", limit=64 - len("-RegisterModel"))
         if not isinstance(model, ModelRef):
@@ -452,16 +523,18 @@ class Pipeline:
                                   f"whose metrics are registered with the model")
         _check_name("model package group", group, f" (step {name!r})", limit=63)
         return self._add(Register(name, model=model, group=group, report=report, approval_status=approval_status,
-                                  **options))
+                                  **_serving(name, image, entry_point, source_dir), **options))
 
-    def model(self, name, model, *, image="xgboost", instance_type="ml.m5.large", **options) -> Model:
+    def model(self, name, model, *, image="xgboost", entry_point=None, source_dir=None, instance_type="ml.m5.large",
+              **options) -> Model:
         """CreateModel from a training step's .model, a tuning step's .best_model or a Register step's .model_data."""
         # SageMaker names the step `<name>-CreateModel`, and that name must be valid too.
         _check_name("step", name, " (SageMaker calls it <name>-CreateModel)", limit=64 - len("-CreateModel"))
         if not isinstance(model, (ModelRef, RegisteredModelRef)):
             raise DefinitionError(f"step {name!r}: model must be a training step's .model, a tuning step's "
                                   f".best_model or a register step's .model_data")
-        step = Model(name, model=model, image=_image(name, image), instance_type=instance_type, **options)
+        step = Model(name, model=model, instance_type=instance_type, **_serving(name, image, entry_point, source_dir),
+                     **options)
         self._check_instances(step, instance_type, 1)
         return self._add(step)
 
@@ -515,7 +588,10 @@ class Pipeline:
         return [s for s in self.steps.values() if s.name not in self._branch_of]
 
     def validate(self) -> "Pipeline":
-        """Whole-graph checks: references stay inside this pipeline and there is no cycle."""
+        """Whole-graph checks: there are steps, references stay inside this pipeline, there is no cycle."""
+        if not self.steps:
+            raise DefinitionError(f"pipeline {self.name!r} has no steps: add at least one (p.processing, "
+                                  f"p.training, ...) before returning it")
         for step in self.steps.values():
             for up in self._dependencies(step):
                 if self.steps.get(up.name) is not up:
@@ -564,12 +640,12 @@ class Pipeline:
 
     # -- helpers --
 
-    def _add_training(self, cls, name, source_dir, entry_point, channels, hyperparameters, metrics, instance_type,
-                      **options):
+    def _add_training(self, cls, name, source_dir, entry_point, image, channels, hyperparameters, metrics,
+                      instance_type, **options):
         folder = _script(name, source_dir, folder=True)
         _script(name, Path(source_dir) / entry_point)
-        step = cls(name, source_dir=folder, entry_point=entry_point, channels=dict(channels),
-                   hyperparameters=dict(hyperparameters or {}), metrics=tuple(metrics),
+        step = cls(name, source_dir=folder, entry_point=entry_point, image=_image(name, image), channels=dict(channels),
+                   hyperparameters=dict(hyperparameters or {}), metrics=metrics,
                    instance_type=instance_type, **options)
         self._check_instances(step, instance_type, step.instance_count)
         return self._add(step)
@@ -625,16 +701,77 @@ def _check_name(what: str, name, where: str, limit: int = 64) -> None:
 
 
 def _script(step: str, path, folder: bool = False) -> Path:
+    """`path`, absolute or relative to the project root, checked to exist."""
     full = (PROJECT_ROOT / path).resolve()
     if not (full.is_dir() if folder else full.is_file()):
         kind = "folder" if folder else "script"
+        where = "" if Path(path).is_absolute() else \
+            " (relative paths start at the project root; beside your definition, use Path(__file__).parent / ...)"
         raise DefinitionError(
-            f"step {step!r}: {kind} {path} does not exist under {PROJECT_ROOT}; create it or fix the path"
+            f"step {step!r}: {kind} {path} does not exist under {PROJECT_ROOT}; create it or fix the path{where}"
         )
     return full
 
 
-def _image(step: str, image: str) -> str:
-    if image not in IMAGES:
-        raise DefinitionError(f"step {step!r}: image {image!r} is not supported; use one of {', '.join(IMAGES)}")
+def _image(step: str, image) -> Image | str:
+    """`image` as an Image, or a URI; "sklearn" and "xgboost" stand for the pinned versions."""
+    if isinstance(image, str) and image in PINNED:
+        return Image(image)
+    if isinstance(image, str) and IMAGE_URI.match(image):
+        return image
+    if isinstance(image, str) and image in FRAMEWORKS:
+        raise DefinitionError(f"step {step!r}: image {image!r} needs a version: use Image({image!r}, VERSION, "
+                              f"py_version=...), e.g. Image(\"pytorch\", \"2.1\", py_version=\"py310\")")
+    if not isinstance(image, Image):
+        raise DefinitionError(f"step {step!r}: image {image!r} is no image: use \"sklearn\" or \"xgboost\" (pinned "
+                              f"versions), Image(framework, version) for any of {', '.join(FRAMEWORKS)}, or an image "
+                              f"URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME:TAG)")
+    if image.framework not in FRAMEWORKS:
+        raise DefinitionError(f"step {step!r}: framework {image.framework!r} is not one of {', '.join(FRAMEWORKS)}; "
+                              f"name any other image by its URI")
+    if image.version is None and image.framework not in PINNED:
+        raise DefinitionError(f"step {step!r}: Image({image.framework!r}) needs a version, e.g. "
+                              f"Image({image.framework!r}, \"2.1\", py_version=\"py310\")")
+    if (image.framework == "huggingface") != (image.base is not None):
+        raise DefinitionError(f"step {step!r}: base (e.g. base=\"pytorch2.1\") names the framework under Hugging Face's "
+                              f"transformers, and only there")
     return image
+
+
+def _serving(step: str, image, entry_point, source_dir) -> dict:
+    """The serving fields of a Register or Model step, checked."""
+    image = _image(step, image)
+    if entry_point is None:
+        if source_dir is not None:
+            raise DefinitionError(f"step {step!r}: source_dir needs entry_point, the inference program in it")
+        return {"image": image}
+    framework = image.framework if isinstance(image, Image) else None
+    if framework not in CODE_BESIDE_MODEL:
+        raise DefinitionError(
+            f"step {step!r}: entry_point works with the {' and '.join(CODE_BESIDE_MODEL)} serving images, which "
+            f"read the code from its own archive; {framework or 'a custom image'} needs the code inside the model "
+            f"archive: have the training script copy it to <model dir>/code/ and leave entry_point out")
+    if source_dir is None:
+        raise DefinitionError(f"step {step!r}: entry_point {entry_point!r} needs source_dir, the folder holding it")
+    folder = _script(step, source_dir, folder=True)
+    _script(step, Path(source_dir) / entry_point)
+    return {"image": image, "entry_point": entry_point, "source_dir": folder}
+
+
+def _metric_definitions(step: str, metrics) -> dict[str, str]:
+    """{name: regex}: SageMaker's metric definitions, each regex checked to compile with a group."""
+    pairs = metrics.items() if isinstance(metrics, dict) else \
+        [(name, f"{re.escape(name)}={NUMBER_REGEX};") for name in metrics]
+    out = {}
+    for name, regex in pairs:
+        if not isinstance(name, str) or not name or not isinstance(regex, str):
+            raise DefinitionError(f"step {step!r}: metrics are {{name: regex}} or names, got {name!r}: {regex!r}")
+        try:
+            groups = re.compile(regex).groups
+        except re.error as e:
+            raise DefinitionError(f"step {step!r}: the regex of metric {name!r} does not compile: {e}") from None
+        if groups < 1:
+            raise DefinitionError(f"step {step!r}: the regex of metric {name!r} needs a group around the value, "
+                                  f"e.g. r'{re.escape(name)}: ([-+0-9.eE]+)'")
+        out[name] = regex
+    return out

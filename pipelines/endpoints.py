@@ -77,11 +77,12 @@ def approved_package(sm, group: str, ref: str) -> dict:
 # --- listing ----------------------------------------------------------------------------------
 
 
-def list_models(sm, s3=None, *, last: int = 10) -> list[dict]:
-    """Every model package group with its newest `last` versions (oldest first), each with the
-    scalar metrics of its model-quality report when `s3` can read it."""
+def list_models(sm, s3=None, *, last: int = 10, names: list[str] | None = None) -> list[dict]:
+    """Every model package group (or those of `names` that exist) with its newest `last` versions
+    (oldest first), each with the scalar metrics of its model-quality report when `s3` can read it."""
     groups = [g for page in sm.get_paginator("list_model_package_groups").paginate()
-              for g in page["ModelPackageGroupSummaryList"]]
+              for g in page["ModelPackageGroupSummaryList"]
+              if names is None or g["ModelPackageGroupName"] in names]
     out = []
     for group in sorted(groups, key=lambda g: g["ModelPackageGroupName"]):
         name = group["ModelPackageGroupName"]

@@ -10,6 +10,7 @@ that depends on them comes from `pipelines.problems`.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
@@ -17,15 +18,20 @@ from pipelines.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+NAME = "purchase-intent"  # its settings are [pipeline.purchase-intent] of config.toml
+SYNTHETIC_DATA = "data/online_shoppers_synthetic.csv"  # under the pipeline's prefix; `run --local` writes it
+SYNTHETIC_ROWS = 12_330  # the size of the real data set
 
 
 def definition(cfg: Config) -> Pipeline:
     problem = PROBLEMS[cfg.problem_type]
+    p = Pipeline(NAME, display_name="Purchase intent",
+                 description="Predicts the likelihood that a browsing session ends in a purchase (XGBoost).")
     if not cfg.label:
-        raise DefinitionError("no label: set `label` in config.toml or pass --label COLUMN")
-    p = Pipeline(cfg.pipeline_name, display_name=cfg.display_name, description=cfg.description)
+        raise DefinitionError(f"no label: set `label` under [pipeline.{NAME}] in config.toml or pass --label COLUMN")
+    default_data = cfg.input_data or f"{cfg.s3_root}/{SYNTHETIC_DATA}"
 
-    input_data = p.parameter("InputData", cfg.default_input_data,
+    input_data = p.parameter("InputData", default_data,
                              description="S3 URI of the raw sessions: one CSV/Parquet file or a prefix")
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
@@ -47,7 +53,7 @@ def definition(cfg: Config) -> Pipeline:
                                      'datetime|dropped"} overrides those inferred, a whole schema.json replaces them')
     if cfg.batch_transform:
         scoring_data = p.parameter(
-            "ScoringData", cfg.default_input_data,
+            "ScoringData", default_data,
             description="S3 URI (CSV file or prefix) scored after registration; rows need a header, "
                         "and a label column is ignored. Default: the input data")
 
@@ -107,7 +113,7 @@ def definition(cfg: Config) -> Pipeline:
         "Register", train.model, group=cfg.model_package_group or model_group(cfg), report=report,
         approval_status=approval,
         inference_instance_type=cfg.inference_instance_type,
-        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {cfg.pipeline_name}",
+        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {NAME}",
         metadata={"problem_type": cfg.problem_type, "label": cfg.label},
     )
     fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
@@ -130,5 +136,13 @@ def definition(cfg: Config) -> Pipeline:
 def model_group(cfg: Config) -> str:
     """One model package group per model: the pipeline, the label and the problem type, so a multiclass model
     of one column never lands beside the binary versions of another (config's model_package_group wins)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{cfg.pipeline_name}-{cfg.label}-{cfg.problem_type}").strip("-").lower()
+    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{NAME}-{cfg.label}-{cfg.problem_type}").strip("-").lower()
     return name[:63].rstrip("-")
+
+
+def example_data(dest: Path) -> Path:
+    """What `run --local` puts at InputData's default when it is not in the local store yet:
+    sessions generated with the real data set's schema and size, from a fixed seed."""
+    from pipelines.data import generate, write_csv
+
+    return write_csv(generate(SYNTHETIC_ROWS, seed=0), dest)

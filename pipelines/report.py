@@ -44,6 +44,7 @@ METRICS = {
     "log_loss": ("Log loss", "lower"), "threshold": ("Decision threshold", None),
     "rmse": ("RMSE", "lower"), "mae": ("MAE", "lower"), "r2": ("R²", "higher"),
 }
+FRAMEWORK_NAMES = {"XGBOOST": "XGBoost", "SKLEARN": "scikit-learn", "PYTORCH": "PyTorch", "TENSORFLOW": "TensorFlow"}
 OPERATORS = {"GreaterThanOrEqualTo": "≥", "GreaterThan": ">", "LessThanOrEqualTo": "≤", "LessThan": "<",
              "Equals": "="}
 _FLIPPED = {"GreaterThanOrEqualTo": "LessThanOrEqualTo", "GreaterThan": "LessThan",
@@ -415,7 +416,7 @@ def registered_model(execution: dict) -> dict | None:
         "group": response.get("ModelPackageGroupName"), "status": response.get("ModelApprovalStatus"),
         "description": response.get("ModelPackageDescription"), "created": response.get("CreationTime"),
         "model_data_url": container.get("ModelDataUrl"), "image": image,
-        "framework": {"XGBOOST": "XGBoost"}.get(str(framework).upper(), framework) if framework else None,
+        "framework": FRAMEWORK_NAMES.get(str(framework).upper(), framework) if framework else None,
         "framework_version": version,
         "content_types": spec.get("SupportedContentTypes") or [],
         "response_types": spec.get("SupportedResponseMIMETypes") or [],
@@ -737,7 +738,8 @@ def draw_plots(evaluation: dict | None, problem_type: str | None, classes: list 
         elif expected:
             notes.append(f"{title}: evaluation.json has no data for it.")
     if problem_type == "regression" and not any(p["id"] == "predicted_vs_actual" for p in plots):
-        notes.append("Predicted vs actual: evaluate.py records no points for regression; see the metrics table.")
+        notes.append("Predicted vs actual: evaluation.json records no points (curves.predicted_vs_actual); "
+                     "see the metrics table.")
     return plots, notes
 
 
@@ -838,7 +840,9 @@ def _calibration(bins, brier, ece):
     width = 1 / max(10, len(bins))
     bottom.bar([b.get("bin", i) * width + width / 2 if "bin" in b else p for i, (b, p) in enumerate(zip(bins, predicted))],
                [b.get("count", 0) for b in bins], width=width * 0.9, color="#93c5fd")
-    bottom.set_yscale("log")
+    counts = [b.get("count", 0) for b in bins if b.get("count")]
+    if counts and max(counts) > 10 * min(counts):  # a log scale only where counts span decades: else no labels fit
+        bottom.set_yscale("log")
     _style(bottom, "Mean predicted probability", "Count")
     return figure
 

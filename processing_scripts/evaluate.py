@@ -61,7 +61,17 @@ def parse_args(argv=None):
     p.add_argument("--quality-threshold", default="baseline+10%",
                    help="a number, or baseline+N%%: N%% of the way from the baseline to a perfect score")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
-    return p.parse_args(argv)
+    return p.parse_args(_attached(sys.argv[1:] if argv is None else argv, "--quality-threshold"))
+
+
+def _attached(argv, flag):
+    """`flag VALUE` as `flag=VALUE`: a threshold such as -1e3 would otherwise read as an option."""
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag:
+            argv[i:i + 2] = [f"{flag}={argv[i + 1]}"]
+            break
+    return argv
 
 
 def extract_model(model_dir, dest):

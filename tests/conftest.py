@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Jobs run on this Python unless a test is about its image's environment (pipelines.local.environments);
+# subprocesses inherit it.
+os.environ.setdefault("PIPELINES_JOB_ENV", "host")
 FAKE_ROLE = "arn:aws:iam::123456789012:role/Test"
 REGION = "us-east-1"
-BUCKET = "purchase-intent-dev"  # the dev config's artifact bucket
+BUCKET = "ml-pipelines-dev"  # the dev config's artifact bucket
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any request fails at once
 
 
@@ -96,7 +99,7 @@ def compile_with():
         key = tuple(sorted(overrides.items()))
         if key not in cache:
             env = overrides.pop("env", "dev")
-            cfg = load_config(env, **{"region": REGION, **overrides})
+            cfg = load_config(env, pipeline="purchase-intent", **{"region": REGION, **overrides})
             cache[key] = compile_pipeline(purchase_intent.definition(cfg), cfg)
         return cache[key]
 

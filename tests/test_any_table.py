@@ -77,8 +77,11 @@ def test_each_model_lands_in_its_own_group_and_models_says_what_it_predicts(runs
 
     groups = {g["ModelPackageGroupName"] for g in Registry.of(LocalHome(home)).list_groups()}
     assert len(groups) == len(SHAPES)
-    assert cli.main(["models", "--local", "--home", str(home)]) == 0
+    assert cli.main(["models", "--local", "--all", "--home", str(home)]) == 0
     assert "purchase-intent-tier-multiclass  (multiclass model of 'tier')" in capsys.readouterr().out
+    # Without --all: the group of the pipeline the flags describe.
+    assert cli.main(["models", "--local", "--home", str(home), "--label", "tier", "--problem-type", "multiclass"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "purchase-intent-tier-multiclass  (multiclass model of 'tier')"
 
 
 def served(home, name, label, problem_type, tmp_path):

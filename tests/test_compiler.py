@@ -210,7 +210,7 @@ def test_regression_and_multiclass_really_differ_from_binary(compile_with):
 def test_parameters_are_typed_with_their_defaults(compile_with):
     params = {p["Name"]: p for p in doc(compile_with())["Parameters"]}
     expected = {
-        "InputData": ("String", "s3://purchase-intent-dev/purchase-intent/data/online_shoppers_synthetic.csv"),
+        "InputData": ("String", "s3://ml-pipelines-dev/purchase-intent/data/online_shoppers_synthetic.csv"),
         "ProcessingInstanceType": ("String", "ml.m5.xlarge"),
         "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.xlarge"),
@@ -231,7 +231,7 @@ def test_parameters_are_typed_with_their_defaults(compile_with):
 def test_parameter_defaults_follow_the_environment_and_flags(compile_with):
     prod = {p["Name"]: p["DefaultValue"] for p in doc(compile_with(env="prod"))["Parameters"]}
     assert (prod["MaxTuningJobs"], prod["MaxParallelTuningJobs"], prod["TrainingInstanceType"]) == (20, 4, "ml.m5.2xlarge")
-    assert prod["InputData"].startswith("s3://purchase-intent-prod/")
+    assert prod["InputData"].startswith("s3://ml-pipelines-prod/")
     other = {p["Name"]: p["DefaultValue"] for p in doc(compile_with(bucket="other"))["Parameters"]}
     assert other["InputData"].startswith("s3://other/")
 
@@ -254,13 +254,13 @@ def test_the_role_is_the_placeholder_until_one_is_given(compile_with):
 
 
 def test_compile_needs_a_region():
-    cfg = load_config("dev")
+    cfg = load_config("dev", pipeline="purchase-intent")
     with pytest.raises(ConfigError, match="compile needs a region"):
         compile_pipeline(purchase_intent.definition(cfg), cfg)
 
 
 def test_compiling_twice_in_one_process_gives_the_same_bytes(compile_with):
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
 
 
@@ -282,7 +282,7 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
 
     original = compiler._offline_session
     monkeypatch.setattr(compiler, "_offline_session", spy)
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
     session, = sessions
     with pytest.raises(AwsCallDuringCompile, match="ListPipelines"):
@@ -296,7 +296,7 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
 def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
     """Local code paths make the SDK upload them; the compile must fail instead of reaching S3."""
     monkeypatch.setattr(compiler, "file_asset", lambda path, root: (str(path), path.read_bytes()))
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     with pytest.raises(AwsCallDuringCompile, match="it must stay offline"):
         compile_pipeline(purchase_intent.definition(cfg), cfg)
 
@@ -318,7 +318,7 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    cfg = load_config("dev", region=REGION, tuning=tuning)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
     compile_pipeline(purchase_intent.definition(cfg), cfg)
     assert attempts == []
 
@@ -338,7 +338,7 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
     compiler._offline_session.cache_clear()  # a session built now would read the file
     try:
         for tuning in (True, False):
-            cfg = load_config("dev", region=REGION, tuning=tuning)
+            cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
             definition = compile_pipeline(purchase_intent.definition(cfg), cfg).definition
             assert "leak" not in definition
             assert definition == compile_with(tuning=tuning).definition
@@ -357,7 +357,7 @@ def test_code_uris_carry_the_sha256_of_the_bytes_uploaded(compile_with):
     compiled = compile_with()
     assert len(compiled.assets) == 3
     for uri, data in compiled.assets.items():
-        assert uri.startswith("s3://purchase-intent-dev/purchase-intent/code/")
+        assert uri.startswith("s3://ml-pipelines-dev/purchase-intent/code/")
         assert uri.split("/")[-2] == hashlib.sha256(data).hexdigest()
         assert uri in compiled.definition
     assert {u.strip('"') for u in code_uris(compiled)} == set(compiled.assets)
@@ -377,7 +377,7 @@ def project_copy(tmp_path, monkeypatch):
 
 
 def fresh_compile():
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     return compile_pipeline(purchase_intent.definition(cfg), cfg)
 
 
@@ -442,7 +442,7 @@ def test_pack_has_sorted_entries_with_fixed_metadata(tmp_path):
 
 
 def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy, tmp_path, monkeypatch):
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     cache = tmp_path / "compiled"
     first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
     assert first.definition == fresh_compile().definition and len(list(cache.glob("*.json"))) == 1
@@ -458,7 +458,7 @@ def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy,
 @pytest.mark.parametrize("change", ["script", "config", "definition"])
 def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_copy, tmp_path, change):
     cache = tmp_path / "compiled"
-    cfg = load_config("dev", region=REGION)
+    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
     pipeline = purchase_intent.definition(cfg)
     if change == "script":

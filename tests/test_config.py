@@ -1,4 +1,5 @@
-"""Per-environment settings: dev and prod differ, flags win, mistakes name the key and the file."""
+"""Settings per environment and per pipeline: dev and prod differ, a pipeline's table wins over the
+environment's, flags win over both, mistakes name the key and the file."""
 from __future__ import annotations
 
 import pytest
@@ -13,19 +14,44 @@ def write(tmp_path, text: str):
 
 
 def test_dev_and_prod_differ_where_the_file_says():
-    dev, prod = load_config("dev"), load_config("prod")
+    dev, prod = load_config("dev", pipeline="purchase-intent"), load_config("prod", pipeline="purchase-intent")
     assert (dev.env, prod.env) == ("dev", "prod")
-    assert (dev.bucket, prod.bucket) == ("purchase-intent-dev", "purchase-intent-prod")
+    assert (dev.bucket, prod.bucket) == ("ml-pipelines-dev", "ml-pipelines-prod")
     assert (dev.max_tuning_jobs, prod.max_tuning_jobs) == (4, 20)
     assert prod.training_instance_type == "ml.m5.2xlarge" != dev.training_instance_type
     assert dev.tags == {"project": "purchase-intent", "environment": "dev"}
     assert prod.tags == {"project": "purchase-intent", "environment": "prod"}
-    assert dev.pipeline_name == prod.pipeline_name == "purchase-intent"  # from [default]
+    assert dev.pipeline_name == prod.pipeline_name == "purchase-intent"
+    assert dev.s3_root == "s3://ml-pipelines-dev/purchase-intent"  # the prefix is the pipeline's name
+
+
+def test_another_pipeline_gets_nothing_of_purchase_intent():
+    cfg = load_config("dev", pipeline="diabetes")
+    assert (cfg.label, cfg.feature_set, cfg.tags) == ("", "none", {"environment": "dev"})
+    assert cfg.s3_root == "s3://ml-pipelines-dev/diabetes"
+    assert "purchase" not in repr(cfg)
+
+
+def test_a_pipeline_table_wins_over_the_environment_and_flags_win_over_both(tmp_path):
+    path = write(tmp_path, '[default]\nmax_tuning_jobs = 1\nlabel = "y"\n[prod]\nbucket = "b"\nmax_tuning_jobs = 20\n'
+                           '[pipeline.p]\nmax_tuning_jobs = 6\nprefix = "teams/p"\nmodel_package_group = "p-models"\n'
+                           '[pipeline.p.tags]\nowner = "me"\n[pipeline.q]\nlabel = "z"\n')
+    p = load_config("prod", path=path, pipeline="p")
+    assert (p.max_tuning_jobs, p.label, p.tags, p.model_package_group) == (6, "y", {"owner": "me"}, "p-models")
+    assert p.s3_root == "s3://b/teams/p"
+    assert load_config("prod", path=path, pipeline="q").max_tuning_jobs == 20  # another pipeline's table
+    assert load_config("prod", path=path, pipeline="p", max_tuning_jobs=2).max_tuning_jobs == 2
+
+
+def test_a_bad_setting_in_a_pipeline_table_names_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, '[dev]\n[pipeline.p]\nlabell = "y"\n')
+    with pytest.raises(ConfigError, match=rf"unknown setting 'labell' in {path}"):
+        load_config("dev", path=path, pipeline="p")
 
 
 def test_flags_override_the_file_and_none_means_not_given():
-    cfg = load_config("prod", region="eu-west-1", bucket="mine", role_arn="arn:aws:iam::123456789012:role/R",
-                      problem_type="regression", tuning=False, label=None)
+    cfg = load_config("prod", pipeline="purchase-intent", region="eu-west-1", bucket="mine",
+                      role_arn="arn:aws:iam::123456789012:role/R", problem_type="regression", tuning=False, label=None)
     assert (cfg.region, cfg.bucket, cfg.role_arn) == ("eu-west-1", "mine", "arn:aws:iam::123456789012:role/R")
     assert (cfg.problem_type, cfg.tuning, cfg.label) == ("regression", False, "Revenue")
     assert cfg.max_tuning_jobs == 20  # untouched settings keep the file's value
@@ -81,7 +107,7 @@ def test_a_missing_bucket_says_how_to_set_it():
 
 
 def test_project_tags_join_the_pipeline_tags():
-    cfg = load_config("dev", sagemaker_project_name="p", sagemaker_project_id="p-123")
+    cfg = load_config("dev", pipeline="purchase-intent", sagemaker_project_name="p", sagemaker_project_id="p-123")
     assert cfg.all_tags() == {"project": "purchase-intent", "environment": "dev",
                               "sagemaker:project-name": "p", "sagemaker:project-id": "p-123"}
     assert load_config("dev").all_tags() == load_config("dev").tags

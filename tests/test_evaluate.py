@@ -179,6 +179,8 @@ def test_a_gate_a_constant_predictor_passes_is_not_the_default(tmp_path):
     assert gate["value"] == accuracy["value"] and gate["passed"] == (gate["value"] >= gate["threshold"])
     explicit = run_evaluate(tmp_path, archive_dir, splits, "--gate-metric", "accuracy", "--quality-threshold", "0.5")
     assert explicit["gate"]["threshold"] == 0.5 and explicit["gate"]["passed"]
+    negative = run_evaluate(tmp_path, archive_dir, splits, "--gate-metric", "accuracy", "--quality-threshold", "-1e3")
+    assert negative["gate"]["threshold"] == -1000  # a value that looks like an option is still the value
 
 
 def test_gate_mistakes_are_named(tmp_path):

@@ -23,6 +23,7 @@ from conftest import PROJECT_ROOT, offline_environ, run_cli, steps_of
 from pipelines import cli
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, Registry, open_store
+from pipelines.testing import run_locally
 
 GROUP = "purchase-intent-revenue-binary"
 # Small and quick: two tuning jobs, both at once. The gate is lowered from 0.80 so that an
@@ -201,29 +202,24 @@ def test_resume_reruns_the_failed_step_and_what_follows_only(fixture_home, tmp_p
     home, state = fixture_home, tmp_path / "state"
     state.mkdir()
     (state / "Flaky.fail").touch()
-    code, failed = run_cli("run", "--local", "--definition", "fixtures.resume_pipeline", "--home", home,
-                           "-p", f"StateDir={state}")
-    assert code != 0 and failed["status"] == "Failed"
-    assert "Flaky: failing on purpose" in failed["failure_reason"]
-    assert {s["name"]: s["status"] for s in failed["steps"]} == {"First": "Succeeded", "Flaky": "Failed",
-                                                                 "Last": "NotRun"}
-    execution_id = failed["execution_id"]
-    before = steps_of(LocalHome(home).execution(execution_id))
+    failed = run_locally("fixtures.resume_pipeline", home=home, parameters={"StateDir": state})
+    assert failed.status == "Failed" and failed.failed_step == "Flaky"
+    assert "Flaky: failing on purpose" in failed.failure_reason
+    assert {n: s.status for n, s in failed.steps.items()} == {"First": "Succeeded", "Flaky": "Failed",
+                                                              "Last": "NotRun"}
+    before = steps_of(failed.record)
 
     (state / "Flaky.fail").unlink()
-    code, resumed = run_cli("run", "--local", "--definition", "fixtures.resume_pipeline", "--home", home,
-                            "--resume", execution_id)
-    assert code == 0, resumed["failure_reason"]
-    assert (resumed["execution_id"], resumed["status"]) == (execution_id, "Succeeded")
-    record = LocalHome(home).execution(execution_id)
-    after = steps_of(record)
-    assert record["resumes"] == 1
+    resumed = run_locally("fixtures.resume_pipeline", home=home, resume=failed.execution_id)
+    assert resumed.succeeded, resumed.failure_reason
+    assert resumed.execution_id == failed.execution_id and resumed.record["resumes"] == 1
+    after = steps_of(resumed.record)
     assert after["First"] == before["First"]  # same job, same times: not run again
     assert after["Flaky"]["job_name"] != before["Flaky"]["job_name"]
     assert after["Flaky"]["started"] > before["Flaky"]["started"]
-    assert all(after[name]["status"] == "Succeeded" for name in ("Flaky", "Last"))
+    assert all(resumed.steps[name].status == "Succeeded" for name in ("Flaky", "Last"))
     assert (state / "runs.log").read_text().split() == ["First", "Flaky", "Flaky", "Last"]
-    assert output_json(home, after["Last"], "data", "Last.json")["lineage"] == ["First", "Flaky", "Last"]
+    assert resumed.read_json("Last", "data", "Last.json")["lineage"] == ["First", "Flaky", "Last"]
 
 
 def test_a_resume_that_cannot_start_is_an_error_message_not_a_traceback(tmp_path, capsys):
@@ -290,7 +286,7 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
     from pipelines.local import run_pipeline
     from pipelines.purchase_intent import definition
 
-    cfg = load_config("dev", region="us-east-1", tuning=False)
+    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1", tuning=False)
     compiled = compile_pipeline(definition(cfg), cfg)
     home = LocalHome(tmp_path / "home")
     store = open_store(None, root=home.s3)
@@ -310,11 +306,13 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
 def test_other_problem_types_run_end_to_end_through_flags_alone(tmp_path, problem_type, label, threshold, section):
     """A raw feature column as the label: the model must not need it as an input, nor leak it."""
     csv = write_csv(generate(1200, seed=5), tmp_path / "sessions.csv")
-    code, summary = run_cli("run", "--local", "--home", tmp_path / "home", "--input-data", csv, "--no-tuning",
-                            "--problem-type", problem_type, "--label", label, "-p", f"QualityThreshold={threshold}")
-    assert code == 0, summary["failure_reason"]
-    assert summary["status"] == "Succeeded" and summary["registered_model"]["ModelPackageVersion"] == 1
-    assert set(summary["metrics"]) >= {section} and summary["gate"]["value"] >= threshold
+    run = run_locally("pipelines.purchase_intent", home=tmp_path / "home", input_data=csv, tuning=False,
+                      problem_type=problem_type, label=label, parameters={"QualityThreshold": threshold})
+    assert run.succeeded, run.failure_reason
+    assert run.registered["ModelPackageVersion"] == 1
+    assert run.registered["CustomerMetadataProperties"] == {"problem_type": problem_type, "label": label}
+    assert set(run.metrics) >= {section} and run.gate["value"] >= threshold
+    assert run.gate["metric"] == f"{section}.{'accuracy' if problem_type == 'multiclass' else 'r2'}.value"
 
 
 @pytest.mark.skipif(_namespace_unavailable() is not None,

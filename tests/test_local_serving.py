@@ -148,7 +148,7 @@ def test_model_and_transform_steps_refuse_mistakes_when_built(build, message):
     from pipelines.config import load_config
     from pipelines.dsl import DefinitionError
 
-    pipeline = purchase_intent.definition(load_config("dev", region="us-east-1", batch_transform=True))
+    pipeline = purchase_intent.definition(load_config("dev", pipeline="purchase-intent", region="us-east-1", batch_transform=True))
     with pytest.raises(DefinitionError, match=re.escape(message)):
         build(pipeline)
 

@@ -21,6 +21,7 @@ subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true
 encrypt_inter_container_traffic = true
+label = "Revenue"
 [dev]
 """
 JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
@@ -29,7 +30,7 @@ JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
 def _config(tmp_path, text=SECURE, **overrides):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    return load_config("dev", path=path, region="us-east-1", **overrides)
+    return load_config("dev", path=path, region="us-east-1", label="Revenue", **overrides)
 
 
 def _job_settings(step: dict) -> dict:
@@ -73,7 +74,7 @@ def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
 
 
 def test_the_default_config_adds_no_security_settings():
-    cfg = load_config("dev", region="us-east-1")
+    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1")
     compiled = compile_pipeline(definition(cfg), cfg)
     for word in ("KmsKeyId", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption"):
         assert word not in compiled.definition

@@ -32,11 +32,12 @@ class StepCache:
         self.store = store
 
     @staticmethod
-    def key(step_type: str, arguments: dict) -> str:
+    def key(step_type: str, arguments: dict, job_env: str) -> str:
+        """`job_env` is part of it: a result computed on the host's packages is no answer for the image's."""
         stripped = json.loads(json.dumps(arguments))
         for parent, field in list(_output_fields(stripped)):
             del parent[field]
-        canonical = json.dumps({"type": step_type, "arguments": stripped}, sort_keys=True)
+        canonical = json.dumps({"type": step_type, "arguments": stripped, "job_env": job_env}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def lookup(self, key: str, expire_after: timedelta | None) -> dict | None:

@@ -34,6 +34,17 @@ _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml\b")
 # Binds the host directory at /opt/ml, enters the working directory, then
 # becomes the job's command (exec keeps the pid, so signals and exit codes are the job's).
 _NAMESPACE_SCRIPT = 'mkdir -p /opt/ml && mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
+# Without root there may be no /opt/ml to bind over, and /opt is not writable even to the namespace's root:
+# a shadow /opt (each entry bound back in, plus an empty ml/) is mounted over /opt first.
+_SHADOW_OPT = ('[ -d /opt/ml ] || { shadow=$(mktemp -d) && for entry in /opt/* /opt/.[!.]*; do '
+               '[ -e "$entry" ] || continue; name=${entry##*/}; '
+               'if [ -d "$entry" ]; then mkdir "$shadow/$name"; else : > "$shadow/$name"; fi; '
+               'mount --rbind "$entry" "$shadow/$name" || exit 1; done; '
+               'mkdir "$shadow/ml" && mount --rbind "$shadow" /opt; } && ')
+NAMESPACE_HINT = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, "
+                  "and kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 "
+                  "where the kernel has them), or give scripts their paths through arguments or SM_* "
+                  "variables (isolation 'paths')")
 _LOG_LOCK = threading.Lock()
 _AWS_KEPT = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})  # what a container's environment also has
 
@@ -97,7 +108,7 @@ def resolve_isolation(mode: str) -> str:
     if reason is None:
         return "namespace"
     if mode == "namespace":
-        raise IsolationError(f"namespace isolation is unavailable: {reason}; use 'paths' or 'auto'")
+        raise IsolationError(f"namespace isolation is unavailable ({reason}): {NAMESPACE_HINT}")
     return "paths"
 
 
@@ -107,14 +118,21 @@ def map_container_paths(text: str, root: Path) -> str:
 
 
 def _wrap_namespace(root: Path, cwd: str, argv: list[str]) -> list[str]:
-    return ["unshare", "--mount", "--propagation", "private",
-            "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
+    """Run argv in a private mount namespace with `root` at /opt/ml; without root, in a user
+    namespace too (``--map-root-user``), where the kernel lets unprivileged users make one."""
+    if os.geteuid() == 0:
+        return ["unshare", "--mount", "--propagation", "private",
+                "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
+    return ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
+            "sh", "-c", _SHADOW_OPT + _NAMESPACE_SCRIPT, "sh", str(root), cwd, *argv]
 
 
 def host_environment() -> dict[str, str]:
     """This process's environment without its AWS settings: a SageMaker container never sees the
     caller's credentials or profile (it gets its role's), so a job script must not see them either."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") or key in _AWS_KEPT}
+    # nor the caller's ~/.aws files or an instance profile: a job reaches S3 only as `s3_endpoint` allows
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
     # A SageMaker job owns its instance's cores; local jobs share this machine's, and OpenMP threads
     # (xgboost's) that spin while waiting for a busy core slow every job down many times over.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -162,8 +180,8 @@ def run_hosts(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "paths":
         for run in runs:
-            _append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}"
-                        + (", and other hosts cannot be reached by name" if run.hosts_file else ""))
+            append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}"
+                       + (", and other hosts cannot be reached by name" if run.hosts_file else ""))
     procs, readers, tails = [], [], []
     for run in runs:
         prefix = "/".join(part for part in (log_label, run.name if len(runs) > 1 else "") if part)
@@ -215,12 +233,13 @@ def _pump(proc, host, prefix, log_path, tail, on_line) -> None:
     for raw in proc.stdout:
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         tail.append(line)
-        _append_log(log_path, f"[{prefix}] {line}" if prefix else line)
+        append_log(log_path, f"[{prefix}] {line}" if prefix else line)
         if on_line is not None:
             on_line(host, line)
     proc.stdout.close()
 
 
-def _append_log(log_path: Path, line: str) -> None:
+def append_log(log_path: Path, line: str) -> None:
+    """Add one line to a job's log; the lock keeps lines of concurrent hosts whole."""
     with _LOG_LOCK, open(log_path, "a", encoding="utf-8") as log:
         log.write(line + "\n")

@@ -180,7 +180,7 @@ def _endpoint_path(home: LocalHome, endpoint_name: str) -> Path:
 class ModelFiles:
     model_dir: Path  # /opt/ml/model: the unpacked model.tar.gz
     code_dir: Path  # where the inference program lives (SAGEMAKER_SUBMIT_DIRECTORY)
-    program: str  # SAGEMAKER_PROGRAM
+    program: str | None  # SAGEMAKER_PROGRAM; None: the built-in XGBoost algorithm
     env: dict  # the container's environment, /opt/ml paths mapped to `root`
 
 
@@ -188,10 +188,7 @@ def unpack(store, package: dict, root: Path) -> ModelFiles:
     """Lay the package's container out under `root` (playing /opt/ml), as a serving container sees it."""
     container = _container(package)
     env = dict(container.get("Environment") or {})
-    program = env.get("SAGEMAKER_PROGRAM")
-    if not program:
-        raise LocalEndpointError(f"{package['ModelPackageArn']}: Environment.SAGEMAKER_PROGRAM names no "
-                                 f"inference program")
+    program = env.get("SAGEMAKER_PROGRAM")  # none: the built-in XGBoost algorithm's handlers serve the model
     model_dir = root / "model"
     _extract(store, container["ModelDataUrl"], model_dir)
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
@@ -203,7 +200,7 @@ def unpack(store, package: dict, root: Path) -> ModelFiles:
             code_dir = host_path(root, submit)
         except ValueError as e:
             raise LocalEndpointError(f"SAGEMAKER_SUBMIT_DIRECTORY: {e}") from None
-    if not (code_dir / program).is_file():
+    if program and not (code_dir / program).is_file():
         raise LocalEndpointError(f"{package['ModelPackageArn']}: inference program {program!r} is not in "
                                  f"{submit} of the model")
     return ModelFiles(model_dir, code_dir, program, {k: map_container_paths(v, root) for k, v in env.items()})

@@ -59,7 +59,7 @@ class Scope:
 def resolve(obj: Any, scope: Scope) -> Any:
     """`obj` (an argument tree) with every expression in it replaced by its value."""
     if isinstance(obj, dict):
-        if _is_expression(obj):
+        if is_expression(obj):
             return evaluate(obj, scope)
         return {key: resolve(value, scope) for key, value in obj.items()}
     if isinstance(obj, list):
@@ -71,7 +71,7 @@ def evaluate(expr: Any, scope: Scope) -> Any:
     """The value of one expression; primitives evaluate to themselves."""
     if not isinstance(expr, dict):
         return expr
-    if not _is_expression(expr):
+    if not is_expression(expr):
         raise ExpressionError(expr, f"not an expression (expected one of {', '.join(FUNCTIONS)})")
     (name, body), = expr.items()
     if name == "Get":
@@ -280,7 +280,7 @@ def _list_field(obj: dict, name: str, expr: Any = None) -> list:
     return value
 
 
-def _is_expression(obj: dict) -> bool:
+def is_expression(obj: dict) -> bool:
     """True for `{"Get": ...}`-like dicts; an unknown `Std:` function is an error, not data."""
     functions = [key for key in obj if key in FUNCTIONS or key.startswith("Std:")]
     if not functions:

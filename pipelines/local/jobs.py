@@ -20,19 +20,22 @@ import math
 import os
 import re
 import signal
-import sys
 import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from . import serving, tuning
-from .container import HostExit, HostRun, IsolationError, host_path, run_hosts
+from . import scope, serving, tuning, xgboost_algorithm
+from .container import (
+    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
+)
+from .environments import default_job_env, job_python
+from .images import XGBOOST, Image, image_for
 from .records import arn, now
 from .storage import Store
 
-SUPPORTED_IMAGES = ("sagemaker-scikit-learn", "sagemaker-xgboost")
 _PYTHON = re.compile(r"(.*/)?python(3(\.\d+)?)?")
 _MAX_REASON = 1024  # SageMaker's limit on FailureReason and ExitMessage
 # The sagemaker_* hyperparameters the training toolkit consumes itself; any
@@ -57,6 +60,10 @@ class JobContext:
     models: dict[str, dict] = field(default_factory=dict)  # ModelName -> CreateModel request
     isolation: str = "auto"  # "namespace" | "paths" | "auto"
     log_label: str = ""  # prefix of this job's log lines (a tuning job sets its training job's name)
+    # "image": a cached environment with the image's packages; "host": the runner's own Python
+    job_env: str = field(default_factory=default_job_env)
+    # AWS_ENDPOINT_URL_S3 and the keys that reach the store over S3 (`s3_endpoint.job_access`); none: no S3
+    s3_access: dict[str, str] = field(default_factory=dict)
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)  # the cores a job's "instance" has (SM_NUM_CPUS)
 
 
@@ -86,11 +93,16 @@ class _Kind:
     resource: str  # in the ARN
     started: str | None
     ended: str
+    defaults: dict = field(default_factory=dict)  # what Describe* returns when the request left it out
+    modified: bool = True  # whether Describe* has LastModifiedTime (DescribeTransformJob has not)
 
 
 _PROCESSING = _Kind("ProcessingJob", "processing-job", "ProcessingStartTime", "ProcessingEndTime")
-_TRAINING = _Kind("TrainingJob", "training-job", "TrainingStartTime", "TrainingEndTime")
-_TRANSFORM = _Kind("TransformJob", "transform-job", "TransformStartTime", "TransformEndTime")
+_TRAINING = _Kind("TrainingJob", "training-job", "TrainingStartTime", "TrainingEndTime", {
+    "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False,
+    "EnableManagedSpotTraining": False, "StoppingCondition": {"MaxRuntimeInSeconds": 86400}})
+_TRANSFORM = _Kind("TransformJob", "transform-job", "TransformStartTime", "TransformEndTime",
+                   {"MaxPayloadInMB": 6, "BatchStrategy": "MultiRecord"}, modified=False)
 _TUNING = _Kind("HyperParameterTuningJob", "hyper-parameter-tuning-job", None, "HyperParameterTuningEndTime")
 
 
@@ -102,7 +114,7 @@ def _describe(kind: _Kind):
         @functools.wraps(body)
         def run(job_name: str, request: dict, ctx: JobContext) -> dict:
             created = now()
-            base = {**copy.deepcopy(request), f"{kind.noun}Name": job_name,
+            base = {**copy.deepcopy(kind.defaults), **copy.deepcopy(request), f"{kind.noun}Name": job_name,
                     f"{kind.noun}Arn": arn(ctx, kind.resource, job_name), "CreationTime": created}
             if kind.started:
                 base[kind.started] = created
@@ -121,28 +133,55 @@ def _describe(kind: _Kind):
 
 def _finish(kind: _Kind, base: dict, extra: dict, status: str) -> dict:
     ended = now()
-    return {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended, "LastModifiedTime": ended}
+    response = {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended,
+                **({"LastModifiedTime": ended} if kind.modified else {})}
+    if kind is _TRAINING:
+        response.update(_training_times(base["CreationTime"], ended, status, response.get("FailureReason")))
+    return response
+
+
+def _training_times(started: str, ended: str, status: str, reason: str | None) -> dict:
+    """DescribeTrainingJob's timing members; locally there is no provisioning, so training is all of it."""
+    seconds = max(1, round((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()))
+    transitions = [
+        {"Status": "Starting", "StartTime": started, "EndTime": started, "StatusMessage": "Starting the training job"},
+        {"Status": "Training", "StartTime": started, "EndTime": ended,
+         "StatusMessage": "Training image download completed. Training in progress."},
+        {"Status": status, "StartTime": ended, "EndTime": ended,
+         "StatusMessage": reason or "Training job completed"},
+    ]
+    return {"SecondaryStatusTransitions": transitions, "TrainingTimeInSeconds": seconds,
+            "BillableTimeInSeconds": seconds}
 
 
 # --- shared steps of every job -------------------------------------------------
 
 
-def _check_image(image: str | None) -> None:
-    if not image or not any(name in image for name in SUPPORTED_IMAGES):
-        raise _client_error(
-            f"image {image!r} is not supported by the local runner, which runs images whose URI "
-            f"contains {' or '.join(SUPPORTED_IMAGES)} with this Python ({sys.executable})"
-        )
+def _refuse(problems) -> None:
+    """A ClientError for the first thing `pipelines.local.scope` finds outside the supported scope."""
+    for problem in problems:
+        raise _client_error(problem)
 
 
-def _check_source(what: str, data_type: str | None, compression: str | None, input_mode: str | None) -> None:
-    """Refuse input features the local runner does not emulate, instead of misreading them."""
-    if data_type not in (None, "S3Prefix"):
-        raise _client_error(f"{what}: S3DataType {data_type} is not supported locally (use S3Prefix)")
-    if compression not in (None, "None"):
-        raise _client_error(f"{what}: compression {compression} is not supported locally")
-    if input_mode not in (None, "File", "FastFile"):
-        raise _client_error(f"{what}: input mode {input_mode} is not supported locally (use File)")
+def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isolated: bool,
+                    requirements: Path | None = None) -> None:
+    """Point each host's ``python``/``python3`` at the job's environment, open its log with what that is,
+    let the hosts reach each other by name, and give them the store's S3 endpoint unless the job is
+    network-isolated (as SageMaker gives it none)."""
+    def log(line: str) -> None:
+        append_log(ctx.log_path, f"[{ctx.log_label}] {line}" if ctx.log_label else line)
+
+    chosen = job_python(image, ctx.job_env, requirements=requirements, on_build=log)
+    for line in chosen.log_lines:
+        log(line)
+    hosts_file = _hosts_file(ctx, [run.name for run in runs])
+    for run in runs:
+        run.hosts_file = hosts_file
+        if _PYTHON.fullmatch(run.argv[0]):
+            run.argv[0] = chosen.python
+        run.env.update(chosen.environment())
+        if not isolated:
+            run.env.update(ctx.s3_access)
 
 
 def _host_names(count) -> list[str]:
@@ -181,7 +220,8 @@ def _stage(ctx: JobContext, uri: str, dest: Path, *, host: int = 0, hosts: int =
     try:
         objects = ctx.store.list(uri)
         if not objects:
-            raise FileNotFoundError(f"No S3 objects found under S3 URL {uri}")
+            raise FileNotFoundError(f"No S3 objects found under S3 URL {uri} (stage local data there with "
+                                    f"--stage {uri}=LOCAL_PATH)")
         return ctx.store.download(uri, dest, keys=objects[host::hosts] if sharded else objects)
     except (FileNotFoundError, ValueError) as exc:
         raise _client_error(str(exc)) from exc
@@ -246,7 +286,8 @@ def _read_message(root: Path, container_path: str | None) -> str:
     return path.read_text(errors="replace").strip() if path and path.is_file() else ""
 
 
-def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str | None, response: dict) -> None:
+def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], message_path: str | None,
+                 response: dict) -> None:
     """Raise the JobFailed SageMaker would report for these host exits, if any failed.
 
     The first host that failed on its own decides: killed by a signal (OOM,
@@ -268,6 +309,8 @@ def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str |
                         response, "SageMaker.JOB_INTERNAL_ERROR")
     message = _read_message(run.root, message_path)
     detail = message or f"exit code {host.returncode}; last log lines:\n" + "\n".join(host.tail)
+    if "/opt/ml" in detail and resolve_isolation(ctx.isolation) == "paths":
+        detail = f"{detail}\n(the job had no private /opt/ml, so hard-coded /opt/ml paths fail: {NAMESPACE_HINT})"
     raise JobFailed(f"AlgorithmError: {detail}", response, "AlgorithmError")
 
 
@@ -276,51 +319,31 @@ def _check_exits(exits: list[HostExit], runs: list[HostRun], message_path: str |
 
 @_describe(_PROCESSING)
 def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
+    _refuse(scope.processing(request))
     app = request["AppSpecification"]
-    _check_image(app.get("ImageUri"))
-    entrypoint = app.get("ContainerEntrypoint")
-    if not entrypoint:
-        raise _client_error("AppSpecification.ContainerEntrypoint is required locally "
-                            "(an image's own entrypoint is not emulated)")
-    # The image's python is this interpreter.
-    argv = [sys.executable if _PYTHON.fullmatch(entrypoint[0]) else entrypoint[0], *entrypoint[1:],
-            *(app.get("ContainerArguments") or [])]
+    image = image_for(app["ImageUri"])
+    argv = [*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])]
     outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-    _check_processing_paths(request.get("ProcessingInputs") or [], outputs)
     cluster = request["ProcessingResources"]["ClusterConfig"]
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
-    runs = [_processing_host(job_name, request, ctx, hosts, i, argv, env) for i in range(len(hosts))]
-    hosts_file = _hosts_file(ctx, hosts)
-    for run in runs:
-        run.hosts_file = hosts_file
+    runs = [_processing_host(job_name, request, ctx, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
+    isolated = bool((request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
+    _in_environment(ctx, image, runs, isolated=isolated)
     exits = _run(ctx, runs, timeout=_max_runtime(request))
     message = next(filter(None, (_read_message(r.root, "/opt/ml/output/message") for r in runs)), "")
     extra = {"ExitMessage": _clip(message)} if message else {}
-    _check_exits(exits, runs, "/opt/ml/output/message", extra)
+    _check_exits(ctx, exits, runs, "/opt/ml/output/message", extra)
     for output in outputs:
         for run in runs:
             ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
     return extra
 
 
-def _check_processing_paths(inputs: list[dict], outputs: list[dict]) -> None:
-    for item, kind in [(i, "S3Input") for i in inputs] + [(o, "S3Output") for o in outputs]:
-        spec = item.get(kind)
-        if spec is None:
-            raise _client_error(f"{item.get('InputName') or item.get('OutputName')}: only {kind} is supported locally")
-        try:
-            host_path(Path("/"), spec["LocalPath"])
-        except ValueError as exc:
-            raise _client_error(f"LocalPath of {item.get('InputName') or item.get('OutputName')}: {exc}") from exc
-
-
 def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun:
     root = ctx.work_dir / hosts[index]
     for item in request.get("ProcessingInputs") or []:
         s3 = item["S3Input"]
-        _check_source(f"input {item.get('InputName')}", s3.get("S3DataType"), s3.get("S3CompressionType"),
-                      s3.get("S3InputMode"))
         _stage(ctx, s3["S3Uri"], host_path(root, s3["LocalPath"]), host=index, hosts=len(hosts),
                sharded=s3.get("S3DataDistributionType") == "ShardedByS3Key")
     for output in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
@@ -366,8 +389,17 @@ def _env_value(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# The built-in algorithm's own metric definitions, which SageMaker applies without the request naming them.
+BUILTIN_METRICS = [{"Name": f"validation:{name}", "Regex": f".*\\[[0-9]+\\].*#011validation-{name}:(\\S+)"}
+                   for name in xgboost_algorithm.METRICS]
+
+
 class _MetricParser:
-    """Applies MetricDefinitions to every log line; the last match of each metric wins."""
+    """Applies MetricDefinitions to every log line; the last match of each metric wins.
+
+    The regexes are written against CloudWatch's copy of the log, where a tab is ``#011``,
+    so each line is matched both as printed and with its tabs written that way.
+    """
 
     def __init__(self, definitions: list[dict]):
         try:
@@ -378,8 +410,9 @@ class _MetricParser:
         self._lock = threading.Lock()
 
     def feed(self, host: str, line: str) -> None:
+        escaped = line.replace("\t", "#011")
         for name, regex in self._regexes:
-            match = regex.search(line)
+            match = regex.search(line) or regex.search(escaped)
             if not match:
                 continue
             try:
@@ -396,22 +429,19 @@ class _MetricParser:
 
 @_describe(_TRAINING)
 def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
+    _refuse(scope.training(request))
     algorithm = request["AlgorithmSpecification"]
-    _check_image(algorithm.get("TrainingImage"))
-    program = _decode_hp((request.get("HyperParameters") or {}).get("sagemaker_program"))
-    if not program:
-        raise _client_error("no sagemaker_program hyperparameter: the local runner supports script mode only")
-    output_path = (request.get("OutputDataConfig") or {}).get("S3OutputPath")
-    if not output_path:
-        raise _client_error("OutputDataConfig.S3OutputPath is required")
+    image = image_for(algorithm["TrainingImage"])
+    output_path = request["OutputDataConfig"]["S3OutputPath"]
     hosts = _host_names((request.get("ResourceConfig") or {}).get("InstanceCount", 1))
-    metrics = _MetricParser(algorithm.get("MetricDefinitions") or [])
-    runs = [_training_host(job_name, request, ctx, hosts, i) for i in range(len(hosts))]
-    hosts_file = _hosts_file(ctx, hosts)
-    for run in runs:
-        run.hosts_file = hosts_file
+    builtin = "sagemaker_program" not in (request.get("HyperParameters") or {})
+    metrics = _MetricParser([*(algorithm.get("MetricDefinitions") or []), *(BUILTIN_METRICS if builtin else [])])
+    runs = [_training_host(job_name, request, ctx, hosts, i, image if builtin else None) for i in range(len(hosts))]
+    requirements = runs[0].root / "code" / "requirements.txt"
+    _in_environment(ctx, image, runs, isolated=bool(request.get("EnableNetworkIsolation")),
+                    requirements=requirements if requirements.is_file() else None)
     exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
-    _check_exits(exits, runs, "/opt/ml/output/failure",
+    _check_exits(ctx, exits, runs, "/opt/ml/output/failure",
                  {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
     output = f"{output_path.rstrip('/')}/{job_name}/output"
     for name, source in (("model.tar.gz", "model"), ("output.tar.gz", "output/data")):
@@ -421,16 +451,15 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
             "ModelArtifacts": {"S3ModelArtifacts": f"{output}/model.tar.gz"}}
 
 
-def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[str], index: int) -> HostRun:
+def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[str], index: int,
+                   builtin: Image | None) -> HostRun:
+    """One training host: channels staged, config files written, then either the script-mode
+    entry point (the code unpacked, SM_* set) or, for `builtin`, the XGBoost algorithm."""
     root = ctx.work_dir / hosts[index]
     mode = request["AlgorithmSpecification"].get("TrainingInputMode")
     input_config = {}
     for channel in request.get("InputDataConfig") or []:
-        name, source = channel["ChannelName"], channel["DataSource"].get("S3DataSource")
-        if source is None:
-            raise _client_error(f"channel {name}: only S3DataSource is supported locally")
-        _check_source(f"channel {name}", source.get("S3DataType"), channel.get("CompressionType"),
-                      channel.get("InputMode") or mode)
+        name, source = channel["ChannelName"], channel["DataSource"]["S3DataSource"]
         distribution = source.get("S3DataDistributionType", "FullyReplicated")
         _stage(ctx, source["S3Uri"], root / "input/data" / name, host=index, hosts=len(hosts),
                sharded=distribution == "ShardedByS3Key")
@@ -443,6 +472,11 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
     _write_json(root / "input/config/inputdataconfig.json", input_config)
     for directory in ("code", "model", "output/data", "output/intermediate"):
         (root / directory).mkdir(parents=True, exist_ok=True)
+    if builtin:
+        argv = ["python3", "-P", xgboost_algorithm.__file__, "--image-version", builtin.version, "--opt-ml", "/opt/ml"]
+        env = {"TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": arn(ctx, "training-job", job_name),
+               "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1"}
+        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env})
     hps = {k: _decode_hp(v) for k, v in (request.get("HyperParameters") or {}).items()}
     submit_dir = hps.get("sagemaker_submit_directory")
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
@@ -454,7 +488,7 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
-    return HostRun(hosts[index], root, [sys.executable, hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
+    return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
                    {**(request.get("Environment") or {}), **env}, cwd="/opt/ml/code")
 
 
@@ -498,14 +532,10 @@ def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, in
 
 @_describe(_TUNING)
 def run_tuning(job_name: str, request: dict, ctx: JobContext) -> dict:
+    _refuse(scope.tuning(request))
     config = request["HyperParameterTuningJobConfig"]
-    definition = request.get("TrainingJobDefinition")
-    if definition is None:
-        raise _client_error("only a single TrainingJobDefinition is supported locally (not TrainingJobDefinitions)")
-    _check_image(definition["AlgorithmSpecification"].get("TrainingImage"))
-    objective = config.get("HyperParameterTuningJobObjective")
-    if not objective:
-        raise _client_error("HyperParameterTuningJobObjective is required")
+    definition = request["TrainingJobDefinition"]
+    objective = config["HyperParameterTuningJobObjective"]
     try:
         strategy, count = tuning.plan(config, tuning.seed_for(job_name, config.get("RandomSeed")))
     except (KeyError, ValueError) as exc:
@@ -601,31 +631,20 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
     container = model.get("PrimaryContainer") or (model.get("Containers") or [None])[0]
     if container is None:
         raise _client_error(f"model {request['ModelName']!r} has no PrimaryContainer or Containers")
-    _check_image(container.get("Image"))
-    _check_transform_request(request)
+    _refuse(scope.model(model))
+    _refuse(scope.transform(request))
+    image = image_for(container.get("Image"))
     env = {**(container.get("Environment") or {}), **(request.get("Environment") or {})}
-    if not env.get("SAGEMAKER_PROGRAM"):
-        raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference program")
+    if not env.get("SAGEMAKER_PROGRAM") and image.family != XGBOOST:
+        raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference "
+                            "program (only the built-in XGBoost algorithm serves without one)")
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
     runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
-    _check_exits(_run(ctx, runs), runs, None, {})
+    _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
+    _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
         ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
     return {}
-
-
-def _check_transform_request(request: dict) -> None:
-    data_in = request["TransformInput"]
-    source = data_in["DataSource"].get("S3DataSource")
-    if source is None:
-        raise _client_error("TransformInput: only S3DataSource is supported locally")
-    _check_source("TransformInput", source.get("S3DataType"), data_in.get("CompressionType"), None)
-    if data_in.get("SplitType", "None") not in ("None", "Line"):
-        raise _client_error(f"SplitType {data_in['SplitType']} is not supported locally (use Line or None)")
-    processing = request.get("DataProcessing") or {}
-    if any(processing.get(k, "$") != "$" for k in ("InputFilter", "OutputFilter")) or \
-            processing.get("JoinSource", "None") != "None":
-        raise _client_error("DataProcessing (input/output filters, JoinSource) is not supported locally")
 
 
 def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, hosts: list[str], index: int) -> HostRun:
@@ -643,12 +662,13 @@ def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, 
     data_in, data_out = request["TransformInput"], request["TransformOutput"]
     _stage(ctx, data_in["DataSource"]["S3DataSource"]["S3Uri"], root / "transform/input",
            host=index, hosts=len(hosts), sharded=True)
-    argv = [sys.executable, "-P", serving.__file__, "--model-dir", "/opt/ml/model", "--code-dir", code_dir,
-            "--program", env["SAGEMAKER_PROGRAM"], "--input-dir", "/opt/ml/transform/input",
+    program = env.get("SAGEMAKER_PROGRAM")
+    default_type = serving.DEFAULT_CONTENT_TYPE if program else serving.BUILTIN_ACCEPT
+    argv = ["python3", "-P", serving.__file__, "--model-dir", "/opt/ml/model", "--code-dir", code_dir,
+            *(["--program", program] if program else []), "--input-dir", "/opt/ml/transform/input",
             "--output-dir", "/opt/ml/transform/output",
-            "--content-type", data_in.get("ContentType") or serving.DEFAULT_CONTENT_TYPE,
-            "--accept", data_out.get("Accept") or env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
-            or serving.DEFAULT_CONTENT_TYPE,
+            "--content-type", data_in.get("ContentType") or default_type,
+            "--accept", data_out.get("Accept") or env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or default_type,
             "--split-type", data_in.get("SplitType", "None"),
             "--batch-strategy", request.get("BatchStrategy", "MultiRecord"),
             "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),

@@ -152,7 +152,11 @@ class Registry:
             "ModelPackageVersion": version,
             "ModelPackageArn": self._arn("model-package", f"{group}/{version}"),
             "ModelApprovalStatus": status,
+            # A versioned package is named after its group, as DescribeModelPackage names it.
+            "ModelPackageName": group,
             "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
+            "CertifyForMarketplace": False,
             "CreationTime": created,
             "LastModifiedTime": modified,
             "PipelineExecutionId": execution_id,

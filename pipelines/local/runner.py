@@ -24,8 +24,9 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pipelines.local import storage
+from pipelines.local import s3_endpoint, scope, storage
 from pipelines.local.cache import StepCache
+from pipelines.local.environments import check_job_env, default_job_env
 from pipelines.local.expressions import ExpressionError, Key, Scope, resolve, walk
 from pipelines.local.home import LocalHome
 from pipelines.local.jobs import JobContext, JobFailed
@@ -49,6 +50,7 @@ def run_pipeline(
     on_event: Callable[[dict], None] | None = None,
     handlers: Mapping[str, Callable[..., dict]] | None = None,
     isolation: str = "auto",
+    job_env: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
     """Run (or with `resume=ID`, finish) one execution; return its record.
@@ -57,11 +59,19 @@ def run_pipeline(
     `home.s3`). `handlers` maps job step types to `(job_name, request, ctx)
     -> response` functions, by default JOB_HANDLERS (`pipelines.local.jobs`). `on_event`
     receives progress events (dicts), one at a time, from worker threads.
+    `job_env` is "image" (jobs run in a cached environment with their image's
+    package versions, `pipelines.local.environments`) or "host" (this Python);
+    None: `$PIPELINES_JOB_ENV`, else "image".
     Problems found before anything runs raise `RunError`; a step that fails
     makes the returned record `Failed` instead.
     """
     if max_parallel_steps < 1:
         raise RunError(f"max_parallel_steps must be at least 1, got {max_parallel_steps}")
+    try:
+        job_env = check_job_env(job_env) if job_env else default_job_env()
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    emulated = handlers is None  # the scope checks describe the runner's own job handlers, not a test's
     handlers = dict(JOB_HANDLERS if handlers is None else handlers)
     if resume:
         text, record = resumable(home, resume, definition, pipeline_name, parameters)
@@ -72,14 +82,41 @@ def run_pipeline(
     if not resume:
         values = resolve_parameters(document.get("Parameters", []), parameters or {})
         record = new_record(home, pipeline_name, execution_id, values, steps)
-        write_definition(home, record["execution_id"], text)
     if isinstance(store, str) or store is None:
         store = storage.open_store(store, root=home.s3)
+    problems = scope.refusals(steps, execution_scope(home, record, store), store) if emulated else []
+    if problems:
+        raise RunError(f"the local runner cannot run this definition: {'; '.join(problems)}")
+    if not resume:
+        write_definition(home, record["execution_id"], text)
     execution = Execution(
         home=home, record=record, steps=steps, store=store, handlers=handlers,
-        on_event=on_event, max_parallel=max_parallel_steps, isolation=isolation, sleep=sleep,
+        on_event=on_event, max_parallel=max_parallel_steps, isolation=isolation, job_env=job_env, sleep=sleep,
     )
     return execution.run()
+
+
+# The execution variables that name the job of the step that reads them.
+JOB_NAME_VARIABLES = {"Processing": "ProcessingJobName", "Training": "TrainingJobName"}
+
+
+def execution_scope(home: LocalHome, record: dict, store: storage.Store, steps: dict | None = None,
+                    job: tuple[str, str] | None = None) -> Scope:
+    """What expressions see: the parameters, the execution variables (with `job`, a (variable,
+    job name) pair, the step's own job name), and the records of the steps that succeeded."""
+    return Scope(
+        parameters=record["parameters"],
+        execution={
+            "PipelineExecutionId": record["execution_id"],
+            "PipelineExecutionArn": record["execution_arn"],
+            "PipelineName": record["pipeline_name"],
+            "PipelineArn": arn(home, "pipeline", record["pipeline_name"]),
+            "StartDateTime": record["started"],
+            **dict([job] if job else []),
+        },
+        steps=steps or {},
+        read_json=lambda uri: json.loads(store.get_bytes(uri)),
+    )
 
 
 def retry_delay(policies: tuple[dict, ...], error_type: str, attempt: int, elapsed: float) -> float | None:
@@ -106,7 +143,7 @@ class Execution:
 
     def __init__(self, *, home: LocalHome, record: dict, steps: dict[str, Step], store: storage.Store,
                  handlers: Mapping[str, Callable[..., dict]], on_event: Callable[[dict], None] | None,
-                 max_parallel: int, isolation: str, sleep: Callable[[float], None]):
+                 max_parallel: int, isolation: str, job_env: str, sleep: Callable[[float], None]):
         self.home = home
         self.run_dir = home.runs / record["execution_id"]
         self.record = record
@@ -116,6 +153,8 @@ class Execution:
         self.on_event = on_event
         self.max_parallel = max_parallel
         self.isolation = isolation
+        self.job_env = job_env
+        self.s3_access: dict[str, str] = {}  # what jobs need to reach the store over S3, while run() runs
         self.sleep = sleep
         self.cache = StepCache(home.cache, store)
         self.lock = threading.RLock()
@@ -127,7 +166,8 @@ class Execution:
         started = time.monotonic()
         self._save()
         self._emit("execution_started", resumes=self.record["resumes"], parameters=self.record["parameters"])
-        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
+        with s3_endpoint.job_access(self.store, self.home.region) as self.s3_access, \
+                ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
             running = {}
             while True:
                 self._skip_unreachable()
@@ -195,7 +235,7 @@ class Execution:
         self._update(step, status="Starting", started=now())
         self._emit("step_started", step)
         try:
-            arguments = resolve(step.arguments, self.scope())
+            arguments = self._resolve(step, attempt=1)
             self._update(step, arguments=arguments)
             execute = self._execute_in_process if step.type in IN_PROCESS else self._execute_job
             result = execute(step, arguments)
@@ -231,7 +271,7 @@ class Execution:
 
     def _execute_job(self, step: Step, arguments: dict) -> dict:
         """The job's outcome: from the cache when the step allows and has an entry, else by running it."""
-        key = StepCache.key(step.type, arguments) if step.cache else None
+        key = StepCache.key(step.type, arguments, self.job_env) if step.cache else None
         entry = self.cache.lookup(key, step.expire_after) if key else None
         if entry:
             self._emit("step_cache_hit", step, cached_from=entry["execution_id"], job_name=entry["job_name"])
@@ -251,12 +291,15 @@ class Execution:
         """Run the job, retrying transient failures as the step's RetryPolicies allow."""
         first = time.monotonic()
         for attempt in count(1):
-            name = resource_name(step.name, self.salt(step, attempt), NAME_LIMITS.get(step.type, 63))
+            name = self._job_name(step, attempt)
+            if attempt > 1 and step.type in JOB_NAME_VARIABLES:  # the new job's name, where the arguments use it
+                arguments = self._resolve(step, attempt)
             work_dir = self.run_dir / "jobs" / name
             work_dir.mkdir(parents=True)
             context = JobContext(
                 store=self.store, work_dir=work_dir, log_path=self._log_path(step), region=self.home.region,
                 account=self.home.account, models=self._models(), isolation=self.isolation,
+                job_env=self.job_env, s3_access=self.s3_access,
             )
             self._append_log(step, f"[local runner] attempt {attempt}: {step.type} job {name}")
             self._update(step, job_name=name)
@@ -301,19 +344,16 @@ class Execution:
 
     def scope(self) -> Scope:
         """What expressions see now: the parameters, the execution, and the steps that succeeded."""
-        record = self.record
-        return Scope(
-            parameters=record["parameters"],
-            execution={
-                "PipelineExecutionId": record["execution_id"],
-                "PipelineExecutionArn": record["execution_arn"],
-                "PipelineName": record["pipeline_name"],
-                "PipelineArn": arn(self.home, "pipeline", record["pipeline_name"]),
-                "StartDateTime": record["started"],
-            },
-            steps=self._succeeded(),
-            read_json=lambda uri: json.loads(self.store.get_bytes(uri)),
-        )
+        return execution_scope(self.home, self.record, self.store, self._succeeded())
+
+    def _resolve(self, step: Step, attempt: int) -> dict:
+        """The step's arguments now; a Processing or Training step also sees its attempt's job name."""
+        variable = JOB_NAME_VARIABLES.get(step.type)
+        job = (variable, self._job_name(step, attempt)) if variable else None
+        return resolve(step.arguments, execution_scope(self.home, self.record, self.store, self._succeeded(), job))
+
+    def _job_name(self, step: Step, attempt: int) -> str:
+        return resource_name(step.name, self.salt(step, attempt), NAME_LIMITS.get(step.type, 63))
 
     def salt(self, step: Step, attempt: Any) -> str:
         """What makes a resource name unique to this execution, resume, step and attempt."""

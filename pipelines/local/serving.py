@@ -3,7 +3,9 @@
 `load_handlers` imports ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``
 (or a single ``transform_fn``) from the program, filling in defaults for the
 missing ones as the SageMaker inference toolkit and the XGBoost serving
-container do; `invoke` serves one request. Batch transform runs this file as
+container do; without a program it serves a model of the built-in XGBoost
+algorithm as that container's algorithm mode does (`builtin_handlers`);
+`invoke` serves one request. Batch transform runs this file as
 the serving container's process (``python -P serving.py ...``), and a local
 HTTP endpoint can import it, so it depends on the standard library only
 (numpy and xgboost are imported by the defaults that need them).
@@ -15,6 +17,7 @@ import argparse
 import importlib.util
 import io
 import json
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +63,7 @@ def default_input_fn(data, content_type: str):
 
 def default_predict_fn(data, model):
     """``model.predict(data)``; an xgboost Booster gets the DMatrix it needs."""
-    if type(model).__name__ == "Booster":
+    if type(model).__name__ == "Booster" and type(data).__name__ != "DMatrix":
         import xgboost
 
         data = xgboost.DMatrix(data)
@@ -84,6 +87,63 @@ def default_output_fn(prediction, accept: str):
     raise ValueError(f"unsupported accept type {accept!r}: define output_fn in the inference program")
 
 
+# --- the built-in XGBoost algorithm (aws/sagemaker-xgboost-container, algorithm_mode/serve*.py) ---
+
+BUILTIN_ACCEPT = "text/csv"  # its default, unless SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise
+
+
+def builtin_model_fn(model_dir: str):
+    """The first model file: a pickled Booster (images before 1.3-1), else one Booster.load_model reads."""
+    import xgboost
+
+    files = sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise RuntimeError(f"no model file in {model_dir}")
+    try:
+        with open(files[0], "rb") as f:
+            return pickle.load(f)
+    except Exception:  # not a pickle: the container then tries xgboost's own format
+        booster = xgboost.Booster()
+        booster.load_model(str(files[0]))
+        return booster
+
+
+def builtin_input_fn(data, content_type: str):
+    """text/csv rows of features (no label, no header) or text/libsvm lines, as a DMatrix."""
+    import numpy as np
+    import xgboost
+
+    media = _media_type(content_type)
+    text = data if isinstance(data, str) else data.decode("utf-8")
+    if media == "text/csv":
+        return xgboost.DMatrix(np.loadtxt(io.StringIO(text.strip()), delimiter=",", ndmin=2))
+    if media in ("text/libsvm", "text/x-libsvm"):  # index:value items, column = index as written; a label is skipped
+        from scipy.sparse import csr_matrix
+
+        cells = [(row, int(index), float(value)) for row, line in enumerate(text.strip().split("\n"))
+                 for item in line.split() if ":" in item for index, value in [item.split(":", 1)]]
+        rows, columns, values = zip(*cells) if cells else ((), (), ())
+        return xgboost.DMatrix(csr_matrix((values, (rows, columns))))
+    raise ValueError(f"Content-type {content_type} is not supported by the built-in XGBoost algorithm "
+                     "(use text/csv or text/libsvm)")
+
+
+def builtin_output_fn(prediction, accept: str):
+    """text/csv: one prediction per line; application/json: {"predictions": [{"score": ...}]}; jsonlines."""
+    import numpy as np
+
+    rows = np.asarray(prediction).tolist()
+    media = _media_type(accept)
+    if media == "text/csv":
+        return default_output_fn(prediction, accept)
+    if media == "application/json":
+        return json.dumps({"predictions": [{"score": row} for row in rows]})
+    if media == "application/jsonlines":
+        return "".join(json.dumps({"score": row}) + "\n" for row in rows)
+    raise ValueError(f"Accept type {accept} is not supported by the built-in XGBoost algorithm "
+                     "(use text/csv, application/json or application/jsonlines)")
+
+
 @dataclass
 class Handlers:
     model_dir: str
@@ -97,8 +157,11 @@ class Handlers:
         return self.model_fn(self.model_dir)
 
 
-def load_handlers(model_dir, code_dir, program: str) -> Handlers:
-    """Import ``program`` (e.g. ``inference.py``) from ``code_dir`` with its siblings importable."""
+def load_handlers(model_dir, code_dir, program: str | None) -> Handlers:
+    """Import ``program`` (e.g. ``inference.py``) from ``code_dir`` with its siblings importable;
+    no program: the built-in XGBoost algorithm's handlers."""
+    if not program:
+        return Handlers(str(model_dir), builtin_model_fn, builtin_input_fn, default_predict_fn, builtin_output_fn)
     path = Path(code_dir) / program
     if not path.is_file():
         raise FileNotFoundError(f"inference program {program!r} not found in {code_dir}")
@@ -176,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--code-dir", required=True)
-    parser.add_argument("--program", required=True)
+    parser.add_argument("--program", help="the inference program; none: the built-in XGBoost algorithm")
     parser.add_argument("--input-dir", type=Path, required=True)
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--content-type", default=DEFAULT_CONTENT_TYPE)

@@ -72,7 +72,8 @@ def run_register_model(execution: Execution, step: Step, arguments: dict) -> dic
 def run_model(execution: Execution, step: Step, arguments: dict) -> dict:
     """CreateModel: SageMaker names the model; Transform steps find it by that name."""
     name = arguments.get("ModelName") or resource_name(step.name, execution.salt(step, "model"))
-    return {**arguments, "ModelName": name, "ModelArn": arn(execution.home, "model", name), "CreationTime": now()}
+    return {"EnableNetworkIsolation": False, **arguments, "ModelName": name,
+            "ModelArn": arn(execution.home, "model", name), "CreationTime": now()}
 
 
 # Step types the runner itself carries out; job types come from `handlers`.

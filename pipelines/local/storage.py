@@ -51,6 +51,7 @@ class Store(Protocol):
     def put_file(self, uri: str, path: Path) -> None: ...
     def get_bytes(self, uri: str) -> bytes: ...
     def exists(self, uri: str) -> bool: ...
+    def delete(self, uri: str) -> None: ...
     def list(self, prefix_uri: str) -> list[str]: ...
     def download(self, uri: str, dest_dir: Path, *, keys: list[str] | None = None) -> list[Path]: ...
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> list[str]: ...
@@ -145,6 +146,9 @@ class LocalStore(_PrefixOps):
     def exists(self, uri: str) -> bool:
         return self.path(uri).is_file()
 
+    def delete(self, uri: str) -> None:
+        self.path(uri).unlink(missing_ok=True)
+
     def list(self, prefix_uri: str) -> list[str]:
         bucket, prefix = split_uri(prefix_uri)
         bucket_dir = self.root / _safe_relpath(bucket, prefix_uri)
@@ -196,6 +200,10 @@ class Boto3Store(_PrefixOps):
                 return False
             raise
         return True
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
 
     def list(self, prefix_uri: str) -> list[str]:
         bucket, prefix = split_uri(prefix_uri)

@@ -275,11 +275,12 @@ def test_hosts_of_a_job_reach_each_other_by_name_at_addresses_of_their_own(tmp_p
     assert not heard[0].endswith(" at 127.0.0.1")  # not the machine's own address: trials at once never clash
 
 
-def test_training_needs_script_mode(tmp_path):
+def test_training_without_a_script_needs_the_xgboost_image(tmp_path):
     ctx = make_ctx(tmp_path)
     request = training_request(ctx)
     del request["HyperParameters"]["sagemaker_program"]
-    with pytest.raises(JobFailed, match="script mode") as failure:
+    request["AlgorithmSpecification"]["TrainingImage"] = SKLEARN
+    with pytest.raises(JobFailed, match="only the built-in XGBoost algorithm") as failure:
         run_training("train-1", request, ctx)
     assert failure.value.error_type == "ClientError"
 
@@ -359,3 +360,76 @@ def test_jobs_wait_passively_for_cores_unless_the_user_chose(monkeypatch):
     assert host_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert host_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_depth": "-1"}, "Hyperparameter max_depth: value -1 not in range [0, inf]"),
+    ({"objective": "reg:nonsense"}, "Hyperparameter objective: value reg:nonsense not in range"),
+    ({"num_round": "2.5"}, "Hyperparameter num_round: '2.5' is not an integer"),
+    ({"colour": "blue"}, "Extraneous hyperparameter found: colour"),
+    ({"_kfold": "5"}, "k-fold cross-validation is not emulated locally"),
+    ({"eval_metric": "f1"}, "metric(s) f1 of the built-in algorithm are computed by the container"),
+])
+def test_the_built_in_algorithm_validates_its_hyperparameters(tmp_path, change, message):
+    ctx = make_ctx(tmp_path)
+    request = training_request(ctx, hps={"num_round": "3", "objective": "reg:squarederror"})
+    request["HyperParameters"] = {"num_round": "3", "objective": "reg:squarederror", **change}
+    with pytest.raises(JobFailed) as failure:
+        run_training("train", request, ctx)
+    assert failure.value.error_type == "AlgorithmError" and message in failure.value.reason
+
+
+def test_the_built_in_algorithm_on_several_instances_is_refused(tmp_path):
+    ctx = make_ctx(tmp_path)
+    request = training_request(ctx, count=2)
+    request["HyperParameters"] = {"num_round": "3"}
+    with pytest.raises(JobFailed, match="on 2 instances .* is not emulated locally") as failure:
+        run_training("train", request, ctx)
+    assert failure.value.error_type == "ClientError"
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/csv", b"1,0.5,2\n0,0.1,1\n1,0.7,3\n0,0.2,0\n"),
+    ("text/libsvm", b"1 1:0.5 2:2\n0 1:0.1 2:1\n1 1:0.7 2:3\n0 1:0.2\n"),
+])
+def test_the_built_in_algorithm_reads_its_channels_and_writes_xgboost_model(tmp_path, content_type, body):
+    ctx = make_ctx(tmp_path)
+    request = training_request(ctx)
+    request["AlgorithmSpecification"]["TrainingImage"] = XGBOOST  # 3.0-5: Booster.save_model's format
+    request["HyperParameters"] = {"num_round": "4", "objective": "binary:logistic", "eval_metric": "logloss"}
+    for channel in request["InputDataConfig"]:
+        channel["ContentType"] = content_type
+        for uri in ctx.store.list(channel["DataSource"]["S3DataSource"]["S3Uri"]):
+            ctx.store.put_bytes(uri, body)
+    response = run_training("train", request, ctx)
+    metrics = {m["MetricName"]: m["Value"] for m in response["FinalMetricDataList"]}
+    assert set(metrics) == {"validation:logloss"} and 0 < metrics["validation:logloss"] < 1
+    model = untar(ctx.store.get_bytes(response["ModelArtifacts"]["S3ModelArtifacts"]))
+    assert list(model) == ["xgboost-model"] and not model["xgboost-model"].startswith(b"\x80")  # not a pickle
+    assert "[3]\ttrain-logloss:" in ctx.log_path.read_text()
+
+
+@pytest.mark.parametrize("saved_as", ["pickle", "save_model"])
+def test_the_built_in_algorithm_serves_its_model_with_its_contract(tmp_path, saved_as):
+    import pickle
+
+    import numpy as np
+    import xgboost
+
+    features = np.array([[0.1, 1.0], [0.9, 2.0], [0.2, 0.5], [0.8, 3.0]] * 10)
+    data = xgboost.DMatrix(features, label=[0, 1, 0, 1] * 10)
+    booster = xgboost.train({"objective": "binary:logistic"}, data, 3)
+    (tmp_path / "model").mkdir()
+    if saved_as == "pickle":
+        (tmp_path / "model" / "xgboost-model").write_bytes(pickle.dumps(booster))
+    else:
+        booster.save_model(str(tmp_path / "model" / "xgboost-model"))
+    handlers = serving.load_handlers(tmp_path / "model", tmp_path / "code", None)
+    model = handlers.load_model()
+    csv, kind = serving.invoke(handlers, model, b"0.1,1.0\n0.9,2.0\n", "text/csv", "text/csv")
+    scores = [float(line) for line in csv.decode().split()]
+    assert kind == "text/csv" and len(scores) == 2 and scores[0] < 0.5 < scores[1]
+    as_json, _ = serving.invoke(handlers, model, b"0:0.1 1:1.0\n0:0.9 1:2.0\n", "text/libsvm", "application/json")
+    assert [round(p["score"], 5) for p in json.loads(as_json)["predictions"]] == [round(s, 5) for s in scores]
+    with pytest.raises(ValueError, match="Content-type application/x-recordio-protobuf is not supported"):
+        serving.invoke(handlers, model, b"x", "application/x-recordio-protobuf", "text/csv")

@@ -347,7 +347,7 @@ def test_a_second_run_reuses_a_cached_step(h):
     assert any(e["event"] == "step_cache_hit" and e["cached_from"] == first["execution_id"] for e in h.events)
 
 
-def test_the_cache_key_covers_code_but_not_output_locations(h):
+def test_the_cache_key_covers_code_and_the_job_environment_but_not_output_locations(h):
     h.run(definition(cached()))
     h.run(definition(cached(code="s3://bkt/code/def/run.py")))
     assert h.jobs.steps_run() == ["A", "A"]
@@ -355,8 +355,9 @@ def test_the_cache_key_covers_code_but_not_output_locations(h):
                  "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": "s3://a/1", "LocalPath": "/x"}}]},
                  "TransformOutput": {"S3OutputPath": "s3://t/1"}}
     moved = json.loads(json.dumps(arguments).replace("s3://a", "s3://b").replace("s3://t/1", "s3://t/2"))
-    assert StepCache.key("Processing", arguments) == StepCache.key("Processing", moved)
-    assert StepCache.key("Processing", arguments) != StepCache.key("Training", arguments)
+    assert StepCache.key("Processing", arguments, "host") == StepCache.key("Processing", moved, "host")
+    assert StepCache.key("Processing", arguments, "host") != StepCache.key("Training", arguments, "host")
+    assert StepCache.key("Processing", arguments, "host") != StepCache.key("Processing", arguments, "image")
 
 
 def test_cache_entries_expire(h):
@@ -605,3 +606,23 @@ def test_a_real_processing_job_feeds_a_quality_gate(tmp_path):
     assert statuses(record) == {"Evaluate": "Succeeded", "Gate": "Succeeded", "Register-RegisterModel": "Succeeded",
                                 "TooWeak": "NotRun"}
     assert "auc 0.93" in (home.runs / record["execution_id"] / "logs" / "Evaluate.log").read_text()
+
+
+def test_a_job_step_sees_its_own_job_name_and_a_retry_sees_the_new_one(h):
+    """Execution.ProcessingJobName / TrainingJobName name the job of the step that reads them."""
+    step = processing("Prep")
+    step["Arguments"]["Environment"] = {"JOB": get("Execution.ProcessingJobName")}
+    step["RetryPolicies"] = [RETRY]
+    h.jobs.failures["Prep"] = [TRANSIENT]
+    record = h.run(definition(step))
+    assert record["status"] == "Succeeded"
+    (_, first, first_request, _), (_, second, second_request, _) = h.jobs.calls
+    assert first_request["Environment"] == {"JOB": first} and second_request["Environment"] == {"JOB": second}
+    assert first != second
+
+
+def test_a_job_name_variable_outside_its_step_type_is_an_error(h):
+    step = processing("Prep")
+    step["Arguments"]["Environment"] = {"JOB": get("Execution.TrainingJobName")}
+    record = h.run(definition(step))
+    assert record["status"] == "Failed" and "unknown execution variable 'TrainingJobName'" in record["failure_reason"]

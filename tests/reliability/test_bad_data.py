@@ -99,7 +99,7 @@ class Lab:
 
     def __init__(self, root: Path, compiled):
         self.root, self.compiled = root, compiled
-        self.cfg = load_config("dev", region=REGION, tuning=False)
+        self.cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=False)
         self.home = LocalHome(root / "home")
         self.store = local_store(self.home, compiled)
         self.sessions = write_csv(generate(300, seed=7), root / "sessions.csv").read_text()
@@ -158,7 +158,7 @@ def test_a_bad_file_fails_preprocess_with_a_clear_reason_and_nothing_after_it_ru
     assert {n: s["status"] for n, s in steps.items() if n != "Preprocess"} == dict.fromkeys(
         set(steps) - {"Preprocess"}, "NotRun")
     assert [a["error_type"] for a in steps["Preprocess"]["attempts"]] == ["AlgorithmError"]  # bad data: no retry
-    assert record["failure_reason"] == reason == commands.summarise(record, "binary")["failure_reason"]
+    assert record["failure_reason"] == reason == commands.summarise(record)["failure_reason"]
     assert CLEAR.match(reason), reason
     assert all(part in reason for part in expected), f"{reason!r} should say {expected}"
 

@@ -125,8 +125,12 @@ def condition_that_compares_nothing(p):
     p.condition("Gate", True, then=[p.fail("Stop", "stopped")])
 
 
-def unsupported_image(p):
+def image_without_version(p):
     prep(p, image="pytorch")
+
+
+def no_image(p):
+    prep(p, image="my-image")
 
 
 MISTAKES = [  # (the mistake, what the message must name: the step or parameter, and the specifics)
@@ -147,13 +151,14 @@ MISTAKES = [  # (the mistake, what the message must name: the step or parameter,
     (report_written_to_no_output, ["'Eval'", "'metrics'", "outputs="]),
     (after_an_unknown_step, ["'Prep'", "'Sanitise'"]),
     (condition_that_compares_nothing, ["'Gate'", "report value or parameter"]),
-    (unsupported_image, ["'Prep'", "'pytorch'", "sklearn, xgboost"]),
+    (image_without_version, ["'Prep'", "'pytorch'", "Image('pytorch', VERSION"]),
+    (no_image, ["'Prep'", "'my-image'", "Image(framework, version)", "image URI"]),
 ]
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config("dev", region=REGION)
+    return load_config("dev", pipeline="purchase-intent", region=REGION)
 
 
 @pytest.mark.parametrize("mistake, named", MISTAKES, ids=[m.__name__ for m, _ in MISTAKES])

@@ -69,7 +69,7 @@ def run(compiled, home: LocalHome, held: Held, **options) -> dict:
 
 def objects(home: LocalHome, execution_id: str, step: str) -> list[str]:
     """What the store shows of a step's outputs."""
-    return open_store(None, root=home.s3).list(f"s3://purchase-intent-dev/purchase-intent/runs/{execution_id}/{step}/")
+    return open_store(None, root=home.s3).list(f"s3://ml-pipelines-dev/local-fixture-hold/runs/{execution_id}/{step}/")
 
 
 def debris(home: LocalHome) -> list[Path]:

@@ -10,6 +10,7 @@ with `..` (tests/local/test_storage.py, test_local_store_refuses_path_escape).
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import re
@@ -25,7 +26,7 @@ from pipelines import purchase_intent
 from pipelines.compiler import compile_pipeline
 from pipelines.config import load_config
 from pipelines.data import generate, write_csv
-from pipelines.local import LocalHome, open_store, run_pipeline
+from pipelines.local import LocalHome, RunError, open_store, run_pipeline
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.endpoint import LocalEndpointError
 
@@ -60,7 +61,7 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
-        cfg = load_config("dev", region=REGION)
+        cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
         compiled = compile_pipeline(purchase_intent.definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
         _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
@@ -90,7 +91,11 @@ def test_a_job_sees_none_of_the_callers_aws_credentials(with_credentials):
     (uri,) = [o["S3Output"]["S3Uri"] for o in steps_of(record)["Env"]["response"]["ProcessingOutputConfig"]["Outputs"]]
     environment = json.loads(open_store(None, root=with_credentials.home.s3).get_bytes(f"{uri}/Env.json"))["environment"]
     assert "PATH" in environment  # the job's environment really was recorded
-    assert not set(CREDENTIALS) & set(environment)
+    assert leaks({name: value.encode() for name, value in environment.items()}) == []
+    # The only keys a job holds are the execution's own, for the loopback S3 endpoint over the local store.
+    assert "AWS_SESSION_TOKEN" not in environment
+    assert environment["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
+    assert environment["AWS_SHARED_CREDENTIALS_FILE"] == environment["AWS_CONFIG_FILE"] == "/dev/null"
 
 
 # --- paths that would leave the run's directories ---------------------------------------------------
@@ -104,15 +109,15 @@ def set_path(kind: str, field: str, value: str):
     return change
 
 
-ESCAPES = [  # (what, the change to the definition, what the reason must say)
+ESCAPES = [  # (what, the change to the definition, what the reason must say, refused before the run or by the job)
     ("output LocalPath", set_path("S3Output", "LocalPath", "/opt/ml/processing/../../../etc"),
-     "ClientError: LocalPath of data: '/opt/ml/processing/../../../etc' is not a path under /opt/ml"),
+     "step Env: LocalPath of data: '/opt/ml/processing/../../../etc' is not a path under /opt/ml", "before"),
     ("input LocalPath", set_path("S3Input", "LocalPath", "/opt/ml/processing/input/../../../../tmp"),
-     "is not a path under /opt/ml"),
-    ("input S3 key", set_path("S3Input", "S3Uri", "s3://purchase-intent-dev/purchase-intent/../../../../etc"),
-     "'..' would escape the storage directory"),
-    ("output S3 key", set_path("S3Output", "S3Uri", "s3://purchase-intent-dev/x/../../../../../escaped"),
-     "'..', '.', empty or absolute parts would escape the storage directory"),
+     "is not a path under /opt/ml", "before"),
+    ("input S3 key", set_path("S3Input", "S3Uri", "s3://ml-pipelines-dev/purchase-intent/../../../../etc"),
+     "'..' would escape the storage directory", "before"),
+    ("output S3 key", set_path("S3Output", "S3Uri", "s3://ml-pipelines-dev/x/../../../../../escaped"),
+     "'..', '.', empty or absolute parts would escape the storage directory", "job"),
 ]
 
 
@@ -121,17 +126,25 @@ def probe_pipeline():
     return compile_module("fixtures.environment_pipeline")
 
 
-@pytest.mark.parametrize("what, change, reason", ESCAPES, ids=[e[0] for e in ESCAPES])
+@pytest.mark.parametrize("what, change, reason, when", ESCAPES, ids=[e[0] for e in ESCAPES])
 def test_a_path_out_of_the_run_is_refused_and_nothing_is_written_outside(probe_pipeline, tmp_path, what, change,
-                                                                          reason):
+                                                                          reason, when):
+    """Paths the definition states are refused before anything runs; an output key is refused by the
+    store when the job's outputs are uploaded, and the step fails."""
     definition = json.loads(probe_pipeline.definition)
     change(definition["Steps"][0]["Arguments"])
     home, state = LocalHome(tmp_path / "sandbox" / "home"), tmp_path / "sandbox" / "state"
     state.mkdir(parents=True)
-    record = run_pipeline(json.dumps(definition), pipeline_name=probe_pipeline.name, home=home,
-                          store=local_store(home, probe_pipeline), parameters={"StateDir": str(state)})
-    assert (record["status"], record["failed_step"]) == ("Failed", "Env")
-    assert reason in record["failure_reason"]
+    run = functools.partial(run_pipeline, json.dumps(definition), pipeline_name=probe_pipeline.name, home=home,
+                            store=local_store(home, probe_pipeline), parameters={"StateDir": str(state)})
+    if when == "before":
+        with pytest.raises(RunError, match=re.escape(reason)):
+            run()
+        assert not home.runs.exists()
+    else:
+        record = run()
+        assert (record["status"], record["failed_step"]) == ("Failed", "Env")
+        assert reason in record["failure_reason"]
     outside = [p for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "sandbox")]
     assert outside == [] and not list(tmp_path.rglob("escaped*"))
 
@@ -176,8 +189,8 @@ def test_a_source_archive_with_a_member_out_of_its_directory_fails_the_training_
     definition = json.loads(compiled.definition)
     train = copy.deepcopy(next(s for s in definition["Steps"] if s["Name"] == "Train"))
     for channel in train["Arguments"]["InputDataConfig"]:
-        channel["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://purchase-intent-dev/data/{channel['ChannelName']}"
-        sandbox.store.put_bytes(f"s3://purchase-intent-dev/data/{channel['ChannelName']}/part.csv", b"Revenue\n0\n")
+        channel["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://ml-pipelines-dev/data/{channel['ChannelName']}"
+        sandbox.store.put_bytes(f"s3://ml-pipelines-dev/data/{channel['ChannelName']}/part.csv", b"Revenue\n0\n")
     source = json.loads(train["Arguments"]["HyperParameters"]["sagemaker_submit_directory"])
     sandbox.store.put_bytes(source, hostile_tar(member))
     record = run_pipeline({**definition, "Steps": [train]}, pipeline_name=compiled.name, home=sandbox.home,
@@ -188,7 +201,7 @@ def test_a_source_archive_with_a_member_out_of_its_directory_fails_the_training_
 
 
 def hostile_package(store, member: str) -> dict:
-    uri = "s3://purchase-intent-dev/models/hostile/model.tar.gz"
+    uri = "s3://ml-pipelines-dev/models/hostile/model.tar.gz"
     store.put_bytes(uri, hostile_tar(member))
     return {"ModelPackageArn": f"arn:aws:sagemaker:{REGION}:000000000000:model-package/hostile/1",
             "ModelPackageGroupName": "hostile", "ModelPackageVersion": 1, "ModelApprovalStatus": "Approved",
@@ -204,5 +217,5 @@ def test_a_model_archive_with_a_member_out_of_its_directory_is_neither_served_no
     rows = write_csv(generate(5, seed=1), sandbox.root / "rows.csv")
     with pytest.raises(LocalEndpointError, match=f"ClientError: cannot unpack model.tar.gz: {refusal}"):
         local_endpoint.batch_transform(sandbox.home, sandbox.store, package, input_path=str(rows), output_uri=None,
-                                       data_root="s3://purchase-intent-dev/purchase-intent", instance_type="ml.m5.large")
+                                       data_root="s3://ml-pipelines-dev/purchase-intent", instance_type="ml.m5.large")
     assert escaped(sandbox.root) == []

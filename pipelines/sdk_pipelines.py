@@ -1,0 +1,86 @@
+"""Pipelines written with the plain SageMaker SDK, made ready for the local runner.
+
+The SDK uploads code while it builds a definition (`pipeline.definition()`
+puts each processing script and training source_dir into S3), so its JSON
+names s3:// objects that exist only after an upload. `offline()` builds the
+pipeline against an in-process S3 and SageMaker (moto), so nothing reaches
+AWS, and `export` writes the definition with every object the SDK uploaded:
+
+    with offline(buckets=["my-bucket"]) as sdk:
+        pipeline = get_pipeline(region="us-east-1", role=ROLE, default_bucket="my-bucket")
+        json_path, stage_flags = sdk.export(pipeline, "build/")
+    # python deploy.py run --local --definition-json build/<name>.json --stage s3://my-bucket=build/s3/my-bucket
+
+This module belongs to the command layer: the runner itself never imports the SDK.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipelines.files import write_atomically
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_SESSION_TOKEN": "offline"}
+
+
+@dataclass
+class OfflineSdk:
+    """The in-process AWS a pipeline was built against: what the SDK uploaded is read back from it."""
+
+    region: str
+
+    def uploads(self) -> dict[str, bytes]:
+        """Every object in the in-process S3, by s3:// URI."""
+        import boto3
+
+        s3 = boto3.client("s3", region_name=self.region)
+        objects = {}
+        for bucket in s3.list_buckets()["Buckets"]:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+                for item in page.get("Contents", []):
+                    body = s3.get_object(Bucket=bucket["Name"], Key=item["Key"])["Body"].read()
+                    objects[f"s3://{bucket['Name']}/{item['Key']}"] = body
+        return objects
+
+    def export(self, pipeline, directory: str | Path) -> tuple[Path, list[str]]:
+        """Write ``<name>.json`` and ``s3/<bucket>/<key>`` for each upload under `directory`;
+        return the JSON's path and the ``--stage`` arguments that put the uploads in a local store."""
+        directory = Path(directory)
+        definition = pipeline.definition()  # the SDK uploads code now
+        path = directory / f"{pipeline.name}.json"
+        write_atomically(path, definition)
+        buckets = set()
+        for uri, data in self.uploads().items():
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            target = directory / "s3" / bucket / key
+            write_atomically(target, data)
+            buckets.add(bucket)
+        return path, [f"--stage=s3://{b}={directory / 's3' / b}" for b in sorted(buckets)]
+
+
+@contextlib.contextmanager
+def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()) -> Iterator[OfflineSdk]:
+    """Build SDK pipelines inside: every AWS call goes to moto in this process, with throwaway
+    credentials (the caller's are hidden), and `buckets` exist for the SDK's uploads."""
+    import boto3
+    from moto import mock_aws
+
+    saved = {key: os.environ.get(key) for key in [*FAKE_CREDENTIALS, "AWS_PROFILE", "AWS_DEFAULT_REGION"]}
+    os.environ.update(FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region)
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name=region)
+            for bucket in buckets:
+                s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
+                    "CreateBucketConfiguration": {"LocationConstraint": region}}))
+            yield OfflineSdk(region)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

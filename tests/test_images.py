@@ -1,0 +1,113 @@
+"""Any framework image for processing and training, metric definitions as written, hyperparameters
+untouched, and model code named by entry_point: compiled offline, the SDK's way."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import PROJECT_ROOT, REGION
+
+from pipelines.compiler import all_steps, compile_pipeline
+from pipelines.config import Config, ConfigError
+from pipelines.dsl import DefinitionError, Image, Pipeline, Report
+
+SCRIPT = PROJECT_ROOT / "tests/fixtures/scripts/fixture_step.py"
+MODEL_CODE = PROJECT_ROOT / "tests/fixtures/diabetes/model"
+CFG = Config(region=REGION, bucket="b")
+CUSTOM = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mine:1"
+
+
+def pipeline(image, *, instance_type="ml.m5.xlarge", metrics=None, register=None) -> Pipeline:
+    """Prep -> Train in `image`; with `register` (Register's image, entry_point, ...), Eval -> Register too."""
+    p = Pipeline("images")
+    prep = p.processing("Prep", SCRIPT, image=image, outputs=["data"], instance_type=instance_type)
+    train = p.training("Train", MODEL_CODE, image=image, channels={"train": prep.out.data},
+                       hyperparameters={"alpha": 0.5, "target": "y", "flag": "true"},
+                       metrics=metrics or {"rmse": r"rmse: ([0-9.]+)"}, instance_type=instance_type)
+    if register:
+        ev = p.processing("Eval", SCRIPT, outputs=["evaluation"], instance_type="ml.m5.large",
+                          reports={"evaluation": Report("evaluation", "evaluation.json")})
+        p.register("Register", train.model, group="g", report=ev.report("evaluation"), **register)
+    return p
+
+
+def steps(p: Pipeline, cfg: Config = CFG) -> dict[str, dict]:
+    return {s["Name"]: s for s in all_steps(json.loads(compile_pipeline(p, cfg).definition)["Steps"])}
+
+
+@pytest.mark.parametrize("image, uri", [
+    (Image("sklearn", "1.2-1"), "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"),
+    ("xgboost", "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"),
+    (Image("pytorch", "2.6.0", py_version="py312"), "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"),
+    (Image("tensorflow", "2.19.0", py_version="py312"),
+     "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.19.0-cpu-py312"),
+    (CUSTOM, CUSTOM),
+])
+def test_processing_and_training_run_in_the_named_image_with_the_scripts_hyperparameters_untouched(image, uri):
+    compiled = steps(pipeline(image))
+    assert compiled["Prep"]["Arguments"]["AppSpecification"]["ImageUri"] == uri
+    train = compiled["Train"]["Arguments"]
+    assert train["AlgorithmSpecification"]["TrainingImage"] == uri
+    assert train["AlgorithmSpecification"]["MetricDefinitions"] == [{"Name": "rmse", "Regex": r"rmse: ([0-9.]+)"}]
+    hps = {k: json.loads(v) for k, v in train["HyperParameters"].items()}
+    assert {k: v for k, v in hps.items() if not k.startswith("sagemaker_")} == {"alpha": 0.5, "target": "y", "flag": "true"}
+    assert hps["sagemaker_program"] == "train.py" and hps["sagemaker_submit_directory"].startswith("s3://b/images/code/")
+
+
+def test_a_gpu_instance_gets_the_gpu_image_and_hugging_face_names_its_base():
+    image = Image("huggingface", "4.56.2", base="pytorch2.8.0", py_version="py312")
+    uri = steps(pipeline(image, instance_type="ml.g5.xlarge"))["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
+    assert uri.startswith("763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu")
+
+
+def test_compiles_of_every_image_are_byte_identical():
+    for image in (Image("pytorch", "2.6.0", py_version="py312"), CUSTOM):
+        assert compile_pipeline(pipeline(image), CFG).definition == compile_pipeline(pipeline(image), CFG).definition
+
+
+def test_an_unknown_version_is_refused_with_the_known_ones():
+    with pytest.raises(DefinitionError, match=r"step 'Prep': no training image for .*Unsupported pytorch version: 9\.9\..*2\.6"):
+        steps(pipeline(Image("pytorch", "9.9", py_version="py312")))
+
+
+def test_bare_metric_names_keep_the_name_equals_value_shorthand():
+    train = steps(pipeline("xgboost", metrics=["validation:auc"]))["Train"]["Arguments"]
+    assert train["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "validation:auc", "Regex": r"validation:auc=([-+0-9.eE]+);"}]
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ({"rmse": "rmse: [0-9.]+"}, "the regex of metric 'rmse' needs a group around the value"),
+    ({"rmse": "rmse: ([0-9.]+"}, "the regex of metric 'rmse' does not compile"),
+])
+def test_a_metric_regex_without_a_value_group_is_refused(metrics, message):
+    with pytest.raises(DefinitionError, match=message):
+        pipeline("xgboost", metrics=metrics)
+
+
+def test_a_model_that_names_its_entry_point_is_registered_as_the_sdk_does_without_a_repack_job():
+    sklearn = Image("sklearn", "1.2-1")
+    compiled = steps(pipeline(sklearn, register=dict(image=sklearn, entry_point="inference.py", source_dir=MODEL_CODE)))
+    assert not [name for name in compiled if "Repack" in name]
+    container = compiled["Register-RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"][0]
+    assert container["Image"].endswith("sagemaker-scikit-learn:1.2-1-cpu-py3")
+    assert container["Framework"] == "SKLEARN" and container["FrameworkVersion"] == "1.2-1"
+    env = container["Environment"]
+    assert env["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == compiled["Train"]["Arguments"]["HyperParameters"][
+        "sagemaker_submit_directory"].strip('"')  # the same folder as training: the same content-addressed bundle
+
+
+def test_models_whose_sdk_would_repack_are_refused_with_the_way_out():
+    with pytest.raises(DefinitionError, match="needs the code inside the model archive"):
+        pipeline("xgboost", register=dict(image=Image("pytorch", "2.6.0", py_version="py312"),
+                                          entry_point="inference.py", source_dir=MODEL_CODE))
+    isolated = Config(region=REGION, bucket="b", network_isolation=True)
+    p = Pipeline("isolated")
+    prep = p.processing("Prep", SCRIPT, outputs=["data"], instance_type="ml.m5.large")
+    train = p.training("Train", MODEL_CODE, image=Image("sklearn", "1.2-1"), channels={"train": prep.out.data},
+                       instance_type="ml.m5.large")
+    p.model("Serve", train.model, image=Image("sklearn", "1.2-1"), entry_point="inference.py", source_dir=MODEL_CODE)
+    with pytest.raises(ConfigError, match="with network_isolation, SageMaker repacks"):
+        steps(p, isolated)
