@@ -146,7 +146,8 @@ def read_file(path):
         raise DataError(f"cannot read {path} as CSV: {' '.join(str(e).split())}") from e
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no data rows; check that the whole file was uploaded")
-    return table.to_pandas()
+    # Arrow-backed text under pandas 2 as well (the image's): Python strings would take several times the memory
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 def check_csv(path):
