@@ -474,13 +474,14 @@ def findings(profile_text: str, imports, cached: list[dict], results: dict) -> l
             cum.setdefault(f"{Path(m.group(2)).name}:{m.group(3)}", float(m.group(1)))
     imported = dict(imports)
     out = ["Findings (from the measurements above):", ""]
-    compile_s, report_s = cum.get("compiler.py:compile_pipeline"), cum.get("report.py:publish_local_run")
+    compile_s, report_s = cum.get("builder.py:compile_pipeline"), cum.get("report.py:publish_local_run")
+    session_s = cum.get("v2.py:session", cum.get("v3.py:session", 0))
     if compile_s:
         out.append(
             f"- **Compile, {compile_s:.1f} s (under cProfile) of every run, cached or not**: importing the SDK"
-            f" ({cum.get('compiler.py:_sdk', 0):.1f} s for `_sdk()`; `import sagemaker` alone"
+            f" ({cum.get('sdk.py:load', 0):.1f} s for `sdk.load()`; `import sagemaker` alone"
             f" {imported.get('sagemaker', 0):.1f} s), the offline boto3 session"
-            f" ({cum.get('compiler.py:_offline_session', 0):.1f} s: botocore loads service models), building the"
+            f" ({session_s:.1f} s: botocore loads service models), building the"
             " steps. Suggestion: cache the compiled definition and assets (for example under"
             " `<home>/compiled/<key>.json`, or a user cache so a fresh home benefits too), keyed by the sha256 of"
             " the definition module and `pipelines/{dsl,compiler,problems,config,bundles}.py` sources, the scripts'"

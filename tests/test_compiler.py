@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -16,7 +18,8 @@ from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
 
 from pipelines import compiler, dsl, purchase_intent
 from pipelines.bundles import pack
-from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, compile_pipeline
+from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, builder, compile_pipeline
+from pipelines.compiler import sdk as sdks
 from pipelines.config import ConfigError, load_config
 from pipelines.problems import PROBLEMS
 
@@ -265,8 +268,10 @@ def test_compiling_twice_in_one_process_gives_the_same_bytes(compile_with):
 
 
 def test_the_tuning_job_name_is_not_timestamped(compile_with):
+    """v2 writes a compile-time job name into the tuner's hyperparameters (v3 writes none)."""
     hps = all_steps(doc(compile_with())["Steps"])["Tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]
-    assert hps["sagemaker_job_name"] == '"purchase-intent-Tune"'
+    if sdks.installed()[0] == 2:
+        assert hps["sagemaker_job_name"] == '"purchase-intent-Tune"'
     assert not re.search(r"20\d\d-\d\d-\d\d-\d\d-\d\d-\d\d", compile_with().definition)
 
 
@@ -280,8 +285,9 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
         sessions.append(original(*args))
         return sessions[-1]
 
-    original = compiler._offline_session
-    monkeypatch.setattr(compiler, "_offline_session", spy)
+    sdk = sdks.load()
+    original = sdk.session
+    monkeypatch.setattr(sdk, "session", spy)
     cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
     session, = sessions
@@ -295,7 +301,7 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
 
 def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
     """Local code paths make the SDK upload them; the compile must fail instead of reaching S3."""
-    monkeypatch.setattr(compiler, "file_asset", lambda path, root: (str(path), path.read_bytes()))
+    monkeypatch.setattr(builder, "file_asset", lambda path, root: (str(path), path.read_bytes()))
     cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
     with pytest.raises(AwsCallDuringCompile, match="it must stay offline"):
         compile_pipeline(purchase_intent.definition(cfg), cfg)
@@ -303,13 +309,14 @@ def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
 
 @pytest.mark.parametrize("tuning", [True, False])
 def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
-    """Not even outside botocore: SDK v2 telemetry (estimator.fit) goes through `requests`.
+    """Not even outside botocore: the SDK's telemetry (estimator.fit, ModelTrainer.train) goes
+    through `requests`.
 
-    With credentials in the environment: without them, the SDK's own default-session clients (one at
+    With credentials in the environment: without them, v2's own default-session clients (one at
     import, one per estimator for its TensorBoard app) make botocore probe the EC2 metadata address."""
-    compiler._sdk()
-    compiler._offline_session.cache_clear()  # build the session under watch too
-    compiler._image_uri.cache_clear()
+    sdk = sdks.load()
+    sdk.session.cache_clear()  # build the session under watch too
+    builder._image_uri.cache_clear()
     attempts = []
 
     def refuse(*args, **kwargs):
@@ -321,6 +328,16 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
     cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
     compile_pipeline(purchase_intent.definition(cfg), cfg)
     assert attempts == []
+
+
+def test_compile_says_one_line_even_when_warnings_are_errors(offline_env, tmp_path):
+    """Under v2, `import sagemaker` warns that v2 is deprecated (a FutureWarning); neither that nor any
+    other SDK warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
+    env = {k: v for k, v in offline_env.items() if k != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    out = tmp_path / "pipeline.json"
+    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--region", REGION, "--output",
+                           str(out)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", f"wrote {out} ({out.stat().st_size} bytes)\n")
 
 
 def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypatch, tmp_path, compile_with):
@@ -335,7 +352,8 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
         "  TrainingJob:\n"
         "    ResourceConfig: {VolumeKmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/leak'}\n")
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(user_config))
-    compiler._offline_session.cache_clear()  # a session built now would read the file
+    sdk = sdks.load()
+    sdk.session.cache_clear()  # a session built now would read the file
     try:
         for tuning in (True, False):
             cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
@@ -343,7 +361,7 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
             assert "leak" not in definition
             assert definition == compile_with(tuning=tuning).definition
     finally:
-        compiler._offline_session.cache_clear()
+        sdk.session.cache_clear()
 
 
 # --- code by content hash --------------------------------------------------------------------
@@ -450,7 +468,7 @@ def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy,
     def no_sdk():
         raise AssertionError("a memoised compile must not build through the SDK")
 
-    monkeypatch.setattr(compiler, "_sdk", no_sdk)
+    monkeypatch.setattr(sdks, "load", no_sdk)
     again = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
     assert again.definition == first.definition and again.assets == first.assets
 
@@ -473,3 +491,37 @@ def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_cop
     second = compile_pipeline(pipeline, cfg, cache_dir=cache)
     assert second.definition != first.definition and len(list(cache.glob("*.json"))) == 2
     assert second.definition == compile_pipeline(pipeline, cfg).definition  # the memo holds what compile gives
+
+
+# --- which SDK -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("versions, found", [
+    ({"sagemaker": "2.257.7"}, (2, "sagemaker 2.257.7")),
+    ({"sagemaker": "3.27.0", "sagemaker-mlops": "1.27.0", "sagemaker-train": "1.27.0", "sagemaker-serve": "1.27.0",
+      "sagemaker-core": "2.27.0"},
+     (3, "sagemaker-mlops 1.27.0, sagemaker-train 1.27.0, sagemaker-serve 1.27.0, sagemaker-core 2.27.0")),
+    ({"sagemaker-mlops": "1.27.0", "sagemaker-core": "2.27.0"}, (3, "sagemaker-mlops 1.27.0, sagemaker-core 2.27.0")),
+])
+def test_the_installed_sdk_is_told_from_package_metadata(monkeypatch, versions, found):
+    monkeypatch.setattr(sdks, "_version", versions.get)
+    sdks.installed.cache_clear()
+    try:
+        assert sdks.installed() == found
+    finally:
+        sdks.installed.cache_clear()
+
+
+@pytest.mark.parametrize("versions, reason", [
+    ({}, r"compile needs the SageMaker Python SDK v2 or v3: pip install -e '\.\[sdk-v2\]'"),
+    ({"sagemaker": "1.72.0"}, "sagemaker 1.72.0 is installed, which this project does not support"),
+    ({"sagemaker": "2.257.7", "sagemaker-mlops": "1.27.0"}, "both installed; they cannot share an environment"),
+])
+def test_no_usable_sdk_is_a_one_line_config_error(monkeypatch, versions, reason):
+    monkeypatch.setattr(sdks, "_version", versions.get)
+    sdks.installed.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=reason):
+            sdks.installed()
+    finally:
+        sdks.installed.cache_clear()

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sdk_matrix import KMS, SECURE
 
 from pipelines.compiler import all_steps, compile_pipeline
 from pipelines.config import ConfigError, load_config
@@ -12,18 +13,6 @@ from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, open_store, run_pipeline
 from pipelines.purchase_intent import definition
 
-KMS = "arn:aws:kms:us-east-1:111122223333:key/0b1c2d3e"
-SECURE = f"""
-[default]
-bucket = "secure-bucket"
-kms_key_id = "{KMS}"
-subnets = ["subnet-aaa", "subnet-bbb"]
-security_group_ids = ["sg-123"]
-network_isolation = true
-encrypt_inter_container_traffic = true
-label = "Revenue"
-[dev]
-"""
 JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
 
 

@@ -92,7 +92,7 @@ def _step(raw: Any, branch: tuple[str, str] | None, in_process: Collection[str],
     if step_type == "Condition":
         arguments = {k: v for k, v in arguments.items() if k not in ("IfSteps", "ElseSteps")}
     try:
-        needs = references(arguments) | set(raw.get("DependsOn", [])) | ({branch[0]} if branch else set())
+        needs = references(arguments) | _depends_on(raw.get("DependsOn", []), name) | ({branch[0]} if branch else set())
     except ExpressionError as exc:
         raise RunError(f"step {name}: {exc}") from None
     cache = raw.get("CacheConfig", {})
@@ -107,6 +107,27 @@ def _step(raw: Any, branch: tuple[str, str] | None, in_process: Collection[str],
         retry=tuple(_check_retry_policy(policy, name) for policy in raw.get("RetryPolicies", [])),
         property_files=tuple(raw.get("PropertyFiles", [])),
     )
+
+
+def _depends_on(entries: Any, step_name: str) -> set[str]:
+    """The steps named in DependsOn. SDK v3 writes a run condition as {"Step": name, "Trigger": ...};
+    this runner starts a step only once its upstream steps succeeded, so it takes "Completed" and
+    refuses the other triggers, rather than run the step at another moment than SageMaker would."""
+    if not isinstance(entries, list):
+        raise RunError(f"step {step_name}: DependsOn must be a list of step names")
+    names = set()
+    for entry in entries:
+        if isinstance(entry, dict):
+            if not isinstance(entry.get("Step"), str):
+                raise RunError(f"step {step_name}: a DependsOn entry needs a Step name: {json.dumps(entry)[:200]}")
+            if entry.get("Trigger", "Completed") != "Completed":
+                raise RunError(f"step {step_name} runs when {entry['Step']} is {entry['Trigger']}: the local runner "
+                               f"runs a step only after its upstream steps succeed (Trigger Completed)")
+            entry = entry["Step"]
+        if not isinstance(entry, str):
+            raise RunError(f"step {step_name}: DependsOn entries are step names, got {entry!r}")
+        names.add(entry)
+    return names
 
 
 def parse_duration(text: str, step_name: str) -> timedelta:

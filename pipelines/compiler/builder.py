@@ -1,35 +1,29 @@
-"""Definition + config -> SageMaker pipeline definition JSON, through the SDK v2.
+"""Definition + config -> SageMaker pipeline definition JSON, through whichever SDK is installed.
 
-Pure: no AWS call (any attempt raises), and the same definition and config
-give the same bytes. The SageMaker SDK is imported here and nowhere else, so
-moving to SDK v3 touches this module only.
+Pure: no AWS call (any attempt raises), and the same definition and config give the same
+bytes. Each step's settings are decided here, once; the SDK adapter (`v2.py`, `v3.py`) only
+turns them into that SDK's own step arguments, so both majors compile the same JSON.
 """
 from __future__ import annotations
 
-import functools
 import dataclasses
+import functools
 import hashlib
-import importlib.metadata
 import json
-import logging
-import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines import dsl
 from pipelines.bundles import file_asset, folder_asset
+from pipelines.compiler import sdk as sdks
 from pipelines.config import Config, ConfigError
 from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
 PINNED_VERSIONS = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}  # image="sklearn" / "xgboost"
-# dsl framework -> the SDK's estimator and model classes (script mode) and the ModelPackage Framework.
-ESTIMATORS = {"sklearn": "SKLearn", "xgboost": "XGBoost", "pytorch": "PyTorch", "tensorflow": "TensorFlow",
-              "huggingface": "HuggingFace"}
-MODELS = {"sklearn": "SKLearnModel", "xgboost": "XGBoostModel"}  # dsl.CODE_BESIDE_MODEL
+# dsl framework -> the ModelPackage container's Framework.
 REGISTRY_FRAMEWORKS = {"sklearn": "SKLEARN", "xgboost": "XGBOOST", "pytorch": "PYTORCH", "tensorflow": "TENSORFLOW"}
 CACHE_EXPIRY = "P30D"
 # Local placeholder: compile and local runs need a role in the JSON; upsert refuses it.
@@ -37,10 +31,6 @@ PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
 # The model archive carries its inference code in code/ (training_scripts/train.py puts it there),
 # so registering or creating a model needs no repack job.
 SERVING_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
-
-
-class AwsCallDuringCompile(RuntimeError):
-    """The SDK tried to reach AWS while compiling; compile must stay offline."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +83,10 @@ def code_assets(pipeline: dsl.Pipeline, cfg: Config) -> dict[Path, tuple[str, by
 
 
 def _definition(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
-    sdk = _sdk()
-    with warnings.catch_warnings():
-        # The SDK warns that a PipelineSession starts no job: not starting jobs is the point of compiling.
-        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-        # ModelStep itself builds the CreateModelStep this deprecation is about; ModelStep is what we use.
-        warnings.filterwarnings("ignore", message="We are deprecating the use of CreateModelStep")
+    if not cfg.region:
+        raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
+    sdk = sdks.load()
+    with sdk.compiling(cfg.region):
         build = _Builder(pipeline, cfg, sdk, code)
         sdk_pipeline = sdk.Pipeline(
             name=pipeline.name,
@@ -113,11 +101,13 @@ def _definition(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
 
 def _fingerprint_key(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
     """sha256 of what compile output depends on: the pipeline, the config, the code bundles,
-    this package's own sources and the SDK version."""
-    sources = sorted((p.name, p.read_bytes()) for p in Path(__file__).parent.glob("*.py"))
+    the sources of `pipelines/` and of this package, and the SDK's packages and versions."""
+    here = Path(__file__).parent
+    sources = sorted((p.relative_to(here.parent).as_posix(), p.read_bytes())
+                     for p in [*here.parent.glob("*.py"), *here.glob("*.py")])
     facts = [_fingerprint(pipeline.__dict__), _fingerprint(dataclasses.asdict(cfg)),
              sorted(uri for uri, _ in code.values()), [(name, hashlib.sha256(data).hexdigest()) for name, data in sources],
-             importlib.metadata.version("sagemaker")]
+             sdks.installed()[1]]
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -156,15 +146,16 @@ def all_steps(steps: list[dict]):
 
 
 class _Builder:
-    """Turns each dsl step into the SDK step that SageMaker's JSON comes from."""
+    """Turns each dsl step into the SDK step that SageMaker's JSON comes from.
+
+    Every setting is decided here; `self.sdk` (v2 or v3) only spells it in its own classes.
+    """
 
     def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk, code: dict):
         self.cfg, self.sdk = cfg, sdk
-        if not cfg.region:
-            raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
         self.region = cfg.region
         self.role = cfg.role_arn or PLACEHOLDER_ROLE
-        self.session = _offline_session(sdk, self.region, cfg.artifact_bucket)
+        self.session = sdk.session(self.region, cfg.artifact_bucket)
         self.code = code
         self.property_files: dict[tuple[str, str], object] = {}
         self.params = {p.name: self._parameter(p) for p in pipeline.parameters.values()}
@@ -244,13 +235,16 @@ class _Builder:
     def _cache(self, step: dsl.Step):
         return self.sdk.CacheConfig(enable_caching=step.cache, expire_after=CACHE_EXPIRY)
 
+    def _run_path(self, *parts: str):
+        """s3://<root>/runs/<execution id>/<parts>: where a job of one execution writes."""
+        sdk = self.sdk
+        return sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs", sdk.ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                        *parts])
+
     # -- security: only what is configured, so the default JSON carries no empty settings --
 
-    def _encryption(self) -> dict:
-        kms = self.cfg.kms_key_id
-        return {"volume_kms_key": kms, "output_kms_key": kms} if kms else {}
-
     def _network(self) -> dict:
+        """Subnets, security groups, isolation and inter-container encryption, as configured."""
         cfg, out = self.cfg, {}
         if cfg.subnets:
             out.update(subnets=list(cfg.subnets), security_group_ids=list(cfg.security_group_ids))
@@ -260,88 +254,56 @@ class _Builder:
             out["encrypt_inter_container_traffic"] = True
         return out
 
-    def _processing_network(self) -> dict:
-        network = self._network()
-        return {"network_config": self.sdk.NetworkConfig(**network)} if network else {}
-
-    def _model_network(self) -> dict:
-        network = self._network()
-        out = {"enable_network_isolation": True} if network.get("enable_network_isolation") else {}
-        if network.get("subnets"):
-            out["vpc_config"] = {"Subnets": network["subnets"], "SecurityGroupIds": network["security_group_ids"]}
-        return out
-
     # -- steps --
 
     def _processing(self, step: dsl.Processing):
         sdk = self.sdk
-        processor = sdk.ScriptProcessor(
-            image_uri=self._image(step, "training", step.instance_type), command=["python3"], role=self.role,
-            instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
-            sagemaker_session=self.session, **self._encryption(), **self._processing_network(),
-        )
-        code = self._asset(step.script)
-        inputs = [sdk.ProcessingInput(source=self.value(v), destination=f"/opt/ml/processing/input/{k}", input_name=k,
-                                      s3_data_distribution_type=_distribution(v))
-                  for k, v in step.inputs_.items()]
-        outputs = [sdk.ProcessingOutput(
-            output_name=name, source=f"/opt/ml/processing/output/{name}",
-            destination=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs", sdk.ExecutionVariables.PIPELINE_EXECUTION_ID,
-                                                 step.name, name]))
-            for name in step.outputs]
         for report, declared in step.reports.items():
             self.property_files[(step.name, report)] = sdk.PropertyFile(
                 name=_property_file_name(report), output_name=declared.output, path=declared.file)
-        args = processor.run(code=code, inputs=inputs, outputs=outputs,
-                             arguments=[self.text(a) for a in step.arguments] or None)
+        args = sdk.processing_args(
+            self.session, role=self.role, image_uri=self._image(step, "training", step.instance_type),
+            instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
+            kms_key=self.cfg.kms_key_id, network=self._network(), code=self._asset(step.script),
+            inputs=[(k, self.value(v), f"/opt/ml/processing/input/{k}", _distribution(v))
+                    for k, v in step.inputs_.items()],
+            outputs=[(name, f"/opt/ml/processing/output/{name}", self._run_path(step.name, name))
+                     for name in step.outputs],
+            arguments=[self.text(a) for a in step.arguments] or None,
+        )
         return sdk.ProcessingStep(
             step.name, step_args=args, cache_config=self._cache(step), **self._job_options(step),
             property_files=[self.property_files[(step.name, r)] for r in step.reports] or None,
         )
 
-    def _estimator(self, step: dsl.Training):
-        """The SDK's estimator for the step's framework (script mode), or the generic one for an image URI."""
-        common = dict(
-            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), role=self.role,
-            image_uri=self._image(step, "training", step.instance_type),
+    def _training_job(self, step: dsl.Training) -> dict:
+        """What a training job is, for one job (Training) or each trial (Tuning): `entry_point` from
+        `source_dir` in the step's image, the framework containers' script mode. `framework` is the
+        pinned dsl.Image, or None for an image named by URI."""
+        return dict(
+            role=self.role, image_uri=self._image(step, "training", step.instance_type),
+            framework=None if isinstance(step.image, str) else _pinned(step.image),
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
-            metric_definitions=_metric_definitions(step),
-            sagemaker_session=self.session, **self._encryption(), **self._network(),
+            metric_definitions=_metric_definitions(step), kms_key=self.cfg.kms_key_id, network=self._network(),
+            channels={name: (self.value(v), _distribution(v)) for name, v in step.channels.items()},
         )
-        image = step.image
-        if isinstance(image, str):
-            return self.sdk.Estimator(**common)
-        image = _pinned(image)
-        cls = getattr(self.sdk, ESTIMATORS[image.framework])
-        if image.framework == "huggingface":
-            base, version = re.fullmatch(r"(pytorch|tensorflow)(.+)", image.base).groups()
-            return cls(transformers_version=image.version, **{f"{base}_version": version},
-                       py_version=image.py_version, **common)
-        # TensorFlow would add a model_dir hyperparameter of its own: the script gets only what the step names.
-        extra = {"model_dir": False} if image.framework == "tensorflow" else {}
-        return cls(framework_version=image.version, py_version=image.py_version or "py3", **extra, **common)
-
-    def _channels(self, step: dsl.Training) -> dict:
-        return {name: self.sdk.TrainingInput(self.value(v), distribution=_distribution(v))
-                for name, v in step.channels.items()}
 
     def _training(self, step: dsl.Training):
-        args = self._estimator(step).fit(inputs=self._channels(step))
+        args = self.sdk.training_args(self.session, **self._training_job(step))
         return self.sdk.TrainingStep(step.name, step_args=args, cache_config=self._cache(step),
                                      **self._job_options(step))
 
     def _tuning(self, step: dsl.Tuning):
-        tuner = self.sdk.HyperparameterTuner(
-            self._estimator(step), step.objective.metric,
-            {name: self._range(r) for name, r in step.ranges.items()},
-            metric_definitions=_metric_definitions(step),
-            objective_type=step.objective.direction, strategy=step.strategy,
+        args = self.sdk.tuning_args(
+            self.session, **self._training_job(step),
+            objective_metric=step.objective.metric, objective_type=step.objective.direction,
+            ranges={name: self._range(r) for name, r in step.ranges.items()}, strategy=step.strategy,
             max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
             random_seed=step.random_seed,
         )
-        args = tuner.fit(inputs=self._channels(step))
         return self.sdk.TuningStep(step.name, step_args=args, cache_config=self._cache(step),
                                    **self._job_options(step))
 
@@ -353,61 +315,62 @@ class _Builder:
             return sdk.IntegerParameter(r.low, r.high)
         return sdk.CategoricalParameter(list(r.values))
 
-    def _serving_model(self, step, instance_type: str, **network):
-        """The SDK model a Register or Model step serves: with `entry_point`, the framework's model class
-        (its code in its own sourcedir.tar.gz, named by SAGEMAKER_SUBMIT_DIRECTORY, as the SDK does);
-        without, the code inside the model archive (SERVING_ENV), which needs no repack job."""
-        common = dict(image_uri=self._image(step, "inference", instance_type), model_data=self.value(step.model),
-                      role=self.role, sagemaker_session=self.session, **network)
+    def _serving_model(self, step, instance_type: str, isolated: bool = False) -> dict:
+        """What a Register or Model step serves: with `entry_point`, that program from its own
+        sourcedir.tar.gz, which the serving image fetches (SAGEMAKER_SUBMIT_DIRECTORY, as the SDK's
+        framework models do); without, the code inside the model archive (SERVING_ENV), which needs
+        no repack job."""
+        serving = dict(role=self.role, image_uri=self._image(step, "inference", instance_type),
+                       model_data=self.value(step.model))
         if not step.entry_point:
-            return self.sdk.Model(env=dict(SERVING_ENV), **common)
-        if network.get("enable_network_isolation"):
+            return dict(serving, env=dict(SERVING_ENV), code=None)
+        if isolated:
             raise ConfigError(f"step {step.name!r}: with network_isolation, SageMaker repacks a model whose "
                               f"entry_point is named, a job compile cannot set up offline: leave entry_point out "
                               f"and have the training script copy the inference code to <model dir>/code/")
-        image = _pinned(step.image)
         # code_location names the bucket, else the SDK asks S3 for its default one; nothing is uploaded,
         # since source_dir is already an s3:// bundle.
-        return getattr(self.sdk, MODELS[image.framework])(
-            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), framework_version=image.version,
-            py_version=image.py_version or "py3", code_location=f"{self.cfg.s3_root}/code", **common)
+        return dict(serving, env=None, code=dict(
+            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), framework=_pinned(step.image),
+            code_location=f"{self.cfg.s3_root}/code"))
 
     def _register(self, step: dsl.Register):
         sdk = self.sdk
-        model = self._serving_model(step, step.inference_instance_type)
         report = step.report
         declared = report.step.reports[report.name]
         report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
         framework = {} if isinstance(step.image, str) or step.image.framework not in REGISTRY_FRAMEWORKS else \
             dict(framework=REGISTRY_FRAMEWORKS[step.image.framework], framework_version=_pinned(step.image).version)
-        args = model.register(
-            content_types=list(step.content_types), response_types=list(step.content_types),
-            inference_instances=[step.inference_instance_type], transform_instances=[step.inference_instance_type],
-            model_package_group_name=step.group, approval_status=self.value(step.approval_status),
+        args = sdk.register_args(
+            self.session, **self._serving_model(step, step.inference_instance_type),
+            content_types=list(step.content_types), instance_types=[step.inference_instance_type],
+            group=step.group, approval_status=self.value(step.approval_status),
             model_metrics=sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
                 s3_uri=report_uri, content_type="application/json")),
-            description=step.description or None,
-            customer_metadata_properties=dict(step.metadata) or None, **framework,
+            description=step.description or None, metadata=dict(step.metadata) or None, **framework,
         )
         return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
 
     def _model(self, step: dsl.Model):
-        model = self._serving_model(step, step.instance_type, **self._model_network())
-        return self.sdk.ModelStep(step.name, step_args=model.create(instance_type=step.instance_type),
-                                  **self._job_options(step))
+        network = self._network()
+        isolated = network.get("enable_network_isolation", False)
+        args = self.sdk.create_model_args(
+            self.session, **self._serving_model(step, step.instance_type, isolated), instance_type=step.instance_type,
+            network_isolation=isolated,
+            vpc_config={"Subnets": network["subnets"], "SecurityGroupIds": network["security_group_ids"]}
+            if network.get("subnets") else None,
+        )
+        return self.sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
 
     def _transform(self, step: dsl.Transform):
-        sdk = self.sdk
-        transformer = sdk.Transformer(
-            model_name=self.value(step.model.name_ref), instance_type=self.value(step.instance_type),
+        args = self.sdk.transform_args(
+            self.session, model_name=self.value(step.model.name_ref), instance_type=self.value(step.instance_type),
             instance_count=self.value(step.instance_count), accept=step.accept, assemble_with=step.assemble_with,
-            max_payload=step.max_payload_mb, sagemaker_session=self.session, **self._encryption(),
-            output_path=sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs",
-                                                 sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, step.name]),
+            max_payload=step.max_payload_mb, kms_key=self.cfg.kms_key_id, output_path=self._run_path(step.name),
+            data=self.value(step.data), content_type=step.content_type, split_type=step.split_type,
         )
-        args = transformer.transform(data=self.value(step.data), content_type=step.content_type,
-                                     split_type=step.split_type)
-        return sdk.TransformStep(step.name, step_args=args, cache_config=self._cache(step), **self._job_options(step))
+        return self.sdk.TransformStep(step.name, step_args=args, cache_config=self._cache(step),
+                                      **self._job_options(step))
 
     def _fail(self, step: dsl.Fail):
         message = self.sdk.Join(on=" ", values=[self.text(part) for part in step.message])
@@ -447,84 +410,3 @@ def _image_uri(sdk, image: dsl.Image, region: str, instance_type: str, scope: st
     return sdk.image_uris.retrieve(image.framework, region=region, version=image.version, py_version=image.py_version,
                                    instance_type=instance_type, image_scope=scope,
                                    base_framework_version=image.base)
-
-
-@functools.lru_cache(maxsize=None)
-def _offline_session(sdk, region: str, bucket: str):
-    """A PipelineSession whose every AWS request is refused, so compile provably stays offline.
-
-    Cached: a new boto3 session reloads botocore's service models, most of a compile's time.
-    """
-    import boto3
-
-    boto = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
-
-    def refuse(**kwargs):
-        raise AwsCallDuringCompile(f"compile tried to call AWS ({kwargs.get('event_name')}); it must stay offline")
-
-    boto.events.register("before-send", refuse)
-    # An explicit SDK config, so the machine's ~/.config/sagemaker/config.yaml cannot add its KMS keys
-    # or tags to the JSON; then none at all, as the SDK re-validates a non-empty one at every lookup.
-    session = sdk.PipelineSession(boto_session=boto, default_bucket=bucket, sagemaker_config={"SchemaVersion": "1.0"})
-    session.sagemaker_config = {}
-    return session
-
-
-class _Sdk:
-    """The SageMaker SDK names this module uses, imported once and quietly."""
-
-    def __init__(self):
-        os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-        for name in ("sagemaker", "sagemaker.config"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sagemaker import image_uris
-            from sagemaker.estimator import Estimator
-            from sagemaker.huggingface import HuggingFace
-            from sagemaker.inputs import TrainingInput
-            from sagemaker.model import Model
-            from sagemaker.model_metrics import MetricsSource, ModelMetrics
-            from sagemaker.network import NetworkConfig
-            from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
-            from sagemaker.pytorch import PyTorch
-            from sagemaker.sklearn import SKLearn, SKLearnModel
-            from sagemaker.tensorflow import TensorFlow
-            from sagemaker.transformer import Transformer
-            from sagemaker.tuner import (CategoricalParameter, ContinuousParameter, HyperparameterTuner,
-                                         IntegerParameter)
-            from sagemaker.workflow.condition_step import ConditionStep
-            from sagemaker.workflow.conditions import (ConditionGreaterThan, ConditionGreaterThanOrEqualTo,
-                                                       ConditionLessThan, ConditionLessThanOrEqualTo)
-            from sagemaker.workflow.entities import PipelineVariable
-            from sagemaker.workflow.execution_variables import ExecutionVariables
-            from sagemaker.workflow.fail_step import FailStep
-            from sagemaker.workflow.functions import Join, JsonGet
-            from sagemaker.workflow.model_step import ModelStep
-            from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
-            from sagemaker.workflow.pipeline import Pipeline
-            from sagemaker.workflow.pipeline_context import PipelineSession
-            from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
-            from sagemaker.workflow.properties import PropertyFile
-            from sagemaker.workflow.retry import SageMakerJobExceptionTypeEnum as JobError
-            from sagemaker.workflow.retry import SageMakerJobStepRetryPolicy, StepRetryPolicy
-            from sagemaker.workflow.retry import StepExceptionTypeEnum as StepError
-            from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep, TuningStep
-            from sagemaker.xgboost import XGBoost, XGBoostModel
-        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
-        from sagemaker.telemetry import telemetry_logging
-
-        # estimator.fit reports to AWS over HTTP with `requests`, outside the botocore hook that keeps
-        # compile offline. The SDK's switch for it is a non-empty SDK config, which costs seconds per
-        # compile (see _offline_session), so the report is switched off here instead.
-        telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
-
-
-_SDK: _Sdk | None = None
-
-
-def _sdk() -> _Sdk:
-    global _SDK
-    if _SDK is None:
-        _SDK = _Sdk()
-    return _SDK
