@@ -68,8 +68,8 @@ def pooled_splits(data: Path, seed: int, work: Path) -> tuple[pd.DataFrame, Path
     with contextlib.redirect_stdout(io.StringIO()):
         preprocess.run(preprocess.parse_args(["--input-dir", str(inputs), "--output-dir", str(out),
                                               "--label", LABEL, "--seed", str(seed)]))
-    pool = pd.concat([pd.read_csv(out / name / f"{name}.csv", dtype=str) for name in ("train", "validation")],
-                     ignore_index=True)
+    pool = pd.concat([pd.read_parquet(part) for name in ("train", "validation")
+                      for part in sorted((out / name).glob("*.parquet"))], ignore_index=True)
     return pool, out / "schema"
 
 

@@ -133,13 +133,13 @@ def run_seed(dataset: Dataset, data: Path, seed: int, home: Path, tuning_jobs: i
 
 
 def run_outputs(home: Path, execution_id: str) -> tuple[dict[str, pd.DataFrame], dict]:
-    """The train/validation/test CSVs and the schema this run's Preprocess wrote, from the local store."""
+    """The train/validation/test parts and the schema this run's Preprocess wrote, from the local store."""
     local = LocalHome(home)
     store = open_store(None, root=local.s3)
     step = next(s for s in local.execution(execution_id)["steps"] if s["name"] == "Preprocess")
     uris = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in step["response"]["ProcessingOutputConfig"]["Outputs"]}
-    splits = {name: pd.concat([pd.read_csv(io.BytesIO(store.get_bytes(u)), dtype=str)
-                               for u in sorted(store.list(uris[name])) if u.endswith(".csv")], ignore_index=True)
+    splits = {name: pd.concat([pd.read_parquet(io.BytesIO(store.get_bytes(u)))
+                               for u in sorted(store.list(uris[name])) if u.endswith(".parquet")], ignore_index=True)
               for name in ("train", "validation", "test")}
     return splits, json.loads(store.get_bytes(f"{uris['schema']}/schema.json"))
 

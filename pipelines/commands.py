@@ -12,6 +12,7 @@ local runner stays an interpreter of JSON. A new command is one function here ta
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -211,12 +212,23 @@ def scoring_follows_input(parameters: dict, overrides: dict) -> dict:
 
 def stage_input(path_or_uri: str, cfg, put) -> str:
     """An s3:// URI as it is; a local file is put under the data prefix, addressed by its content
-    (so a changed file never hides behind a cached step, and an unchanged one is uploaded once)."""
+    (so a changed file never hides behind a cached step, and an unchanged one is uploaded once). A
+    folder's files go under one prefix addressed by all of them: one object each, for instances to share."""
     if path_or_uri.startswith("s3://"):
         return path_or_uri
     path = Path(path_or_uri)
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise UserError(f"--input-data {path_or_uri}: the folder has no files (give CSV/Parquet files)")
+        names = {f: f.relative_to(path).as_posix() for f in files}
+        prefix = f"{cfg.s3_root}/data/" + hashlib.sha256(
+            "".join(f"{names[f]}\0{file_asset(f, '')[0]}\0" for f in files).encode()).hexdigest()
+        for f in files:  # one at a time: a big data set need not fit in memory
+            put(f"{prefix}/{names[f]}", f.read_bytes())
+        return prefix
     if not path.is_file():
-        raise UserError(f"--input-data {path_or_uri}: no such file (give a CSV/Parquet file or an s3:// URI)")
+        raise UserError(f"--input-data {path_or_uri}: no such file or folder (give CSV/Parquet files or an s3:// URI)")
     uri, data = file_asset(path, f"{cfg.s3_root}/data")
     put(uri, data)
     return uri

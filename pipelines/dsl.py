@@ -142,6 +142,14 @@ class ModelNameRef:
 
 
 @dataclass(frozen=True, eq=False)
+class Sharded:
+    """An input split across the step's instances by S3 key (ShardedByS3Key): each instance gets its own
+    objects instead of all of them, so N instances share the work rather than repeat it."""
+
+    source: object  # a Parameter, an s3:// URI or an OutputRef
+
+
+@dataclass(frozen=True, eq=False)
 class ReportRef:
     """A JSON report a processing step writes (a SageMaker PropertyFile)."""
 
@@ -292,13 +300,14 @@ class Training(Step):
     hyperparameters: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # metric name -> regex whose first group is the value
     instance_type: object = None
+    instance_count: object = 1  # above 1, the script trains one model across the instances
 
     @property
     def model(self) -> ModelRef:
         return ModelRef(self)
 
     def inputs(self) -> list:
-        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type]
+        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type, self.instance_count]
 
 
 @dataclass(eq=False)
@@ -402,6 +411,8 @@ def _flatten(values) -> list:
             out += _flatten([v.left, v.right])
         elif isinstance(v, ReportValue):
             out.append(v.report)
+        elif isinstance(v, Sharded):
+            out.append(v.source)
         else:
             out.append(v)
     return out
@@ -458,16 +469,18 @@ class Pipeline:
         return self._add(step)
 
     def training(self, name, source_dir, *, entry_point="train.py", image="xgboost", channels, hyperparameters=None,
-                 metrics=(), instance_type, **options) -> Training:
+                 metrics=(), instance_type, instance_count=1, **options) -> Training:
         """A training job running `entry_point` from `source_dir` in `image` (script mode).
 
         `metrics` are SageMaker's metric definitions, read from the job's log: {name: regex} with the
         value as the regex's first group, or bare names, short for the regex `name=<number>;`."""
         return self._add_training(Training, name, source_dir, entry_point, image, channels, hyperparameters,
-                                  _metric_definitions(name, metrics), instance_type, **options)
+                                  _metric_definitions(name, metrics), instance_type, instance_count=instance_count,
+                                  **options)
 
     def tuning(self, name, source_dir, *, entry_point="train.py", image="xgboost", channels, hyperparameters=None,
-               metrics=(), instance_type, objective: Objective, ranges: dict, max_jobs=4, max_parallel=2,
+               metrics=(), instance_type, instance_count=1, objective: Objective, ranges: dict, max_jobs=4,
+               max_parallel=2,
                strategy="Random", random_seed=None, **options) -> Tuning:
         """A tuning job over `training`'s job; the objective is one of `metrics` (a bare name is added
         with the shorthand regex when missing)."""
@@ -493,7 +506,8 @@ class Pipeline:
                                       f"add {objective.metric!r}: r'<regex with the value as group 1>' to metrics")
             definitions = {**_metric_definitions(name, [objective.metric]), **definitions}
         return self._add_training(Tuning, name, source_dir, entry_point, image, channels, hyperparameters,
-                                  definitions, instance_type, objective=objective, ranges=dict(ranges), max_jobs=max_jobs,
+                                  definitions, instance_type, instance_count=instance_count, objective=objective,
+                                  ranges=dict(ranges), max_jobs=max_jobs,
                                   max_parallel=max_parallel, strategy=strategy, random_seed=random_seed, **options)
 
     def register(self, name, model: ModelRef, *, group: str, report: ReportRef, approval_status="PendingManualApproval",
@@ -633,7 +647,7 @@ class Pipeline:
         step = cls(name, source_dir=folder, entry_point=entry_point, image=_image(name, image), channels=dict(channels),
                    hyperparameters=dict(hyperparameters or {}), metrics=metrics,
                    instance_type=instance_type, **options)
-        self._check_instances(step, instance_type, 1)
+        self._check_instances(step, instance_type, step.instance_count)
         return self._add(step)
 
     def _add(self, step: Step) -> Step:

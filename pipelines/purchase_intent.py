@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from pipelines.config import Config
-from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report
+from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
 from pipelines.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 
@@ -36,6 +36,9 @@ def definition(cfg: Config) -> Pipeline:
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
     training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
+    training_count = p.parameter("TrainingInstanceCount", 1,
+                                 description="Instances each training job trains one model across (XGBoost's "
+                                             "collective); each reads its share of the data")
     max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
     max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
     threshold = p.parameter(
@@ -57,7 +60,7 @@ def definition(cfg: Config) -> Pipeline:
     task = ["--problem-type", cfg.problem_type, "--label", cfg.label]
     prep = p.processing(
         "Preprocess", "processing_scripts/preprocess.py",
-        inputs={"raw": input_data},
+        inputs={"raw": Sharded(input_data)},  # each instance reads its own objects: split big inputs into several
         outputs=["train", "validation", "test", "profile", "schema"],
         # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
         # where it has no mount namespace to put the job's directory at /opt/ml.
@@ -68,10 +71,11 @@ def definition(cfg: Config) -> Pipeline:
     )
 
     training = dict(
-        channels={"train": prep.out.train, "validation": prep.out.validation, "schema": prep.out.schema},
+        channels={"train": Sharded(prep.out.train), "validation": Sharded(prep.out.validation),
+                  "schema": prep.out.schema},
         hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set},
         metrics=[problem.tuning_metric],
-        instance_type=training_type,
+        instance_type=training_type, instance_count=training_count,
     )
     if cfg.tuning:
         train = p.tuning(

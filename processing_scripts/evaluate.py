@@ -10,12 +10,16 @@ feature importance, unseen category values and the test size.
 The gate's threshold is a number, or `baseline+N%`: N% of the way from the
 baseline to a perfect score (1 for metrics to maximise, 0 for errors), so a
 gate that a constant predictor would pass cannot be the default.
+
+The test split is read in batches (Parquet row groups, CSV chunks) and only
+labels and predictions are kept, so memory follows the batch, not the test set.
 """
 import argparse
 import importlib.util
 import json
 import os
 import re
+import resource
 import sys
 import tarfile
 import tempfile
@@ -24,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, confusion_matrix, f1_score,
                              log_loss, mean_absolute_error, precision_recall_curve, precision_score, r2_score,
                              recall_score, roc_auc_score, roc_curve)
 
+BATCH_ROWS = 200_000  # rows scored at once: a few hundred MB of features at most
 MAX_POINTS = 101
 BINS = 10
 FLOOR_SAMPLES = 2_000_000  # outcome draws x rows for the calibration floor: ~0.1 s whatever the test size
@@ -91,14 +97,31 @@ def load_inference(model_root):
     return module
 
 
-def read_test(test_dir, label):
-    files = sorted(p for p in Path(test_dir).rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+def test_batches(test_dir, label, rows=None):
+    """(raw columns, labels) of the test split, `rows` at a time, from its Parquet parts or CSV files."""
+    files = sorted(p for p in Path(test_dir).rglob("*") if p.is_file() and p.name.endswith((".parquet", ".csv", ".csv.gz")))
     if not files:
-        raise EvaluationError(f"no CSV files in {test_dir}; feed preprocess's test output to this input")
-    df = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)  # read by the model's schema
-    if label not in df.columns:
-        raise EvaluationError(f"test data in {test_dir} has no label column {label!r} (columns: {', '.join(df.columns)})")
-    return df.drop(columns=label), pd.to_numeric(df[label]).to_numpy()
+        raise EvaluationError(f"no Parquet or CSV files in {test_dir}; feed preprocess's test output to this input")
+    for f in files:
+        rows = rows or BATCH_ROWS
+        batches = ((b.to_pandas() for b in pq.ParquetFile(f).iter_batches(batch_size=rows))
+                   if f.name.endswith(".parquet") else pd.read_csv(f, dtype=str, chunksize=rows))
+        for df in batches:  # read by the model's schema
+            if label not in df.columns:
+                raise EvaluationError(f"test data in {f} has no label column {label!r} (columns: "
+                                      f"{', '.join(df.columns)})")
+            yield df.drop(columns=label), pd.to_numeric(df[label]).to_numpy()
+
+
+def score(inference, model, batches):
+    """(labels, predictions, unseen category counts) over every batch; a multiclass model's rows stacked."""
+    labels, predicted, unseen = [], [], {}
+    for x, y in batches:
+        labels.append(y)
+        predicted.append(np.asarray(inference.predict_fn(x, model)))
+        for name, count in model["features"].transform(x)[1].items():
+            unseen[name] = unseen.get(name, 0) + count
+    return np.concatenate(labels), np.concatenate(predicted), unseen
 
 
 def agree(given, from_model, flag):
@@ -304,9 +327,7 @@ def evaluate(args):
         meta = model["metadata"]
         problem_type = agree(args.problem_type, meta["problem_type"], "--problem-type")
         label = agree(args.label, meta["label"], "--label")
-        x, y = read_test(args.test_dir, label)
-        predicted = np.asarray(inference.predict_fn(x, model))
-        _, unseen = model["features"].transform(x)
+        y, predicted, unseen = score(inference, model, test_batches(args.test_dir, label))
     names = meta.get("classes")
     if problem_type == "binary":
         threshold = 0.5 if meta.get("threshold") is None else meta["threshold"]
@@ -325,6 +346,7 @@ def evaluate(args):
     _atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2))
     headline = {k: v["value"] for k, v in next(iter(report.values())).items() if k != "confusion_matrix"}
     print(json.dumps(headline))
+    print(f"{len(y)} test rows, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     if "gate" in report:
         g = report["gate"]
         print(f"gate: {g['metric']} = {g['value']:.6g} {'>=' if g['direction'] == 'Maximize' else '<='} "

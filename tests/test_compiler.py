@@ -98,6 +98,19 @@ def test_tune_trains_on_the_preprocessed_train_and_validation_splits(compile_wit
                       "MaxParallelTrainingJobs": {"Get": "Parameters.MaxParallelTuningJobs"}}
 
 
+def test_instances_share_the_work_by_s3_key_instead_of_repeating_it(compile_with):
+    steps = all_steps(doc(compile_with())["Steps"])
+    prep = steps["Preprocess"]["Arguments"]
+    raw, = (i["S3Input"] for i in prep["ProcessingInputs"] if i["InputName"] == "raw")
+    assert raw["S3DataDistributionType"] == "ShardedByS3Key"
+    assert prep["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+    job = steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in
+            job["InputDataConfig"]} == {"train": "ShardedByS3Key", "validation": "ShardedByS3Key",
+                                        "schema": "FullyReplicated"}  # every instance needs the whole schema
+    assert job["HyperParameterTuningResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+
+
 def test_evaluate_reads_the_best_tuning_job_model_and_the_test_split(compile_with):
     steps = all_steps(doc(compile_with())["Steps"])
     inputs = inputs_of(steps["Evaluate"])
@@ -204,6 +217,7 @@ def test_parameters_are_typed_with_their_defaults(compile_with):
         "ProcessingInstanceType": ("String", "ml.m5.xlarge"),
         "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.xlarge"),
+        "TrainingInstanceCount": ("Integer", 1),
         "MaxTuningJobs": ("Integer", 4),
         "MaxParallelTuningJobs": ("Integer", 2),
         "QualityThreshold": ("String", "baseline+10%"),

@@ -141,6 +141,23 @@ def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(dev_a
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data.read_bytes()
 
 
+def test_start_with_a_local_folder_uploads_each_file_under_one_prefix(dev_aws, capsys, tmp_path):
+    sm, s3 = dev_aws
+    for name in ("a.csv", "more/b.csv"):
+        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / name).write_bytes(f"Revenue,x\n1,{name}\n".encode())
+    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["start", "--input-data", str(tmp_path / "data")]) == 0
+    arn = capsys.readouterr().out.splitlines()[-1]
+    (param,) = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    prefix = param["Value"].removeprefix(f"s3://{BUCKET}/")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/")["Contents"])
+    assert keys == [f"{prefix}/a.csv", f"{prefix}/more/b.csv"]  # one object per file: instances share them
+    assert cli.main(["start", "--input-data", str(tmp_path / "data")]) == 0  # the same files, the same prefix
+    arn = capsys.readouterr().out.splitlines()[-1]
+    assert sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"] == [param]
+
+
 def test_start_wait_reports_success(dev_aws, capsys):
     assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
     assert cli.main(["start", "--wait", "--timeout", "5", "--poll", "0.1"]) == 0

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from pipelines import data
-from test_preprocess import run_preprocess
+from test_preprocess import read_split, run_preprocess
 from test_train import train_model, with_other_labels
 
 import evaluate
@@ -32,10 +32,12 @@ def run_evaluate(tmp_path, archive_dir, splits, *extra):
     return json.loads((out / "evaluation.json").read_text())
 
 
-def test_binary_report_layout(tmp_path):
+def test_binary_report_layout(tmp_path, monkeypatch):
     archive_dir, splits = model_archive(tmp_path, data.generate(1500, seed=0))
     report = run_evaluate(tmp_path, archive_dir, splits, "--problem-type", "binary", "--label", "Revenue")
-    n_test = len(pd.read_csv(splits / "test" / "test.csv"))
+    monkeypatch.setattr(evaluate, "BATCH_ROWS", 37)  # streamed a few rows at a time: the same report
+    assert run_evaluate(tmp_path / "batches", archive_dir, splits, "--problem-type", "binary") == report
+    n_test = len(read_split(splits, "test"))
     assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "unseen_categories",
                            "classes", "features", "n_test"}
     assert report["features"] == {"count": 17, "feature_set": {"name": None, "applied": False,
@@ -55,7 +57,7 @@ def test_binary_report_layout(tmp_path):
     assert set(cm) == {"FALSE", "TRUE"} and sum(cm[a][b] for a in cm for b in cm[a]) == n_test
     # next to each metric, what a constant predictor (the training prior) scores on the same rows
     assert metrics["roc_auc"]["baseline"] == 0.5 and metrics["f1"]["baseline"] == 0  # it never predicts a buyer
-    positives = pd.read_csv(splits / "test" / "test.csv")["Revenue"].mean()
+    positives = read_split(splits, "test")["Revenue"].mean()
     assert metrics["pr_auc"]["baseline"] == pytest.approx(positives)
     assert metrics["accuracy"]["baseline"] == pytest.approx(1 - positives)
     assert "baseline" not in metrics["threshold"] and "baseline" not in metrics["calibration_error_floor"]
@@ -82,7 +84,7 @@ def test_multiclass_and_regression_layouts(tmp_path):
     assert metrics["accuracy"]["value"] > 0.6
     cm = metrics["confusion_matrix"]
     assert set(cm) == {"few", "many", "some"} and sum(sum(row.values()) for row in cm.values()) == report["n_test"]
-    test_labels = pd.read_csv(splits / "test" / "test.csv")["Segment"]
+    test_labels = read_split(splits, "test")["Segment"]
     assert metrics["accuracy"]["baseline"] == pytest.approx((test_labels == 2).mean())  # "some" is the majority
 
     archive_dir, splits = model_archive(tmp_path / "r", df, "BasketValue", "regression")

@@ -313,3 +313,25 @@ def test_other_problem_types_run_end_to_end_through_flags_alone(tmp_path, proble
     assert run.registered["CustomerMetadataProperties"] == {"problem_type": problem_type, "label": label}
     assert set(run.metrics) >= {section} and run.gate["value"] >= threshold
     assert run.gate["metric"] == f"{section}.{'accuracy' if problem_type == 'multiclass' else 'r2'}.value"
+
+
+@pytest.mark.skipif(_namespace_unavailable() is not None,
+                    reason=f"hosts reach each other by name in a mount namespace only: {_namespace_unavailable()}")
+def test_two_instances_per_job_share_the_work_and_train_one_model(tmp_path):
+    sessions, frame = tmp_path / "sessions", generate(1500, seed=3)
+    for i in range(3):  # three objects: the processing instances divide them
+        write_csv(frame.iloc[i::3], sessions / f"part-{i}.csv")
+    home = tmp_path / "home"
+    code, summary = run_cli("run", "--local", "--home", home, "--input-data", sessions, *PASSING_GATE,
+                            "-p", "MaxTuningJobs=1", "-p", "ProcessingInstanceCount=2", "-p", "TrainingInstanceCount=2")
+    assert code == 0, summary["failure_reason"]
+    steps = steps_of(LocalHome(home).execution(summary["execution_id"]))
+    profile = output_json(home, steps["Preprocess"], "profile", "profile.json")
+    assert profile["hosts"] == 2 and profile["rows_read"] == 1500 and len(profile["input_files"]) == 3
+    (train_uri,) = [o["S3Output"]["S3Uri"] for o in steps["Preprocess"]["response"]["ProcessingOutputConfig"]["Outputs"]
+                    if o["OutputName"] == "train"]
+    parts = open_store(None, root=LocalHome(home).s3).list(train_uri)
+    assert {p.rsplit("/", 1)[1].split("-")[2] for p in parts} == {"1", "2"}  # part-algo-N-k: both wrote theirs
+    log = Path(steps["Tune"]["log"]).read_text()
+    assert "Task 1 got rank 1" in log and re.search(r"\[[^]]*/algo-1\] validation:auc=", log)
+    assert summary["gate"]["value"] > 0.8

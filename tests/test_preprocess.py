@@ -19,8 +19,13 @@ def run_preprocess(tmp_path, df, *extra, name="part.csv"):
     return out
 
 
+def read_split(out, name):
+    """One split as the model reads it: every host's Parquet parts."""
+    return pd.concat([pd.read_parquet(p) for p in sorted((out / name).glob("*.parquet"))], ignore_index=True)
+
+
 def read_splits(out):
-    return {s: pd.read_csv(out / s / f"{s}.csv") for s in preprocess.SPLITS}
+    return {s: read_split(out, s) for s in preprocess.SPLITS}
 
 
 def failure(tmp_path, df, *extra):
@@ -60,7 +65,8 @@ def test_end_to_end_binary(tmp_path):
     for frame in splits.values():
         assert list(frame.columns) == ["Revenue"] + data.COLUMNS[:-1]  # label first, input schema
         assert set(frame["Revenue"]) == {0, 1} and frame["Revenue"].dtype == "int64"
-        assert frame["Weekend"].dtype == bool and frame["Month"].dropna().isin(set(df["Month"].dropna())).all()
+        assert set(frame["Weekend"]) == {"TRUE", "FALSE"}  # as written: the model reads any spelling
+        assert frame["Month"].dropna().isin(set(df["Month"].dropna())).all()
     # missing values stay missing: XGBoost learns where they go, nothing is imputed
     both = pd.concat(splits.values())
     assert both["PageValues"].isna().sum() == 2 and both["Month"].isna().sum() == 1
@@ -78,7 +84,7 @@ def test_end_to_end_binary(tmp_path):
     assert month["kind"] == "category" and month["missing"] == 1
     assert month["typical"] == "May" and next(iter(month["top"])) == "May"
     assert profile["columns"]["Administrative"]["kind"] == "number"
-    assert splits["train"]["Administrative"].dtype == "int64"  # whole numbers are written as such
+    assert splits["train"]["Administrative"].dtype == "float64"  # every host's parts share one Arrow schema
 
 
 def test_split_is_reproducible_and_seeded(tmp_path):
@@ -86,8 +92,8 @@ def test_split_is_reproducible_and_seeded(tmp_path):
     first = run_preprocess(tmp_path / "a", df, "--seed", "7")
     again = run_preprocess(tmp_path / "b", df, "--seed", "7")
     other = run_preprocess(tmp_path / "c", df, "--seed", "8")
-    text = lambda out: (out / "train" / "train.csv").read_text()  # noqa: E731
-    assert text(first) == text(again) != text(other)
+    rows = lambda out: read_split(out, "train")  # noqa: E731
+    assert rows(first).equals(rows(again)) and not rows(first).equals(rows(other))
 
 
 def test_multiclass_and_regression_labels(tmp_path):
@@ -95,13 +101,13 @@ def test_multiclass_and_regression_labels(tmp_path):
     out = run_preprocess(tmp_path / "m", df, "--label", "VisitorType", "--problem-type", "multiclass")
     profile = json.loads((out / "profile" / "profile.json").read_text())
     assert profile["classes"] == ["New_Visitor", "Other", "Returning_Visitor"]
-    train = pd.read_csv(out / "train" / "train.csv")
+    train = read_split(out, "train")
     assert train.columns[0] == "VisitorType" and set(train["VisitorType"]) <= {0, 1, 2}
     assert profile["label_balance"]["all"]["2"] == (df["VisitorType"] == "Returning_Visitor").sum()
 
     out = run_preprocess(tmp_path / "r", df, "--label", "PageValues", "--problem-type", "regression")
     profile = json.loads((out / "profile" / "profile.json").read_text())
-    train = pd.read_csv(out / "train" / "train.csv")
+    train = read_split(out, "train")
     assert train.columns[0] == "PageValues" and train["PageValues"].dtype == "float64"
     assert profile["classes"] is None and profile["label_balance"]["all"]["max"] == df["PageValues"].max()
 

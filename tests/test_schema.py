@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fixtures.tables import SHAPES
-from test_preprocess import failure, run_preprocess
+from test_preprocess import failure, read_split, run_preprocess
 
 import features
 import preprocess
@@ -29,7 +29,7 @@ def test_every_shape_gets_the_kinds_and_classes_it_should(tmp_path, shape):
     assert schema["label"]["classes"] == table.classes
     assert {name: kinds(schema)[name] for name in table.kinds} == table.kinds
     assert table.label not in kinds(schema)
-    train = pd.read_csv(out / "train" / "train.csv")
+    train = read_split(out, "train")
     dropped = [c["name"] for c in schema["columns"] if c["kind"] == "dropped"]
     assert list(train.columns) == [table.label] + [c for c in kinds(schema) if c not in dropped]
 

@@ -9,7 +9,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 
 from pipelines import data
-from test_preprocess import run_preprocess
+from test_preprocess import read_split, run_preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 import inference
@@ -77,7 +77,7 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     assert meta["feature_names"] == spec["names"] and meta["feature_types"] == spec["types"]
     assert meta["raw_columns"] == data.COLUMNS[:-1]
     assert meta["feature_set"] == {"name": None, "applied": False, "reason": "no feature set chosen"}
-    labels = pd.concat([pd.read_csv(binary_splits / s / f"{s}.csv")["Revenue"] for s in ("train", "validation")])
+    labels = pd.concat([read_split(binary_splits, s)["Revenue"] for s in ("train", "validation")])
     assert meta["label_stats"]["counts"] == [int((labels == 0).sum()), int((labels == 1).sum())]
     assert meta["label_stats"]["prior"][1] == pytest.approx(labels.mean())  # what evaluate's baselines start from
     assert 0 <= meta["best_iteration"] < 40 and 0 < meta["threshold"] < 1
@@ -113,9 +113,13 @@ def test_validation_metric_is_out_of_fold(tmp_path, capsys):
     assert float(re.search(r"^train:auc=([0-9.]+);$", printed, re.M).group(1)) > 0.6
     # calibrated on out-of-fold predictions: the served probabilities stay near the base rate
     served = inference.model_fn(str(model))
-    x = pd.read_csv(splits / "test" / "test.csv", dtype=str).drop(columns="Revenue")
+    x = read_split(splits, "test").drop(columns="Revenue")
     p = inference.predict_fn(x, served)
     assert abs(p.mean() - 0.3) < 0.05 and p.std() < 0.1
+
+
+def keys(n):
+    return train.row_keys(pd.DataFrame({"x": np.arange(n, dtype=float)}), seed=0)
 
 
 @pytest.mark.parametrize("problem_type", ["binary", "multiclass", "regression"])
@@ -124,7 +128,7 @@ def test_fold_splits_cover_every_row_once(problem_type):
     y = rng.integers(0, 3 if problem_type == "multiclass" else 2, 200).astype(float)
     if problem_type == "regression":
         y = rng.normal(size=200)
-    splits = train.fold_splits(y, 150, problem_type, 5, seed=0)
+    splits = train.fold_splits(keys(200), y, 150, problem_type, 5)
     assert len(splits) == 5
     held = np.concatenate([h for _, h in splits])
     np.testing.assert_array_equal(np.sort(held), np.arange(200))
@@ -136,12 +140,12 @@ def test_fold_splits_cover_every_row_once(problem_type):
 
 def test_fold_splits_shrink_for_a_rare_class_and_one_fold_keeps_the_channels():
     y = np.array([0.0] * 50 + [1.0] * 3)
-    assert len(train.fold_splits(y, 40, "binary", 5, seed=0)) == 3
-    [(fit, held)] = train.fold_splits(y, 40, "binary", 1, seed=0)
+    assert len(train.fold_splits(keys(53), y, 40, "binary", 5)) == 3
+    [(fit, held)] = train.fold_splits(keys(53), y, 40, "binary", 1)
     np.testing.assert_array_equal(fit, np.arange(40))
     np.testing.assert_array_equal(held, np.arange(40, 53))
     with pytest.raises(train.TrainingError, match="--folds"):
-        train.fold_splits(y, 40, "binary", 0, seed=0)
+        train.fold_splits(keys(53), y, 40, "binary", 0)
 
 
 def test_default_sigmoid_calibration_and_explicit_pos_weight(binary_splits, tmp_path):
@@ -168,7 +172,7 @@ def test_other_problem_types_print_their_metrics(tmp_path, capsys, problem_type,
     assert meta["threshold"] is None and meta["calibration"] == "none"
     if problem_type == "regression":
         assert meta["label_stats"]["mean"] == pytest.approx(pd.concat(
-            [pd.read_csv(splits / s / f"{s}.csv")[label] for s in ("train", "validation")]).mean())
+            [read_split(splits, s)[label] for s in ("train", "validation")]).mean())
 
 
 def test_failure_is_written_and_exits_1(binary_splits, tmp_path):
@@ -185,9 +189,9 @@ def test_failure_is_written_and_exits_1(binary_splits, tmp_path):
 def test_labels_must_be_encoded(binary_splits, tmp_path):
     splits = tmp_path / "splits"
     shutil.copytree(binary_splits, splits)
-    train_csv = splits / "train" / "train.csv"
-    frame = pd.read_csv(train_csv)
-    frame.assign(Revenue=frame["Revenue"] + 1).to_csv(train_csv, index=False)
+    for part in (splits / "train").glob("*.parquet"):
+        frame = pd.read_parquet(part)
+        frame.assign(Revenue=frame["Revenue"] + 1).to_parquet(part)
     with pytest.raises(SystemExit):
         train_model(tmp_path, splits)
     assert "binary labels must be the codes [0, 1]" in (tmp_path / "failure").read_text()
@@ -235,7 +239,7 @@ def test_hyperparameters_accept_json_encoded_values():
     args = train.parse_args(["--eta", '"0.3"', "--max_depth", "7.0", "--calibration", '"none"',
                              "--scale_pos_weight", '"auto"', "--lambda", "2"], env={})
     assert (args.eta, args.max_depth, args.calibration, args.scale_pos_weight) == (0.3, 7, "none", "auto")
-    assert args.folds == 5 and train.parse_args(["--folds", '"3"'], env={}).folds == 3
+    assert args.folds == "auto" and train.parse_args(["--folds", '"3"'], env={}).folds == 3
     assert vars(args)["lambda"] == 2.0 and args.train == "/opt/ml/input/data/train" and args.nthread == 0
     assert train.parse_args([], env={"SM_NUM_CPUS": "3"}).nthread == 3
     with pytest.raises(SystemExit):

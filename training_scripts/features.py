@@ -110,14 +110,19 @@ class Features:
     # -- fitting and saving --
 
     @classmethod
-    def fit(cls, schema, raw, feature_set=None):
-        """The features of `schema` (a schema.json), with category vocabularies learnt from `raw`."""
+    def fit(cls, schema, raw, feature_set=None, combine=None):
+        """The features of `schema` (a schema.json), with category vocabularies learnt from `raw`.
+
+        combine: where other hosts hold the other rows, a function from this host's value counts to every
+        host's (distributed.Cluster.allgather), so all learn one vocabulary from the counts' sum."""
         label, columns = schema["label"]["name"], schema["columns"]
         applied, reason = _applies(feature_set, columns, label)
         name = None if feature_set in NO_FEATURE_SET else feature_set
         spec = cls(label, columns, feature_set={"name": name, "applied": applied, "reason": reason})
-        spec.vocabularies = {name: _vocabulary(category_keys(raw[name], kind))
-                             for name, kind in spec.kinds.items() if kind in ("code", "category")}
+        counts = {name: category_keys(raw[name], kind).dropna().value_counts().to_dict()
+                  for name, kind in spec.kinds.items() if kind in ("code", "category")}
+        shares = combine(counts) if combine else [counts]
+        spec.vocabularies = {name: _vocabulary([share[name] for share in shares]) for name in counts}
         return spec
 
     def to_dict(self):
@@ -191,9 +196,12 @@ def _source(columns, name):
     return next((c.get("source", "inferred") for c in columns if c["name"] == name), None)
 
 
-def _vocabulary(keys):
-    """Values by frequency (then alphabetically), the MAX_CATEGORIES most frequent."""
-    counts = keys.dropna().value_counts()
+def _vocabulary(shares):
+    """Values by frequency (then alphabetically), the MAX_CATEGORIES most frequent, over hosts' value counts."""
+    counts = {}
+    for share in shares:
+        for value, count in share.items():
+            counts[value] = counts.get(value, 0) + count
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     return [str(value) for value, _ in ranked[:MAX_CATEGORIES]]
 

@@ -1,12 +1,12 @@
 """Train an XGBoost model on raw columns of any table (SageMaker XGBoost framework container, script mode).
 
-Reads the train and validation channels (CSV, header, label first) and the
-schema channel (preprocess's schema.json), and builds the features the schema
-implies with features.py, plus a named feature set if one is chosen. By
-default it cross-fits: the rows of
-both channels are split into --folds stratified folds, one booster per fold is
-early-stopped on its own held-out fold, and the model is the average of the
-fold boosters' predictions. Every row then has an out-of-fold (OOF)
+Reads the train and validation channels (Parquet parts or CSV, label first)
+and the schema channel (preprocess's schema.json), and builds the features the
+schema implies with features.py, plus a named feature set if one is chosen. It
+cross-fits: the rows of both channels are split into --folds stratified folds
+(by default as many as the data size pays for, FOLDS_BY_ROWS), one booster per
+fold is early-stopped on its own held-out fold, and the model is the average of
+the fold boosters' predictions. Every row then has an out-of-fold (OOF)
 prediction from a booster that never saw it: the binary calibrator and the F1
 threshold are fitted on those, and the printed `validation:` metrics (the
 tuner's objective) are OOF metrics over all rows, so they stay honest held-out
@@ -23,6 +23,12 @@ validation channel, mostly because the validation rows are trained on too and
 the OOF objective picks hyperparameters more reliably than one small
 validation split. Sigmoid calibration beats isotonic (isotonic's flat steps
 make ties that cost ~0.002 ROC-AUC, for no better calibration error).
+
+With several hosts (SM_HOSTS, TrainingInstanceCount > 1), each host reads its
+shard of the channels (ShardedByS3Key) and the boosters are trained as one
+across the hosts with XGBoost's collective (distributed.py); folds are cut on a
+hash of each row's features per class, so a row's fold does not depend on the
+host that holds it, and only the first host writes the model.
 """
 import os
 
@@ -33,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -45,11 +52,11 @@ import xgboost as xgb  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss, precision_recall_curve, roc_auc_score  # noqa: E402
-from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+import distributed  # noqa: E402
 import features  # noqa: E402
 import inference  # noqa: E402  (calibration is applied by the serving code, so train reuses it)
 
@@ -63,6 +70,13 @@ OBJECTIVES = {
 }
 BOOSTER_PARAMS = ("eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "gamma", "alpha", "lambda")
 SERVING_CODE = ("inference.py", "features.py", "feature_sets")
+DATA_FILES = (".parquet", ".csv", ".csv.gz")
+# Fit metrics and a numeric label's median read at most about this many rows: those with the smallest row
+# keys, a sample that is the same whichever host holds a row, so no host gathers every row of the data.
+SAMPLE_ROWS = 1_000_000
+# --folds auto: (at most this many rows of train+validation, folds), else one booster on the channels.
+# Measured by nested validation and wall time on synthetic tables (docs/benchmarks.md, "Cross-fitting by size").
+FOLDS_BY_ROWS = ((50_000, 5), (400_000, 3))
 
 
 class TrainingError(ValueError):
@@ -79,6 +93,11 @@ def decoded(cast):
         return cast(value)
     convert.__name__ = cast.__name__  # for argparse's "invalid <type> value" message
     return convert
+
+
+def folds(value):
+    """'auto' or a whole number of folds."""
+    return "auto" if str(value) == "auto" else integer(value)
 
 
 def integer(value):
@@ -115,7 +134,7 @@ def parse_args(argv=None, env=os.environ):
     p.add_argument("--scale_pos_weight", type=decoded(pos_weight), default="auto")
     p.add_argument("--calibration", type=decoded(str), default="sigmoid", choices=("isotonic", "sigmoid", "none"))
     # Cross-fitting folds over train+validation; 1 = one booster trained on train, stopped on validation.
-    p.add_argument("--folds", type=decoded(integer), default=5)
+    p.add_argument("--folds", type=decoded(folds), default="auto")
     p.add_argument("--seed", type=decoded(integer), default=0)
     # Threads: SageMaker sets SM_NUM_CPUS to the whole instance; a local runner sharing the cores between
     # concurrent jobs sets it lower, since oversubscribed OpenMP threads make training 10-20x slower. 0 = all.
@@ -142,30 +161,40 @@ def read_schema(path):
     return json.loads(files[0].read_text())
 
 
-def read_channel(path, label, channel):
-    """(raw columns, label) from every CSV under a channel directory."""
-    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+def read_channel(path, label, channel, required=True):
+    """(raw columns, label) from every Parquet part or CSV file under a channel directory. A host of a
+    sharded channel may get no object (`required` False): then no rows."""
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name.endswith(DATA_FILES))
     if not files:
-        raise TrainingError(f"no CSV files in the {channel} channel ({path}); check its S3 input")
-    df = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)  # parsed by the schema
+        if required:
+            raise TrainingError(f"no Parquet or CSV files in the {channel} channel ({path}); check its S3 input")
+        return pd.DataFrame(), pd.Series(dtype="float64", name=label)
+    df = pd.concat([read_table(f) for f in files], ignore_index=True)
     if label not in df.columns:
         raise TrainingError(f"the {channel} channel has no label column {label!r} (columns: "
                             f"{', '.join(df.columns)}); pass --label")
     return df.drop(columns=label), df[label]
 
 
-def check_labels(y_train, y_val, problem_type):
-    """Numeric labels as preprocess writes them; returns the classes (None for regression)."""
+def read_table(path):
+    """A Parquet part as written (typed), or a CSV as text: features.py parses both by the schema."""
+    return pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path, dtype=str)
+
+
+def check_labels(y_train, y_val, problem_type, cluster):
+    """Numeric labels as preprocess writes them; returns the classes over every host (None for regression)."""
     ys = [pd.to_numeric(y, errors="coerce") for y in (y_train, y_val)]
     if any(y.isna().any() for y in ys):
         raise TrainingError("labels must be numbers (preprocess.py encodes classes as 0..k-1)")
     if problem_type == "regression":
         return None
-    classes = sorted(set(ys[0]) | set(ys[1]))
+    seen = cluster.allgather([sorted(map(float, set(y))) for y in ys])
+    train_classes, val_classes = ({c for host in seen for c in host[i]} for i in (0, 1))
+    classes = sorted(train_classes | val_classes)
     expected = [0, 1] if problem_type == "binary" else list(range(len(classes)))
-    if classes != expected or set(ys[0]) != set(classes):
+    if classes != expected or train_classes != set(classes):
         raise TrainingError(f"{problem_type} labels must be the codes {expected} and all occur in train; got "
-                            f"train {sorted(set(ys[0]))}, validation {sorted(set(ys[1]))}")
+                            f"train {sorted(train_classes)}, validation {sorted(val_classes)}")
     return [int(c) for c in classes]
 
 
@@ -211,38 +240,68 @@ def metrics(problem_type, y, p):
     return {"rmse": float(np.sqrt(np.mean((np.asarray(y) - p) ** 2)))}
 
 
-def fold_splits(y, n_train, problem_type, folds, seed):
-    """[(fit rows, held-out rows)] as positions in train+validation (the train channel's rows first).
+def fold_count(folds, rows):
+    """--folds as a number: 'auto' picks by the rows of train+validation over every host (FOLDS_BY_ROWS)."""
+    if folds != "auto":
+        return folds
+    return next((k for most, k in FOLDS_BY_ROWS if rows <= most), 1)
 
-    folds 1: the channels as given. Otherwise (stratified for classes) K-fold over all rows, with K
-    lowered to the smallest class's count so that every held-out fold can hold every class.
+
+def row_keys(x, seed):
+    """A well-spread uint64 per row from its feature values (and the seed): the same row gets the same key
+    on any host, so folds cut on keys do not depend on how rows are sharded."""
+    keys = np.zeros(len(x), dtype="uint64")
+    with np.errstate(over="ignore"):
+        for name in x.columns:
+            keys = keys * np.uint64(1_000_003) + pd.util.hash_array(x[name].to_numpy(dtype="float64"))
+    return pd.util.hash_array(keys, hash_key=f"{seed:016d}"[-16:])
+
+
+def fold_splits(keys, y, n_train, problem_type, folds, cluster=distributed.Cluster(["algo-1"], "algo-1")):
+    """[(fit rows, held-out rows)] as positions in this host's train+validation (the train channel's rows first).
+
+    folds 1: the channels as given. Otherwise K folds over all rows, stratified for classes: within each
+    class the keys of every host are cut at K evenly spaced ranks, and a row's fold is where its key falls.
+    K is lowered to the smallest class's count so that every held-out fold can hold every class.
     """
-    n = len(y)
     if folds < 1:
         raise TrainingError(f"--folds must be at least 1, got {folds}")
+    strata = np.zeros(len(y), dtype="int64") if problem_type == "regression" else np.asarray(y, dtype="int64")
     if problem_type != "regression":
-        folds = min(folds, int(np.bincount(np.asarray(y, dtype="int64")).min()))
+        counts = cluster.allgather(np.bincount(strata).tolist())
+        folds = min(folds, min(sum(host[c] for host in counts if c < len(host)) for c in range(max(map(len, counts)))))
+    n = len(y)
     if folds < 2:
         return [(np.arange(n_train), np.arange(n_train, n))]
-    if problem_type == "regression":
-        return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)))
-    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n), y))
+    everyone = cluster.allgather((keys, strata))
+    keys_all, strata_all = (np.concatenate([host[i] for host in everyone]) for i in (0, 1))
+    fold = np.zeros(n, dtype="int64")
+    for stratum in np.unique(strata_all):
+        ranked = np.sort(keys_all[strata_all == stratum])
+        cuts = ranked[(np.arange(1, folds) * len(ranked)) // folds]
+        mine = strata == stratum
+        fold[mine] = np.searchsorted(cuts, keys[mine], side="right")
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
 
 
 def mean_metrics(per_fold):
     return {name: float(np.mean([m[name] for m in per_fold])) for name in per_fold[0]}
 
 
-def label_stats(y, problem_type, classes):
-    """What a constant predictor would know: class shares, or the mean (evaluate.py's baselines)."""
+def label_stats(y, problem_type, classes, cluster, sample):
+    """What a constant predictor would know: class shares, or the mean (evaluate.py's baselines), over every
+    host's rows; a numeric label's median over the sample rows."""
     if problem_type == "regression":
-        return {"mean": float(np.mean(y)), "median": float(np.median(y))}
-    counts = np.bincount(y.astype("int64"), minlength=len(classes))
+        total, n = cluster.allsum([y.sum(), len(y)])
+        return {"mean": float(total / n), "median": float(np.median(np.concatenate(cluster.allgather(y[sample]))))}
+    counts = cluster.allsum(np.bincount(y.astype("int64"), minlength=len(classes))).astype("int64")
     return {"counts": counts.tolist(), "prior": (counts / counts.sum()).tolist()}
 
 
-def train(args):
+def train(args, env=os.environ):
+    """Train on this host's shard, as one model with the job's other hosts; the first host writes it."""
     started = time.time()
+    cluster = distributed.Cluster.from_env(env)
     schema = read_schema(args.schema)
     if args.label not in (None, schema["label"]["name"]):
         raise TrainingError(f"--label {args.label!r} is not the label of the schema ({schema['label']['name']!r})")
@@ -250,27 +309,55 @@ def train(args):
         raise TrainingError(f"--problem_type {args.problem_type} disagrees with the schema, whose label was "
                             f"prepared for {schema['label']['problem_type']}")
     args.label, args.problem_type = schema["label"]["name"], schema["label"]["problem_type"]
-    x_train, y_train = read_channel(args.train, args.label, "train")
-    x_val, y_val = read_channel(args.validation, args.label, "validation")
-    codes = check_labels(y_train, y_val, args.problem_type)
+    x_train, y_train = read_channel(args.train, args.label, "train", required=cluster.size == 1)
+    x_val, y_val = read_channel(args.validation, args.label, "validation", required=cluster.size == 1)
+    if x_train.empty:
+        raise TrainingError(f"host {cluster.current} got no rows of the train channel ({args.train}): it has fewer "
+                            f"objects than the job's {cluster.size} instances; lower TrainingInstanceCount or write "
+                            f"more parts (preprocess --parts-per-host)")
+    rows, channels = len(x_train) + len(x_val), [x_train, y_train, x_val, y_val]
+    del x_train, y_train, x_val, y_val  # _train drops the raw rows once their features are built
+    with cluster.collective():
+        metadata = _train(args, cluster, schema, channels, started)
+    seconds = time.time() - started  # what sizing an instance needs: this host's rate and memory
+    print(f"{cluster.current}: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s), "
+          f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    return metadata
+
+
+def _train(args, cluster, schema, channels, started):
+    x_train, y_train, x_val, y_val = channels
+    channels.clear()
+    codes = check_labels(y_train, y_val, args.problem_type, cluster)
     y = pd.concat([y_train, y_val], ignore_index=True).astype("float64").to_numpy()
-    raw = pd.concat([x_train, x_val], ignore_index=True)
-    spec = features.Features.fit(schema, raw, args.feature_set)
+    raw = pd.concat([x_train, x_val.reindex(columns=x_train.columns)], ignore_index=True)
+    del x_train, x_val
+    spec = features.Features.fit(schema, raw, args.feature_set, combine=cluster.allgather)
     missing = spec.missing(raw)
     if missing:
         raise TrainingError(f"the train and validation channels lack column(s) {', '.join(missing)} of the schema")
     if not spec.feature_set["applied"] and spec.feature_set["name"]:
         print(f"feature set {args.feature_set!r} not applied: {spec.feature_set['reason']}")
-    x, _ = spec.transform(raw)
-    data = inference.dmatrix(x, spec.types, label=y)
-    splits = fold_splits(y, len(y_train), args.problem_type, args.folds, args.seed)
+    x = spec.transform(raw)[0].astype("float32")  # what XGBoost bins anyway: half the memory of float64
+    del raw
+    rows = {name: int(n) for name, n in zip(("train", "validation"),
+                                            cluster.allsum([len(y_train), len(y_val)]))}
+    folds = fold_count(args.folds, rows["train"] + rows["validation"])
+    keys = row_keys(x, args.seed)
+    splits = fold_splits(keys, y, len(y_train), args.problem_type, folds, cluster)
+    share = min(1.0, SAMPLE_ROWS / (rows["train"] + rows["validation"]))
+    sample = keys <= np.uint64(min(2**64 - 1, int(share * 2**64)))
 
     params = booster_params(args, codes)
     boosters, history, fit_metrics = [], {}, []
     held_out = np.concatenate([h for _, h in splits])
     oof = None
     for k, (fit_rows, held_rows) in enumerate(splits):
-        dfit, dheld = data.slice(fit_rows), data.slice(held_rows)
+        # Quantiles sketched on the fit rows of every host (the collective merges them), held rows binned alike
+        dfit = xgb.QuantileDMatrix(_take(x, fit_rows), label=y[fit_rows], feature_types=spec.types,
+                                   enable_categorical=True)
+        dheld = xgb.QuantileDMatrix(_take(x, held_rows), label=y[held_rows], feature_types=spec.types,
+                                    enable_categorical=True, ref=dfit)
         fold_history = {}
         booster = xgb.train(params, dfit, num_boost_round=args.num_round, evals=[(dheld, "validation")],
                             early_stopping_rounds=args.early_stopping_rounds, evals_result=fold_history,
@@ -282,21 +369,28 @@ def train(args):
         oof[held_rows] = p_held
         boosters.append(booster)
         history[f"fold_{k}"] = fold_history["validation"]
-        fit_metrics.append(metrics(args.problem_type, y[fit_rows], booster.predict(dfit)))
-        print(f"fold {k}: {booster.num_boosted_rounds()} rounds, held-out "
-              + ", ".join(f"{name}={value:.6f}" for name, value in
-                          metrics(args.problem_type, y[held_rows], p_held).items()))
+        fit_sample = fit_rows[sample[fit_rows]]
+        fit_metrics.append(metrics(args.problem_type, *gathered(
+            cluster, y[fit_sample], booster.predict(inference.dmatrix(_take(x, fit_sample), spec.types)))))
+        fold_metrics = metrics(args.problem_type, *gathered(cluster, y[held_rows], p_held))
+        if cluster.is_master:
+            print(f"fold {k}: {booster.num_boosted_rounds()} rounds, held-out "
+                  + ", ".join(f"{name}={value:.6f}" for name, value in fold_metrics.items()))
+        del dfit, dheld
 
     # Out-of-fold predictions: each row scored by a booster that never saw it. Booster metrics, since
     # calibration is monotone and an isotonic fit on these would flatter its own AUC.
-    y_held, p_held = y[held_out], oof[held_out]
-    val_rows = held_out[held_out >= len(y_train)]
+    y_held, p_held = gathered(cluster, y[held_out], oof[held_out])
+    y_val_rows, p_val_rows = gathered(cluster, *(a[held_out[held_out >= len(y_train)]] for a in (y, oof)))
     results = {"train": mean_metrics(fit_metrics),
                "validation": metrics(args.problem_type, y_held, p_held),
-               "validation_channel": metrics(args.problem_type, y[val_rows], oof[val_rows])}
+               "validation_channel": metrics(args.problem_type, y_val_rows, p_val_rows)}
     calibrator = fit_calibrator(args.calibration if args.problem_type == "binary" else "none", p_held, y_held)
     threshold = (best_f1_threshold(y_held, inference.calibrate(calibrator, p_held))
                  if args.problem_type == "binary" else None)
+    stats = label_stats(y, args.problem_type, codes, cluster, sample)
+    if not cluster.is_master:  # the first host writes the model, as the container's rabit_run does
+        return None
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +405,7 @@ def train(args):
         "problem_type": args.problem_type,
         "label": args.label,
         "classes": schema["label"]["classes"],  # names, in code order (binary: the positive class last)
-        "label_stats": label_stats(y, args.problem_type, codes),
+        "label_stats": stats,
         "raw_columns": spec.required,
         "feature_names": spec.names,
         "feature_types": spec.types,
@@ -326,7 +420,8 @@ def train(args):
                                                                               "output_data_dir", "failure_file")},
         "xgboost_params": params,
         "xgboost_version": xgb.__version__,
-        "rows": {"train": len(y_train), "validation": len(y_val), "out_of_fold": len(held_out)},
+        "hosts": cluster.size,
+        "rows": {**rows, "out_of_fold": len(y_held)},
         "metrics": results,
         "training_seconds": round(time.time() - started, 3),
     }
@@ -340,6 +435,21 @@ def train(args):
         for name, value in results[split].items():
             print(f"{split}:{name}={value:.6f};")
     return metadata
+
+
+def _take(x, rows):
+    """x's rows: a view where they are one run (the channels as given), else a copy."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return x.iloc[rows[0]:rows[-1] + 1]
+    return x.iloc[rows]
+
+
+def gathered(cluster, y, p):
+    """(labels, predictions) of every host's rows, in host order."""
+    if cluster.size == 1:
+        return y, p
+    parts = cluster.allgather((y, p))
+    return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
 
 
 def copy_serving_code(dest):

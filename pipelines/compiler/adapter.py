@@ -69,8 +69,9 @@ class Adapter:
 
     def processing_args(self, session, *, role, image_uri, instance_type, instance_count, kms_key, network,
                         code, inputs, outputs, arguments):
-        """A ScriptProcessor's run; `inputs` and `outputs` are (name, source, destination), which
-        each SDK spells in its own classes (`_processing_input`, `_processing_output`)."""
+        """A ScriptProcessor's run; `inputs` are (name, source, destination, S3 distribution) and
+        `outputs` (name, source, destination), which each SDK spells in its own classes
+        (`_processing_input`, `_processing_output`)."""
         processor = self.ScriptProcessor(
             image_uri=image_uri, command=["python3"], role=role, instance_type=instance_type,
             instance_count=instance_count, sagemaker_session=session,

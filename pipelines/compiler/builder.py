@@ -183,6 +183,8 @@ class _Builder:
             return self.steps[v.step.name].properties.InferenceSpecification.Containers[0].ModelDataUrl
         if isinstance(v, dsl.ModelNameRef):
             return self.steps[v.step.name].properties.ModelName
+        if isinstance(v, dsl.Sharded):
+            return self.value(v.source)
         if isinstance(v, dsl.ReportValue):
             step, name = v.report.step.name, v.report.name
             return self.sdk.JsonGet(step_name=step, property_file=self.property_files[(step, name)], json_path=v.path)
@@ -263,7 +265,8 @@ class _Builder:
             self.session, role=self.role, image_uri=self._image(step, "training", step.instance_type),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             kms_key=self.cfg.kms_key_id, network=self._network(), code=self._asset(step.script),
-            inputs=[(k, self.value(v), f"/opt/ml/processing/input/{k}") for k, v in step.inputs_.items()],
+            inputs=[(k, self.value(v), f"/opt/ml/processing/input/{k}", _distribution(v))
+                    for k, v in step.inputs_.items()],
             outputs=[(name, f"/opt/ml/processing/output/{name}", self._run_path(step.name, name))
                      for name in step.outputs],
             arguments=[self.text(a) for a in step.arguments] or None,
@@ -281,10 +284,11 @@ class _Builder:
             role=self.role, image_uri=self._image(step, "training", step.instance_type),
             framework=None if isinstance(step.image, str) else _pinned(step.image),
             entry_point=step.entry_point, source_dir=self._asset(step.source_dir),
-            instance_type=self.value(step.instance_type), output_path=f"{self.cfg.s3_root}/models/{step.name}",
+            instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
+            output_path=f"{self.cfg.s3_root}/models/{step.name}",
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
             metric_definitions=_metric_definitions(step), kms_key=self.cfg.kms_key_id, network=self._network(),
-            channels={name: self.value(v) for name, v in step.channels.items()},
+            channels={name: (self.value(v), _distribution(v)) for name, v in step.channels.items()},
         )
 
     def _training(self, step: dsl.Training):
@@ -381,6 +385,10 @@ class _Builder:
             if_steps=[self.steps[s.name] for s in step.then], else_steps=[self.steps[s.name] for s in step.otherwise],
             depends_on=self._job_options(step)["depends_on"],
         )
+
+
+def _distribution(value) -> str:
+    return "ShardedByS3Key" if isinstance(value, dsl.Sharded) else "FullyReplicated"
 
 
 def _property_file_name(report: str) -> str:

@@ -84,19 +84,21 @@ class Sdk(Adapter):
 
     # -- jobs --
 
-    def _processing_input(self, name, source, destination):
-        return self.ProcessingInput(source=source, destination=destination, input_name=name)
+    def _processing_input(self, name, source, destination, distribution):
+        return self.ProcessingInput(source=source, destination=destination, input_name=name,
+                                    s3_data_distribution_type=distribution)
 
     def _processing_output(self, name, source, destination):
         return self.ProcessingOutput(output_name=name, source=source, destination=destination)
 
     def _estimator(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type,
-                   output_path, hyperparameters, metric_definitions, kms_key, network):
+                   instance_count, output_path, hyperparameters, metric_definitions, kms_key, network):
         """The framework's estimator (script mode), so its hyperparameters are the SDK's own; the
         generic one for an image named by URI."""
         common = dict(
             entry_point=entry_point, source_dir=source_dir, role=role, image_uri=image_uri,
-            instance_type=instance_type, instance_count=1, output_path=output_path, hyperparameters=hyperparameters,
+            instance_type=instance_type, instance_count=instance_count, output_path=output_path,
+            hyperparameters=hyperparameters,
             metric_definitions=metric_definitions, sagemaker_session=session, **encryption(kms_key), **network,
         )
         if framework is None:
@@ -111,7 +113,8 @@ class Sdk(Adapter):
         return cls(framework_version=framework.version, py_version=framework.py_version or "py3", **extra, **common)
 
     def _inputs(self, channels: dict) -> dict:
-        return {name: self.TrainingInput(uri, content_type="text/csv") for name, uri in channels.items()}
+        return {name: self.TrainingInput(uri, distribution=distribution)
+                for name, (uri, distribution) in channels.items()}
 
     def training_args(self, session, *, channels, **job):
         return self._estimator(session, **job).fit(inputs=self._inputs(channels))

@@ -64,7 +64,7 @@ class Sdk(Adapter):
                                                         TuningStep)
             from sagemaker.serve.model_builder import ModelBuilder
             from sagemaker.train.configs import (Compute, InputData, MetricDefinition, Networking, OutputDataConfig,
-                                                 StoppingCondition)
+                                                 S3DataSource, StoppingCondition)
             from sagemaker.train.model_trainer import ModelTrainer
             from sagemaker.train.tuner import HyperparameterTuner
         self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
@@ -103,17 +103,17 @@ class Sdk(Adapter):
 
     # -- jobs --
 
-    def _processing_input(self, name, source, destination):
+    def _processing_input(self, name, source, destination, distribution):
         return self.ProcessingInput(input_name=name, s3_input=self.ProcessingS3Input(
             s3_uri=source, local_path=destination, s3_data_type="S3Prefix", s3_input_mode="File",
-            s3_data_distribution_type="FullyReplicated", s3_compression_type="None"))
+            s3_data_distribution_type=distribution, s3_compression_type="None"))
 
     def _processing_output(self, name, source, destination):
         return self.ProcessingOutput(output_name=name, s3_output=self.ProcessingS3Output(
             s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"))
 
-    def _trainer(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type, output_path,
-                 hyperparameters, metric_definitions, kms_key, network, channels):
+    def _trainer(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type,
+                 instance_count, output_path, hyperparameters, metric_definitions, kms_key, network, channels):
         """A ModelTrainer on the step's image for any framework: the framework containers all read
         the same script-mode hyperparameters (v2 has an estimator class per framework for that)."""
         network = dict(network)
@@ -122,8 +122,7 @@ class Sdk(Adapter):
             network["enable_inter_container_traffic_encryption"] = network.pop("encrypt_inter_container_traffic")
         # An isolated container cannot fetch its code from S3, so the code travels as a `code`
         # channel and the container is pointed at where SageMaker mounts it (v2 does the same).
-        inputs = {**{name: (uri, "text/csv") for name, uri in channels.items()},
-                  **({CODE_CHANNEL: (source_dir, None)} if isolated else {})}
+        inputs = {**channels, **({CODE_CHANNEL: (source_dir, "FullyReplicated")} if isolated else {})}
         script_mode = dict(zip(SCRIPT_MODE, (CODE_CHANNEL_SOURCEDIR if isolated else source_dir, entry_point,
                                              logging.INFO, session.boto_region_name)))
         # JSON-encoded, as the framework containers read them and as v2 writes them; ModelTrainer
@@ -132,31 +131,40 @@ class Sdk(Adapter):
                    for k, v in {**hyperparameters, **script_mode}.items()}
         trainer = self.ModelTrainer(
             training_image=image_uri, role=role, sagemaker_session=session,
-            compute=self.Compute(instance_type=instance_type, instance_count=1, volume_size_in_gb=30,
+            compute=self.Compute(instance_type=instance_type, instance_count=instance_count, volume_size_in_gb=30,
                                  **({"volume_kms_key_id": kms_key} if kms_key else {})),
             stopping_condition=self.StoppingCondition(max_runtime_in_seconds=86400),
             output_data_config=self.OutputDataConfig(s3_output_path=output_path, kms_key_id=kms_key),
             hyperparameters=encoded, networking=self.Networking(**network) if network else None,
-            input_data_config=[self.InputData(channel_name=name, data_source=uri,
-                                              **({"content_type": content_type} if content_type else {}))
-                               for name, (uri, content_type) in inputs.items()],
+            input_data_config=[self.InputData(channel_name=name, data_source=self._data_source(*source))
+                               for name, source in inputs.items()],
         )
         if not metric_definitions:
             return trainer
         return trainer.with_metric_definitions(
             [self.MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in metric_definitions])
 
+    def _data_source(self, uri, distribution):
+        """The URI itself where it is replicated (as ModelTrainer writes it); a sharded channel needs
+        the S3DataSource spelled out."""
+        if distribution == "FullyReplicated":
+            return uri
+        return self.S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type=distribution)
+
     def training_args(self, session, **job):
         return self._trainer(session, **job).train()
 
     def tuning_args(self, session, *, objective_metric, objective_type, ranges, strategy, max_jobs,
-                    max_parallel_jobs, random_seed, **job):
-        trainer = self._trainer(session, **job)
+                    max_parallel_jobs, random_seed, channels, **job):
+        # The tuner takes its channels' URIs only, and writes them replicated (see _complete_tuner).
+        trainer = self._trainer(session, channels={name: (uri, "FullyReplicated")
+                                                   for name, (uri, _) in channels.items()}, **job)
         tuner = self.HyperparameterTuner(
             trainer, objective_metric, ranges, metric_definitions=job["metric_definitions"],
             objective_type=objective_type, strategy=strategy, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs,
             random_seed=random_seed,
         )
+        tuner.distributions = {name: distribution for name, (_, distribution) in channels.items()}
         return tuner.tune(inputs=trainer.input_data_config)
 
     # -- models --
@@ -195,7 +203,8 @@ def _complete_tuner(base):
     Its request shapes type the resource limits as plain ints, so a pipeline parameter (Studio's
     MaxTuningJobs) is refused; its serialiser drops every falsy value, so RandomSeed 0 (which fixes
     the trials as well as any seed) vanishes; and its training-job definition leaves out the volume
-    KMS key, network isolation and inter-container encryption its ModelTrainer carries. The SDK
+    KMS key, network isolation and inter-container encryption its ModelTrainer carries, and writes
+    every channel FullyReplicated (`distributions` has the channels' own). The SDK
     builds the request; these few values are set on the request it captures, under the names the
     CreateHyperParameterTuningJob API gives them (and v2 writes).
     """
@@ -220,6 +229,10 @@ def _complete_tuner(base):
                 definition["EnableNetworkIsolation"] = True
             if trainer.networking and trainer.networking.enable_inter_container_traffic_encryption:
                 definition["EnableInterContainerTrafficEncryption"] = True
+            for channel in definition["InputDataConfig"]:
+                if channel["ChannelName"] in self.distributions:
+                    channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] = \
+                        self.distributions[channel["ChannelName"]]
 
     return Tuner
 

@@ -63,6 +63,7 @@ class HostRun:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = CONTAINER_ROOT
+    hosts_file: Path | None = None  # bound at /etc/hosts: how a job's hosts find each other by name
 
 
 @dataclass
@@ -152,7 +153,9 @@ def _command(run: HostRun, isolation: str) -> tuple[list[str], dict[str, str], P
     """The argv, environment and working directory that realise ``run`` under ``isolation``."""
     env = {**host_environment(), **run.env}
     if isolation == "namespace":
-        return [*_die_with_runner(), *_wrap_namespace(run.root, run.cwd, run.argv)], env, run.root
+        argv = run.argv if run.hosts_file is None else \
+            ["sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(run.hosts_file), *run.argv]
+        return [*_die_with_runner(), *_wrap_namespace(run.root, run.cwd, argv)], env, run.root
     argv = [map_container_paths(arg, run.root) for arg in run.argv]
     env = {key: map_container_paths(value, run.root) for key, value in env.items()}
     return [*_die_with_runner(), *argv], env, Path(map_container_paths(run.cwd, run.root))
@@ -180,7 +183,8 @@ def run_hosts(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "paths":
         for run in runs:
-            append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}")
+            append_log(log_path, f"[local runner] isolation=paths: /opt/ml of {run.name} is {run.root}"
+                       + (", and other hosts cannot be reached by name" if run.hosts_file else ""))
     procs, readers, tails = [], [], []
     for run in runs:
         prefix = "/".join(part for part in (log_label, run.name if len(runs) > 1 else "") if part)
@@ -211,7 +215,7 @@ def _supervise(procs: list[subprocess.Popen], timeout: float | None, stop: Calla
     deadline = None if timeout is None else time.monotonic() + timeout
     stopped: dict[int, str] = {}
     terminated_at = None
-    while any(proc.poll() is None for proc in procs):
+    while any([proc.poll() is None for proc in procs]):  # a list: poll every host, not up to the first running one
         failed = any(proc.returncode not in (None, 0) for proc in procs)
         expired = deadline is not None and time.monotonic() > deadline
         if terminated_at is None and stop():

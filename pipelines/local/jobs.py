@@ -171,14 +171,17 @@ def _refuse(problems) -> None:
 def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isolated: bool,
                     requirements: Path | None = None) -> None:
     """Point each host's ``python``/``python3`` at the job's environment, open its log with what that is,
-    and give it the store's S3 endpoint unless the job is network-isolated (as SageMaker gives it none)."""
+    let the hosts reach each other by name, and give them the store's S3 endpoint unless the job is
+    network-isolated (as SageMaker gives it none)."""
     def log(line: str) -> None:
         append_log(ctx.log_path, f"[{ctx.log_label}] {line}" if ctx.log_label else line)
 
     chosen = job_python(image, ctx.job_env, requirements=requirements, on_build=log)
     for line in chosen.log_lines:
         log(line)
+    hosts_file = _hosts_file(ctx, [run.name for run in runs])
     for run in runs:
+        run.hosts_file = hosts_file
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
         run.env.update(chosen.environment())
@@ -188,6 +191,19 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isola
 
 def _host_names(count) -> list[str]:
     return [f"algo-{i + 1}" for i in range(max(1, int(count)))]
+
+
+def _hosts_file(ctx: JobContext, hosts: list[str]) -> Path | None:
+    """/etc/hosts for a job of several hosts: algo-1..algo-N at loopback addresses of this job's own
+    (127.a.b.1..N), so they reach each other by name as on SageMaker's network, and jobs running at
+    once (tuning trials) never listen on the same address and port."""
+    if len(hosts) == 1:
+        return None
+    block = int(hashlib.sha256(str(ctx.work_dir).encode()).hexdigest()[:8], 16) % (254 * 256)
+    network = f"127.{1 + block // 256}.{block % 256}"
+    path = ctx.work_dir / "hosts"
+    path.write_text(Path("/etc/hosts").read_text() + "".join(f"{network}.{i + 1} {h}\n" for i, h in enumerate(hosts)))
+    return path
 
 
 def _resource_config(hosts: list[str], current: str, instance_type: str | None) -> dict:

@@ -266,6 +266,15 @@ def test_each_training_host_has_its_own_identity_and_shard(tmp_path):
     assert list(model) == ["report-algo-1.json"]
 
 
+@needs_namespace
+def test_hosts_of_a_job_reach_each_other_by_name_at_addresses_of_their_own(tmp_path):
+    ctx = make_ctx(tmp_path, "namespace")
+    run_training("train-3", training_request(ctx, hps={"mode": '"network"'}, count=3), ctx)
+    heard = [line for line in ctx.log_path.read_text().splitlines() if "heard" in line]
+    assert len(heard) == 1 and "heard ['algo-2', 'algo-3'] at 127." in heard[0]
+    assert not heard[0].endswith(" at 127.0.0.1")  # not the machine's own address: trials at once never clash
+
+
 def test_training_without_a_script_needs_the_xgboost_image(tmp_path):
     ctx = make_ctx(tmp_path)
     request = training_request(ctx)

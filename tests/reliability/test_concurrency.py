@@ -93,5 +93,5 @@ def test_each_execution_has_its_own_intact_outputs(runs):
         with tarfile.open(fileobj=io.BytesIO(runs.store.get_bytes(where["Train/model"]))) as model:
             assert "code/inference.py" in model.getnames()
         assert json.loads(runs.store.get_bytes(f"{where['Evaluate/evaluation']}/evaluation.json"))
-        splits.append(runs.store.get_bytes(f"{where['Preprocess/test']}/test.csv"))
+        splits.append([runs.store.get_bytes(uri) for uri in sorted(runs.store.list(where["Preprocess/test"]))])
     assert splits[0] != splits[1]  # different seeds, different splits: nothing was shared or overwritten

@@ -4,12 +4,13 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import sys
 import time
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--eta", type=float, default=0.1)
-parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill
+parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill | network
 parser.add_argument("--timeline")
 parser.add_argument("--sleep", type=float, default=0.0)
 args, unknown = parser.parse_known_args()
@@ -27,6 +28,23 @@ if args.mode == "failure-file":
 if args.mode == "fail":
     print("about to fail")
     sys.exit(3)
+if args.mode == "network":  # the first host listens at its name; the others reach it by name and say theirs
+    hosts = json.loads(os.environ["SM_HOSTS"])
+    if host == hosts[0]:
+        with socket.create_server((socket.gethostbyname(host), 9099)) as server:
+            heard = sorted(server.accept()[0].recv(64).decode() for _ in hosts[1:])
+        print(f"heard {heard} at {socket.gethostbyname(host)}")
+    else:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with socket.create_connection((hosts[0], 9099)) as peer:
+                    peer.sendall(host.encode())
+                break
+            except ConnectionRefusedError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
 
 config_dir = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"])
 channels = {
