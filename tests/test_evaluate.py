@@ -94,7 +94,7 @@ def test_multiclass_and_regression_layouts(tmp_path):
     assert metrics["r2"]["value"] > 0.5 and metrics["rmse"]["value"] >= metrics["mae"]["value"] > 0
     assert report["feature_importance"] and report["classes"] is None
     points = report["curves"]["predicted_vs_actual"]  # every test row (fewer than the sample's limit)
-    assert points["actual"] == pytest.approx(pd.read_csv(splits / "test" / "test.csv")["BasketValue"].tolist())
+    assert points["actual"] == pytest.approx(read_split(splits, "test")["BasketValue"].tolist())
     rmse = np.sqrt(np.mean((np.array(points["actual"]) - np.array(points["predicted"])) ** 2))
     assert rmse == pytest.approx(metrics["rmse"]["value"])
     assert metrics["r2"]["baseline"] == pytest.approx(0, abs=0.05)  # the training mean explains nothing
