@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the server gets it (`_env`), for the in-process figure
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -39,6 +40,7 @@ from pipelines.data import generate, write_csv  # noqa: E402
 
 HEADING = "Local endpoint under load"
 TIMEOUT = 30.0  # seconds one request may take
+TARGET_P99_MS, TARGET_RPS = 50.0, 300.0
 
 
 def deploy(home: Path, *args: str) -> str:
@@ -121,12 +123,13 @@ def run_load(port: int, body: bytes, rows: int, requests: int, clients: int, dea
     return load, time.perf_counter() - started
 
 
-def report(load: Load, wall: float, args, command: str, loads: tuple[float, float]) -> str:
+def report(load: Load, wall: float, args, command: str, loads: tuple[float, float], ceiling_ms: float) -> str:
     errors = ", ".join(f"{kind}: {n}" for kind, n in sorted(load.errors.items())) or "none"
     return "\n".join([
         f"Measured {date.today()} on {machine()}; load average {loads[0]:.1f} before the load, {loads[1]:.1f} after"
         " (a shared machine: the figures are noisy).", "",
-        f"`deploy.py serve --local` (Werkzeug, threaded; one prediction at a time) on 127.0.0.1, serving a model from"
+        f"`deploy.py serve --local` (gunicorn: a worker process per core, as SageMaker's serving containers run it;"
+        f" one prediction at a time per worker) on 127.0.0.1, serving a model from"
         f" a local run without tuning on 1,000 generated sessions; {args.requests} POST /invocations, each a CSV of"
         f" {args.rows} sessions with a header, from {args.clients} client threads of a second process, each over one"
         " kept-alive connection.", "",
@@ -136,8 +139,36 @@ def report(load: Load, wall: float, args, command: str, loads: tuple[float, floa
         f"| {args.requests - load.unsent} | {len(load.latencies)} | {errors} | {load.unsent} |"
         f" {latency_columns(load.latencies)} | {len(load.latencies) / wall:.0f} |"
         f" {len(load.latencies) * args.rows / wall:.0f} | {wall:.1f} |",
+        "", f"One request of the same body through the app in one process, without HTTP or other load: median"
+        f" {ceiling_ms:.1f} ms, almost all of it the model's own `inference.py` (feature building in pandas, then"
+        f" xgboost). {os.cpu_count()} cores can therefore answer at most about"
+        f" {os.cpu_count() * 1000 / ceiling_ms:.0f} requests/s whatever the server, before the load generator's"
+        " own share of the cores.",
+        f"Target: p99 <= {TARGET_P99_MS:.0f} ms and >= {TARGET_RPS:.0f} requests/s.",
         "", f"Command: `{command}`",
     ])
+
+
+def in_process_ms(home: Path, body: bytes, reps: int = 200) -> float:
+    """Median milliseconds of one POST /invocations through the app itself (no server, no network)."""
+    from werkzeug.test import Client
+
+    from pipelines.local import endpoint
+    from pipelines.local.registry import Registry
+
+    registry = Registry.of(endpoint.LocalHome(home))
+    package = registry.latest(registry.list_groups()[0]["ModelPackageGroupName"], "Approved")
+    with tempfile.TemporaryDirectory() as root:
+        client = Client(endpoint.load_app(endpoint.local_store(endpoint.LocalHome(home)), package, Path(root)))
+        headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+        for _ in range(10):
+            client.post("/invocations", data=body, headers=headers)
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            client.post("/invocations", data=body, headers=headers)
+            times.append(1000 * (time.perf_counter() - started))
+    return sorted(times)[len(times) // 2]
 
 
 def latency_columns(seconds: list[float]) -> str:
@@ -176,7 +207,8 @@ def main(argv=None) -> int:
             before = os.getloadavg()[0]
             load, wall = run_load(int(url.rsplit(":", 1)[1]), csv_body(data, args.rows), args.rows, args.requests, args.clients,
                                   args.deadline)
-    section = report(load, wall, args, command.strip(), (before, os.getloadavg()[0]))
+        ceiling = in_process_ms(home, csv_body(data, args.rows))
+    section = report(load, wall, args, command.strip(), (before, os.getloadavg()[0]), ceiling)
     print(section)
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", HEADING, section)

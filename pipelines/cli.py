@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from pipelines.files import write_atomically
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _quiet_libraries(getattr(args, "verbose", False))
     try:
         return args.command(args) or 0
     except commands.user_errors() as e:
@@ -27,6 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     except commands.cloud_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside a run (a run stops its jobs and records itself Stopped)
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Warnings only, unless --verbose: the SDK calls logging.basicConfig(level=INFO) when imported, which
+    would put botocore's INFO lines (where credentials were found...) among the command's output. A
+    handler installed first makes that call do nothing."""
+    level = logging.INFO if verbose else logging.WARNING
+    if not logging.root.handlers:
+        logging.basicConfig(level=level, format="%(levelname)s:%(name)s:%(message)s")
+    logging.root.setLevel(level)
 
 
 def _say(line: str) -> None:
@@ -50,7 +65,11 @@ def cmd_compile(args):
 
 
 def cmd_diff(args):
-    name, lines = commands.diff(_workspace(args))
+    ws = _workspace(args)
+    name, lines = commands.diff(ws)
+    if lines is None:
+        print(f"{name}: not deployed in {ws.settings_for(None).region} yet (`python deploy.py upsert` creates it)")
+        return 1
     print("\n".join(lines) if lines else f"{name}: deployed definition is up to date")
     return 1 if lines else 0
 
@@ -66,7 +85,7 @@ def cmd_start(args):
 
 
 def _start(args, ws, compiled, overrides: dict) -> int:
-    arn = commands.start(ws, compiled, overrides, input_data=args.input_data)
+    arn = commands.start(ws, compiled, overrides, input_data=args.input_data, source=args.source, steps=args.steps)
     print(arn)
     if not args.wait:
         return 0
@@ -74,6 +93,8 @@ def _start(args, ws, compiled, overrides: dict) -> int:
                               on_step=lambda s: _say(f"  {s.get('StepName')}: {s.get('StepStatus')}"))
     status = execution["PipelineExecutionStatus"]
     print(f"{status}{': ' + execution['FailureReason'] if execution.get('FailureReason') else ''}", file=sys.stderr)
+    if status == "Failed":
+        print(f"  the rest is in CloudWatch: python deploy.py logs {arn}", file=sys.stderr)
     return 0 if status == "Succeeded" else 1
 
 
@@ -91,10 +112,13 @@ def cmd_run(args):
 
 
 def _run_local(args, ws) -> int:
+    def progress(event):
+        if not (args.quiet and event["event"] == "trial_finished"):
+            _say(_describe(event))
+
     record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
-                                max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
-                                stage=args.stage, job_env=args.job_env,
-                                on_event=None if args.json else lambda event: _say(_describe(event)))
+                                source=args.source, steps=args.steps, max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
+                                stage=args.stage, job_env=args.job_env, on_event=None if args.json else progress)
     summary = commands.summarise(record, ws.home)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -105,10 +129,28 @@ def _run_local(args, ws) -> int:
 
 def _describe(event: dict) -> str:
     parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
-    for key in ("status", "reason", "attempt", "seconds"):
+    if event["event"] == "trial_finished":
+        return "  ".join([*parts[:2], _describe_trial(event)])
+    for key in ("status", "reason", "attempt", "seconds", "log"):
         if event.get(key) is not None:
             parts.append(f"{key}={event[key]}")
     return "  ".join(str(p) for p in parts if p != "")
+
+
+def _describe_trial(event: dict) -> str:
+    """`trial 3/12  eta=0.21 max_depth=5  validation:auc=0.9123  best 0.9201 (trial 2)`."""
+    hps = " ".join(f"{k}={_short_number(v)}" for k, v in sorted(event["hyperparameters"].items()))
+    outcome = f"{event['objective']}={event['value']:.4f}" if event["value"] is not None else \
+        f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
+    best = f"best {event['best']:.4f} (trial {event['best_trial']})" if event["best"] is not None else "no best yet"
+    return f"trial {event['trial']}/{event['of']}  {hps}  {outcome}  {best}"
+
+
+def _short_number(text: str) -> str:
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
 
 
 def _print_summary(summary: dict) -> None:
@@ -116,6 +158,9 @@ def _print_summary(summary: dict) -> None:
     took = "" if summary["seconds"] is None else f" in {summary['seconds']:.1f} s"
     print(f"\nexecution {summary['execution_id']}: {summary['status']}{took}", file=out)
     for step in summary["steps"]:
+        if step["reused_from"]:
+            print(f"  {step['name']:<24} {step['type']:<14} {'reused':<10} from {step['reused_from']}", file=out)
+            continue
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.1f} s"
         print(f"  {step['name']:<24} {step['type']:<14} {step['status']:<10} {'cached' if step['cache_hit'] else '':<7} {seconds}",
               file=out)
@@ -130,12 +175,87 @@ def _print_summary(summary: dict) -> None:
         print(f"  registered: {summary['registered_model']['ModelPackageArn']}", file=out)
     if summary["failure_reason"]:
         print(f"  failure: {summary['failure_reason']}", file=out)
+        if summary["failure_log"]:
+            print(f"  the rest is in {summary['failure_log']} "
+                  f"(python deploy.py logs {summary['execution_id']} {summary['failed_step']} --local)", file=out)
+    if summary["status"] == "Stopped":
+        print(f"  stopped: {summary['stop_reason']}; steps cut short: {', '.join(summary['stopped_steps']) or 'none'}",
+              file=out)
+        print(f"  finish it with: python deploy.py run --local --resume {summary['execution_id']}", file=out)
     if summary.get("report"):
         print(f"  report: {summary['report']}", file=out)
 
 
+def cmd_stop(args):
+    print(commands.stop(_workspace(args), args.execution, local=args.local))
+
+
 def cmd_report(args):
     print(commands.report(_workspace(args), args.execution_id, args.output))
+
+
+def cmd_runs(args):
+    rows = commands.runs(_workspace(args), local=args.local, last=args.last)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        print("no executions yet" + (": run `python deploy.py run --local`" if args.local else ""))
+    else:
+        print(f"{'EXECUTION':<14} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9}  {'GATE':<34} MODEL")
+        for row in rows:
+            started = str(row["started"] or "")[:19].replace("T", " ")
+            model = f"v{row['model_version']}" if row["model_version"] is not None else "—"
+            note = f"  (steps {','.join(row['selective']['selected_steps'])} of {row['selective']['source_execution']})" \
+                if row.get("selective") else ""
+            print(f"{row['execution_id']:<14} {row['status']:<10} {started:<20} {_seconds(row['seconds']):>9}  "
+                  f"{_gate_text(row['gate']):<34} {model}{note}")
+
+
+def _seconds(seconds) -> str:
+    return "—" if seconds is None else f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _gate_text(gate: dict | None) -> str:
+    if not gate:
+        return "—"
+    verdict = "" if gate["passed"] is None else "  pass" if gate["passed"] else "  FAIL"
+    return f"{gate['metric']} {gate['value']:.4f} vs {gate['threshold']:.4f}{verdict}"
+
+
+def cmd_compare(args):
+    result = commands.compare(_workspace(args), args.first, args.second, local=args.local)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    a, b = result["runs"]
+    print(f"{'':<28} {'A ' + a['execution_id']:<24} {'B ' + b['execution_id']:<24}")
+    print(f"{'status':<28} {a['status']:<24} {b['status']:<24}")
+    print("parameters")
+    for row in result["parameters"]:
+        print(f"  {row['name']:<26} {_cell(row['a']):<24} {_cell(row['b']):<24}{'  changed' if row['changed'] else ''}")
+    print("metrics" + ("" if result["metrics"] else "  (neither run has a model-quality report)"))
+    for row in result["metrics"]:
+        delta = "" if row["delta"] is None else f"{row['delta']:+.4f}"
+        print(f"  {row['name']:<26} {_cell(row['a']):<24} {_cell(row['b']):<24}{delta}")
+    versions = [f"v{v}" if v is not None else "none" for v in result["models"]]
+    print(f"{'model version':<28} {versions[0]:<24} {versions[1]:<24}")
+    print("code" + ("  (the same in both)" if not result["code"] else ""))
+    for change in result["code"]:
+        files = "; ".join(change["files"]) if change["files"] else f"{', '.join(change['a']) or 'none'} -> " \
+                                                                   f"{', '.join(change['b']) or 'none'}"
+        print(f"  {change['step']}: {files}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = "—" if value is None else str(value)
+    return text if len(text) <= 22 else "…" + text[-21:]
+
+
+def cmd_logs(args):
+    for line in commands.logs(_workspace(args), args.execution, args.step, local=args.local, follow=args.follow):
+        print(line, flush=args.follow)
 
 
 def cmd_init(args):
@@ -146,7 +266,7 @@ def cmd_init(args):
 
 
 def cmd_download(args):
-    print(commands.download(args.dest))
+    print(commands.download(args.dest, args.source))
 
 
 # --- registered models ------------------------------------------------------------------------
@@ -154,6 +274,9 @@ def cmd_download(args):
 
 def cmd_models(args):
     groups = commands.models(_workspace(args), local=args.local, group=args.group, every=args.all, last=args.last)
+    if args.json:
+        print(json.dumps(groups, indent=2, default=str))
+        return
     empty = "no model packages yet: run `python deploy.py run --local`" if args.local else \
         "no model package groups in SageMaker yet"
     print("\n".join(format_models(groups)) if groups else empty)
@@ -169,8 +292,9 @@ def format_models(groups: list[dict]) -> list[str]:
         for v in group["Versions"]:
             created = v.get("CreationTime")
             created = created.isoformat(timespec="seconds") if isinstance(created, datetime) else created or ""
+            same = f"  identical to v{v['IdenticalTo']} (a cached re-run)" if v.get("IdenticalTo") else ""
             lines.append(f"  v{v.get('ModelPackageVersion', '?'):<3} {v.get('ModelApprovalStatus', ''):<22} "
-                         f"{created}  {_key_metrics(v)}")
+                         f"{created}  {_key_metrics(v)}{same}")
     return lines
 
 
@@ -238,16 +362,35 @@ def _report_arguments(p):
 # --- parser -----------------------------------------------------------------------------------
 
 
+def _step_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deploy.py",
-                                     description="Compile, deploy, start and run the SageMaker pipelines of this project.")
+    parser = argparse.ArgumentParser(
+        prog="deploy.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Take a tabular ML pipeline from a Python definition to SageMaker Pipelines, or run the very "
+                    "same definition offline,\nthen follow, compare and serve what it produced.",
+        epilog="start here:\n"
+               "  python deploy.py run --local                    the whole pipeline offline, on example data\n"
+               "  python deploy.py runs --local                   what ran, newest first\n"
+               "  python deploy.py report latest                  the report of the newest local run\n"
+               "  python deploy.py upsert && python deploy.py start --wait    the same in SageMaker\n"
+               "each command has its own --help")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
-    g.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
-    g.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
-    g.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
+    where = argparse.ArgumentParser(add_help=False)  # which settings and AWS account: every command that reads them
+    where.add_argument("--verbose", "-v", action="store_true", help="also show the AWS libraries' INFO log lines")
+    w = where.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
+    w.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
+    w.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
+    w.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
+    which = argparse.ArgumentParser(add_help=False)  # which pipeline: commands that find it by name
+    which.add_argument_group("the pipeline").add_argument(
+        "--definition", metavar="FILE.py|MODULE",
+        help=f"the pipeline: a .py file or a dotted module with definition(cfg) (default: {DEFAULT_DEFINITION})")
+    common = argparse.ArgumentParser(add_help=False, parents=[where, which])  # what shapes the definition too
+    g = common.add_argument_group("the definition's settings (config.toml's, overridden by these flags)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
     g.add_argument("--problem-type", choices=PROBLEM_TYPES, help="binary, multiclass or regression")
@@ -263,14 +406,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
                    help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
-    g.add_argument("--definition", default=DEFAULT_DEFINITION, metavar="FILE.py|MODULE",
-                   help="the pipeline: a .py file or a dotted module with definition(cfg) (default: %(default)s)")
 
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                          help="override a pipeline parameter (repeatable)")
     running.add_argument("--input-data", metavar="PATH|s3://...", help="data to run on (sets InputData)")
-    running.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait (default 6 h)")
+    running.add_argument("--from", dest="source", metavar="EXECUTION",
+                         help="run only --steps again, reusing this execution's other outputs and its parameters "
+                              "(-p overrides them): an execution id with --local, else its ARN")
+    running.add_argument("--steps", type=_step_list, default=[], metavar="STEP[,STEP]",
+                         help="with --from: the steps to run, with today's code and definition")
+    running.add_argument("--timeout", type=float, default=6 * 3600,
+                         help="SageMaker: seconds to wait for the execution to end (default 6 h)")
     running.add_argument("--poll", type=float, default=15.0, help=argparse.SUPPRESS)
 
     def add(name, func, help, parents=(common,)):
@@ -287,7 +434,10 @@ def _parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "upsert + start + wait; with --local, run offline instead", (common, running))
     run.add_argument("--local", action="store_true", help="run with the local runner: no AWS, no Docker")
     run.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
-    run.add_argument("--resume", metavar="EXECUTION_ID", help="re-run a failed local execution from its failed step")
+    run.add_argument("--quiet", "-q", action="store_true", help="local: no line per finished tuning trial")
+    run.add_argument("--resume", metavar="EXECUTION_ID",
+                     help="local: finish a failed or stopped execution as it was recorded (its definition and "
+                          "parameters); to run today's code on its outputs, use --from and --steps")
     run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
     run.add_argument("--definition-json", metavar="FILE",
@@ -297,6 +447,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job-env", choices=("image", "host"),
                      help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
                           "or $PIPELINES_JOB_ENV) or on this Python (host)")
+    stop = add("stop", cmd_stop, "stop a running execution: its jobs end, it is recorded Stopped and can be resumed",
+               (where,))
+    stop.add_argument("execution", metavar="EXECUTION", help="a local execution id with --local, else its ARN")
+    stop.add_argument("--local", action="store_true", help="an execution of the local runner")
+    stop.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     group = argparse.ArgumentParser(add_help=False)
     group.add_argument("--group", metavar="NAME",
                        help="model package group (default: the one the pipeline's RegisterModel step registers into)")
@@ -305,6 +460,27 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--local", action="store_true", help="the local registry")
     models.add_argument("--home", help="local runner home")
     models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
+    models.add_argument("--json", action="store_true", help="print the groups and versions as JSON")
+    runs = add("runs", cmd_runs, "list the pipeline's executions, newest first: status, start, duration, gate, "
+                                 "registered version", (where, which))
+    runs.add_argument("--local", action="store_true", help="the local runner's executions (every pipeline's)")
+    runs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    runs.add_argument("--last", type=int, default=20, help="the newest N executions (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the rows as JSON")
+    compare = add("compare", cmd_compare, "show two executions side by side: parameters, metrics and their "
+                                          "deltas, model versions, code that changed", (where, which))
+    compare.add_argument("first", metavar="A", help="execution id (or latest; in SageMaker also an ARN)")
+    compare.add_argument("second", metavar="B", help="the execution to compare with A (deltas are B - A)")
+    compare.add_argument("--local", action="store_true", help="executions of the local runner")
+    compare.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    logs = add("logs", cmd_logs, "print the logs of an execution's steps and jobs (SageMaker: from CloudWatch)",
+               (where, which))
+    logs.add_argument("execution", metavar="EXECUTION", help="execution id or latest (in SageMaker also an ARN)")
+    logs.add_argument("step", nargs="?", metavar="STEP|JOB", help="one step, or one job (a tuning trial), only")
+    logs.add_argument("--local", action="store_true", help="an execution of the local runner")
+    logs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the execution ends")
 
     local = argparse.ArgumentParser(add_help=False)
     local.add_argument("--local", action="store_true", help="against the local registry and store instead of SageMaker")
@@ -352,6 +528,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
     init.add_argument("--config", metavar="FILE",
                       help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
-    add("download", cmd_download, "download the public UCI Online Shoppers data set", ()).add_argument(
-        "--dest", default="data", help="folder to write online_shoppers_intention.csv into")
+    download = add("download", cmd_download, "download the public UCI Online Shoppers data set (the worked "
+                                             "example's real data)", ())
+    download.add_argument("--dest", default="data", help="folder to write online_shoppers_intention.csv into")
+    download.add_argument("--from", dest="source", metavar="FILE|URL",
+                          help="a copy you already have: the UCI zip archive or its CSV, as a path or URL")
     return parser

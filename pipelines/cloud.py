@@ -76,15 +76,35 @@ def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
     return arn
 
 
-def start(sm, compiled: Compiled, parameters: dict) -> str:
-    """Start an execution with already type-checked parameter overrides; returns its ARN."""
+def start(sm, compiled: Compiled, parameters: dict, selective: dict | None = None) -> str:
+    """Start an execution with already type-checked parameter overrides; returns its ARN.
+    `selective` is a SelectiveExecutionConfig: the steps to run, and the execution to take the rest from."""
     params = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
+    extra = {"SelectiveExecutionConfig": selective} if selective else {}
     try:
         return sm.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=params,
-                                           ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+                                           ClientRequestToken=str(uuid.uuid4()), **extra)["PipelineExecutionArn"]
     except ClientError as e:
         raise CloudError(f"could not start {compiled.name}: {e.response['Error']['Message']} "
                          f"(has it been upserted? run `python deploy.py upsert`)") from None
+
+
+def execution_parameters(sm, execution_arn: str) -> dict[str, str]:
+    """The parameter values an execution ran with (ListPipelineParametersForExecution)."""
+    try:
+        pages = sm.get_paginator("list_pipeline_parameters_for_execution").paginate(PipelineExecutionArn=execution_arn)
+        return {p["Name"]: p["Value"] for page in pages for p in page["PipelineParameters"]}
+    except ClientError as e:
+        raise CloudError(f"execution {execution_arn}: {e.response['Error']['Message']}") from None
+
+
+def stop(sm, execution_arn: str) -> str:
+    """Ask SageMaker to stop an execution (StopPipelineExecution); it goes Stopping, then Stopped."""
+    try:
+        return sm.stop_pipeline_execution(PipelineExecutionArn=execution_arn,
+                                          ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+    except ClientError as e:
+        raise CloudError(f"could not stop {execution_arn}: {e.response['Error']['Message']}") from None
 
 
 def wait(sm, execution_arn: str, *, timeout: float, poll: float = 15.0,

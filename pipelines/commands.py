@@ -23,8 +23,10 @@ from typing import Callable
 from pipelines import definitions, dsl
 from pipelines.bundles import file_asset
 from pipelines.config import CONFIG_FILE, ConfigError, load_config
+from pipelines.files import user_cache
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
+COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
 
@@ -115,18 +117,19 @@ class Workspace:
         """The settings of the definition's pipeline."""
         return self._built[1]
 
-    def compiled(self, cfg=None, *, cache_dir: Path | None = None):
-        """The definition compiled with its settings, or built anew with `cfg` and compiled."""
+    def compiled(self, cfg=None):
+        """The definition compiled with its settings, or built anew with `cfg` and compiled; from the
+        per-user compile cache when nothing it depends on changed (`compile_cache`)."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config, cache_dir=cache_dir)
+        return compile_pipeline(pipeline, cfg or self.config, cache_dir=compile_cache())
 
     def group(self, given: str | None, *, local: bool) -> str:
         """`--group`, else the model package group the pipeline's RegisterModel step registers into."""
         if given:
             return given
-        compiled = self.compiled(cache_dir=self.home.compiled if local else None)
+        compiled = self.compiled()
         groups = registered_groups(compiled.definition)
         if len(groups) != 1:
             found = f"registers into groups {', '.join(groups)}" if groups else "has no RegisterModel step"
@@ -152,6 +155,14 @@ class Workspace:
 
         session = boto3.Session(region_name=self.settings_for(None).region)
         return session.client("sagemaker"), session.client("s3")
+
+
+def compile_cache() -> Path:
+    """Where compiled definitions are kept, by the fingerprint of everything compile depends on
+    (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
+    a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
+    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
+    return user_cache("compiled", COMPILE_CACHE_ENV)
 
 
 def read_schema(path: str) -> dict:
@@ -226,13 +237,16 @@ def stage_input(path_or_uri: str, cfg, put) -> str:
 # --- the pipeline in SageMaker ------------------------------------------------------------------
 
 
-def diff(ws: Workspace) -> tuple[str, list[str]]:
-    """(pipeline name, step-by-step differences deployed -> compiled; empty when up to date)."""
+def diff(ws: Workspace) -> tuple[str, list[str] | None]:
+    """(pipeline name, step-by-step differences deployed -> compiled: empty when up to date, None when
+    nothing is deployed under that name, where a diff would only list every line of the definition)."""
     from pipelines import cloud
 
     cfg = ws.config
     sm, _ = ws.clients
-    current = cloud.deployed(sm, cfg.pipeline_name) or {}
+    current = cloud.deployed(sm, cfg.pipeline_name)
+    if current is None:
+        return cfg.pipeline_name, None
     if not cfg.role_arn and current.get("RoleArn"):  # compare like with like, not with the placeholder role
         cfg = cfg.replace(role_arn=current["RoleArn"])
     compiled = ws.compiled(cfg)
@@ -247,15 +261,33 @@ def upsert(ws: Workspace, compiled=None) -> str:
     return cloud.upsert(sm, s3, compiled or ws.compiled(), ws.config.role_arn)
 
 
-def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = None) -> str:
-    """Start an execution with checked overrides (and --input-data uploaded); its ARN."""
+def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = None, source: str | None = None,
+          steps: list[str] = ()) -> str:
+    """Start an execution with checked overrides (and --input-data uploaded); its ARN. With `source`
+    (an execution ARN) and `steps`, a selective execution: those steps only, on the source's other
+    outputs and, unless overridden, its parameter values (as `run --local --from` does)."""
     from pipelines import cloud
 
     sm, s3 = ws.clients
+    if bool(source) != bool(steps):
+        raise UserError("--from EXECUTION_ARN and --steps STEP[,STEP] go together")
     if input_data:
         overrides["InputData"] = stage_input(input_data, ws.config,
                                              lambda uri, data: cloud.upload_assets(s3, {uri: data}))
-    return cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides))
+    selective = None
+    if source:
+        unknown = [name for name in steps if name not in _step_names(compiled.definition)]
+        if unknown:
+            raise UserError(f"--steps {unknown[0]}: pipeline {compiled.name} has no such step")
+        overrides = {**cloud.execution_parameters(sm, source), **overrides}
+        selective = {"SourcePipelineExecutionArn": source, "SelectedSteps": [{"StepName": s} for s in steps]}
+    return cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides), selective=selective)
+
+
+def _step_names(definition: str) -> list[str]:
+    from pipelines.compiler import all_steps
+
+    return [s["Name"] for s in all_steps(json.loads(definition)["Steps"])]
 
 
 def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_step) -> dict:
@@ -268,22 +300,33 @@ def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_s
 
 
 def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | None = None,
-              resume: str | None = None, max_parallel_steps: int = 4, on_event=None,
+              resume: str | None = None, source: str | None = None, steps: list[str] = (),
+              max_parallel_steps: int = 4, on_event=None,
               definition_json: str | None = None, stage: list[str] = (), job_env: str | None = None) -> dict:
     """Compile, put the code bundles and the input data into the local store (what upsert does for
     S3), run, write the report; the execution record. With `definition_json`, run that file (any
     SageMaker definition) as it is instead; `stage` (``s3://bucket/key=LOCAL_PATH``) fills the store
-    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`)."""
+    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`). With `source` (an
+    execution id), run only `steps`, reusing that execution's other outputs (`local.selection`);
+    with `resume`, finish that execution as it was recorded."""
     from pipelines.local import run_pipeline
     from pipelines.report import publish_local_run
 
     home, store = ws.home, ws.store
     options = dict(home=home, store=store, max_parallel_steps=max_parallel_steps, on_event=on_event, job_env=job_env)
+    if source or steps:
+        if not (source and steps):
+            raise UserError("--from EXECUTION and --steps STEP[,STEP] go together: which steps to run again, "
+                            "reusing which execution's other outputs")
+        options.update(source=source, selected=list(steps))
+    if resume:
+        _refuse_with_resume(ws, resume, parameters=parameters, input_data=input_data,
+                            definition_json=definition_json, source=source)
     _stage(ws, stage)
-    description = None  # the report's subtitle: the definition's description, when it is the pipeline that ran
+    description = None  # the report's subtitle (kept in the record): the compiled definition's description
     if resume:  # the recorded definition and pipeline name, not the current ones
+        ws.say(_resuming(home, resume))
         record = run_pipeline(None, resume=resume, **options)
-        description = _description_of(ws, record["pipeline_name"])
     elif definition_json:  # -p values are typed against the file's own Parameters by the runner
         path = Path(definition_json)
         if not path.is_file():
@@ -294,14 +337,14 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
         overrides = dict(pair.partition("=")[::2] for pair in parameters)
         record = run_pipeline(path.read_text(), pipeline_name=path.stem, parameters=overrides, **options)
     else:
-        compiled = ws.compiled(cache_dir=home.compiled)
+        compiled = ws.compiled()
         overrides = parse_overrides(compiled.parameters, parameters)
         for uri, data in compiled.assets.items():
             if not store.exists(uri):
                 store.put_bytes(uri, data)
         if input_data:
             overrides["InputData"] = stage_input(input_data, ws.config, store.put_bytes)
-        elif "InputData" in compiled.parameters and "InputData" not in overrides:
+        elif "InputData" in compiled.parameters and "InputData" not in overrides and not source:
             _put_example_data(ws, compiled.parameters["InputData"].default)
         scoring_follows_input(compiled.parameters, overrides)
         record = run_pipeline(compiled.definition, pipeline_name=compiled.name, parameters=overrides, **options)
@@ -309,14 +352,39 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
     return publish_local_run(record, home=home, store=store, description=description)  # report, model card
 
 
-def _description_of(ws: Workspace, pipeline_name: str) -> str | None:
-    """The description `--definition` gives `pipeline_name`; None for another pipeline, or one it cannot build
-    (a resumed run needs the recorded JSON only, so a definition changed since is no reason to fail)."""
+# Settings that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
+_DEFINITION_SETTINGS = ("bucket", "role_arn", "region", "problem_type", "label", "positive_class", "schema",
+                        "feature_set", "tuning", "batch_transform")
+
+
+def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:
+    """--resume reruns the recorded definition with the recorded parameters: a flag that would change
+    either is refused rather than silently ignored, with the command that does honour it."""
+    flags = {"parameters": "-p", "input_data": "--input-data", "definition_json": "--definition-json",
+             "source": "--from"}
+    ignored = [flags[name] for name, value in given.items() if value]
+    ignored += [f"--{name.replace('_', '-')}" for name in _DEFINITION_SETTINGS if getattr(ws.settings, name) is not None]
+    if ws.settings.definition != DEFAULT_DEFINITION:
+        ignored.append("--definition")
+    if ignored:
+        raise UserError(f"--resume {execution_id} reruns its recorded definition and parameters, so "
+                        f"{', '.join(ignored)} would be ignored: to run today's definition on its outputs, "
+                        f"use --from {execution_id} --steps STEP[,STEP] instead")
+
+
+def _resuming(home, execution_id: str) -> str:
+    """What --resume is about to do, said before it does it."""
     try:
-        pipeline = ws.pipeline
-    except (dsl.DefinitionError, ConfigError):
-        return None
-    return pipeline.description if pipeline.name == pipeline_name else None
+        record = home.execution(execution_id)
+    except FileNotFoundError:
+        return f"resuming execution {execution_id}"  # the runner refuses it with the reason
+    if record["status"] == "Succeeded":
+        raise UserError(f"execution {execution_id} succeeded: there is nothing to resume (run steps of it again "
+                        f"with --from {execution_id} --steps STEP[,STEP])")
+    again = [s["name"] for s in record["steps"] if s["status"] != "Succeeded"]
+    return (f"resuming execution {execution_id} ({record['status']}) with its recorded definition and parameters: "
+            f"{', '.join(again)} may run again, what succeeded is kept; for today's code use --from {execution_id} "
+            f"--steps ...")
 
 
 def _stage(ws: Workspace, pairs: list[str]) -> None:
@@ -355,13 +423,19 @@ def summarise(record: dict, home=None) -> dict:
                        if step["type"] == "RegisterModel" and step["status"] == "Succeeded"), None)
     gate = next(iter(quality_gates(definition, steps, record.get("parameters") or {}, metrics)), None)
     stated = (metrics or {}).get("gate") or {}
+    failed = steps.get(record.get("failed_step")) or {}
     return {
         "execution_id": record["execution_id"],
         "status": record["status"],
         "failure_reason": record.get("failure_reason"),
+        "failed_step": record.get("failed_step"),
+        "failure_log": failed.get("log"),
+        "stop_reason": record.get("stop_reason"),
+        "stopped_steps": record.get("stopped_steps") or [],
         "seconds": record.get("seconds"),
         "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
-                   "seconds": s.get("seconds")} for s in record["steps"]],
+                   "reused_from": s.get("reused_from"), "seconds": s.get("seconds")} for s in record["steps"]],
+        "selective": record.get("selective"),
         "gate": gate and {"metric": gate["path"], "value": gate["value"], "operator": gate["operator"],
                           "threshold": gate["threshold"], "outcome": gate["outcome"],
                           "passed": None if gate["outcome"] is None else gate["outcome"] == "True",
@@ -375,17 +449,119 @@ def summarise(record: dict, home=None) -> dict:
 
 
 def report(ws: Workspace, execution_id: str, output: str | None = None) -> Path:
-    """The HTML report of a local run (succeeded or not), written again from its records."""
+    """The HTML report of a local run (succeeded or not, `latest` the newest), written again from its
+    records, with the registered model's approval status as the registry has it now."""
     from pipelines.report import read_definition, render_report
 
-    home = ws.home
-    try:
-        record = home.execution(execution_id)
-    except FileNotFoundError as e:
-        raise UserError(f"{e}; list runs under {home.runs}") from None
-    run_dir = home.runs / execution_id
+    record = _local_record(ws, execution_id)
+    run_dir = ws.home.runs / record["execution_id"]
     out = Path(output) if output else run_dir / "report.html"
-    return render_report(record, read_definition(run_dir), ws.store, out_path=out)
+    return render_report(record, read_definition(run_dir), ws.store, out_path=out, home=ws.home)
+
+
+def _local_record(ws: Workspace, execution_id: str) -> dict:
+    """The record of a local execution, `latest` being the newest."""
+    home = ws.home
+    if execution_id == "latest":
+        records = home.executions()
+        if not records:
+            raise UserError(f"no local executions under {home.runs} yet: run `python deploy.py run --local`")
+        return records[-1]
+    try:
+        return home.execution(execution_id)
+    except FileNotFoundError as e:
+        raise UserError(f"{e}; `python deploy.py runs --local` lists them") from None
+
+
+# --- runs, logs and comparisons -----------------------------------------------------------------
+
+
+def runs(ws: Workspace, *, local: bool, last: int = 20) -> list[dict]:
+    """The pipeline's executions, newest first, one row each (`history.run_row`); locally, every
+    execution of the home."""
+    from pipelines import history
+
+    if local:
+        from pipelines.report import read_definition
+
+        records = ws.home.executions()[::-1][:last]
+        return [history.run_row(history.local_view(r, read_definition(ws.home.runs / r["execution_id"])))
+                for r in records]
+    from pipelines import executions
+
+    sm, s3 = ws.clients
+    return [history.run_row(executions.view(sm, s3, arn))
+            for arn in executions.execution_arns(sm, ws.config.pipeline_name, last)]
+
+
+def compare(ws: Workspace, first: str, second: str, *, local: bool) -> dict:
+    """Two executions side by side (`history.compare`): parameters, metrics and deltas, model versions,
+    changed code. Local ids (or `latest`), else execution ids or ARNs of the pipeline."""
+    from pipelines import history
+
+    if local:
+        from pipelines.report import read_definition
+
+        views = [history.local_view(r, read_definition(ws.home.runs / r["execution_id"]))
+                 for r in (_local_record(ws, ref) for ref in (first, second))]
+
+        def read(uri):
+            return ws.store.get_bytes(uri) if ws.store.exists(uri) else None
+    else:
+        from botocore.exceptions import ClientError
+
+        from pipelines import cloud, executions
+
+        sm, s3 = ws.clients
+        views = [executions.view(sm, s3, executions.resolve(sm, ws.config.pipeline_name, ref))
+                 for ref in (first, second)]
+
+        def read(uri):
+            try:
+                bucket, key = cloud.split_s3_uri(uri)
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except (cloud.CloudError, ClientError):  # a bundle that cannot be read is shown by name only
+                return None
+    return history.compare(*views, read)
+
+
+def logs(ws: Workspace, execution: str, step: str | None = None, *, local: bool, follow: bool = False):
+    """The log lines of an execution's jobs (one step's, or one job's, with `step`), a header before each
+    log; with `follow`, new lines as they are written until the execution ends."""
+    if local:
+        from pipelines.local.logs import chosen_logs, lines
+
+        record = _local_record(ws, execution)
+        try:
+            chosen_logs(record, step)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+        yield from lines(ws.home, record, step, follow=follow)
+        return
+    import boto3
+
+    from pipelines import executions
+
+    sm, _ = ws.clients
+    arn = executions.resolve(sm, ws.config.pipeline_name, execution)
+    client = boto3.Session(region_name=ws.settings_for(None).region).client("logs")
+    yield from executions.logs(sm, client, arn, step, follow=follow)
+
+
+def stop(ws: Workspace, execution: str, *, local: bool) -> str:
+    """Stop a local execution (its runner ends its jobs and records it Stopped) or a SageMaker one."""
+    if local:
+        from pipelines.local.stopping import request_stop
+
+        record = request_stop(ws.home, execution)
+        if record["status"] == "Stopped":
+            return f"{execution}: Stopped (its runner had already ended)"
+        return f"{execution}: asked its runner (pid {record.get('runner_pid')}) to stop it"
+    from pipelines import cloud
+
+    if not execution.startswith("arn:"):
+        raise UserError(f"{execution}: give the execution's ARN (as start printed it), or add --local")
+    return f"{cloud.stop(ws.clients[0], execution)}: Stopping"
 
 
 # --- registered models: pipelines.endpoints (SageMaker), pipelines.local.endpoint (local) ------------
@@ -400,12 +576,31 @@ def models(ws: Workspace, *, local: bool, group: str | None = None, every: bool 
 
         registry = Registry.of(ws.home)
         known = [g["ModelPackageGroupName"] for g in registry.list_groups()]
-        return [{"ModelPackageGroupName": name, "Versions": registry.list_versions(name)}
-                for name in known if names is None or name in names]
-    from pipelines import endpoints
+        groups = [{"ModelPackageGroupName": name, "Versions": registry.list_versions(name)}
+                  for name in known if names is None or name in names]
+    else:
+        from pipelines import endpoints
 
-    sm, s3 = ws.clients
-    return endpoints.list_models(sm, s3, last=last, names=names)
+        sm, s3 = ws.clients
+        groups = endpoints.list_models(sm, s3, last=last, names=names)
+    for group in groups:
+        _mark_identical(group["Versions"])
+    return groups
+
+
+def _mark_identical(versions: list[dict]) -> None:
+    """`IdenticalTo`: the earlier version serving the very same model (artifact and image). A re-run
+    whose steps were all cache hits registers again, as SageMaker's RegisterModel does, so a group
+    can hold versions that differ in number only; this says which."""
+    seen: dict[tuple, int] = {}
+    for version in versions:
+        containers = (version.get("InferenceSpecification") or {}).get("Containers") or []
+        model = tuple((c.get("ModelDataUrl"), c.get("Image")) for c in containers)
+        if model and all(url for url, _ in model):
+            if model in seen:
+                version["IdenticalTo"] = seen[model]
+            else:
+                seen[model] = version.get("ModelPackageVersion")
 
 
 def set_approval(ws: Workspace, version: str, status: str, *, local: bool, group: str | None = None,
@@ -522,7 +717,12 @@ def init(name: str, *, template: str, folder: str | None, config: str | None) ->
     return scaffold(name, Path(folder or name), Path(config or CONFIG_FILE), template)
 
 
-def download(dest: str) -> Path:
-    from pipelines.data import download_uci
+def download(dest: str, source: str | None = None) -> Path:
+    """The UCI Online Shoppers CSV into `dest`: fetched from UCI, or from `source` (a path or URL of
+    the archive or of the CSV itself, for a machine without the network)."""
+    from pipelines.data import UCI_URL, DownloadError, download_uci
 
-    return download_uci(Path(dest))
+    try:
+        return download_uci(Path(dest), url=source or UCI_URL)
+    except DownloadError as e:
+        raise UserError(str(e)) from None

@@ -128,27 +128,32 @@ def _fetch(url, opener):
     return Path(url).read_bytes()
 
 
+class DownloadError(ValueError):
+    """The data set could not be fetched or is not the one expected; the message says what to do."""
+
+
 def download_uci(dest_dir, url=UCI_URL, opener=urllib.request.urlopen):
-    """Fetch the UCI zip archive, extract its CSV into dest_dir after checking the header."""
+    """Fetch the UCI zip archive (or take a copy of it, or of its CSV, from a path or URL) and write its
+    CSV into dest_dir after checking the header."""
     try:
         payload = _fetch(url, opener)
     except OSError as e:
-        raise RuntimeError(
-            f"could not fetch {url}: {e}. Check the network, or download the archive by hand "
-            f"and pass its local path (or a file:// URL) instead.") from e
-    try:
+        raise DownloadError(
+            f"could not fetch {url} ({getattr(e, 'reason', None) or e.strerror or e}): check the network, or "
+            f"give a copy you already have with `python deploy.py download --from FILE|URL`") from None
+    if zipfile.is_zipfile(io.BytesIO(payload)):
         archive = zipfile.ZipFile(io.BytesIO(payload))
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"{url} is not a zip archive; expected the UCI archive from {UCI_URL}") from e
-    members = [m for m in archive.namelist() if Path(m).name == CSV_NAME]
-    if not members:
-        raise ValueError(
-            f"{url} has no {CSV_NAME} (it holds: {', '.join(archive.namelist()) or 'nothing'}); "
-            f"point the downloader at the UCI archive {UCI_URL}")
-    data = archive.read(members[0])
-    header = data.split(b"\n", 1)[0].decode("utf-8-sig").strip().split(",")
+        members = [m for m in archive.namelist() if Path(m).name == CSV_NAME]
+        if not members:
+            raise DownloadError(
+                f"{url} has no {CSV_NAME} (it holds: {', '.join(archive.namelist()) or 'nothing'}); "
+                f"give the UCI archive {UCI_URL} or its CSV")
+        source, data = f"{members[0]} in {url}", archive.read(members[0])
+    else:
+        source, data = str(url), payload
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")
     if header != COLUMNS:
-        raise ValueError(
-            f"{members[0]} in {url} has header {header}, expected {COLUMNS}; "
-            f"the archive is not the UCI Online Shoppers data set, fetch it from {UCI_URL}")
+        raise DownloadError(
+            f"{source} has header {header[:4]}{'...' if len(header) > 4 else ''}, not the UCI Online Shoppers "
+            f"columns: give the archive from {UCI_URL} or its {CSV_NAME}")
     return write_atomically(Path(dest_dir) / CSV_NAME, data)

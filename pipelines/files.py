@@ -1,4 +1,5 @@
-"""Writing a file whole: a reader, or a crash, never sees half of it."""
+"""Files of the project's own: written whole (a reader, or a crash, never sees half of one), and the
+per-user cache folder that outlives any one local home."""
 from __future__ import annotations
 
 import os
@@ -23,3 +24,10 @@ def write_atomically(path: Path | str, data: str | bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def user_cache(name: str, override: str | None = None) -> Path:
+    """`$<override>` when set, else `$XDG_CACHE_HOME` (or `~/.cache`) / `purchase-pipelines/<name>`."""
+    if override and os.environ.get(override):
+        return Path(os.environ[override])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purchase-pipelines" / name

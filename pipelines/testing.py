@@ -167,8 +167,11 @@ def run_locally(definition: str | Path, *, home: str | Path, parameters: dict | 
     local file or s3:// URI for InputData; `job_env` is "image" (jobs get their image's package
     versions) or "host" (this Python; default: $PIPELINES_JOB_ENV, else "image"); `settings` are what
     deploy.py's flags set (label=..., tuning=False, bucket=..., region=...). A failed run is
-    returned, not raised: assert on it."""
-    workspace = Workspace(Settings(env=env, definition=str(definition), home=str(home), **settings))
+    returned, not raised: assert on it. With `resume`, the execution's recorded definition runs again
+    (as `run --resume` does), so `definition` only names the pipeline for the reader."""
+    if not resume:
+        settings["definition"] = str(definition)
+    workspace = Workspace(Settings(env=env, home=str(home), **settings))
     record = commands.run_local(workspace, parameters=[f"{k}={v}" for k, v in (parameters or {}).items()],
                                 input_data=str(input_data) if input_data else None, resume=resume,
                                 job_env=job_env, max_parallel_steps=max_parallel_steps)

@@ -239,7 +239,14 @@ def regression_report(y, predicted):
         "mae": mean_absolute_error(y, predicted),
         "r2": r2_score(y, predicted),
     }
-    return {"regression_metrics": _values(metrics)}, {}
+    return {"regression_metrics": _values(metrics)}, {"predicted_vs_actual": sample_points(y, predicted)}
+
+
+def sample_points(y, predicted, limit=2000):
+    """(actual, predicted) pairs for the report's predicted-vs-actual and residual plots: every test row,
+    or `limit` of them evenly spaced, so the report stays small whatever the test set's size."""
+    rows = np.unique(np.linspace(0, len(y) - 1, num=min(limit, len(y))).astype(int))
+    return {"actual": [float(v) for v in np.asarray(y)[rows]], "predicted": [float(v) for v in np.asarray(predicted)[rows]]}
 
 
 def baselines(problem_type, y, stats):

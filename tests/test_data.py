@@ -104,20 +104,40 @@ def test_download_uci_goes_through_the_opener_for_http(tmp_path):
 
 def test_download_uci_errors_name_the_source_and_the_fix(tmp_path):
     no_csv = _zip(tmp_path / "empty.zip", {"other.csv": "a,b\n"})
-    with pytest.raises(ValueError, match=rf"{no_csv.name}.*{data.CSV_NAME}.*other\.csv"):
+    with pytest.raises(data.DownloadError, match=rf"{no_csv.name}.*{data.CSV_NAME}.*other\.csv"):
         data.download_uci(tmp_path / "out", url=str(no_csv))
     bad_header = _zip(tmp_path / "bad.zip", {data.CSV_NAME: "a,b\n1,2\n"})
-    with pytest.raises(ValueError, match=r"bad\.zip.*header \['a', 'b'\]"):
+    with pytest.raises(data.DownloadError, match=r"bad\.zip.*header \['a', 'b'\]"):
         data.download_uci(tmp_path / "out", url=bad_header.as_uri())
     not_zip = tmp_path / "page.html"
     not_zip.write_text("<html>")
-    with pytest.raises(ValueError, match="not a zip"):
+    with pytest.raises(data.DownloadError, match="page.html has header .*not the UCI Online Shoppers columns"):
         data.download_uci(tmp_path / "out", url=str(not_zip))
 
     def offline(url):
         raise urllib.error.URLError("no route")
 
-    with pytest.raises(RuntimeError, match=r"could not fetch https://archive\.ics\.uci\.edu.*local path"):
+    with pytest.raises(data.DownloadError, match=r"could not fetch https://archive\.ics\.uci\.edu.* \(no route\): "
+                                                  r"check the network, or .*download --from FILE\|URL"):
         data.download_uci(tmp_path / "out", opener=offline)
     assert not (tmp_path / "out").exists()
+
+
+def test_download_takes_a_copy_of_the_csv_itself(tmp_path):
+    csv_path = tmp_path / "copy.csv"
+    csv_path.write_text(",".join(data.COLUMNS) + "\n" + ",".join(["1"] * len(data.COLUMNS)) + "\n")
+    assert data.download_uci(tmp_path / "out", url=str(csv_path)).read_text() == csv_path.read_text()
+
+
+def test_download_without_a_network_is_one_line_naming_from(tmp_path, offline_env):
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_ROOT
+
+    result = subprocess.run([sys.executable, "deploy.py", "download", "--dest", str(tmp_path)], cwd=PROJECT_ROOT,
+                            env=offline_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: could not fetch https://")
+    assert "download --from FILE|URL" in result.stderr
 

@@ -92,7 +92,11 @@ def test_multiclass_and_regression_layouts(tmp_path):
     metrics = report["regression_metrics"]
     assert set(metrics) == {"rmse", "mae", "r2"}
     assert metrics["r2"]["value"] > 0.5 and metrics["rmse"]["value"] >= metrics["mae"]["value"] > 0
-    assert report["curves"] == {} and report["feature_importance"] and report["classes"] is None
+    assert report["feature_importance"] and report["classes"] is None
+    points = report["curves"]["predicted_vs_actual"]  # every test row (fewer than the sample's limit)
+    assert points["actual"] == pytest.approx(read_split(splits, "test")["BasketValue"].tolist())
+    rmse = np.sqrt(np.mean((np.array(points["actual"]) - np.array(points["predicted"])) ** 2))
+    assert rmse == pytest.approx(metrics["rmse"]["value"])
     assert metrics["r2"]["baseline"] == pytest.approx(0, abs=0.05)  # the training mean explains nothing
     assert metrics["rmse"]["baseline"] > metrics["rmse"]["value"]
 
@@ -191,3 +195,10 @@ def test_gate_mistakes_are_named(tmp_path):
         with pytest.raises(SystemExit):
             run_evaluate(tmp_path, archive_dir, splits, *extra)
         assert expected in (tmp_path / "eval-failure").read_text()
+
+
+def test_regression_points_are_an_even_sample_of_a_large_test_set():
+    y = np.arange(10_000, dtype=float)
+    points = evaluate.sample_points(y, y * 2, limit=100)
+    assert len(points["actual"]) == 100 and points["actual"][0] == 0 and points["actual"][-1] == 9_999
+    assert points["predicted"] == [2 * a for a in points["actual"]]

@@ -66,3 +66,29 @@ def test_init_overwrites_nothing_and_refuses_a_bad_name(tmp_path, monkeypatch, c
     assert (tmp_path / "busy" / "mine.py").read_text() == "# a user's file\n"
     assert config.read_text() == "[dev]\n\n[pipeline.taken]\nlabel = \"y\"\n"
     assert not (tmp_path / "taken").exists()
+
+
+def test_a_fixed_evaluation_script_reaches_a_selective_rerun_that_reuses_the_tuning(tmp_path, monkeypatch, capsys):
+    """The user's day: Evaluate crashes, the script is fixed, and only Evaluate and what follows run
+    again, with today's script, on the tuning job's model from the failed execution."""
+    monkeypatch.chdir(tmp_path)
+    config, home = tmp_path / "config.toml", tmp_path / "home"
+    shutil.copy(CONFIG_FILE, config)
+    assert cli.main(["init", "churn", "--config", str(config)]) == 0
+    capsys.readouterr()
+    script = tmp_path / "churn/processing/evaluate.py"
+    fixed = script.read_text()
+    script.write_text("raise SystemExit('evaluate.py: a bug')\n")
+    flags = ["--definition", "churn/pipeline.py", "--config", str(config), "--home", str(home)]
+    assert cli.main(["run", "--local", "--json", *flags]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert (failed["failed_step"], failed["failure_log"]) == ("Evaluate", str(home / "runs" / failed["execution_id"]
+                                                                               / "logs/Evaluate.log"))
+    script.write_text(fixed)
+    steps = "Evaluate,QualityGate,Register-RegisterModel"
+    assert cli.main(["run", "--local", "--json", *flags, "--from", failed["execution_id"], "--steps", steps]) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    by_name = {s["name"]: s for s in rerun["steps"]}
+    assert by_name["Tune"]["reused_from"] == by_name["Prepare"]["reused_from"] == failed["execution_id"]
+    assert [by_name[n]["status"] for n in steps.split(",")] == ["Succeeded"] * 3
+    assert rerun["registered_model"]["ModelPackageVersion"] == 1 and rerun["gate"]["passed"] is True

@@ -64,3 +64,22 @@ def test_upsert_and_start_over_the_wire(fake_aws, monkeypatch, moto_server, wire
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     code = set(re.findall(rf"s3://{BUCKET}/(purchase-intent/code/[0-9a-f]{{64}}/[\w.]+)", compiled))
     assert len(code) == 3 and keys == code
+
+
+def test_cloud_commands_print_no_library_info_lines_unless_verbose(fake_aws, monkeypatch, moto_server, wire_env,
+                                                                   tmp_path):
+    """The SDK turns INFO logging on when imported; botocore would then say where it found credentials."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    boto3.client("s3", region_name=REGION, endpoint_url=moto_server).create_bucket(Bucket=BUCKET)
+    env = {**wire_env, "PIPELINES_COMPILE_CACHE": str(tmp_path / "compiled")}  # nothing cached: the SDK is imported
+    flags = ["--role-arn", FAKE_ROLE, "--bucket", BUCKET]
+    quiet = deploy(["diff", *flags], env)
+    out, err = quiet.communicate(timeout=120)
+    assert quiet.returncode == 1 and out == f"purchase-intent: not deployed in {REGION} yet " \
+                                            "(`python deploy.py upsert` creates it)\n"
+    upsert = deploy(["upsert", *flags], env)
+    out, err = upsert.communicate(timeout=120)
+    assert upsert.returncode == 0 and "INFO" not in err, err
+    verbose = deploy(["diff", *flags, "--verbose"], env)
+    _, err = verbose.communicate(timeout=120)
+    assert "INFO:botocore.credentials:Found credentials in environment variables." in err

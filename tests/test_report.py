@@ -17,6 +17,7 @@ from pipelines import cli, report
 from pipelines.local import LocalHome
 from pipelines.local.registry import Registry
 from pipelines.local.storage import LocalStore
+from pipelines.report.gather import SECTIONS
 
 import evaluate  # (the real report layout, so these fakes follow evaluate.py)
 
@@ -27,6 +28,19 @@ PNG = "data:image/png;base64,"
 
 
 # --- fakes ------------------------------------------------------------------------------------
+
+
+def trial(number: int, eta: str, value: float | None) -> dict:
+    summary = {"TrainingJobName": f"Tune-1-{number:03d}-0123abcd", "TunedHyperParameters": {"eta": eta, "max_depth": "4"},
+               "CreationTime": f"2024-05-01T12:00:0{number}+00:00",
+               "TrainingJobStatus": "Completed" if value is not None else "Failed"}
+    if value is None:
+        return {**summary, "FailureReason": "AlgorithmError: out of memory"}
+    return {**summary, "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "validation:auc", "Value": value,
+                                                                       "Type": "Maximize"}}
+
+
+TRIALS = [trial(1, "0.3", 0.87), trial(2, "0.125", 0.91), trial(3, "0.01", None)]
 
 
 def evaluation(problem: str, *, points: bool = False) -> dict:
@@ -44,8 +58,8 @@ def evaluation(problem: str, *, points: bool = False) -> dict:
         y = rng.normal(50, 10, 300)
         predicted = y + rng.normal(0, 4, 300)
         section, curves = evaluate.regression_report(y, predicted)
-        if points:
-            curves["predicted_vs_actual"] = {"actual": y[:50].tolist(), "predicted": predicted[:50].tolist()}
+        if not points:  # an evaluate.py from before it recorded them
+            del curves["predicted_vs_actual"]
     importance = [{"feature": f"feature_{i}", "gain": 10.0 - i} for i in range(6)]
     return {**section, "curves": curves, "feature_importance": importance, "n_test": 300}
 
@@ -121,15 +135,14 @@ def fake_run(tmp_path, problem="binary", *, outcome="True", failed_at=None, poin
     store = LocalStore(tmp_path / "s3")
     store.put_bytes(f"{RUN}/x/profile/profile.json", json.dumps(profile(problem)).encode())
     report_doc = evaluation(problem, points=points)
-    section = next(k for k in report.SECTIONS if k in report_doc)
+    section = next(k for k in SECTIONS if k in report_doc)
     value = report_doc[section][GATES[problem].split(".")[1]]["value"]
     steps = [
         step("Preprocess", "Processing", response=processing_response("train", "test", "profile")),
         step("Tune", "Tuning", arguments={"TrainingJobDefinition": {"StaticHyperParameters": {
             "label": '"Target"', "sagemaker_program": '"train.py"'}}}, response={
-            "BestTrainingJob": {"TrainingJobName": "Tune-1-001", "TunedHyperParameters": {"eta": "0.125", "max_depth": "4"},
-                                "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "validation:auc",
-                                                                                "Value": 0.91, "Type": "Maximize"}},
+            "BestTrainingJob": TRIALS[1],
+            "TrainingJobSummaries": [TRIALS[1], TRIALS[0], TRIALS[2]],  # best first, failed last, as DescribeHyper...
             "TrainingJobStatusCounters": {"Completed": 2}}),
         step("Evaluate", "Processing", response=processing_response("evaluation"),
              property_files={"EvaluationReport": report_doc}),
@@ -192,11 +205,11 @@ def test_binary_report_shows_steps_metrics_gate_profile_and_plots(tmp_path):
         assert f"{metrics[name]['value']:.4f}" in html
     assert f"roc_auc {metrics['roc_auc']['value']:.4f} ≥ 0.8000" in html and "passed" in html
     assert "purchase-intent v3" in html and "PendingManualApproval" in html
-    assert ids(html) == {"roc", "pr", "calibration", "confusion", "lift", "importance"}
-    assert html.count(PNG) == 6
+    assert ids(html) == {"roc", "pr", "calibration", "confusion", "lift", "trials", "importance"}
+    assert html.count(PNG) == 7
     assert "1,234" in html and "FALSE (0)" in html and "361.8" in html and "<code>May</code>" in html
     assert "Not in this report" not in html
-    assert "<strong>2</strong> <span class=\"pill\">set</span>" in html  # MaxTuningJobs overridden (default 4)
+    assert '<span class="pill">set</span> <span class="long" title="2"><strong>2</strong>' in html  # MaxTuningJobs (default 4)
 
 
 def ids(html: str) -> set[str]:
@@ -206,7 +219,7 @@ def ids(html: str) -> set[str]:
 def test_multiclass_report_has_a_confusion_matrix_with_class_names_and_no_binary_curves(tmp_path):
     html, doc = render(tmp_path, problem="multiclass")
     assert_self_contained(html)
-    assert ids(html) == {"confusion", "importance"}
+    assert ids(html) == {"confusion", "trials", "importance"}
     metrics = doc["multiclass_classification_metrics"]
     assert f"{metrics['accuracy']['value']:.4f}" in html and f"{metrics['macro_f1']['value']:.4f}" in html
     assert "multiclass classification" in html and "gold (1)" in html
@@ -218,7 +231,7 @@ def test_multiclass_report_has_a_confusion_matrix_with_class_names_and_no_binary
 def test_regression_report_draws_predicted_vs_actual_only_when_evaluate_records_points(tmp_path, points):
     html, doc = render(tmp_path, problem="regression", points=points)
     assert_self_contained(html)
-    assert ids(html) == ({"predicted_vs_actual", "importance"} if points else {"importance"})
+    assert ids(html) == ({"predicted_vs_actual", "residuals", "trials", "importance"} if points else {"trials", "importance"})
     assert ("records no points" in html) is not points
     for name in ("rmse", "mae", "r2"):
         assert f"{doc['regression_metrics'][name]['value']:.4f}" in html
@@ -244,7 +257,7 @@ def test_a_failed_quality_gate_is_shown_as_such(tmp_path):
     html, doc = render(tmp_path, outcome="False")
     assert "failed" in html and "Quality gate failed: too weak" in html
     assert "the quality gate QualityGate was not met" in html
-    assert html.count(PNG) == 6  # the evaluation still exists
+    assert html.count(PNG) == 7  # the evaluation and the trials still exist
     assert "none" in html[html.index("Registered model"):][:200]
 
 
@@ -252,7 +265,7 @@ def test_without_a_definition_the_report_still_lists_the_recorded_steps(tmp_path
     execution, _, store, _ = fake_run(tmp_path)
     html = report.render_report(execution, None, store, out_path=tmp_path / "r.html").read_text()
     assert all(f">{s['name']}<" in html for s in execution["steps"])
-    assert html.count(PNG) == 6
+    assert html.count(PNG) == 7
 
 
 def test_the_graph_is_layered_left_to_right_with_branches_after_their_condition(tmp_path):
@@ -287,7 +300,7 @@ def test_model_card_has_the_package_metrics_gate_and_an_example_request(tmp_path
     card = report.render_model_card(execution, definition_, store, description="Will this session buy?")
     assert card.startswith("# Model card: purchase-intent version 3\n")
     assert ARN in card and MODEL in card and "XGBoost 3.0-5" in card and "Will this session buy?" in card
-    section = next(k for k in report.SECTIONS if k in doc)
+    section = next(k for k in SECTIONS if k in doc)
     for name, metric in doc[section].items():
         if name != "confusion_matrix":
             assert f"| {metric['value']:.4f} |" in card
@@ -420,3 +433,69 @@ def test_the_report_command_still_writes_a_report_when_the_recorded_definition_i
     assert capsys.readouterr().out.strip() == str(out)
     html = out.read_text()
     assert summary["execution_id"] in html and f"{summary['gate']['value']:.4f}" in html
+
+
+# --- tuning, logs, fitting the page, rendering again ------------------------------------------------
+
+
+def test_the_report_lists_every_tuning_trial_in_order_with_the_chosen_one_and_failures(tmp_path):
+    html, _ = render(tmp_path)
+    table = html[html.index('<table class="trials">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr class=\"(best)?\"><td class=\"n\">(\d)</td>", table)
+    assert [(number, best) for best, number in rows] == [("1", ""), ("2", "best"), ("3", "")]
+    assert "<strong>0.9100</strong>" in table and '<span class="pill">chosen</span>' in table
+    assert 'title="AlgorithmError: out of memory">failed' in table
+
+
+def test_each_step_links_to_its_log_relative_to_the_report(tmp_path):
+    execution, definition_, store, _ = fake_run(tmp_path)
+    for step in execution["steps"]:
+        step["log"] = str(tmp_path / "runs" / "e1" / "logs" / f"{step['name']}.log")
+    html = report.render_report(execution, definition_, store, out_path=tmp_path / "runs" / "e1" / "report.html").read_text()
+    assert '<a class="log" href="logs/Evaluate.log"' in html
+    assert '<a href="logs/Tune.log">' in html  # the step in the graph
+
+
+def test_long_parameter_values_wrap_in_their_cell_with_the_whole_value_in_a_tooltip(tmp_path):
+    execution, definition_, store, _ = fake_run(tmp_path)
+    long = "s3://a-bucket-with-a-long-name/" + "deeply/nested/" * 12 + "sessions.csv"
+    execution["parameters"]["InputData"] = long
+    html = report.render_report(execution, definition_, store, out_path=tmp_path / "r.html").read_text()
+    assert re.search(f'<span class="long" title="{long}">(<strong>)?{long}', html)
+    assert "table-layout: fixed" in html and "overflow-wrap: anywhere" in html
+
+
+def test_a_later_render_shows_the_approval_status_now_and_the_recorded_subtitle(tmp_path):
+    execution, definition_, store, _ = fake_run(tmp_path)
+    home = LocalHome(tmp_path / "home")
+    registry = Registry.of(home)
+    registry.register({"ModelPackageGroupName": "purchase-intent", "ModelApprovalStatus": "PendingManualApproval",
+                       "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": MODEL}]}},
+                      execution_id="e1")
+    registry.register({"ModelPackageGroupName": "purchase-intent", "ModelApprovalStatus": "PendingManualApproval",
+                       "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": MODEL}]}},
+                      execution_id="e1")
+    registry.register({"ModelPackageGroupName": "purchase-intent", "ModelApprovalStatus": "PendingManualApproval",
+                       "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": MODEL}]}},
+                      execution_id="e1")  # version 3, as the record says
+    registry.set_status("purchase-intent", 3, "Approved")
+    execution["description"] = "Will this session buy?"
+    html = report.render_report(execution, definition_, store, out_path=tmp_path / "r.html", home=home).read_text()
+    assert "purchase-intent v3 <small>· Approved</small>" in html and "PendingManualApproval" not in html
+    assert '<div class="sub">Will this session buy?</div>' in html
+
+
+def test_plots_drawn_once_are_reused_for_the_same_data(tmp_path, monkeypatch):
+    execution, definition_, store, _ = fake_run(tmp_path)
+    home = LocalHome(tmp_path / "home")
+    first = report.render_report(execution, definition_, store, out_path=tmp_path / "a.html", home=home).read_text()
+    monkeypatch.setattr(report.plots, "_png", lambda figure: pytest.fail("a plot was drawn again"))
+    second = report.render_report(execution, definition_, store, out_path=tmp_path / "b.html", home=home).read_text()
+    assert re.findall(r'src="(data:[^"]+)"', first) == re.findall(r'src="(data:[^"]+)"', second)
+    execution["steps"][2]["property_files"]["EvaluationReport"]["n_test"] = 299  # other data: drawn anew
+    monkeypatch.undo()
+    calls = []
+    monkeypatch.setattr(report.plots, "_png", lambda figure: calls.append(figure) or PNG)
+    report.render_report(execution, definition_, store, out_path=tmp_path / "c.html", home=home)
+    assert len(calls) == 7

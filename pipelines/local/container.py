@@ -30,6 +30,7 @@ from typing import Callable
 CONTAINER_ROOT = "/opt/ml"
 _TAIL_LINES = 20
 _POLL_SECONDS = 0.05
+_STOP_GRACE_SECONDS = 2.0  # a stopped job gets SIGTERM, then SIGKILL after this (SageMaker waits 120 s)
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml\b")
 # Binds the host directory at /opt/ml, enters the working directory, then
 # becomes the job's command (exec keeps the pid, so signals and exit codes are the job's).
@@ -70,7 +71,7 @@ class HostExit:
     name: str
     returncode: int
     tail: list[str]
-    stopped: str | None = None  # why the runner stopped it: "timeout" or "peer failed"
+    stopped: str | None = None  # why the runner stopped it: "timeout", "peer failed" or "stop requested"
 
 
 def host_path(root: Path, container_path: str) -> Path:
@@ -168,13 +169,15 @@ def run_hosts(
     log_label: str = "",
     timeout: float | None = None,
     on_line: Callable[[str, str], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> list[HostExit]:
     """Run every host concurrently; stream their output to ``log_path``.
 
     Lines are prefixed with ``[label/host]`` when there is a label or more than
     one host. When one host fails the others are stopped (as SageMaker stops a
-    cluster); past ``timeout`` seconds all are. ``on_line(host, line)`` sees each
-    output line (metric parsing). Returns one exit per run, in order.
+    cluster); past ``timeout`` seconds all are, and once ``stop()`` is true (the
+    execution is stopping). ``on_line(host, line)`` sees each output line (metric
+    parsing). Returns one exit per run, in order.
     """
     mode = resolve_isolation(isolation)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,7 @@ def run_hosts(
         readers.append(reader)
         tails.append(tail)
     try:
-        stopped = _supervise(procs, timeout)
+        stopped = _supervise(procs, timeout, stop)
     except BaseException:  # interrupted (Ctrl-C, runner shutdown): leave no orphan jobs behind
         for proc in procs:
             _kill_group(proc)
@@ -206,25 +209,34 @@ def run_hosts(
             for i, (run, proc, tail) in enumerate(zip(runs, procs, tails))]
 
 
-def _supervise(procs: list[subprocess.Popen], timeout: float | None) -> dict[int, str]:
-    """Wait for all processes, stopping the rest on the first failure or at the deadline."""
+def _supervise(procs: list[subprocess.Popen], timeout: float | None, stop: Callable[[], bool]) -> dict[int, str]:
+    """Wait for all processes, stopping the rest on the first failure or at the deadline, and all of
+    them on a stop request: SIGTERM to each process group first, so a script can end cleanly."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stopped: dict[int, str] = {}
+    terminated_at = None
     while any([proc.poll() is None for proc in procs]):  # a list: poll every host, not up to the first running one
         failed = any(proc.returncode not in (None, 0) for proc in procs)
         expired = deadline is not None and time.monotonic() > deadline
-        if failed or expired:
+        if terminated_at is None and stop():
+            terminated_at = time.monotonic()
             for i, proc in enumerate(procs):
                 if proc.poll() is None:
-                    stopped[i] = "timeout" if expired else "peer failed"
+                    stopped[i] = "stop requested"
+                    _kill_group(proc, signal.SIGTERM)
+        late = terminated_at is not None and time.monotonic() > terminated_at + _STOP_GRACE_SECONDS
+        if failed or expired or late:
+            for i, proc in enumerate(procs):
+                if proc.poll() is None:
+                    stopped.setdefault(i, "timeout" if expired else "peer failed")
                     _kill_group(proc)
         time.sleep(_POLL_SECONDS)
     return stopped
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen, sig: signal.Signals = signal.SIGKILL) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
 

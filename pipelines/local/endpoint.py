@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import signal
 import sys
 import tempfile
 import tarfile
@@ -38,7 +37,6 @@ from pathlib import Path
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from pipelines import packages
@@ -311,29 +309,42 @@ def load_app(store, package: dict, root: Path, *, max_payload_mb: float = MAX_PA
                         default_accept=files.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"))
 
 
-def serve(app: InferenceApp, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, on_ready=None) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM), with Werkzeug's threaded WSGI server."""
+def serve(app: InferenceApp, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, on_ready=None,
+          workers: int | None = None) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM) with gunicorn, as SageMaker's scikit-learn and XGBoost
+    serving containers do: one worker process per core (or `$SAGEMAKER_MODEL_SERVER_WORKERS`, the
+    containers' own setting), forked after the model is loaded (so it loads once), each answering on a
+    few threads, so predictions run on every core. `on_ready(url)` once it listens."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            settings = {"bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                        "workers": workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1),
+                        "worker_class": "gthread", "threads": 4,
+                        "preload_app": True, "loglevel": "warning", "accesslog": None, "timeout": 60,
+                        "when_ready": lambda arbiter: on_ready and on_ready(_url(arbiter)),
+                        "proc_name": "deploy.py-serve"}
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    master = os.getpid()
     try:
-        server = make_server(host, port, app, threaded=True)
-    except SystemExit:  # Werkzeug prints why (port taken, address not of this machine) and exits
-        raise LocalEndpointError(f"cannot listen on {host}:{port} (reason above): choose a free --port "
-                                 f"and an address of this machine for --host") from None
-    except OSError as e:
-        raise LocalEndpointError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    if on_ready:
-        on_ready(f"http://{host}:{server.port}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.server_close()
+        Server().run()
+    except SystemExit as e:
+        if os.getpid() != master:  # a worker ending: leave the master's clean-up (the model folder) to it
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        if e.code not in (0, None):
+            raise LocalEndpointError(f"cannot serve on {host}:{port} (reason above): choose a free --port "
+                                     f"and an address of this machine for --host") from None
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _url(arbiter) -> str:
+    host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def serve_package(home: LocalHome, package: dict, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from pipelines.files import user_cache
 from pipelines.local.images import BOTO3_FLOOR, MODULES, Image
 
 JOB_ENVS = ("image", "host")
@@ -75,10 +76,7 @@ def check_job_env(job_env: str) -> str:
 
 
 def cache_root() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "purchase-pipelines" / "envs"
+    return user_cache("envs", CACHE_ENV)
 
 
 def job_python(image: Image, job_env: str, *, requirements: Path | None = None,

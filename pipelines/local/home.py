@@ -1,7 +1,8 @@
 """Where the local runner keeps its state: one directory standing in for an AWS account.
 
 `s3/` is the local object store, `runs/<execution_id>/` the record of each
-execution, `cache/` the step cache, `compiled/` memoised compiles, `registry.sqlite` the model registry.
+execution, `cache/` the step cache, `registry.sqlite` the model registry. (Compiled definitions are
+kept per user, not per home: `commands.compile_cache`.)
 """
 from __future__ import annotations
 
@@ -38,11 +39,6 @@ class LocalHome:
     @property
     def cache(self) -> Path:
         return self.root / "cache"
-
-    @property
-    def compiled(self) -> Path:
-        """Memoised compiles (`compiler.compile_pipeline(cache_dir=...)`)."""
-        return self.root / "compiled"
 
     @property
     def registry(self) -> Path:

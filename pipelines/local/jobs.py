@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from . import scope, serving, tuning, xgboost_algorithm
 from .container import (
@@ -34,6 +35,7 @@ from .container import (
 from .environments import default_job_env, job_python
 from .images import XGBOOST, Image, image_for
 from .records import arn, now
+from .stopping import JobStopped, Stop
 from .storage import Store
 
 _PYTHON = re.compile(r"(.*/)?python(3(\.\d+)?)?")
@@ -65,6 +67,9 @@ class JobContext:
     # AWS_ENDPOINT_URL_S3 and the keys that reach the store over S3 (`s3_endpoint.job_access`); none: no S3
     s3_access: dict[str, str] = field(default_factory=dict)
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)  # the cores a job's "instance" has (SM_NUM_CPUS)
+    stop: Stop = field(default_factory=Stop)  # set when the execution is stopping: the job's processes end
+    # what a tuning job reports as each trial ends (`trial_finished` fields); the runner turns it into an event
+    progress: Callable[[dict], None] = lambda fields: None
 
 
 class JobFailed(Exception):
@@ -274,11 +279,17 @@ def _max_runtime(request: dict) -> float | None:
 
 
 def _run(ctx: JobContext, runs: list[HostRun], *, timeout=None, on_line=None) -> list[HostExit]:
+    """Run the hosts; JobStopped when the execution stopped them (their outputs are not uploaded)."""
+    if ctx.stop:
+        raise JobStopped(ctx.stop.reason)
     try:
-        return run_hosts(runs, isolation=ctx.isolation, log_path=ctx.log_path, log_label=ctx.log_label,
-                         timeout=timeout, on_line=on_line)
+        exits = run_hosts(runs, isolation=ctx.isolation, log_path=ctx.log_path, log_label=ctx.log_label,
+                          timeout=timeout, on_line=on_line, stop=ctx.stop.__bool__)
     except IsolationError as exc:
         raise _client_error(str(exc)) from exc
+    if any(e.stopped == "stop requested" for e in exits):
+        raise JobStopped(ctx.stop.reason)
+    return exits
 
 
 def _read_message(root: Path, container_path: str | None) -> str:
@@ -543,9 +554,35 @@ def run_tuning(job_name: str, request: dict, ctx: JobContext) -> dict:
     parallel = int((config.get("ResourceLimits") or {}).get("MaxParallelTrainingJobs") or 1)
     # Concurrent trials share this machine, where each would have had its own instance: split the cores.
     trials_ctx = dataclasses.replace(ctx, cpus=max(1, ctx.cpus // parallel))
-    evaluate = functools.partial(_run_trial, job_name, definition, objective, trials_ctx)
-    trials = tuning.search(strategy, count, parallel, evaluate)
+    run_trial = functools.partial(_run_trial, job_name, definition, objective, trials_ctx)
+    board = _Leaderboard(count, objective, ctx.progress)
+    trials = tuning.search(strategy, count, parallel, lambda index, params: board.finished(run_trial(index, params)))
     return _tuning_result(trials, objective)
+
+
+class _Leaderboard:
+    """Reports each trial as it ends, with the best objective so far: a tuning job is the longest
+    silence of a run otherwise. Trials end on several threads, hence the lock."""
+
+    def __init__(self, count: int, objective: dict, report: Callable[[dict], None]):
+        self.count, self.objective, self.report = count, objective, report
+        self.best: tuning.Trial | None = None
+        self.lock = threading.Lock()
+
+    def finished(self, trial: tuning.Trial) -> tuning.Trial:
+        summary, _ = trial.payload
+        with self.lock:
+            if trial.score is not None and (self.best is None or trial.score > self.best.score):
+                self.best = trial
+            best = self.best and self.best.payload[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+            self.report({
+                "trial": trial.index + 1, "of": self.count, "job_name": summary["TrainingJobName"],
+                "hyperparameters": dict(trial.params), "objective": self.objective["MetricName"],
+                "value": (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value"),
+                "best": best, "best_trial": self.best and self.best.index + 1,
+                "failure_reason": summary.get("FailureReason"),
+            })
+        return trial
 
 
 def trial_name(tuning_job_name: str, index: int) -> str:
@@ -564,6 +601,8 @@ def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext
                                   "_tuning_objective_metric": objective["MetricName"]}
     request.setdefault("ResourceConfig", definition.get("HyperParameterTuningResourceConfig") or {})
     request["TuningJobArn"] = arn(ctx, _TUNING.resource, job_name)
+    if ctx.stop:  # trials queued behind a stopped one never start
+        raise JobStopped(ctx.stop.reason)
     trial_ctx = dataclasses.replace(ctx, work_dir=ctx.work_dir / name, log_label=name)
     trial_ctx.work_dir.mkdir(parents=True, exist_ok=True)
     error_type = None

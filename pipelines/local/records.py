@@ -90,6 +90,8 @@ def resumable(home: LocalHome, execution_id: str, definition: str | dict | None,
         if given != parse_definition(text):
             raise RunError(f"execution {execution_id} resumes its recorded definition; the one given differs")
     record.update(status="Executing", failure_reason=None, failed_step=None, ended=None, resumes=record["resumes"] + 1)
+    for key in ("stop_reason", "stopped_steps"):  # of an earlier stop
+        record.pop(key, None)
     record["steps"] = [s if s["status"] == "Succeeded" else {**s, **_blank_step_fields()} for s in record["steps"]]
     return text, record
 

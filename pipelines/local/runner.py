@@ -15,16 +15,18 @@ step, and one work directory per job. `resume=` reruns what did not succeed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from pipelines.local import s3_endpoint, scope, storage
+from pipelines.local import s3_endpoint, scope, selection, stopping, storage
 from pipelines.local.cache import StepCache
 from pipelines.local.environments import check_job_env, default_job_env
 from pipelines.local.expressions import ExpressionError, Key, Scope, resolve, walk
@@ -35,6 +37,9 @@ from pipelines.local.records import (
     arn, definition_text, new_record, now, resumable, save_record, write_definition,
 )
 from pipelines.local.steps import IN_PROCESS, JOB_HANDLERS, NAME_LIMITS, StepFailure, resource_name
+from pipelines.local.stopping import JobStopped, Stop
+
+_POLL_SECONDS = 0.2  # how often the scheduler looks for a stop request from another process
 
 
 def run_pipeline(
@@ -46,6 +51,8 @@ def run_pipeline(
     store: storage.Store | str | None = None,
     execution_id: str | None = None,
     resume: str | None = None,
+    source: str | None = None,
+    selected: Sequence[str] = (),
     max_parallel_steps: int = 4,
     on_event: Callable[[dict], None] | None = None,
     handlers: Mapping[str, Callable[..., dict]] | None = None,
@@ -53,7 +60,8 @@ def run_pipeline(
     job_env: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
-    """Run (or with `resume=ID`, finish) one execution; return its record.
+    """Run (or with `resume=ID`, finish) one execution; return its record. With `source=ID`, run
+    only the `selected` steps, reusing what they read from that execution (`selection`).
 
     `store` is a Store, or a spec for `storage.open_store` (None: files under
     `home.s3`). `handlers` maps job step types to `(job_name, request, ctx)
@@ -63,7 +71,8 @@ def run_pipeline(
     package versions, `pipelines.local.environments`) or "host" (this Python);
     None: `$PIPELINES_JOB_ENV`, else "image".
     Problems found before anything runs raise `RunError`; a step that fails
-    makes the returned record `Failed` instead.
+    makes the returned record `Failed` instead. SIGINT and SIGTERM (on the main thread), or
+    `stopping.request_stop` from another process, stop the jobs and make it `Stopped`.
     """
     if max_parallel_steps < 1:
         raise RunError(f"max_parallel_steps must be at least 1, got {max_parallel_steps}")
@@ -80,14 +89,28 @@ def run_pipeline(
     document = parse_definition(text)
     steps = plan(document, in_process=IN_PROCESS, job_types=handlers)
     if not resume:
-        values = resolve_parameters(document.get("Parameters", []), parameters or {})
+        reused, overrides = {}, dict(parameters or {})
+        if source:
+            try:
+                earlier = home.execution(source)
+            except FileNotFoundError as exc:
+                raise RunError(str(exc)) from None
+            reused = selection.reused_steps(steps, list(selected), earlier)
+            declared = {p.get("Name") for p in document.get("Parameters", [])}  # the source's values, then -p
+            overrides = {**{k: v for k, v in earlier["parameters"].items() if k in declared}, **overrides}
+        values = resolve_parameters(document.get("Parameters", []), overrides)
         record = new_record(home, pipeline_name, execution_id, values, steps)
+        if source:
+            record["selective"] = {"source_execution": source, "selected_steps": list(selected)}
+            record["steps"] = [reused.get(s["name"], s) for s in record["steps"]]
     if isinstance(store, str) or store is None:
         store = storage.open_store(store, root=home.s3)
     problems = scope.refusals(steps, execution_scope(home, record, store), store) if emulated else []
     if problems:
         raise RunError(f"the local runner cannot run this definition: {'; '.join(problems)}")
-    if not resume:
+    if resume:
+        stopping.clear(home, resume)
+    else:
         write_definition(home, record["execution_id"], text)
     execution = Execution(
         home=home, record=record, steps=steps, store=store, handlers=handlers,
@@ -154,19 +177,25 @@ class Execution:
         self.max_parallel = max_parallel
         self.isolation = isolation
         self.job_env = job_env
-        self.s3_access: dict[str, str] = {}  # what jobs need to reach the store over S3, while run() runs
+        self._s3_access: dict[str, str] | None = None  # what jobs need to reach the store over S3 (`_job_s3`)
+        self._closing = contextlib.ExitStack()  # what run() started and ends with it
         self.sleep = sleep
         self.cache = StepCache(home.cache, store)
         self.lock = threading.RLock()
         self.by_name = {s["name"]: s for s in record["steps"]}
-        self.state = {name: "succeeded" if self.by_name[name]["status"] == "Succeeded" else "pending" for name in steps}
+        self.stop = Stop()
+        self.stopping_announced = False
+        chosen = set((record.get("selective") or {}).get("selected_steps") or steps)
+        self.state = {name: "succeeded" if self.by_name[name]["status"] == "Succeeded" else
+                      "pending" if name in chosen else "excluded" for name in steps}
         (self.run_dir / "logs").mkdir(exist_ok=True)
 
     def run(self) -> dict:
         started = time.monotonic()
+        self.record["runner_pid"] = os.getpid()  # `deploy.py stop` tells a live runner from a dead one
         self._save()
         self._emit("execution_started", resumes=self.record["resumes"], parameters=self.record["parameters"])
-        with s3_endpoint.job_access(self.store, self.home.region) as self.s3_access, \
+        with self._closing, stopping.on_signals(self.stop, self._still_stopping), \
                 ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
             running = {}
             while True:
@@ -176,14 +205,30 @@ class Execution:
                     running[pool.submit(self._run_step, step)] = step
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     self.state[running.pop(future).name] = future.result()
+                self._check_stop_request(running.values())
         return self._finish(time.monotonic() - started)
 
+    def _check_stop_request(self, running) -> None:
+        """Turn a first stop (a signal, or another process's request) into one `execution_stopping` event."""
+        if not self.stop:
+            reason = stopping.requested(self.home, self.record["execution_id"])
+            if reason is None:
+                return
+            self.stop.request(reason)
+        if not self.stopping_announced:
+            self.stopping_announced = True
+            self._emit("execution_stopping", reason=self.stop.reason, steps=[s.name for s in running])
+
+    def _still_stopping(self, signal_name: str) -> None:
+        running = [name for name, state in self.state.items() if state == "running"]
+        self._emit("execution_stopping", reason=f"{signal_name} again: still waiting for {', '.join(running) or 'nothing'}")
+
     def _ready(self, room: int) -> list[Step]:
-        """Steps whose dependencies succeeded, in plan order; none once a step has failed."""
-        if "failed" in self.state.values():
+        """Steps whose dependencies succeeded, in plan order; none once a step has failed or stopped."""
+        if self.stop or {"failed", "stopped"} & set(self.state.values()):
             return []
         ready = [
             step for step in self.steps.values()
@@ -214,16 +259,19 @@ class Execution:
 
     def _finish(self, seconds: float) -> dict:
         stuck = [name for name, state in self.state.items() if state == "pending"]
-        if stuck and "failed" not in self.state.values():
+        if stuck and not self.stop and "failed" not in self.state.values():
             raise RuntimeError(f"scheduler bug: steps {stuck} neither ran nor were skipped")
         with self.lock:
-            self.record.update(
-                status="Failed" if self.record["failed_step"] else "Succeeded", ended=now(), seconds=round(seconds, 3)
-            )
+            if self.stop:
+                stopped = [name for name, state in self.state.items() if state == "stopped"]
+                self.record.update(status="Stopped", stop_reason=self.stop.reason, stopped_steps=stopped)
+            else:
+                self.record["status"] = "Failed" if self.record["failed_step"] else "Succeeded"
+            self.record.update(ended=now(), seconds=round(seconds, 3))
             self._save()
             self._emit(
-                "execution_finished", status=self.record["status"], reason=self.record["failure_reason"],
-                seconds=self.record["seconds"],
+                "execution_finished", status=self.record["status"],
+                reason=self.record.get("stop_reason") or self.record["failure_reason"], seconds=self.record["seconds"],
             )
         return self.record
 
@@ -239,6 +287,12 @@ class Execution:
             self._update(step, arguments=arguments)
             execute = self._execute_in_process if step.type in IN_PROCESS else self._execute_job
             result = execute(step, arguments)
+        except JobStopped:
+            self._append_log(step, f"[local runner] stopped: {self.stop.reason}")
+            seconds = _since(clock)
+            self._update(step, status="Stopped", ended=now(), seconds=seconds)
+            self._emit("step_stopped", step, seconds=seconds)
+            return "stopped"
         except StepFailure as failure:
             return self._fail(step, failure, clock)
         except ExpressionError as exc:
@@ -260,7 +314,7 @@ class Execution:
             )
             if not self.record["failed_step"]:
                 self.record.update(failed_step=step.name, failure_reason=failure.reason)
-            self._emit("step_failed", step, reason=failure.reason, seconds=seconds)
+            self._emit("step_failed", step, reason=failure.reason, seconds=seconds, log=self.by_name[step.name].get("log"))
         return "failed"
 
     def _execute_in_process(self, step: Step, arguments: dict) -> dict:
@@ -299,7 +353,8 @@ class Execution:
             context = JobContext(
                 store=self.store, work_dir=work_dir, log_path=self._log_path(step), region=self.home.region,
                 account=self.home.account, models=self._models(), isolation=self.isolation,
-                job_env=self.job_env, s3_access=self.s3_access,
+                job_env=self.job_env, s3_access=self._job_s3(), stop=self.stop,
+                progress=lambda fields: self._emit("trial_finished", step, **fields),
             )
             self._append_log(step, f"[local runner] attempt {attempt}: {step.type} job {name}")
             self._update(step, job_name=name)
@@ -314,12 +369,25 @@ class Execution:
                 self._emit("step_retry", step, attempt=attempt + 1, delay=delay, reason=exc.reason,
                            error_type=exc.error_type)
                 self.sleep(delay)
+                if self.stop:
+                    raise JobStopped(self.stop.reason) from exc
+            except JobStopped:
+                self._record_attempt(step, attempt, name, started, "Stopped")
+                raise
             except Exception as exc:  # not the job's failure (a failed upload, a bug): record the attempt, not retried
                 self._record_attempt(step, attempt, name, started, "Failed", f"{type(exc).__name__}: {exc}")
                 raise
             else:
                 self._record_attempt(step, attempt, name, started, "Succeeded")
                 return response
+
+    def _job_s3(self) -> dict[str, str]:
+        """The store's S3 endpoint for jobs, started when the first job runs: an execution whose steps
+        are all cache hits never needs it (stopping it costs up to half a second)."""
+        with self.lock:
+            if self._s3_access is None:
+                self._s3_access = self._closing.enter_context(s3_endpoint.job_access(self.store, self.home.region))
+            return self._s3_access
 
     def _record_attempt(self, step: Step, attempt: int, job_name: str, started: str, status: str,
                         reason: str | None = None, error_type: str | None = None) -> None:

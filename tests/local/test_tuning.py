@@ -280,3 +280,36 @@ def test_concurrent_trials_share_the_machine_cores(tmp_path):
         report = json.loads((model / "report-algo-1.json").read_text())
         assert report["env"]["SM_NUM_CPUS"] == "2"
         assert json.loads(report["env"]["SM_TRAINING_ENV"])["num_cpus"] == 2
+
+
+def test_each_trial_is_reported_as_it_ends_with_the_best_so_far(tmp_path):
+    reports = []
+    ctx = dataclasses.replace(make_ctx(tmp_path), progress=reports.append)
+    ranges = {"CategoricalParameterRanges": [{"Name": "eta", "Values": ["0.2", "0.3", "0.1"]},
+                                             {"Name": "mode", "Values": ["ok", "fail"]}]}
+    run_tuning("tune-6", tuning_request(ctx, "Grid", ranges, max_jobs=4, parallel=1), ctx)
+    assert [(r["trial"], r["of"], r["hyperparameters"]["eta"], r["value"], r["best"], r["best_trial"])
+            for r in reports] == [(1, 4, "0.2", 0.2, 0.2, 1), (2, 4, "0.2", None, 0.2, 1),
+                                  (3, 4, "0.3", 0.3, 0.3, 3), (4, 4, "0.3", None, 0.3, 3)]
+    assert reports[1]["failure_reason"].startswith("AlgorithmError")
+    assert all(r["objective"] == "validation:score" for r in reports)
+
+
+def test_a_stopped_tuning_job_ends_its_running_trials_and_starts_no_more(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.local.stopping import JobStopped
+
+    ctx = make_ctx(tmp_path)
+    timeline = tmp_path / "timeline.txt"
+    request = tuning_request(ctx, "Random", ETA_RANGE, max_jobs=6, parallel=2,
+                             static={"timeline": f'"{timeline}"', "sleep": "60"})
+    with ThreadPoolExecutor(1) as pool:
+        tuning_job = pool.submit(run_tuning, "tune-7", request, ctx)
+        while not (timeline.is_file() and len(timeline.read_text().splitlines()) == 2):
+            assert not tuning_job.done(), tuning_job.exception()
+            __import__("time").sleep(0.05)
+        ctx.stop.request("a test")
+        with pytest.raises(JobStopped):
+            tuning_job.result(timeout=30)  # not 60 s: the sleeping trials were ended
+    assert [line.split()[0] for line in timeline.read_text().splitlines()] == ["start", "start"]

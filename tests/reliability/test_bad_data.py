@@ -114,7 +114,9 @@ class Lab:
 
     def state(self) -> SimpleNamespace:
         run_dir = self.home.runs / self.earlier["execution_id"]
-        return SimpleNamespace(store=fingerprint(self.home.s3), cache=fingerprint(self.home.cache),
+        # The step cache; the report's plots (cache/plots) are drawn for whatever run asks, failed ones too.
+        steps = {k: v for k, v in fingerprint(self.home.cache).items() if not k.startswith("plots/")}
+        return SimpleNamespace(store=fingerprint(self.home.s3), cache=steps,
                                record=fingerprint(run_dir), registry=registry_rows(self.home))
 
     def changes(self) -> list[str]:
