@@ -515,6 +515,7 @@ def test_the_installed_sdk_is_told_from_package_metadata(monkeypatch, versions, 
 @pytest.mark.parametrize("versions, reason", [
     ({}, r"compile needs the SageMaker Python SDK v2 or v3: pip install -e '\.\[sdk-v2\]'"),
     ({"sagemaker": "1.72.0"}, "sagemaker 1.72.0 is installed, which this project does not support"),
+    ({"sagemaker": "3.0"}, "sagemaker 3.0 is installed without sagemaker-mlops"),
     ({"sagemaker": "2.257.7", "sagemaker-mlops": "1.27.0"}, "both installed; they cannot share an environment"),
 ])
 def test_no_usable_sdk_is_a_one_line_config_error(monkeypatch, versions, reason):

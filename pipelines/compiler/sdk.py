@@ -42,6 +42,9 @@ def installed() -> tuple[int, str]:
         major = 3
     elif meta and meta.split(".")[0] == "2":
         major = 2
+    elif meta and meta.split(".")[0] == "3":
+        raise SdkError(f"sagemaker {meta} is installed without sagemaker-mlops, where SDK v3's pipeline steps "
+                       f"live; pip install -e '.[sdk-v3]' (sagemaker>=3.27)")
     else:
         found = f"sagemaker {meta} is installed, which this project does not support; " if meta else ""
         raise SdkError(f"{found}compile needs the SageMaker Python SDK v2 or v3: {INSTALL_HINT}")
