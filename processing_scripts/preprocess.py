@@ -277,6 +277,12 @@ def as_numbers(s):
     return pd.Series(parsed, index=s.index)
 
 
+def as_text(s):
+    """The values as Arrow-backed text: pandas 2 (the image's) would make Python strings, whose .str
+    methods loop in Python, several times slower than Arrow's; pandas 3 makes Arrow text anyway."""
+    return s.astype(pd.StringDtype("pyarrow"))
+
+
 def value_hashes(s, numbers=None):
     """A uint64 per value, equal for equal values whatever else the column holds: numbers hash as numbers
     ("1" and "1.0" alike), other values as their text, missing values alike."""
@@ -284,7 +290,7 @@ def value_hashes(s, numbers=None):
     out = pd.util.hash_array(numbers.to_numpy())
     text = (s.notna() & numbers.isna()).to_numpy()
     if text.any():
-        codes, uniques = pd.factorize(s[text].astype(str))  # hash each distinct text once
+        codes, uniques = pd.factorize(as_text(s[text]))  # hash each distinct text once
         out[text] = pd.util.hash_array(np.asarray(uniques, dtype=object))[codes]
     return out
 
@@ -330,7 +336,7 @@ def column_facts(s, numbers=None, hashes=None):
     present = s.notna().to_numpy()
     distinct = pd.unique(hashes[present])
     few = s[present].drop_duplicates().head(FEW + 1) if len(distinct) <= FEW else None
-    text = s[present & numbers.isna().to_numpy()].astype(str).str.strip()  # what is not a number
+    text = as_text(s[present & numbers.isna().to_numpy()]).str.strip()  # what is not a number
     return {
         "rows": len(s), "present": int(present.sum()), "bool_dtype": bool(pd.api.types.is_bool_dtype(s)),
         "values": None if few is None else sorted({str(v) for v in few}),
@@ -640,7 +646,7 @@ def partial_profile(s, kind, rows, hashes=None):
             [len(values), 0.0, 0.0, *((int(values.min()), int(values.max())) if len(values) else (None, None))]
         out["sample_keys"], out["sample"] = smallest(rows[present], values)
     else:
-        counts = s[present].astype(str).value_counts()
+        counts = as_text(s[present]).value_counts()
         out["counts"] = {str(k): int(v) for k, v in counts.head(SAMPLE).items()}
     return out
 
@@ -956,8 +962,9 @@ def run(args, cluster=None):
         """Only the rows of mask, in the frame and in what was computed of its columns."""
         if mask.all():
             return
-        local.update(df=local["df"][mask], rows=local["rows"][mask],
-                     numbers={c: v[mask] for c, v in local["numbers"].items()},
+        df = local["df"][mask]  # the numbers share its index object: pandas 2 compares unshared ones whole
+        local.update(df=df, rows=local["rows"][mask],
+                     numbers={c: pd.Series(v.to_numpy()[mask], index=df.index) for c, v in local["numbers"].items()},
                      hashes={c: v[mask] for c, v in local["hashes"].items()})
 
     def read():
@@ -986,7 +993,7 @@ def run(args, cluster=None):
                             f"(columns: {', '.join(df.columns)})")
         declared, whole = read_declared(args.schema, [c for c in df.columns if c != args.label])
         split = mix(hashes[args.split_key] if args.split_key else rows, args.seed + 1)
-        names = df[args.label].astype(str)
+        names = as_text(df[args.label])
         strata, strata_names = (pd.factorize(names) if args.problem_type != "regression" and not args.split_key
                                 else (np.zeros(len(df), dtype="int64"), [""]))
         local.update(df=df, split=split)
@@ -1008,7 +1015,7 @@ def run(args, cluster=None):
             raise DataError(plan["error"])
         y, classes = encode_label(df[args.label], args.problem_type, args.positive_class, schema["label"]["classes"])
         strata_names = sorted(plan["cuts"])
-        strata = (pd.Categorical(df[args.label].astype(str), categories=strata_names).codes
+        strata = (pd.Categorical(as_text(df[args.label]), categories=strata_names).codes
                   if len(strata_names) > 1 or strata_names != [""] else np.zeros(len(df), dtype="int8"))
         splits = assign_splits(local["split"], np.asarray(strata), strata_names, plan["cuts"])
         table = part_table(df, y, kept, args.label, args.problem_type)
