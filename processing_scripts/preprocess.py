@@ -430,7 +430,7 @@ def parse_column(df, column, kind, numbers=None):
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(s):
             return s
-        spelled = s.astype("string").str.strip().str.lower()
+        spelled = as_text(s).str.strip().str.lower()
         bad = s.notna() & ~spelled.isin(TRUE_SPELLINGS | FALSE_SPELLINGS).fillna(False).astype(bool)
         if bad.any():
             raise DataError(f"column {column!r} is boolean but {_where(df, bad)} has {_shown(str(s[bad].iloc[0]))}; "
@@ -1057,7 +1057,7 @@ def part_table(df, y, kept, label, problem_type):
                        + [(c["name"], pa.float64() if numeric(c) else pa.string()) for c in kept])
     arrays = [pa.array(y.to_numpy())] + [
         pa.array(df[c["name"]].to_numpy(dtype="float64", na_value=np.nan)) if numeric(c)
-        else pa.array(df[c["name"]].astype("string"), from_pandas=True) for c in kept]
+        else pa.array(as_text(df[c["name"]]), from_pandas=True) for c in kept]
     return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
 
 
