@@ -16,11 +16,11 @@ This module belongs to the command layer: the runner itself never imports the SD
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from pipelines.compiler.adapter import environment
 from pipelines.files import write_atomically
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_SESSION_TOKEN": "offline"}
@@ -68,19 +68,9 @@ def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()
     import boto3
     from moto import mock_aws
 
-    saved = {key: os.environ.get(key) for key in [*FAKE_CREDENTIALS, "AWS_PROFILE", "AWS_DEFAULT_REGION"]}
-    os.environ.update(FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region)
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        with mock_aws():
-            s3 = boto3.client("s3", region_name=region)
-            for bucket in buckets:
-                s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
-                    "CreateBucketConfiguration": {"LocationConstraint": region}}))
-            yield OfflineSdk(region)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(**FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_PROFILE=None), mock_aws():
+        s3 = boto3.client("s3", region_name=region)
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": region}}))
+        yield OfflineSdk(region)

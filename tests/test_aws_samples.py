@@ -4,6 +4,7 @@ The training step is the built-in XGBoost algorithm (no script), served again by
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
 
@@ -124,3 +125,16 @@ def test_bad_command_lines_get_one_line_errors_and_run_nothing(tmp_path, capsys,
     assert cli.main(["run", "--local", "--home", str(tmp_path / "home"), *args]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == message
     assert not (tmp_path / "home" / "runs").exists()
+
+
+def test_offline_hides_the_callers_aws_settings_and_puts_them_back(monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "host-profile")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAHOSTKEY")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    with offline(region="eu-west-1", buckets=["staged"]):
+        import boto3
+        assert "AWS_PROFILE" not in os.environ and os.environ["AWS_ACCESS_KEY_ID"] != "AKIAHOSTKEY"
+        assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
+        assert [b["Name"] for b in boto3.client("s3", region_name="eu-west-1").list_buckets()["Buckets"]] == ["staged"]
+    assert os.environ["AWS_PROFILE"] == "host-profile" and os.environ["AWS_ACCESS_KEY_ID"] == "AKIAHOSTKEY"
+    assert "AWS_DEFAULT_REGION" not in os.environ

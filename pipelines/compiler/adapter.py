@@ -33,18 +33,22 @@ EMPTY_SDK_CONFIG = {"SchemaVersion": "1.0"}
 
 
 @contextlib.contextmanager
-def environment(**values: str):
-    """`os.environ` with `values` set for the duration, then exactly as it was."""
+def environment(**values: str | None):
+    """`os.environ` with `values` set (None: unset) for the duration, then exactly as it was."""
     before = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    _set_environment(values)
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(before)
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 class Adapter:
