@@ -108,7 +108,8 @@ def test_instances_share_the_work_by_s3_key_instead_of_repeating_it(compile_with
     assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in
             job["InputDataConfig"]} == {"train": "ShardedByS3Key", "validation": "ShardedByS3Key",
                                         "schema": "FullyReplicated"}  # every instance needs the whole schema
-    assert job["HyperParameterTuningResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+    resources = job.get("HyperParameterTuningResourceConfig") or job["ResourceConfig"]  # v2's name, v3's
+    assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
 
 
 def test_evaluate_reads_the_best_tuning_job_model_and_the_test_split(compile_with):
