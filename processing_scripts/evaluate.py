@@ -24,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -115,12 +116,11 @@ def test_batches(test_dir, label, rows=None):
 
 def score(inference, model, batches):
     """(labels, predictions, unseen category counts) over every batch; a multiclass model's rows stacked."""
-    labels, predicted, unseen = [], [], {}
+    labels, predicted, unseen = [], [], Counter()
     for x, y in batches:
         labels.append(y)
         predicted.append(np.asarray(inference.predict_fn(x, model)))
-        for name, count in model["features"].transform(x)[1].items():
-            unseen[name] = unseen.get(name, 0) + count
+        unseen.update(model["features"].transform(x)[1])
     return np.concatenate(labels), np.concatenate(predicted), unseen
 
 

@@ -34,6 +34,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -671,10 +672,7 @@ def merge_profile(parts, kind):
         std = np.sqrt(m2 / (n - 1)) if n > 1 else None
         return {**stats, "mean": _rounded(mean) if n else None, "std": _rounded(std), "min": _number(low),
                 "max": _number(high), "typical": _number(typical)}
-    counts = {}
-    for p in parts:
-        for value, c in p["counts"].items():
-            counts[value] = counts.get(value, 0) + c
+    counts = sum((Counter(p["counts"]) for p in parts), Counter())
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES]
     return {**stats, "top": dict(top), "typical": min(v for v, c in top if c == top[0][1]) if top else None}
 
@@ -915,10 +913,7 @@ def _label_and_cuts(payloads, args, seen):
     """The label's classes (None for regression) and the split's cut points over every host's rows."""
     classes = None
     if args.problem_type != "regression":
-        counts = {}
-        for p in payloads:
-            for name, count in p["label_counts"].items():
-                counts[name] = counts.get(name, 0) + count
+        counts = sum((Counter(p["label_counts"]) for p in payloads), Counter())
         classes = label_classes(counts, args.problem_type, args.positive_class, args.label)
     strata = sorted({s for p in payloads for s in p["strata_names"]})
     codes = np.concatenate([np.asarray([strata.index(s) for s in p["strata_names"]], dtype="int32")[p["strata"]]

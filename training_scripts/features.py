@@ -19,6 +19,7 @@ copies it into the model archive, so serving can never drift from training.
 import importlib
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -198,10 +199,7 @@ def _source(columns, name):
 
 def _vocabulary(shares):
     """Values by frequency (then alphabetically), the MAX_CATEGORIES most frequent, over hosts' value counts."""
-    counts = {}
-    for share in shares:
-        for value, count in share.items():
-            counts[value] = counts.get(value, 0) + count
+    counts = sum(map(Counter, shares), Counter())
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     return [str(value) for value, _ in ranked[:MAX_CATEGORIES]]
 
