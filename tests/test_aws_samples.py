@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import run_cli, steps_of
+from conftest import SDK_V2_SAMPLES, run_cli, steps_of
 from fixtures.aws_samples.data import abalone_rows
 from pipelines.local import LocalHome, open_store
 from pipelines.sdk_pipelines import offline
@@ -34,6 +34,7 @@ def abalone_data(tmp_path):
     return data, batch
 
 
+@SDK_V2_SAMPLES
 def test_the_abalone_pipeline_runs_unchanged_with_the_built_in_algorithm(tmp_path, abalone_data):
     from fixtures.aws_samples.abalone.pipeline import get_pipeline
 
@@ -71,6 +72,7 @@ def test_the_abalone_pipeline_runs_unchanged_with_the_built_in_algorithm(tmp_pat
     assert "[0]\ttrain-rmse:" in log and "\tvalidation-rmse:" in log
 
 
+@SDK_V2_SAMPLES
 def test_a_missing_input_is_refused_before_anything_runs_and_names_the_stage_flag(tmp_path, capsys):
     from fixtures.aws_samples.abalone.pipeline import get_pipeline
     from pipelines import cli
@@ -86,6 +88,7 @@ def test_a_missing_input_is_refused_before_anything_runs_and_names_the_stage_fla
     assert not (home / "runs").exists()  # refused before the execution was even recorded
 
 
+@SDK_V2_SAMPLES
 def test_the_model_build_seed_pipeline_runs_unchanged_and_its_preprocess_downloads_with_boto3(tmp_path, abalone_data):
     from fixtures.aws_samples.seed.pipeline import get_pipeline
 

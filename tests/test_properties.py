@@ -10,7 +10,7 @@ from __future__ import annotations
 import botocore.session
 import pytest
 
-from conftest import steps_of
+from conftest import SDK_V2_SAMPLES, steps_of
 from fixtures.aws_samples.data import abalone_rows
 from pipelines.local import LocalHome, open_store, run_pipeline
 from pipelines.local.expressions import ExpressionError, Scope, evaluate
@@ -19,6 +19,8 @@ from pipelines.local.staging import stage
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "abalone-properties"
+
+pytestmark = SDK_V2_SAMPLES
 SHAPES = {  # the SDK's `properties` of each step type (sagemaker/workflow/steps.py, _utils.py)
     "Processing": ["DescribeProcessingJobResponse"],
     "Training": ["DescribeTrainingJobResponse"],

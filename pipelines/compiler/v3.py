@@ -178,10 +178,9 @@ class Sdk(Adapter):
 
     def _model(self, session, *, role, image_uri, model_data, env, code, **options):
         if code is not None:
-            # The serving containers' script mode, as v2's framework models write it: the program, the
-            # code bundle they fetch, their log level and region.
-            env = {"SAGEMAKER_PROGRAM": code["entry_point"], "SAGEMAKER_SUBMIT_DIRECTORY": code["source_dir"],
-                   "SAGEMAKER_CONTAINER_LOG_LEVEL": str(logging.INFO), "SAGEMAKER_REGION": session.boto_region_name}
+            # The serving containers' script mode, as v2 writes it: the program and the code bundle they
+            # fetch (ModelBuilder adds a log level and region to registered models itself).
+            env = {"SAGEMAKER_PROGRAM": code["entry_point"], "SAGEMAKER_SUBMIT_DIRECTORY": code["source_dir"]}
         return self.ModelBuilder(image_uri=image_uri, s3_model_data_url=model_data, role_arn=role,
                                  sagemaker_session=session, env_vars=env, log_level=logging.ERROR, **options)
 
