@@ -20,9 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from pipelines import definitions, dsl
+from pipelines import definitions, dsl, spec
 from pipelines.bundles import file_asset
-from pipelines.config import CONFIG_FILE, ConfigError, load_config
+from pipelines.config import CONFIG_FILE, ConfigError, aws_region, load_config
 from pipelines.files import user_cache
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
@@ -95,9 +95,7 @@ class Workspace:
 
     @cached_property
     def _default_region(self) -> str:
-        import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
-
-        return boto3.Session().region_name or DEFAULT_REGION
+        return aws_region() or DEFAULT_REGION
 
     @cached_property
     def module(self):
@@ -180,10 +178,8 @@ def read_schema(path: str) -> dict:
 
 def registered_groups(definition: str) -> list[str]:
     """The model package groups a definition's RegisterModel steps register into, in order."""
-    from pipelines.compiler import all_steps
-
-    steps = all_steps(json.loads(definition)["Steps"])
-    return list(dict.fromkeys(s["Arguments"]["ModelPackageGroupName"] for s in steps if s["Type"] == "RegisterModel"))
+    steps = [placed.step for placed in spec.read(definition).flat]
+    return list(dict.fromkeys(s.arguments["ModelPackageGroupName"] for s in steps if s.type == "RegisterModel"))
 
 
 # --- inputs of a run ----------------------------------------------------------------------------
@@ -285,9 +281,7 @@ def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = 
 
 
 def _step_names(definition: str) -> list[str]:
-    from pipelines.compiler import all_steps
-
-    return [s["Name"] for s in all_steps(json.loads(definition)["Steps"])]
+    return [placed.name for placed in spec.read(definition).flat]
 
 
 def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_step) -> dict:
