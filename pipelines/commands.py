@@ -23,10 +23,8 @@ from typing import Callable
 from pipelines import definitions, dsl, spec
 from pipelines.bundles import file_asset
 from pipelines.config import CONFIG_FILE, ConfigError, aws_region, load_config
-from pipelines.files import user_cache
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
-COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
 
@@ -116,12 +114,11 @@ class Workspace:
         return self._built[1]
 
     def compiled(self, cfg=None):
-        """The definition compiled with its settings, or built anew with `cfg` and compiled; from the
-        per-user compile cache when nothing it depends on changed (`compile_cache`)."""
+        """The definition compiled with its settings, or built anew with `cfg` and compiled."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config, cache_dir=compile_cache())
+        return compile_pipeline(pipeline, cfg or self.config)
 
     def group(self, given: str | None, *, local: bool) -> str:
         """`--group`, else the model package group the pipeline's RegisterModel step registers into."""
@@ -153,14 +150,6 @@ class Workspace:
 
         session = boto3.Session(region_name=self.settings_for(None).region)
         return session.client("sagemaker"), session.client("s3")
-
-
-def compile_cache() -> Path:
-    """Where compiled definitions are kept, by the fingerprint of everything compile depends on
-    (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
-    a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
-    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
-    return user_cache("compiled", COMPILE_CACHE_ENV)
 
 
 def read_schema(path: str) -> dict:

@@ -417,37 +417,3 @@ def test_pack_has_sorted_entries_with_fixed_metadata(tmp_path):
         assert [m.name for m in members] == ["a.py", "b.py", "sub/a.py"]
         assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0o644, 0, 0, "", "")}
         assert tar.extractfile("sub/a.py").read() == b"a"
-
-
-def test_a_memoised_compile_gives_the_same_bytes_without_building(project_copy, tmp_path, monkeypatch):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    cache = tmp_path / "compiled"
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    assert first.definition == fresh_compile().definition and len(list(cache.glob("*.json"))) == 1
-
-    def no_build(*args):
-        raise AssertionError("a memoised compile must not build the definition again")
-
-    monkeypatch.setattr(builder, "build", no_build)
-    again = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    assert again.definition == first.definition and again.assets == first.assets
-
-
-@pytest.mark.parametrize("change", ["script", "config", "definition"])
-def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_copy, tmp_path, change):
-    cache = tmp_path / "compiled"
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    pipeline = purchase_intent.definition(cfg)
-    if change == "script":
-        with open(project_copy / "processing_scripts/evaluate.py", "a") as f:
-            f.write("\n# changed\n")
-        pipeline = purchase_intent.definition(cfg)
-    elif change == "config":
-        cfg = cfg.replace(label="Bought")
-        pipeline = purchase_intent.definition(cfg)
-    else:
-        pipeline.steps["Tune"].hyperparameters["num_round"] = 99
-    second = compile_pipeline(pipeline, cfg, cache_dir=cache)
-    assert second.definition != first.definition and len(list(cache.glob("*.json"))) == 2
-    assert second.definition == compile_pipeline(pipeline, cfg).definition  # the memo holds what compile gives

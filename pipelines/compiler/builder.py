@@ -7,7 +7,6 @@ SageMaker's own request (`requests`); images come from the project's table (`ima
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from pipelines.bundles import file_asset, folder_asset
 from pipelines.compiler import requests
 from pipelines.compiler.images import ImageError, image_uri
 from pipelines.config import Config, ConfigError
-from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
@@ -52,26 +50,18 @@ class Compiled:
     assets: dict[str, bytes] = field(repr=False)  # s3 uri -> bytes, uploaded before a run
 
 
-def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | None = None) -> Compiled:
-    """The definition JSON and code bundles. With `cache_dir`, an unchanged pipeline is not rebuilt:
-    compile is pure, so its output is memoised by a fingerprint of everything it depends on.
-    The pipeline's objects go under its own prefix: the config's `prefix`, else the pipeline's name."""
+def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
+    """The definition JSON and code bundles. The pipeline's objects go under its own prefix: the
+    config's `prefix`, else the pipeline's name."""
     pipeline.validate()
     cfg = dataclasses.replace(cfg, pipeline_name=pipeline.name)
     code = code_assets(pipeline, cfg)
-    cached = cache_dir and Path(cache_dir) / f"{_fingerprint_key(pipeline, cfg, code)}.json"
-    if cached and cached.is_file():
-        definition = cached.read_text()
-    else:
-        definition = spec.write(build(pipeline, cfg, code))
-        if cached:
-            write_atomically(cached, definition)
     return Compiled(
         name=pipeline.name,
         display_name=pipeline.display_name,
         description=pipeline.description,
         tags=cfg.all_tags(),
-        definition=definition,
+        definition=spec.write(build(pipeline, cfg, code)),
         parameters=dict(pipeline.parameters),
         assets=dict(sorted(code.values())),
     )
@@ -99,33 +89,6 @@ def build(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> spec.Definition:
                            "TrialName": spec.get("Execution.PipelineExecutionId")},
         steps=tuple(builder.steps[s.name] for s in pipeline.top_level()),
     )
-
-
-def _fingerprint_key(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
-    """sha256 of what compile output depends on: the pipeline, the config, the code bundles and
-    the sources of `pipelines/` and of this package."""
-    here = Path(__file__).parent
-    sources = sorted((p.relative_to(here.parent).as_posix(), p.read_bytes())
-                     for p in [*here.parent.glob("*.py"), *here.glob("*.py")])
-    facts = [_fingerprint(pipeline.__dict__), _fingerprint(dataclasses.asdict(cfg)),
-             sorted(uri for uri, _ in code.values()), [(name, hashlib.sha256(data).hexdigest()) for name, data in sources]]
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _fingerprint(value, nested: bool = False):
-    """A JSON-able, order-stable picture of a definition value; a step inside another value is its name."""
-    if isinstance(value, dsl.Step) and nested:
-        return ["step", value.name]
-    if dataclasses.is_dataclass(value):
-        return [type(value).__name__, {f.name: _fingerprint(getattr(value, f.name), True)
-                                       for f in dataclasses.fields(value)}]
-    if isinstance(value, dict):
-        return sorted([str(k), _fingerprint(v, nested)] for k, v in value.items())
-    if isinstance(value, (frozenset, set)):
-        return sorted(map(str, value))
-    if isinstance(value, (list, tuple)):
-        return [_fingerprint(v, nested) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def _parameter(p: dsl.Parameter) -> spec.Parameter:
