@@ -217,8 +217,9 @@ class Objective:
 
 @dataclass(frozen=True)
 class Image:
-    """A SageMaker framework image by name and version, found with the SDK's `image_uris` for the
-    pipeline's region and the step's instance type (its default, for a parameter):
+    """A SageMaker framework image by name and version, found in the compiler's image table
+    (`pipelines/compiler/images.py`) for the pipeline's region and the step's instance type (its
+    default, for a parameter):
 
         Image("sklearn", "1.2-1")
         Image("pytorch", "2.1", py_version="py310")

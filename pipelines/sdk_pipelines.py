@@ -85,7 +85,12 @@ def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()
     """Build SDK pipelines inside: every AWS call goes to moto in this process, with throwaway
     credentials (the caller's are hidden), and `buckets` exist for the SDK's uploads."""
     import boto3
-    from moto import mock_aws
+
+    try:
+        from moto import mock_aws
+    except ImportError:
+        raise ImportError("plain-SDK pipelines are built against moto's in-process AWS: "
+                          "pip install -e '.[sdk-v2]' (or '.[sdk-v3]')") from None
 
     with environment(**FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_PROFILE=None), mock_aws():
         s3 = boto3.client("s3", region_name=region)
