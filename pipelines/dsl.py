@@ -359,7 +359,7 @@ class Model(Step):
     image: Image | str = Image("xgboost")
     entry_point: str | None = None
     source_dir: Path | None = None
-    instance_type: str = "ml.m5.large"  # what the SDK's Model.create wants to know; not a deployment
+    instance_type: str = "ml.m5.large"  # picks the serving image (CPU or GPU); not a deployment
 
     @property
     def name_ref(self) -> ModelNameRef:

@@ -174,12 +174,6 @@ class Definition:
         """Every step, those under conditions included, in document order."""
         return tuple(_flatten(self.steps, None))
 
-    def step(self, name: str) -> Placed | None:
-        return next((placed for placed in self.flat if placed.name == name), None)
-
-    def parameter(self, name: str) -> Parameter | None:
-        return next((p for p in self.parameters if p.name == name), None)
-
 
 def _flatten(steps: tuple[Step, ...], branch: Branch | None) -> Iterator[Placed]:
     for step in steps:

@@ -40,7 +40,7 @@ CONFIGS = {
 }
 
 
-def every_option(image) -> "Pipeline":  # noqa: F821 (imported inside: the script's path is set first)
+def every_option(image):
     """One step of each type with every option this project writes: DependsOn (on a plain step and
     on a Register step), no retries, no cache, parameters and a step output as hyperparameters and
     container arguments, a training job without metrics, each kind of range, a model and a batch

@@ -18,7 +18,7 @@ from conftest import FAKE_ROLE, PROJECT_ROOT, REGION, json_steps
 
 from pipelines import dsl, purchase_intent
 from pipelines.bundles import pack
-from pipelines.compiler import PLACEHOLDER_ROLE, builder, compile_pipeline
+from pipelines.compiler import PLACEHOLDER_ROLE, compile_pipeline
 from pipelines.config import ConfigError, load_config
 from pipelines.problems import PROBLEMS
 

@@ -73,20 +73,24 @@ def test_compiles_of_every_image_are_byte_identical():
 @pytest.mark.parametrize("image, instance_type, region, reason", [
     (Image("pytorch", "9.9", py_version="py312"), "ml.m5.xlarge", REGION,
      r"version 9\.9 is not in the project's pytorch training images \(known: 2\.0\.0, .*2\.8\.0\)"),
-    (Image("pytorch", "2.6.0", py_version="py310"), "ml.m5.xlarge", REGION, r"Python py310 is not this image's \(py312\)"),
+    (Image("pytorch", "2.6.0", py_version="py310"), "ml.m5.xlarge", REGION,
+     r"Python py310 is not this image's \(py312\)"),
     (Image("huggingface", "4.56.2", base="pytorch2.8.0"), "ml.m5.xlarge", REGION,
      r"there is no cpu image for ml\.m5\.xlarge \(the images run on: gpu\)"),
-    (Image("huggingface", "4.56.2", base="pytorch2.1.0"), "ml.g5.xlarge", REGION, "runs on pytorch2.8.0, not pytorch2.1.0"),
+    (Image("huggingface", "4.56.2", base="pytorch2.1.0"), "ml.g5.xlarge", REGION,
+     "runs on pytorch2.8.0, not pytorch2.1.0"),
     (Image("sklearn", "1.2-1"), "ml.c7g.xlarge", REGION, "Graviton"),
-    (Image("pytorch", "2.6.0"), "ml.m5.xlarge", "ap-south-2", r"region ap-south-2 is not in the project's table"),
+    (Image("pytorch", "2.6.0"), "ml.m5.xlarge", "ap-south-2",
+     r"region ap-south-2 is not in the project's table"),
 ])
 def test_an_image_the_table_lacks_is_refused_with_what_it_has(image, instance_type, region, reason):
-    with pytest.raises(DefinitionError, match=r"step 'Prep': no training image for .*" + reason + ".*or name the image by its URI"):
+    refused = f"step 'Prep': no training image for .*{reason}.*or name the image by its URI"
+    with pytest.raises(DefinitionError, match=refused):
         steps(pipeline(image, instance_type=instance_type), Config(region=region, bucket="b"))
 
 
 def _table():
-    """(framework, scope, version as written, image) for every version and alias of the table."""
+    """(scope, image) for every version and alias of the table, with each image's first Python."""
     for name, framework in FRAMEWORKS.items():
         for scope, versions in framework.versions.items():
             for written in [*versions, *framework.aliases[scope]]:

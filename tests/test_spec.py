@@ -41,8 +41,8 @@ def test_purchase_intent_reads_back_to_the_same_bytes(compile_with):
 
 def test_condition_branches_are_flattened_with_their_branch_and_what_each_step_waits_for():
     gate = {"Name": "Gate", "Type": "Condition", "DependsOn": ["B"], "Arguments": {
-        "Conditions": [{"Type": "Equals", "LeftValue": get("Steps.A.ProcessingOutputConfig.Outputs['x'].S3Output.S3Uri"),
-                        "RightValue": 1}],
+        "Conditions": [{"Type": "Equals", "RightValue": 1,
+                        "LeftValue": get("Steps.A.ProcessingOutputConfig.Outputs['x'].S3Output.S3Uri")}],
         "IfSteps": [processing("Yes", DependsOn=[{"Step": "B", "Trigger": "Completed"}])],
         "ElseSteps": [{"Name": "No", "Type": "Fail", "Arguments": {"ErrorMessage": "no"}}]}}
     model = spec.read(document(processing("A"), processing("B"), gate))
@@ -86,13 +86,15 @@ def test_reads_finds_every_step_an_expression_reads():
     (document(processing("A", Arguments=[])), "step A: Arguments must be an object"),
     (document({"Name": "G", "Type": "Condition", "Arguments": {"IfSteps": {}}}), "step G: IfSteps must be a list"),
     (document(processing("A"), processing("A")), r"duplicate step name\(s\): A"),
-    (document(processing("A", Arguments={"X": get("Steps.Ghost.ModelName")})), r"step A refers to unknown step\(s\): Ghost"),
+    (document(processing("A", Arguments={"X": get("Steps.Ghost.ModelName")})),
+     r"step A refers to unknown step\(s\): Ghost"),
     (document(processing("A", DependsOn=["Ghost"])), r"step A refers to unknown step\(s\): Ghost"),
     (document(processing("A", Arguments={"X": get("Steps.Only")})), "step A: .* is not a step reference"),
     (document(processing("A"), processing("B", DependsOn=[{"Trigger": "Completed"}])),
      "step B: a DependsOn entry needs a Step name"),
     (document(processing("A"), processing("B", DependsOn=[7])), "step B: DependsOn entries are step names, got 7"),
-    (document(processing("A", RetryPolicies=[{"MaxAttempts": 1}])), "step A: a retry policy needs an ExceptionType list"),
+    (document(processing("A", RetryPolicies=[{"MaxAttempts": 1}])),
+     "step A: a retry policy needs an ExceptionType list"),
     (document(processing("A", PropertyFiles=[{"PropertyFileName": "R"}])),
      "step A: a property file needs PropertyFileName, OutputName, FilePath"),
     (json.dumps({"Parameters": [{"Name": "X", "Type": "Text"}], "Steps": []}),

@@ -269,7 +269,8 @@ class _Builder:
             raise ConfigError(f"step {step.name!r}: with network_isolation, SageMaker repacks a model whose "
                               f"entry_point is named, a job compile cannot set up offline: leave entry_point out "
                               f"and have the training script copy the inference code to <model dir>/code/")
-        environment = {"SAGEMAKER_PROGRAM": step.entry_point, "SAGEMAKER_SUBMIT_DIRECTORY": self._asset(step.source_dir),
+        environment = {"SAGEMAKER_PROGRAM": step.entry_point,
+                       "SAGEMAKER_SUBMIT_DIRECTORY": self._asset(step.source_dir),
                        "SAGEMAKER_CONTAINER_LOG_LEVEL": str(requests.LOG_LEVEL), "SAGEMAKER_REGION": self.region}
         return requests.container(image, environment, self.value(step.model), **self._framework(step))
 
@@ -278,7 +279,8 @@ class _Builder:
         if not isinstance(step, dsl.Register) or isinstance(step.image, str) \
                 or step.image.framework not in REGISTRY_FRAMEWORKS:
             return {}
-        return {"framework": REGISTRY_FRAMEWORKS[step.image.framework], "framework_version": _pinned(step.image).version}
+        return {"framework": REGISTRY_FRAMEWORKS[step.image.framework],
+                "framework_version": _pinned(step.image).version}
 
     def _register(self, step: dsl.Register) -> spec.Step:
         report = step.report

@@ -76,7 +76,9 @@ def _minor_aliases(versions) -> dict[str, str]:
 
 
 def _hf(base: str, py: str, gpu: str, cpu: str | None = None) -> Version:
-    return Version(("gpu", "cpu") if cpu else ("gpu",), (py,), base, (("gpu", gpu), ("cpu", cpu)) if cpu else (("gpu", gpu),))
+    """A Hugging Face image on `base`: GPU only, or with `cpu` (its tag's suffix) a CPU image too."""
+    suffixes = {"gpu": gpu, **({"cpu": cpu} if cpu else {})}
+    return Version(tuple(suffixes), (py,), base, tuple(suffixes.items()))
 
 
 _CPU, _SCRIPT = ("cpu",), ("cpu", "gpu")
@@ -171,7 +173,8 @@ def _processor(instance_type: str, processors: tuple[str, ...]) -> str:
     processor = "inf" if family.startswith("inf") else "trn" if family.startswith("trn") else \
         "gpu" if family[0] in "gp" else "cpu"
     if processor not in processors:
-        raise ImageError(f"there is no {processor} image for {instance_type} (the images run on: {', '.join(processors)})")
+        raise ImageError(f"there is no {processor} image for {instance_type} "
+                         f"(the images run on: {', '.join(processors)})")
     return processor
 
 

@@ -188,8 +188,9 @@ def tuning_job(job: TrainingJob, *, strategy: str, limits: dict, random_seed: in
         "RoleArn": job.role,
         "OutputDataConfig": {"S3OutputPath": job.output_path, **_kms("KmsKeyId", job.kms_key)},
         "StoppingCondition": stopping_condition,
-        "HyperParameterTuningResourceConfig": {**_kms("VolumeKmsKeyId", job.kms_key), "InstanceCount": job.instance_count,
-                                               "InstanceType": job.instance_type, "VolumeSizeInGB": VOLUME_GB},
+        "HyperParameterTuningResourceConfig": {**_kms("VolumeKmsKeyId", job.kms_key),
+                                               "InstanceCount": job.instance_count, "InstanceType": job.instance_type,
+                                               "VolumeSizeInGB": VOLUME_GB},
         "AlgorithmSpecification": {"TrainingInputMode": "File", "MetricDefinitions": job.metric_definitions,
                                    "TrainingImage": job.image},
         "InputDataConfig": _channels(job),
@@ -211,7 +212,8 @@ def model_package(*, group: str, description: str | None, metrics_uri, metadata:
                   content_types: list[str], instance_types: list[str], approval_status) -> dict:
     """CreateModelPackage: a version in `group`, with its model-quality report."""
     request = {"ModelPackageGroupName": group, **({"ModelPackageDescription": description} if description else {}),
-               "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}},
+               "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                                "S3Uri": metrics_uri}},
                                 "Bias": {}, "Explainability": {}}}
     if metadata:
         request["CustomerMetadataProperties"] = metadata

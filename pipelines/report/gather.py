@@ -182,7 +182,8 @@ def _is_evaluation(document: Any) -> bool:
     return isinstance(document, dict) and any(section in document for section in SECTIONS)
 
 
-def read_evaluation(steps: dict[str, dict], definition: spec.Definition | None, store) -> tuple[dict | None, str | None]:
+def read_evaluation(steps: dict[str, dict], definition: spec.Definition | None,
+                    store) -> tuple[dict | None, str | None]:
     """(the model-quality report: a step's property file, else its evaluation output, else the
     metrics the registry recorded; or None and why)."""
     for step in steps.values():

@@ -1,7 +1,6 @@
 """The expression evaluator: every form the definition JSON uses, and every way it refuses."""
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import pytest

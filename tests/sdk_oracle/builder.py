@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from pathlib import Path
 
 from pipelines import dsl, spec
 from pipelines.compiler.builder import (CACHE_EXPIRY, PLACEHOLDER_ROLE, REGISTRY_FRAMEWORKS, SERVING_ENV,
