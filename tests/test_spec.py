@@ -1,7 +1,10 @@
 """The definition document's model (`pipelines.spec`): the one reader and writer of the JSON."""
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from sdk_matrix import cases
@@ -103,3 +106,12 @@ def test_reads_finds_every_step_an_expression_reads():
 def test_a_document_that_is_no_pipeline_definition_is_refused_by_name(text, reason):
     with pytest.raises(spec.SpecError, match=reason):
         spec.read(text)
+
+
+def test_the_model_imports_the_standard_library_only():
+    """So every layer may import it: the local runner never pays for (or depends on) the compiler or the SDK."""
+    tree = ast.parse(Path(spec.__file__).read_text())
+    nodes = list(ast.walk(tree))
+    imported = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom)}
+    assert imported and imported <= sys.stdlib_module_names | {"__future__"}
