@@ -493,7 +493,7 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
         _unpack(ctx, submit_dir, root / "code")
     elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
-        # Network isolation: the SDK ships the code as the "code" channel, staged above with the data.
+        # Network isolation: the definition ships the code as the "code" channel, staged above with the data.
         _extract(root / submit_dir[8:], root / "code")
     if not (root / "code" / hps["sagemaker_program"]).is_file():
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
