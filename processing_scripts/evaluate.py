@@ -340,7 +340,7 @@ def evaluate(args):
         with_baselines(report, baselines(problem_type, y.astype(int if names else float), meta["label_stats"]))
     if args.gate_metric:
         report["gate"] = gate(report, args.gate_metric, args.gate_direction, args.quality_threshold)
-    report.update(curves=curves, feature_importance=feature_importance(model["booster"]),
+    report.update(curves=curves, feature_importance=feature_importance(model["ensemble"]),
                   features={"count": len(meta["feature_names"]), "feature_set": meta.get("feature_set")},
                   unseen_categories=unseen, classes=names, n_test=int(len(y)))
     _atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2))
