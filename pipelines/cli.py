@@ -404,6 +404,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="domain features added to the generic ones (training_scripts/feature_sets/), or none")
     g.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=None,
                    help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
+    g.add_argument("--time-budget", metavar="DURATION",
+                   help="how long training may take, e.g. 90s, 5m or 1h30m (the TimeBudget parameter's default; "
+                        "config's time_budget, else 2m); a tuning job needs at least 2m")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
                    help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
 

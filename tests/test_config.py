@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.config import CONFIG_FILE, Config, ConfigError, load_config
+from pipelines.config import CONFIG_FILE, Config, ConfigError, duration_seconds, load_config
 
 
 def write(tmp_path, text: str):
@@ -126,3 +126,16 @@ def test_a_declared_schema_table_becomes_the_schema_parameters_default(tmp_path)
     assert load_config("dev").declared_schema == ""  # none declared: everything inferred
     with pytest.raises(ConfigError, match=r"setting 'schema' in .* must be a table of strings \(column kinds\)"):
         load_config("dev", path=write(tmp_path, "[dev.schema]\nStore = 3\n"))
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90),
+                                           ("2h", 7200)])
+def test_a_time_budget_is_a_duration_as_people_write_it(text, seconds):
+    assert duration_seconds(text) == seconds
+    assert Config(time_budget=text).time_budget_seconds == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 minutes", "-1m", "0s"])
+def test_a_time_budget_that_is_no_duration_is_refused_by_name(text):
+    with pytest.raises(ConfigError, match="time budget .* (is not a duration|is shorter than a second)"):
+        Config(time_budget=text)
