@@ -142,9 +142,9 @@ def _describe(event: dict) -> str:
 def _describe_trial(event: dict) -> str:
     """`trial 3/12  eta=0.21 max_depth=5  validation:auc=0.9123  best 0.9201 (trial 2)  3 done, 9 left, 40 s left`."""
     hps = " ".join(f"{k}={_short_number(v)}" for k, v in sorted(event["hyperparameters"].items()))
-    stopped = "stopped early, " if event.get("status") == "Stopped" else ""
+    stopped = "stopped, " if event.get("status") == "Stopped" else ""
     outcome = f"{stopped}{event['objective']}={event['value']:.4f}" if event["value"] is not None else \
-        "stopped early" if stopped else f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
+        "stopped" if stopped else f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
     best = f"best {event['best']:.4f} (trial {event['best_trial']})" if event["best"] is not None else "no best yet"
     return f"trial {event['trial']}/{event['of']}  {hps}  {outcome}  {best}  {_tuning_state(event)}".rstrip()
 

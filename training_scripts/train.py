@@ -82,11 +82,11 @@ FOLDS_BY_ROWS = ((50_000, 5), (400_000, 3))
 # --families auto above this many rows of train+validation: XGBoost alone (the other families' gain shrinks with
 # the data, and scikit-learn's forests and linear models do not scale out; "Scale" in docs/benchmarks.md).
 ONE_FAMILY_ROWS = 400_000
-# Of the time this job has, the share planned for training: the rest covers the job's start, reading the
-# channels, writing the model, and a machine busier than planned.
-PLANNED_SHARE = 0.8
+# Of the time this job has, the share planned for training, less a fixed part: the rest covers the job's start,
+# reading the channels, the last fit past its deadline, writing the model, and a machine busier than planned.
+PLANNED_SHARE, FIXED_SECONDS = 0.75, 3.0
 # How the time left is shared out as each family starts (relative weights over the families still to come).
-TIME_WEIGHTS = {"xgboost": 4.0, "linear": 0.5, "histgb": 2.5, "extratrees": 2.0, "randomforest": 1.5, "lightgbm": 2.5}
+TIME_WEIGHTS = {"xgboost": 4.0, "linear": 1.0, "histgb": 2.5, "extratrees": 2.0, "randomforest": 1.5, "lightgbm": 2.5}
 PROGRESS_SECONDS = 5.0  # a progress line at least this often, so a run is never silent for long
 
 
@@ -492,7 +492,7 @@ def plan_deadline(args, started):
     if not args.time_budget or args.time_budget <= 0:
         return None
     share = args.time_budget * min(1.0, max(1, args.tuning_parallel) / max(1, args.tuning_jobs))
-    return started + PLANNED_SHARE * share
+    return started + max(PLANNED_SHARE * share - FIXED_SECONDS, 0.25 * share)
 
 
 def family_until(remaining, now, deadline):
