@@ -149,6 +149,8 @@ def parse_args(argv=None, env=os.environ):
     # Model families of the ensemble (families.py): "auto" (those this environment holds) or a list, e.g. "xgboost"
     # for one family, faster.
     p.add_argument("--families", type=decoded(str), default="auto")
+    # How families are weighed on out-of-fold predictions: greedy ensemble selection, or equal weights
+    p.add_argument("--blend", type=decoded(str), default="greedy", choices=("greedy", "equal"))
     # Seconds this job may take (the pipeline's TimeBudget, also the job's StoppingCondition); 0: no limit. A tuning
     # trial plans for its share: the budget times tuning_parallel / tuning_jobs.
     p.add_argument("--time_budget", type=decoded(float), default=0.0)
@@ -390,8 +392,9 @@ def _train(args, cluster, schema, channels, started):
             seconds[name] = round(time.time() - begun, 3)
             y_held, p_family = gathered(cluster, y[held_out], oof[name][held_out])
             scores[name] = metrics(args.problem_type, y_held, p_family)
-            blend = blend_weights({n: gathered(cluster, y[held_out], oof[n][held_out])[1] for n in members},
-                                  y_held, args.problem_type)
+            blend = (dict.fromkeys(members, 1 / len(members)) if args.blend == "equal" else
+                     blend_weights({n: gathered(cluster, y[held_out], oof[n][held_out])[1] for n in members},
+                                   y_held, args.problem_type))
             so_far = metrics(args.problem_type, *gathered(cluster, y[held_out], blended(oof, blend)[held_out]))
             progress.best = so_far
             if cluster.is_master:
