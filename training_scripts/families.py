@@ -146,7 +146,9 @@ def _fill_values(x):
 
 
 def forest_fit(kind, task, x, y, until, report):
-    """ExtraTrees or RandomForest, grown FOREST_CHUNK trees at a time until MAX_TREES or the allowance ends."""
+    """ExtraTrees or RandomForest, grown FOREST_CHUNK trees at a time until MAX_TREES or the allowance ends.
+    Leaves of at least 3 rows: on the shoppers data's out-of-fold rows (one split, no test rows) ExtraTrees
+    scored 0.9346 ROC-AUC against 0.9320 with leaves of one row, in half the time and size."""
     from sklearn import ensemble
 
     name = {"extratrees": "ExtraTrees", "randomforest": "RandomForest"}[kind]
@@ -155,7 +157,7 @@ def forest_fit(kind, task, x, y, until, report):
     fill = _fill_values(x)
     a = _filled(x, fill)
     model = cls(n_estimators=0, warm_start=True, n_jobs=task.nthread, random_state=task.seed,
-                min_samples_leaf=1 if task.classify else 3, **options)
+                min_samples_leaf=3, **options)
     while model.n_estimators < MAX_TREES and (model.n_estimators == 0 or time.time() < until):
         model.n_estimators += FOREST_CHUNK
         model.fit(a, y)

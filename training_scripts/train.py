@@ -36,6 +36,10 @@ import os
 # cores (a local runner tuning in parallel gives each job SM_NUM_CPUS = all cores), spinning threads
 # made training 3-5x slower; on a dedicated instance passive waiting costs nothing measurable.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The linear model's BLAS on one thread: its matrices are small, and OpenBLAS's spinning threads made a 1 s fit
+# take 39 s on a loaded 2-core machine.
+for _blas in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas, "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -408,7 +412,7 @@ def _train(args, cluster, schema, channels, started):
     # calibration is monotone and an isotonic fit on these would flatter its own AUC.
     y_held, p_held = gathered(cluster, y[held_out], p_oof[held_out])
     y_val_rows, p_val_rows = gathered(cluster, *(a[held_out[held_out >= len(y_train)]] for a in (y, p_oof)))
-    results = {"train": mean_metrics(fit_metrics),
+    results = {"train": mean_metrics(fit_metrics) if fit_metrics else {},  # XGBoost's fit rows
                "validation": metrics(args.problem_type, y_held, p_held),
                "validation_channel": metrics(args.problem_type, y_val_rows, p_val_rows)}
     calibrator = fit_calibrator(args.calibration if args.problem_type == "binary" else "none", p_held, y_held)
