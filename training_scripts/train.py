@@ -90,7 +90,7 @@ ONE_FAMILY_ROWS = 400_000
 # reading the channels, the last fit past its deadline, writing the model, and a machine busier than planned.
 PLANNED_SHARE, FIXED_SECONDS = 0.75, 3.0
 # How the time left is shared out as each family starts (relative weights over the families still to come).
-TIME_WEIGHTS = {"xgboost": 4.0, "linear": 1.0, "histgb": 2.5, "extratrees": 2.0, "randomforest": 1.5, "lightgbm": 2.5}
+TIME_WEIGHTS = {"xgboost": 4.0, "linear": 1.0, "histgb": 2.5, "extratrees": 2.0, "randomforest": 1.0, "lightgbm": 2.5}
 PROGRESS_SECONDS = 5.0  # a progress line at least this often, so a run is never silent for long
 
 
@@ -427,8 +427,9 @@ def _train(args, cluster, schema, channels, started):
     ensemble = []
     for name, fold_models in members.items():
         stem = "xgboost-model" if name == "xgboost" else name
+        # A family the blend gave no weight is reported, not shipped
         files = [families.save(name, m, str(model_dir / f"{stem}-{k}"))
-                 for k, m in enumerate(fold_models)]
+                 for k, m in enumerate(fold_models)] if blend.get(name) else []
         ensemble.append({"family": name, "files": [Path(f).name for f in files], "weight": blend.get(name, 0.0),
                          "validation": scores[name], "seconds": seconds[name]})
     (model_dir / "calibrator.json").write_text(json.dumps(calibrator))
