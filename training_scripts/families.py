@@ -334,6 +334,9 @@ def save(name, member, path_stem):
 
 
 def load(name, path):
+    if not available(name):
+        raise FamilyError(f"the model's {name} family needs the {name} package, which this environment lacks: "
+                          f"install what the model's code/requirements.txt lists")
     if name == "xgboost":
         import xgboost as xgb
 
