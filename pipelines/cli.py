@@ -425,6 +425,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--time-budget", metavar="DURATION",
                    help="how long training may take, e.g. 90s, 5m or 1h30m (the TimeBudget parameter's default; "
                         "config's time_budget, else 2m); a tuning job needs at least 2m")
+    g.add_argument("--families", metavar="NAME[,NAME]",
+                   help="the model's families: auto (every one the training image holds) or a list, e.g. xgboost "
+                        "for one family, faster (config's families)")
     g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
                    help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
 

@@ -48,6 +48,7 @@ class Config:
     max_tuning_jobs: int = 8
     max_parallel_tuning_jobs: int = 2
     time_budget: str = "2m"  # how long training may take: the TimeBudget parameter's default (90s, 5m, 1h30m)
+    families: str = "auto"  # the model's families (train.py --families): auto, or e.g. "xgboost" for one, faster
     model_approval_status: str = "PendingManualApproval"
     quality_threshold: float | str | None = None  # a number, or baseline+N% (default baseline+10%)
     input_data: str | None = None

@@ -78,7 +78,7 @@ def definition(cfg: Config) -> Pipeline:
         channels={"train": Sharded(prep.out.train), "validation": Sharded(prep.out.validation),
                   "schema": prep.out.schema},
         hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set,
-                         "time_budget": time_budget},
+                         "time_budget": time_budget, "families": cfg.families},
         metrics=[problem.tuning_metric],
         instance_type=training_type, instance_count=training_count, max_runtime=time_budget,
     )
