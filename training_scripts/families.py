@@ -183,25 +183,28 @@ def histgb_fit(task, x, y, until, report):
     from sklearn import ensemble
 
     cls = getattr(ensemble, f"HistGradientBoosting{'Classifier' if task.classify else 'Regressor'}")
-    cardinality = np.nanmax(np.asarray(x, dtype="float64"), axis=0, initial=-1) + 1
-    categorical = [t == "c" and c <= 250 for t, c in zip(task.types, cardinality)]
+    a = np.asarray(x, dtype="float32")
+    # Columns with one value or none in this fold are left out (scikit-learn's binning fails on a lone value)
+    columns = [j for j in range(a.shape[1]) if np.unique(a[~np.isnan(a[:, j]), j]).size >= 2]
+    a = a[:, columns]
+    cardinality = np.nanmax(a.astype("float64"), axis=0, initial=-1) + 1
+    categorical = [task.types[j] == "c" and c <= 250 for j, c in zip(columns, cardinality)]
     model = cls(learning_rate=0.06, max_iter=0, max_leaf_nodes=31, min_samples_leaf=20, l2_regularization=0.1,
                 categorical_features=np.array(categorical) if any(categorical) else None, early_stopping=True,
                 validation_fraction=0.1, n_iter_no_change=20, warm_start=True, random_state=task.seed)
-    a = np.asarray(x, dtype="float32")
     while True:
         model.max_iter += 50
         model.fit(a, y)
         report(model.n_iter_, None)
         if model.n_iter_ < model.max_iter or model.max_iter >= 2000 or time.time() >= until:
-            return {"model": model}
+            return {"model": model, "columns": columns}
 
 
 def sklearn_predict(members, x, task):
     a = np.asarray(x, dtype="float32")
     if task.classify:
-        return np.mean([task.output(m["model"].predict_proba(a)) for m in members], axis=0)
-    return np.mean([m["model"].predict(a) for m in members], axis=0)
+        return np.mean([task.output(m["model"].predict_proba(a[:, m["columns"]])) for m in members], axis=0)
+    return np.mean([m["model"].predict(a[:, m["columns"]]) for m in members], axis=0)
 
 
 def linear_fit(task, x, y):

@@ -388,8 +388,14 @@ def _train(args, cluster, schema, channels, started):
             if until is not None and until - begun < 1.0 and members:
                 print(f"{name}: skipped, no time left in the budget")
                 continue
-            fitted = _fit_family(name, task, params, args, x, y, splits, until, progress, history, fit_metrics,
-                                 cluster, sample)
+            try:
+                fitted = _fit_family(name, task, params, args, x, y, splits, until, progress, history, fit_metrics,
+                                     cluster, sample)
+            except Exception as e:  # another family's failure leaves it out; XGBoost's is the job's
+                if name == "xgboost":
+                    raise
+                print(f"{name}: left out, it failed: {type(e).__name__}: {e}")
+                continue
             if fitted is None:
                 continue
             members[name], oof[name] = fitted
