@@ -90,23 +90,23 @@ class Task:
 # --- XGBoost ---------------------------------------------------------------------------------------------
 
 
-class _Deadline:
-    """xgboost callback: stops training at a wall-clock time, and says where it is every few seconds."""
+def _deadline(until, report, every=5.0):
+    """An xgboost callback that stops training at the wall-clock time `until` and tells `report` the round and
+    the best validation loss every few seconds."""
+    import xgboost as xgb
 
-    def __init__(self, until, report, every=5.0):
-        import xgboost as xgb
+    class Deadline(xgb.callback.TrainingCallback):
+        next_report = time.time() + every
 
-        class Callback(xgb.callback.TrainingCallback):
-            def after_iteration(cb, model, epoch, evals_log):
-                now = time.time()
-                if report and now >= cb.next_report:
-                    cb.next_report = now + every
-                    history = next(iter(next(iter(evals_log.values())).values()), []) if evals_log else []
-                    report(epoch + 1, min(history) if history else None)
-                return now >= until
+        def after_iteration(self, model, epoch, evals_log):
+            now = time.time()
+            if now >= self.next_report:
+                self.next_report = now + every
+                history = next(iter(next(iter(evals_log.values())).values()), []) if evals_log else []
+                report(epoch + 1, min(history) if history else None)
+            return now >= until
 
-        self.callback = Callback()
-        self.callback.next_report = time.time() + every
+    return Deadline()
 
 
 def xgboost_fit(task, params, x, y, x_held, y_held, until, report, rounds, early_stopping):
@@ -117,7 +117,7 @@ def xgboost_fit(task, params, x, y, x_held, y_held, until, report, rounds, early
     history = {}
     booster = xgb.train(params, dfit, num_boost_round=rounds, evals=[(dheld, "validation")],
                         early_stopping_rounds=early_stopping, evals_result=history, verbose_eval=False,
-                        callbacks=[_Deadline(until, report).callback])
+                        callbacks=[_deadline(until, report)])
     best = getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1)
     booster = booster[: best + 1]
     return booster, booster.predict(dheld), history.get("validation", {})
