@@ -216,6 +216,8 @@ def peer_scores(problem_type: str, splits: dict[str, pd.DataFrame], schema: dict
     fit = pd.concat([splits["train"], splits["validation"]], ignore_index=True)
     x_fit = encode(fit, schema)
     x_test = encode(splits["test"], schema, x_fit.columns)
+    # Plain column names: LightGBM refuses some characters that one-hot names of real values carry
+    x_fit.columns = x_test.columns = [f"f{i}" for i in range(x_fit.shape[1])]
     y_fit, y_test = (pd.to_numeric(frame[label]).to_numpy() for frame in (fit, splits["test"]))
     out = {}
     for name, make in peers(problem_type).items():
