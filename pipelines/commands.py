@@ -62,6 +62,8 @@ class Settings:
     schema: str | None = None  # a file: {column: kind}, or a whole schema.json
     feature_set: str | None = None
     tuning: bool | None = None
+    time_budget: str | None = None  # a duration: 90s, 5m, 1h30m
+    families: str | None = None  # train.py's model families: auto, or a comma-separated list
     batch_transform: bool | None = None
     definition: str = DEFAULT_DEFINITION
     home: str | None = None
@@ -88,7 +90,7 @@ class Workspace:
                           role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type, label=s.label,
                           positive_class=s.positive_class, feature_set=s.feature_set,
                           schema=s.schema and read_schema(s.schema), tuning=s.tuning,
-                          batch_transform=s.batch_transform)
+                          time_budget=s.time_budget, families=s.families, batch_transform=s.batch_transform)
         return cfg if cfg.region else cfg.replace(region=self._default_region)
 
     @cached_property
@@ -337,7 +339,7 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
 
 # Settings that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
 _DEFINITION_SETTINGS = ("bucket", "role_arn", "region", "problem_type", "label", "positive_class", "schema",
-                        "feature_set", "tuning", "batch_transform")
+                        "feature_set", "tuning", "time_budget", "families", "batch_transform")
 
 
 def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:

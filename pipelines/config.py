@@ -12,6 +12,7 @@ import configparser
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ class Config:
     inference_instance_type: str = "ml.m5.large"
     max_tuning_jobs: int = 8
     max_parallel_tuning_jobs: int = 2
+    time_budget: str = "2m"  # how long training may take: the TimeBudget parameter's default (90s, 5m, 1h30m)
+    families: str = "auto"  # the model's families (train.py --families): auto, or e.g. "xgboost" for one, faster
     model_approval_status: str = "PendingManualApproval"
     quality_threshold: float | str | None = None  # a number, or baseline+N% (default baseline+10%)
     input_data: str | None = None
@@ -66,8 +69,13 @@ class Config:
             raise ConfigError(
                 f"problem_type {self.problem_type!r} is not supported: use one of {', '.join(PROBLEM_TYPES)}"
             )
+        duration_seconds(self.time_budget)  # a mistake is refused here, naming the setting
         if bool(self.subnets) != bool(self.security_group_ids):
             raise ConfigError("a VPC needs both subnets and security_group_ids: set both or neither")
+
+    @property
+    def time_budget_seconds(self) -> int:
+        return duration_seconds(self.time_budget)
 
     @property
     def artifact_bucket(self) -> str:
@@ -174,3 +182,18 @@ def aws_region() -> str | None:
         return None
     sections = ["default", "profile default"] if profile == "default" else [f"profile {profile}"]
     return next((parser.get(s, "region") for s in sections if parser.has_option(s, "region")), None)
+
+
+def duration_seconds(text: str) -> int:
+    """Whole seconds of a duration as people write it: 90, 90s, 5m, 1h30m, 2h."""
+    match = _DURATION.fullmatch(str(text).strip().lower())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"time budget {text!r} is not a duration: write it like 90s, 5m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = round(hours * 3600 + minutes * 60 + seconds)
+    if total < 1:
+        raise ConfigError(f"time budget {text!r} is shorter than a second")
+    return total
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?")

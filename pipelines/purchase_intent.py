@@ -41,6 +41,10 @@ def definition(cfg: Config) -> Pipeline:
                                              "collective); each reads its share of the data")
     max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
     max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
+    time_budget = p.parameter("TimeBudget", cfg.time_budget_seconds,
+                              description="Seconds training may take: the tuning job's and each training job's "
+                                          "MaxRuntimeInSeconds (a tuning job needs at least 120); train.py plans "
+                                          "folds, rounds and model families to fit in it")
     threshold = p.parameter(
         "QualityThreshold", str(cfg.quality_threshold or DEFAULT_THRESHOLD), pattern=THRESHOLD_PATTERN,
         description=f"{'Smallest' if problem.gate_direction == 'Maximize' else 'Largest'} acceptable test "
@@ -73,11 +77,14 @@ def definition(cfg: Config) -> Pipeline:
     training = dict(
         channels={"train": Sharded(prep.out.train), "validation": Sharded(prep.out.validation),
                   "schema": prep.out.schema},
-        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set},
+        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set,
+                         "time_budget": time_budget, "families": cfg.families},
         metrics=[problem.tuning_metric],
-        instance_type=training_type, instance_count=training_count,
+        instance_type=training_type, instance_count=training_count, max_runtime=time_budget,
     )
     if cfg.tuning:
+        # A trial plans for its share of the budget: TimeBudget x MaxParallelTuningJobs / MaxTuningJobs
+        training["hyperparameters"].update(tuning_jobs=max_jobs, tuning_parallel=max_parallel)
         train = p.tuning(
             "Tune", "training_scripts", **training,
             objective=Objective(problem.tuning_metric, problem.tuning_direction),
@@ -91,6 +98,7 @@ def definition(cfg: Config) -> Pipeline:
             },
             max_jobs=max_jobs, max_parallel=max_parallel,
             random_seed=0,  # the same trials every run: a rerun, or another split seed, compares like for like
+            early_stopping=True,  # a trial worse than the median of earlier ones at the same point stops
         )
     else:
         train = p.training("Train", "training_scripts", **training)

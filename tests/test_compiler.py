@@ -94,7 +94,25 @@ def test_tune_trains_on_the_preprocessed_train_and_validation_splits(compile_wit
                         "schema": prep_output("schema")}
     limits = tune["HyperParameterTuningJobConfig"]["ResourceLimits"]
     assert limits == {"MaxNumberOfTrainingJobs": {"Get": "Parameters.MaxTuningJobs"},
-                      "MaxParallelTrainingJobs": {"Get": "Parameters.MaxParallelTuningJobs"}}
+                      "MaxParallelTrainingJobs": {"Get": "Parameters.MaxParallelTuningJobs"},
+                      "MaxRuntimeInSeconds": {"Get": "Parameters.TimeBudget"}}
+
+
+def test_the_time_budget_bounds_the_tuning_job_and_every_training_job(compile_with):
+    """TimeBudget is ResourceLimits.MaxRuntimeInSeconds of the tuning job and the StoppingCondition of each of its
+    trials (and of a Train step); trials also get it, and their share's inputs, as hyperparameters."""
+    tune = all_steps(compile_with())["Tune"]["Arguments"]
+    budget = {"Get": "Parameters.TimeBudget"}
+    assert tune["TrainingJobDefinition"]["StoppingCondition"] == {"MaxRuntimeInSeconds": budget}
+    assert tune["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Auto"
+    static = tune["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert {k: static[k]["Std:Join"]["Values"] for k in ("time_budget", "tuning_jobs", "tuning_parallel")} == {
+        "time_budget": [budget], "tuning_jobs": [{"Get": "Parameters.MaxTuningJobs"}],
+        "tuning_parallel": [{"Get": "Parameters.MaxParallelTuningJobs"}]}
+    train = all_steps(compile_with(tuning=False))["Train"]["Arguments"]
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": budget}
+    parameters = {p["Name"]: p for p in doc(compile_with(time_budget="5m"))["Parameters"]}
+    assert parameters["TimeBudget"] == {"Name": "TimeBudget", "Type": "Integer", "DefaultValue": 300}
 
 
 def test_instances_share_the_work_by_s3_key_instead_of_repeating_it(compile_with):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipelines.config import CONFIG_FILE, Config, ConfigError, aws_region, load_config
+from pipelines.config import CONFIG_FILE, Config, ConfigError, aws_region, duration_seconds, load_config
 
 
 def write(tmp_path, text: str):
@@ -159,3 +159,16 @@ def test_the_default_region_is_the_one_boto3_chooses(monkeypatch, tmp_path, envi
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
     assert aws_region() == boto3.Session().region_name
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90),
+                                           ("2h", 7200)])
+def test_a_time_budget_is_a_duration_as_people_write_it(text, seconds):
+    assert duration_seconds(text) == seconds
+    assert Config(time_budget=text).time_budget_seconds == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 minutes", "-1m", "0s"])
+def test_a_time_budget_that_is_no_duration_is_refused_by_name(text):
+    with pytest.raises(ConfigError, match="time budget .* (is not a duration|is shorter than a second)"):
+        Config(time_budget=text)

@@ -61,7 +61,10 @@ def evaluation(problem: str, *, points: bool = False) -> dict:
         if not points:  # an evaluate.py from before it recorded them
             del curves["predicted_vs_actual"]
     importance = [{"feature": f"feature_{i}", "gain": 10.0 - i} for i in range(6)]
-    return {**section, "curves": curves, "feature_importance": importance, "n_test": 300}
+    first = next(iter(section))
+    ensemble = [{"family": family, "weight": weight, "validation": {first: score}, "seconds": 2.5}
+                for family, weight, score in (("xgboost", 0.6, 0.91), ("extratrees", 0.4, 0.8765), ("linear", 0.0, 0.85))]
+    return {**section, "curves": curves, "feature_importance": importance, "n_test": 300, "ensemble": ensemble}
 
 
 def profile(problem: str) -> dict:
@@ -461,6 +464,15 @@ def test_the_report_command_still_writes_a_report_when_the_recorded_definition_i
 
 
 # --- tuning, logs, fitting the page, rendering again ------------------------------------------------
+
+
+def test_the_report_shows_each_model_familys_validation_score_and_weight(tmp_path):
+    html, _ = render(tmp_path)
+    table = html[html.index('<table class="families"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td class=\"n\">([0-9.]+)</td>\s*<td class=\"n\">([0-9.]+)</td>",
+                      table)
+    assert rows == [("xgboost", "0.9100", "0.6"), ("extratrees", "0.8765", "0.4"), ("linear", "0.8500", "0")]
 
 
 def test_the_report_lists_every_tuning_trial_in_order_with_the_chosen_one_and_failures(tmp_path):

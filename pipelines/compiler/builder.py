@@ -225,7 +225,9 @@ class _Builder:
         )
 
     def _stopping_condition(self, step: dsl.Training) -> dict:
-        return {"MaxRuntimeInSeconds": requests.MAX_RUNTIME}
+        """Each training job's limit: the step's max_runtime (seconds or an Integer parameter), else a day."""
+        return {"MaxRuntimeInSeconds": requests.MAX_RUNTIME if step.max_runtime is None
+                else self.value(step.max_runtime)}
 
     def _training(self, step: dsl.Training) -> spec.Step:
         return self._step(step, "Training", requests.training_job(self._training_job(step),
@@ -235,7 +237,9 @@ class _Builder:
         arguments = requests.tuning_job(
             self._training_job(step), strategy=step.strategy, random_seed=step.random_seed,
             limits={"MaxNumberOfTrainingJobs": self.value(step.max_jobs),
-                    "MaxParallelTrainingJobs": self.value(step.max_parallel)},
+                    "MaxParallelTrainingJobs": self.value(step.max_parallel),
+                    **({} if step.max_runtime is None else {"MaxRuntimeInSeconds": self.value(step.max_runtime)})},
+            early_stopping=step.early_stopping,
             objective={"Type": step.objective.direction, "MetricName": step.objective.metric},
             ranges=self._ranges(step), stopping_condition=self._stopping_condition(step),
             job_name=f"{self.pipeline.name}-{step.name}",

@@ -174,13 +174,13 @@ def training_job(job: TrainingJob, stopping_condition: dict) -> dict:
     return request
 
 
-def tuning_job(job: TrainingJob, *, strategy: str, limits: dict, random_seed: int | None, objective: dict,
-               ranges: dict, stopping_condition: dict, job_name: str) -> dict:
+def tuning_job(job: TrainingJob, *, strategy: str, limits: dict, early_stopping: bool, random_seed: int | None,
+               objective: dict, ranges: dict, stopping_condition: dict, job_name: str) -> dict:
     """CreateHyperParameterTuningJob over `job`, with v2's tuner's names: the training resources
     as HyperParameterTuningResourceConfig, and the estimator's class beside the hyperparameters."""
     estimator = dict(zip(("sagemaker_estimator_class_name", "sagemaker_estimator_module"),
                          map(json.dumps, ESTIMATORS.get(job.framework, ()))))
-    config = {"Strategy": strategy, "ResourceLimits": limits, "TrainingJobEarlyStoppingType": "Off",
+    config = {"Strategy": strategy, "ResourceLimits": limits, "TrainingJobEarlyStoppingType": "Auto" if early_stopping else "Off",
               **({"RandomSeed": random_seed} if random_seed is not None else {}),
               "HyperParameterTuningJobObjective": objective, "ParameterRanges": ranges}
     definition = {

@@ -218,17 +218,17 @@ def _supervise(procs: list[subprocess.Popen], timeout: float | None, stop: Calla
     while any([proc.poll() is None for proc in procs]):  # a list: poll every host, not up to the first running one
         failed = any(proc.returncode not in (None, 0) for proc in procs)
         expired = deadline is not None and time.monotonic() > deadline
-        if terminated_at is None and stop():
+        if terminated_at is None and (stop() or expired):  # as SageMaker ends a job: SIGTERM, then SIGKILL
             terminated_at = time.monotonic()
             for i, proc in enumerate(procs):
                 if proc.poll() is None:
-                    stopped[i] = "stop requested"
+                    stopped[i] = "timeout" if expired else "stop requested"
                     _kill_group(proc, signal.SIGTERM)
         late = terminated_at is not None and time.monotonic() > terminated_at + _STOP_GRACE_SECONDS
-        if failed or expired or late:
+        if failed or late:
             for i, proc in enumerate(procs):
                 if proc.poll() is None:
-                    stopped.setdefault(i, "timeout" if expired else "peer failed")
+                    stopped.setdefault(i, "peer failed")
                     _kill_group(proc)
         time.sleep(_POLL_SECONDS)
     return stopped

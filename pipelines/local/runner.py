@@ -361,6 +361,7 @@ class Execution:
                 account=self.home.account, models=self._models(), isolation=self.isolation,
                 job_env=self.job_env, s3_access=self._job_s3(), stop=self.stop,
                 progress=lambda fields: self._emit("trial_finished", step, **fields),
+                heartbeat=self._heartbeat(step),
             )
             self._append_log(step, f"[local runner] attempt {attempt}: {step.type} job {name}")
             self._update(step, job_name=name)
@@ -460,6 +461,20 @@ class Execution:
         if self.by_name[step.name].get("log") != str(path):  # the record is rewritten only when it changes
             self._update(step, log=str(path))
 
+    def _heartbeat(self, step: Step):
+        """A `progress` event with a running job's latest line, at most one per job every PROGRESS_SECONDS:
+        a long training or tuning job then shows where it is at least that often (train.py prints a line
+        every 5 s)."""
+        last: dict[str, float] = {}
+
+        def beat(fields: dict) -> None:
+            job = fields.get("job_name", "")
+            clock = time.monotonic()
+            if clock - last.get(job, -PROGRESS_SECONDS) >= PROGRESS_SECONDS:
+                last[job] = clock
+                self._emit("progress", step, **fields)
+        return beat
+
     def _emit(self, event: str, step: Step | None = None, **fields) -> None:
         if self.on_event is None:
             return
@@ -468,6 +483,9 @@ class Execution:
             payload.update(step=step.name, type=step.type)
         with self.lock:
             self.on_event({**payload, **fields})
+
+
+PROGRESS_SECONDS = 4.0  # at most one progress line per job this often
 
 
 def _since(clock: float) -> float:

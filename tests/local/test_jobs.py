@@ -249,8 +249,11 @@ def test_a_killed_job_is_an_internal_retryable_error(tmp_path):
 
 def test_max_runtime_stops_the_job(tmp_path):
     ctx = make_ctx(tmp_path)
-    with pytest.raises(JobFailed, match="MaxRuntimeExceeded"):
+    with pytest.raises(JobFailed, match="MaxRuntimeExceeded") as stopped:
         run_training("train-1", training_request(ctx, hps={"sleep": "30"}, max_runtime=1), ctx)
+    # As SageMaker reports a job past its StoppingCondition: Stopped, with the secondary status saying why
+    assert stopped.value.response["TrainingJobStatus"] == "Stopped"
+    assert stopped.value.response["SecondaryStatus"] == "MaxRuntimeExceeded"
 
 
 def test_each_training_host_has_its_own_identity_and_shard(tmp_path):

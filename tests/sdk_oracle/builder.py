@@ -200,6 +200,7 @@ class _Builder:
             hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
             metric_definitions=_metric_definitions(step), kms_key=self.cfg.kms_key_id, network=self._network(),
             channels={name: (self.value(v), _distribution(v)) for name, v in step.channels.items()},
+            max_runtime=None if step.max_runtime is None else self.value(step.max_runtime),
         )
 
     def _training(self, step: dsl.Training):
@@ -213,7 +214,7 @@ class _Builder:
             objective_metric=step.objective.metric, objective_type=step.objective.direction,
             ranges={name: self._range(r) for name, r in step.ranges.items()}, strategy=step.strategy,
             max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
-            random_seed=step.random_seed,
+            random_seed=step.random_seed, early_stopping=step.early_stopping,
         )
         return self.sdk.TuningStep(step.name, step_args=args, cache_config=self._cache(step),
                                    **self._job_options(step))

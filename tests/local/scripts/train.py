@@ -13,6 +13,8 @@ parser.add_argument("--eta", type=float, default=0.1)
 parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill | network
 parser.add_argument("--timeline")
 parser.add_argument("--sleep", type=float, default=0.0)
+parser.add_argument("--reports", type=int, default=0)  # print the objective this many times first, rising to eta
+parser.add_argument("--report_sleep", type=float, default=0.0)
 args, unknown = parser.parse_known_args()
 
 host = os.environ["SM_CURRENT_HOST"]
@@ -20,6 +22,9 @@ if args.timeline:
     with open(args.timeline, "a") as timeline:
         timeline.write(f"start {time.time()}\n")
 time.sleep(args.sleep)
+for k in range(args.reports):
+    print(f"validation:score={args.eta * (k + 1) / args.reports};", flush=True)
+    time.sleep(args.report_sleep)
 if args.mode == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if args.mode == "failure-file":
@@ -63,7 +68,8 @@ report = {
 model_dir = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model_dir / f"report-{host}.json").write_text(json.dumps(report))
 pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"], "extra.txt").write_text("extra")
-print("validation:score=0.0;")  # an early value: the last match must win
+if not args.reports:
+    print("validation:score=0.0;")  # an early value: the last match must win
 print(f"validation:score={args.eta};")
 if args.timeline:
     with open(args.timeline, "a") as timeline:
