@@ -33,7 +33,7 @@ from .container import (
     NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
 )
 from .environments import default_job_env, job_python
-from .images import XGBOOST, Image, image_for
+from .images import TRAINING_CWD, XGBOOST, Image, image_for
 from .records import arn, now
 from .stopping import JobStopped, Stop
 from .storage import Store
@@ -338,7 +338,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     cluster = request["ProcessingResources"]["ClusterConfig"]
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
-    runs = [_processing_host(job_name, request, ctx, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
+    runs = [_processing_host(job_name, request, ctx, image, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
     isolated = bool((request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
     _in_environment(ctx, image, runs, isolated=isolated)
     exits = _run(ctx, runs, timeout=_max_runtime(request))
@@ -351,7 +351,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     return extra
 
 
-def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun:
+def _processing_host(job_name, request, ctx, image, hosts, index, argv, env) -> HostRun:
     root = ctx.work_dir / hosts[index]
     for item in request.get("ProcessingInputs") or []:
         s3 = item["S3Input"]
@@ -364,7 +364,7 @@ def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun
     _write_json(root / "config/processingjobconfig.json",
                 {**request, "ProcessingJobName": job_name, "ProcessingJobArn": arn(ctx, "processing-job", job_name)})
     (root / "output").mkdir(parents=True, exist_ok=True)
-    return HostRun(hosts[index], root, argv, env)
+    return HostRun(hosts[index], root, argv, env, cwd=image.workdir)  # the container starts in its WORKDIR
 
 
 # --- Training ------------------------------------------------------------------
@@ -487,7 +487,7 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
         argv = ["python3", "-P", xgboost_algorithm.__file__, "--image-version", builtin.version, "--opt-ml", "/opt/ml"]
         env = {"TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": arn(ctx, "training-job", job_name),
                "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1"}
-        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env})
+        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env}, cwd=builtin.workdir)
     hps = {k: _decode_hp(v) for k, v in (request.get("HyperParameters") or {}).items()}
     submit_dir = hps.get("sagemaker_submit_directory")
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
@@ -500,7 +500,7 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
     return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
-                   {**(request.get("Environment") or {}), **env}, cwd="/opt/ml/code")
+                   {**(request.get("Environment") or {}), **env}, cwd=TRAINING_CWD)
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:
@@ -678,7 +678,7 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
         raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference "
                             "program (only the built-in XGBoost algorithm serves without one)")
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
-    runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
+    runs = [_transform_host(request, ctx, container, image, env, hosts, i) for i in range(len(hosts))]
     _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
     _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
@@ -686,7 +686,8 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
     return {}
 
 
-def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, hosts: list[str], index: int) -> HostRun:
+def _transform_host(request: dict, ctx: JobContext, container: dict, image: Image, env: dict, hosts: list[str],
+                    index: int) -> HostRun:
     """One serving container: the model unpacked at /opt/ml/model, its share of the input
     objects under /opt/ml/transform/input, `serving.py` as the process."""
     root = ctx.work_dir / hosts[index]
@@ -712,4 +713,4 @@ def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, 
             "--batch-strategy", request.get("BatchStrategy", "MultiRecord"),
             "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),
             "--assemble-with", data_out.get("AssembleWith", "None")]
-    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd="/opt/ml/model")
+    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd=image.workdir)
