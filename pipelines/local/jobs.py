@@ -30,7 +30,8 @@ from typing import Callable
 
 from . import scope, serving, tuning, xgboost_algorithm
 from .container import (
-    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
+    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, links_out, resolve_isolation, run_hosts,
+    stays_inside,
 )
 from .environments import default_job_env, job_python
 from .images import TRAINING_CWD, XGBOOST, Image, image_for
@@ -185,6 +186,7 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isola
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
         run.env.update(chosen.environment())
+        run.keep.extend(chosen.directories())
         if not isolated:
             run.env.update(ctx.s3_access)
 
@@ -294,7 +296,16 @@ def _run(ctx: JobContext, runs: list[HostRun], *, timeout=None, on_line=None) ->
 
 def _read_message(root: Path, container_path: str | None) -> str:
     path = host_path(root, container_path) if container_path else None
-    return path.read_text(errors="replace").strip() if path and path.is_file() else ""
+    return path.read_text(errors="replace").strip() if path and path.is_file() and stays_inside(root, path) else ""
+
+
+def _upload(ctx: JobContext, run: HostRun, directory: Path, uri: str, response: dict) -> None:
+    """Upload what a host left in `directory`; a link out of its /opt/ml fails the job instead."""
+    escaping = links_out(run.root, directory)
+    if escaping:
+        raise JobFailed(f"AlgorithmError: {run.name} left a symbolic link out of /opt/ml in an output, which is "
+                        f"not uploaded: {', '.join(escaping[:3])}", response, "AlgorithmError")
+    ctx.store.upload_dir(directory, uri)
 
 
 def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], message_path: str | None,
@@ -347,7 +358,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     _check_exits(ctx, exits, runs, "/opt/ml/output/message", extra)
     for output in outputs:
         for run in runs:
-            ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+            _upload(ctx, run, host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"], extra)
     return extra
 
 
@@ -682,7 +693,7 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
     _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
     _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
-        ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
+        _upload(ctx, run, run.root / "transform/output", request["TransformOutput"]["S3OutputPath"], {})
     return {}
 
 
