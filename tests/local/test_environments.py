@@ -1,12 +1,14 @@
 """Jobs run in the package versions of their image: a cached virtualenv per image, Python and requirements."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from pipelines.local import environments
 from pipelines.local.images import IMAGES, UnknownImage, image_for
-from pipelines.local.jobs import JobContext, run_processing, run_training
+from pipelines.local.container import namespace_unavailable_reason
+from pipelines.local.jobs import JobContext, JobFailed, run_processing, run_training
 from pipelines.local.storage import LocalStore
 
 from test_jobs import SCRIPTS, SKLEARN, processing_request, tar_gz, training_request
@@ -108,3 +110,37 @@ def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp
     assert chosen.log_lines[0].endswith("job environment: host")
     assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
     assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again
+
+
+# --- what the issue's public pipelines hit: an image's package, and its working directory -----------------
+
+XGBOOST_305 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+
+
+def test_a_script_imports_what_its_image_has_and_fails_on_what_it_lacks(tmp_path):
+    """SageMaker Projects' seed preprocess.py imports requests, which SKLearn 0.23-1 has from Miniconda."""
+    has, lacks = _ctx(tmp_path, "has"), _ctx(tmp_path, "lacks")
+    for ctx in (has, lacks):
+        ctx.store.put_bytes("s3://bkt/raw/f.csv", b"1\n")
+    run_processing("Preprocess", processing_request(has, "imports.py", ["requests", "sklearn", "pandas"],
+                                                    image=SKLEARN_023), has)
+    assert "imported requests 2." in has.log_path.read_text()
+    with pytest.raises(JobFailed, match="No module named 'xgboost'"):  # an SKLearn image has no xgboost
+        run_processing("Preprocess", processing_request(lacks, "imports.py", ["xgboost"], image=SKLEARN_023), lacks)
+
+
+@pytest.mark.skipif(namespace_unavailable_reason() is not None, reason="extracting to '..' needs a private filesystem")
+def test_an_evaluation_that_extracts_to_its_parent_folder_finds_the_model_in_its_working_directory(tmp_path):
+    import numpy
+    import xgboost
+
+    ctx = _ctx(tmp_path)
+    booster = xgboost.train({"objective": "reg:squarederror"},
+                            xgboost.DMatrix(numpy.array([[1.0, 2.0], [3.0, 4.0]]), label=[0.0, 1.0]), 2)
+    booster.save_model(str(tmp_path / "model.json"))
+    ctx.store.put_bytes("s3://bkt/raw/model.tar.gz", tar_gz({"xgboost-model": (tmp_path / "model.json").read_bytes()}))
+    run_processing("Evaluate", processing_request(ctx, "evaluate_in_cwd.py", [], image=XGBOOST_305), ctx)
+    evaluation = json.loads(ctx.store.get_bytes("s3://bkt/out/report/evaluation.json"))
+    assert evaluation["cwd"] == "/"
+    assert evaluation["prediction"] == pytest.approx(float(booster.predict(xgboost.DMatrix(numpy.array([[1.0, 2.0]])))[0]))
+    assert not any(Path(p, "xgboost-model").exists() for p in ("/", "/opt"))  # it landed in the job's own /
