@@ -144,3 +144,40 @@ def test_an_evaluation_that_extracts_to_its_parent_folder_finds_the_model_in_its
     assert evaluation["cwd"] == "/"
     assert evaluation["prediction"] == pytest.approx(float(booster.predict(xgboost.DMatrix(numpy.array([[1.0, 2.0]])))[0]))
     assert not any(Path(p, "xgboost-model").exists() for p in ("/", "/opt"))  # it landed in the job's own /
+
+
+def test_serve_local_loads_the_model_in_its_image_environment(tmp_path):
+    """`serve --local` is the serving container as a job's host: the model image's packages, not this Python's."""
+    import os
+    import sys
+    import urllib.request
+
+    import numpy
+    import xgboost
+
+    from conftest import PROJECT_ROOT
+    from fixtures.servers import serving
+    from pipelines.local import LocalHome, Registry, open_store
+
+    booster = xgboost.train({"objective": "binary:logistic"},
+                            xgboost.DMatrix(numpy.array([[0.1, 1.0], [0.9, 2.0]] * 10), label=[0, 1] * 10), 3)
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    home = LocalHome(tmp_path / "home")
+    uri = "s3://bkt/model/model.tar.gz"
+    open_store(None, root=home.s3).put_bytes(uri, tar_gz({"xgboost-model": (tmp_path / "xgboost-model.json").read_bytes()}))
+    Registry.of(home).register({"ModelPackageGroupName": "served", "ModelApprovalStatus": "Approved",
+                                "InferenceSpecification": {"Containers": [{"Image": XGBOOST_305, "ModelDataUrl": uri}]}},
+                               execution_id=None)
+    command = lambda port: [sys.executable, "deploy.py", "serve", "--local", "--home", str(home.root),  # noqa: E731
+                            "--group", "served", "--model-package", "1", "--port", str(port)]
+    env = {**os.environ, "PIPELINES_JOB_ENV": "image"}
+    with serving(command, "/ping", tmp_path / "serve.log", cwd=PROJECT_ROOT, env=env, timeout=600) as url:
+        request = urllib.request.Request(f"{url}/invocations", data=b"0.1,1.0\n0.9,2.0\n", method="POST",
+                                         headers={"Content-Type": "text/csv"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=30) as response:
+            scores = [float(line) for line in response.read().decode().split()]
+    expected = booster.predict(xgboost.DMatrix(numpy.array([[0.1, 1.0], [0.9, 2.0]])))
+    assert scores == pytest.approx([float(v) for v in expected], rel=1e-5)
+    log = (tmp_path / "serve.log").read_text()
+    assert re.search(r"image sagemaker-xgboost:3\.0-5 .*job environment: \S+/sagemaker-xgboost-3\.0-5-", log), log
+    assert not (home.root / "serving").exists() or not any((home.root / "serving").iterdir())  # cleaned up
