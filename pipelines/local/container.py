@@ -176,7 +176,7 @@ def _command(run: HostRun, isolation: str, scratch: Path) -> tuple[list[str], di
     if isolation == "namespace":
         for name in ("TMPDIR", "TEMP", "TMP"):  # the host's temporary folder is not there: /tmp is the job's
             env.pop(name, None)
-        spec = {"opt_ml": str(run.root), "scratch": str(scratch), "size": os.environ.get(SCRATCH_ENV) or SCRATCH_SIZE,
+        spec = {"opt_ml": str(run.root), "scratch": str(scratch), "size": scratch_size(),
                 "cwd": run.cwd, "hosts": str(run.hosts_file) if run.hosts_file else None,
                 "masks": _masks(), "keep": _needed(run), "parent": os.getpid()}
         return [sys.executable, "-I", "-S", _SANDBOX, json.dumps(spec), *run.argv], {**env, "HOME": JOB_HOME}, run.root
@@ -186,6 +186,14 @@ def _command(run: HostRun, isolation: str, scratch: Path) -> tuple[list[str], di
     argv = [map_container_paths(arg, run.root) for arg in run.argv]
     env = {key: map_container_paths(value, run.root) for key, value in env.items()}
     return [*_die_with_runner(), *argv], env, Path(map_container_paths(run.cwd, run.root))
+
+
+def scratch_size() -> str:
+    """The size of a host's scratch: `$PIPELINES_JOB_SCRATCH` (bytes, or with k, m or g), else SCRATCH_SIZE."""
+    size = os.environ.get(SCRATCH_ENV) or SCRATCH_SIZE
+    if not re.fullmatch(r"[1-9][0-9]*[kmgKMG]?", size):
+        raise IsolationError(f"{SCRATCH_ENV}={size!r} is not a size: give bytes, or a number with k, m or g (2g)")
+    return size
 
 
 def _masks() -> list[str]:

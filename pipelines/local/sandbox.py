@@ -116,7 +116,11 @@ class _Root:
         if not below:
             self.overlay(path, target)
             return
-        for entry in os.scandir(path):
+        try:
+            entries = list(os.scandir(path))
+        except PermissionError:  # a directory this user cannot list: as empty as it looks to them
+            entries = []
+        for entry in entries:
             source, place = entry.path, self.at(entry.path)
             if _inside(source, self.base):  # the scratch itself, where the job's directory lies
                 os.mkdir(place)

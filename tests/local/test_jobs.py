@@ -448,3 +448,13 @@ def test_a_link_out_of_opt_ml_in_an_output_fails_the_job_and_is_not_followed(tmp
         run_processing("Leak", processing_request(ctx, "link_out.py", [str(secret), "/opt/ml/processing/output/report"]),
                        ctx)
     assert not any(b"host-only secret" in ctx.store.get_bytes(uri) for uri in ctx.store.list("s3://bkt/"))
+
+
+@needs_namespace
+def test_a_scratch_size_that_is_no_size_is_refused_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINES_JOB_SCRATCH", "lots")
+    ctx = make_ctx(tmp_path, "namespace")
+    put_raw(ctx, 1)
+    with pytest.raises(JobFailed, match=r"ClientError: PIPELINES_JOB_SCRATCH='lots' is not a size"):
+        run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS), ctx)
+    assert [p.name for p in ctx.work_dir.iterdir()] == ["algo-1"]  # no scratch folder left behind
