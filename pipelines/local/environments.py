@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
 MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
-_RECIPE = 5  # bump when what goes into an environment changes, so older builds are not reused
+_RECIPE = 9  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
 # Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
 # for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
@@ -153,13 +154,9 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     failures = []
     for attempt, (first, then, options, forced) in enumerate(_attempts(image)):
-        overrides = []
-        if forced:
-            (work / "overrides.txt").write_text("\n".join(forced) + "\n")
-            overrides = ["--overrides", str(work / "overrides.txt")]
-        result = _install(python, *overrides, *options, *first)
+        result = _install(python, *_listed(work / "overrides.txt", "--overrides", forced), *options, *first)
         if result.returncode == 0 and then:
-            result = _install(python, *overrides, *then)
+            result = _then(image, python, work, then)
         if result.returncode == 0:
             imported = _imports(python, image)
             if imported is None:
@@ -208,13 +205,51 @@ def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str], list[
                 if name != "boto3" and not (raised and name == "botocore")}
     pinned = {name: spec for name, spec in packages.items() if spec and spec[0] not in "<>=!~"}
     ranges = [f"{name}{spec}" for name, spec in packages.items() if spec and name not in pinned]
-    # pip, setuptools and wheel are in every image (its Python's installer), at the image's version if it names one
-    unpinned = [name for name, spec in packages.items() if not spec] + \
-        [name for name in ("pip", "setuptools", "wheel") if name not in packages]
+    # pip, setuptools and wheel are in every image (its Python's installer), at the image's version if it names
+    # one; setuptools from before 81, which dropped the pkg_resources that the images' older packages import
+    ranges += ["setuptools<81"] if not packages.get("setuptools") else []
+    unpinned = [name for name, spec in packages.items() if not spec and name != "setuptools"] + \
+        [name for name in ("pip", "wheel") if name not in packages]
     exact = [f"{name}=={spec}" for name, spec in pinned.items()] + [f"boto3=={boto3}", *ranges]
     nearest = [f"{name}>={spec.rstrip('.*')}" for name, spec in pinned.items()] + [f"boto3>={boto3}"]
     return [(exact, unpinned, [], exact),
             (nearest, [*ranges, *unpinned], ["--resolution", "lowest-direct"], [])]
+
+
+def _then(image: Image, python: Path, work: Path, then: list[str]) -> subprocess.CompletedProcess:
+    """Install what comes after the pins against what is installed, which uv would otherwise move (it
+    resolves only what it is given: requests<2.21 would take urllib3 below what botocore needs); where
+    the image's own requirements conflict (that requests beside urllib3==1.25.9), force them as its pip did."""
+    coming = {re.split(r"[\[<>=!~]", spec)[0].lower() for spec in then}
+    frozen = [line for line in _uv("pip", "freeze", "--python", str(python)).stdout.split()
+              if line.split("==")[0].lower() not in coming]
+    result = _install(python, *_listed(work / "installed.txt", "--constraints", frozen), *then)
+    if result.returncode == 0 and not _broken(python, coming):  # (requests 2.15, which fits, breaks on 3.11)
+        return result
+    named = {name.split("[")[0] for name in image.packages}
+    forced = [line for line in frozen if line.split("==")[0].lower() in named] + \
+        [spec for spec in then if any(c in spec for c in "<>=!~")]
+    return _install(python, *_listed(work / "forced.txt", "--overrides", forced),
+                    *[arg for name in sorted(coming) for arg in ("--upgrade-package", name)], *then)
+
+
+def _broken(python: Path, names: set[str]) -> str | None:
+    """The first of the modules named like `names` (requests, tqdm...) that is installed but fails to import."""
+    code = ("import importlib, importlib.util, sys\n"
+            f"for name in {sorted(n.replace('-', '_') for n in names)!r}:\n"
+            "    if importlib.util.find_spec(name):\n"
+            "        try:\n            importlib.import_module(name)\n"
+            "        except Exception as e:\n            sys.exit(f'{name}: {type(e).__name__}: {e}')\n")
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    return None if result.returncode == 0 else _last_line(result.stderr)
+
+
+def _listed(path: Path, option: str, requirements: list[str]) -> list[str]:
+    """`option path` with `requirements` written to `path`, or nothing when there are none."""
+    if not requirements:
+        return []
+    path.write_text("\n".join(requirements) + "\n")
+    return [option, str(path)]
 
 
 def _install(python: Path, *args: str) -> subprocess.CompletedProcess:
