@@ -41,7 +41,7 @@ JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
 MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
-_RECIPE = 9  # bump when what goes into an environment changes, so older builds are not reused
+_RECIPE = 10  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
 # Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
 # for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
@@ -234,9 +234,10 @@ def _then(image: Image, python: Path, work: Path, then: list[str]) -> subprocess
 
 
 def _broken(python: Path, names: set[str]) -> str | None:
-    """The first of the modules named like `names` (requests, tqdm...) that is installed but fails to import."""
+    """The first of the modules named like `names` (requests, tqdm...) that is installed but fails to import
+    (the installers aside: setuptools's distutils shim refuses a bare import where distutils came first)."""
     code = ("import importlib, importlib.util, sys\n"
-            f"for name in {sorted(n.replace('-', '_') for n in names)!r}:\n"
+            f"for name in {sorted(n.replace('-', '_') for n in names - {'pip', 'setuptools', 'wheel'})!r}:\n"
             "    if importlib.util.find_spec(name):\n"
             "        try:\n            importlib.import_module(name)\n"
             "        except Exception as e:\n            sys.exit(f'{name}: {type(e).__name__}: {e}')\n")

@@ -118,7 +118,10 @@ IMAGES: dict[tuple[str, str], Image] = {(i.family, i.version): i for i in [
            "jinja2==3.0.3 MarkupSafe==2.1.1 numpy==1.24.1 gevent==23.9.1 Werkzeug==2.0.3 setuptools wheel certifi "
            "pyarrow==14.0.1 requests==2.32.3 tqdm",
            _OWN_SK, _MLIO),
-    # No conda here: the base installs Python 3.10 from deadsnakes, then uv installs these.
+    # No conda here: the base installs Python 3.10 from deadsnakes, then uv installs these, and none of them
+    # needs requests, so it is not here. (Debian's Python also reads /usr/lib/python3/dist-packages, where
+    # apt's python3-* packages go; the Dockerfile installs none by name, and whatever its apt packages pull
+    # in is not reproduced.)
     _image(SKLEARN, "1.4-2", "3.10",
            f"{_SK}@v1.4-2 (6c5704d): requirements.txt; base: numpy==2.1.0, scikit-learn==1.4.2, pyarrow==17.0.0 (uv)",
            f"{_SK_SERVING} numpy==2.1.0 scikit-learn==1.4.2 scipy>=1.9.0 pandas==2.3.2 pyarrow==17.0.0 "
