@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,16 @@ JOB_ENVS = ("image", "host")
 JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets "host")
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
-_RECIPE = 3  # bump when what goes into an environment changes, so older builds are not reused
+MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
+_RECIPE = 4  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
+# Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
+# for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
+# gethostname) with no wheels at all, and MarkupSafe, whose C speed-ups are optional (1.x has no wheel
+# for Python 3.11, and an image pins MarkupSafe<2.0).
+_SOURCE_ONLY = ("sagemaker-training", "sagemaker-containers", "sagemaker-inference", "retrying", "inotify-simple",
+                "future", "enum-compat", "typing", "markupsafe")
+_BINARIES = ("--only-binary", ":all:", *[arg for name in _SOURCE_ONLY for arg in ("--no-binary", name)])
 _NETWORK_ERRORS = ("Failed to fetch", "error sending request", "dns error", "Connection refused", "timed out")
 
 
@@ -55,6 +64,10 @@ class JobPython:
     python: str
     bin_dir: str | None  # put first on PATH (python3, pip) when the job runs in a virtualenv
     log_lines: tuple[str, ...]
+
+    def directories(self) -> list[str]:
+        """What of this machine the job needs for its Python (a job's private filesystem hides the cache)."""
+        return [str(Path(self.bin_dir).parent)] if self.bin_dir else []
 
     def environment(self) -> dict[str, str]:
         """Variables that make `python3` and `pip` in a job's shell mean this environment."""
@@ -138,11 +151,16 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     """Make the virtualenv under `work/venv`: the image's versions, else the nearest, else the host's."""
     venv = work / "venv"
     python = venv / "bin" / "python"
-    _uv("venv", "--seed", "--quiet", "--python", sys.executable, str(venv))
+    _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     failures = []
-    for attempt, (specs, options) in enumerate(_attempts(image)):
-        result = _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
-                     "--only-binary", ":all:", *options, *specs, check=False)
+    for attempt, (first, then, options) in enumerate(_attempts(image)):
+        # The image's build installs these versions whatever its other packages declare (pip's old
+        # resolver did not check): as overrides, the same goes here.
+        overrides = work / "overrides.txt"
+        overrides.write_text("\n".join([*first, *(spec for spec in then if not _name_only(spec))]) + "\n")
+        result = _install(python, "--overrides", str(overrides), *options, *first)
+        if result.returncode == 0 and then:
+            result = _install(python, "--overrides", str(overrides), *then)
         if result.returncode == 0:
             imported = _imports(python, image)
             if imported is None:
@@ -155,7 +173,7 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
             failures.append(_last_line(result.stderr))
         if attempt == 0:  # start the nearest-version attempt from a clean environment
             shutil.rmtree(venv)
-            _uv("venv", "--seed", "--quiet", "--python", sys.executable, str(venv))
+            _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     else:
         return {"kind": "host", "path": None, "versions": _host_versions(image),
                 "notes": [f"the image's versions and the nearest ones do not install on Python "
@@ -172,23 +190,37 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     if failures:
         notes.append(f"the image's exact versions do not install on Python {platform.python_version()} "
                      f"({failures[0]}); the nearest installable ones are used")
+    notes += [f"not here: {what}" for what in image.absent]
     return {"kind": "venv", "path": str(target / "venv"), "versions": versions, "notes": notes}
 
 
-def _attempts(image: Image) -> list[tuple[list[str], list[str]]]:
-    """uv arguments: first the image's exact versions, then the lowest release at or above each."""
-    exact = [f"{name}{_exact(spec)}" for name, spec in image.packages.items() if name != "boto3"]
-    nearest = [f"{name}{_at_least(spec)}" for name, spec in image.packages.items() if name != "boto3"]
-    boto3 = max(image.packages.get("boto3", BOTO3_FLOOR), BOTO3_FLOOR, key=_numeric)
-    return [([*exact, f"boto3=={boto3}"], []), ([*nearest, f"boto3>={boto3}"], ["--resolution", "lowest-direct"])]
+def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str]]]:
+    """Each attempt: what to install first, what after, and uv's options for the first. First the image's
+    exact versions; then the lowest release at or above each `==` pin (uv's lowest-direct), and only
+    after it, at the newest that fits, what the build leaves open (a range, or no version), as pip did.
+    boto3 is at least BOTO3_FLOOR, with the botocore that version needs rather than the image's."""
+    boto3 = max(image.version_of("boto3") or BOTO3_FLOOR, BOTO3_FLOOR, key=_numeric)
+    raised = boto3 != image.version_of("boto3")
+    packages = {name: spec for name, spec in image.packages.items()
+                if name != "boto3" and not (raised and name == "botocore")}
+    pinned = {name: spec for name, spec in packages.items() if spec and spec[0] not in "<>=!~"}
+    ranges = [f"{name}{spec}" for name, spec in packages.items() if spec and name not in pinned]
+    # pip, setuptools and wheel are in every image (its Python's installer), at the image's version if it names one
+    unpinned = [name for name, spec in packages.items() if not spec] + \
+        [name for name in ("pip", "setuptools", "wheel") if name not in packages]
+    exact = [f"{name}=={spec}" for name, spec in pinned.items()]
+    nearest = [f"{name}>={spec.rstrip('.*')}" for name, spec in pinned.items()]
+    return [([*exact, f"boto3=={boto3}", *ranges], unpinned, []),
+            ([*nearest, f"boto3>={boto3}"], [*ranges, *unpinned], ["--resolution", "lowest-direct"])]
 
 
-def _exact(spec: str) -> str:
-    return spec if spec[0] in "<>=!~" else f"=={spec}"
+def _install(python: Path, *args: str) -> subprocess.CompletedProcess:
+    return _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *_BINARIES, *args,
+               check=False)
 
 
-def _at_least(spec: str) -> str:
-    return spec if spec[0] in "<>=!~" else f">={spec.rstrip('.*')}"
+def _name_only(requirement: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_.\[\],-]+", requirement) is not None
 
 
 def _numeric(version: str) -> tuple[int, ...]:
@@ -197,21 +229,29 @@ def _numeric(version: str) -> tuple[int, ...]:
 
 def _imports(python: Path, image: Image) -> str | None:
     """None when every framework module imports in the environment, else the error."""
-    modules = ", ".join(MODULES[name] for name in image.packages)
+    modules = ", ".join(MODULES[name] for name in _names(image) if name in MODULES)
     result = subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True, text=True)
     return None if result.returncode == 0 else f"import failed: {_last_line(result.stderr)}"
 
 
+def _names(image: Image) -> list[str]:
+    """The image's distributions for the job log: the framework's first (MODULES), then the rest by name."""
+    names = {name.split("[")[0] for name in image.packages} | {"boto3"}
+    return [n for n in MODULES_FIRST if n in names] + sorted(names - set(MODULES_FIRST))
+
+
 def _env_versions(python: Path, image: Image) -> dict[str, str]:
-    names = json.dumps([*image.packages, "boto3"])
     code = ("import json, importlib.metadata as m\n"
-            f"print(json.dumps({{n: m.version(n) for n in dict.fromkeys({names})}}))")
+            "def version(name):\n"
+            "    try:\n        return m.version(name)\n"
+            "    except m.PackageNotFoundError:\n        return 'missing'\n"
+            f"print(json.dumps({{n: version(n) for n in {json.dumps(_names(image))}}}))")
     return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def _host_versions(image: Image) -> dict[str, str]:
     versions = {}
-    for name in dict.fromkeys([*image.packages, "boto3"]):
+    for name in _names(image):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -221,10 +261,10 @@ def _host_versions(image: Image) -> dict[str, str]:
 
 def _differences(image: Image, versions: dict[str, str]) -> list[str]:
     notes = []
-    for name, spec in image.packages.items():
-        installed = versions.get(name, "")
-        if spec[0] not in "<>=!~" and installed != spec and not installed.startswith(spec.rstrip("*.") + "."):
-            reason = " (AWS_ENDPOINT_URL_S3 needs it)" if name == "boto3" else ""
+    for name in versions:
+        spec, installed = image.version_of(name), versions[name]
+        if spec and spec[0] not in "<>=!~" and installed != spec and not installed.startswith(spec.rstrip("*.") + "."):
+            reason = " (AWS_ENDPOINT_URL_S3 needs it)" if name in ("boto3", "botocore") else ""
             notes.append(f"{name}=={installed} instead of the image's {spec}{reason}")
     return notes
 

@@ -33,10 +33,20 @@ def test_unknown_images_and_versions_are_refused_with_what_is_known():
 
 
 def test_an_environment_tries_the_image_versions_then_the_nearest_above_them():
-    (exact, _), (nearest, options) = environments._attempts(IMAGES[("sagemaker-scikit-learn", "0.23-1")])
-    assert "scikit-learn==0.23.2" in exact and "pandas==1.1.3" in exact
+    (exact, exact_then, _), (nearest, then, options) = environments._attempts(IMAGES[("sagemaker-scikit-learn", "0.23-1")])
+    assert "scikit-learn==0.23.2" in exact and "pandas==1.1.3" in exact and "requests==2.27.1" in exact
     assert "scikit-learn>=0.23.2" in nearest and options == ["--resolution", "lowest-direct"]
     assert "boto3==1.28.0" in exact  # the image's 1.24.17 cannot reach AWS_ENDPOINT_URL_S3
+    assert not any(spec.startswith("botocore") for spec in exact + nearest)  # then boto3's own botocore
+    assert "tqdm" in exact_then and "tqdm" in then  # Miniconda's, at no version: the newest that fits
+
+
+def test_ranges_are_never_taken_at_their_lowest():
+    """lowest-direct would make `requests<2.21` requests 2.0.0 and `setuptools<81` 0.9.8: ranges and
+    unversioned packages go in after the pins, at the newest release that fits, as pip chose them."""
+    _, (nearest, then, _) = environments._attempts(IMAGES[("sagemaker-xgboost", "0.90-1")])
+    assert "requests<2.21" in then and "gunicorn<20.0.0" in then
+    assert not any(spec.startswith(("requests", "gunicorn")) for spec in nearest)
 
 
 def _ctx(tmp_path, job="job"):

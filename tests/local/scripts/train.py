@@ -11,14 +11,13 @@ import time
 parser = argparse.ArgumentParser()
 parser.add_argument("--eta", type=float, default=0.1)
 parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill | network
-parser.add_argument("--timeline")
+parser.add_argument("--timeline", help="print start and end times, for a test to see which trials overlapped")
 parser.add_argument("--sleep", type=float, default=0.0)
 args, unknown = parser.parse_known_args()
 
 host = os.environ["SM_CURRENT_HOST"]
 if args.timeline:
-    with open(args.timeline, "a") as timeline:
-        timeline.write(f"start {time.time()}\n")
+    print(f"timeline start {time.time()}", flush=True)
 time.sleep(args.sleep)
 if args.mode == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
@@ -66,5 +65,4 @@ pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"], "extra.txt").write_text("extra")
 print("validation:score=0.0;")  # an early value: the last match must win
 print(f"validation:score={args.eta};")
 if args.timeline:
-    with open(args.timeline, "a") as timeline:
-        timeline.write(f"end {time.time()}\n")
+    print(f"timeline end {time.time()}", flush=True)
