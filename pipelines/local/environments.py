@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,7 @@ JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
 MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
-_RECIPE = 4  # bump when what goes into an environment changes, so older builds are not reused
+_RECIPE = 5  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
 # Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
 # for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
@@ -153,14 +152,14 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     python = venv / "bin" / "python"
     _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     failures = []
-    for attempt, (first, then, options) in enumerate(_attempts(image)):
-        # The image's build installs these versions whatever its other packages declare (pip's old
-        # resolver did not check): as overrides, the same goes here.
-        overrides = work / "overrides.txt"
-        overrides.write_text("\n".join([*first, *(spec for spec in then if not _name_only(spec))]) + "\n")
-        result = _install(python, "--overrides", str(overrides), *options, *first)
+    for attempt, (first, then, options, forced) in enumerate(_attempts(image)):
+        overrides = []
+        if forced:
+            (work / "overrides.txt").write_text("\n".join(forced) + "\n")
+            overrides = ["--overrides", str(work / "overrides.txt")]
+        result = _install(python, *overrides, *options, *first)
         if result.returncode == 0 and then:
-            result = _install(python, "--overrides", str(overrides), *then)
+            result = _install(python, *overrides, *then)
         if result.returncode == 0:
             imported = _imports(python, image)
             if imported is None:
@@ -194,11 +193,15 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     return {"kind": "venv", "path": str(target / "venv"), "versions": versions, "notes": notes}
 
 
-def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str]]]:
-    """Each attempt: what to install first, what after, and uv's options for the first. First the image's
-    exact versions; then the lowest release at or above each `==` pin (uv's lowest-direct), and only
-    after it, at the newest that fits, what the build leaves open (a range, or no version), as pip did.
-    boto3 is at least BOTO3_FLOOR, with the botocore that version needs rather than the image's."""
+def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str], list[str]]]:
+    """Each attempt: what to install first, what after, uv's options for the first, and the overrides.
+
+    First the image's exact versions, as overrides too: the build installed them whatever its other
+    packages declared (pip's old resolver did not check). Then the lowest release at or above each `==`
+    pin (uv's lowest-direct), and only after it, at the newest that fits, what the build leaves open (a
+    range, or no version), as pip chose it; no overrides there, since a `>=` override would also void
+    what a newer release needs (scipy's numpy). boto3 is at least BOTO3_FLOOR, with the botocore that
+    version needs rather than the image's."""
     boto3 = max(image.version_of("boto3") or BOTO3_FLOOR, BOTO3_FLOOR, key=_numeric)
     raised = boto3 != image.version_of("boto3")
     packages = {name: spec for name, spec in image.packages.items()
@@ -208,19 +211,15 @@ def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str]]]:
     # pip, setuptools and wheel are in every image (its Python's installer), at the image's version if it names one
     unpinned = [name for name, spec in packages.items() if not spec] + \
         [name for name in ("pip", "setuptools", "wheel") if name not in packages]
-    exact = [f"{name}=={spec}" for name, spec in pinned.items()]
-    nearest = [f"{name}>={spec.rstrip('.*')}" for name, spec in pinned.items()]
-    return [([*exact, f"boto3=={boto3}", *ranges], unpinned, []),
-            ([*nearest, f"boto3>={boto3}"], [*ranges, *unpinned], ["--resolution", "lowest-direct"])]
+    exact = [f"{name}=={spec}" for name, spec in pinned.items()] + [f"boto3=={boto3}", *ranges]
+    nearest = [f"{name}>={spec.rstrip('.*')}" for name, spec in pinned.items()] + [f"boto3>={boto3}"]
+    return [(exact, unpinned, [], exact),
+            (nearest, [*ranges, *unpinned], ["--resolution", "lowest-direct"], [])]
 
 
 def _install(python: Path, *args: str) -> subprocess.CompletedProcess:
     return _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *_BINARIES, *args,
                check=False)
-
-
-def _name_only(requirement: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9_.\[\],-]+", requirement) is not None
 
 
 def _numeric(version: str) -> tuple[int, ...]:
