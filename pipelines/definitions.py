@@ -67,7 +67,7 @@ def build(func: Callable, cfg: Config) -> Pipeline:
         pipeline = func(cfg)
     except (DefinitionError, ConfigError, dsl.Named):
         raise
-    except Exception as e:  # noqa: BLE001 - a bug in the user's definition, reported where it is
+    except Exception as e:  # a bug in the user's definition, reported where it is
         raise DefinitionError(f"definition(cfg) failed at {_innermost(e, func)}: {type(e).__name__}: {e}") from None
     if not isinstance(pipeline, Pipeline):
         raise DefinitionError(f"definition(cfg) in {where} returned {type(pipeline).__name__}, not a "

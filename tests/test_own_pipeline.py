@@ -87,7 +87,7 @@ def test_nothing_of_purchase_intent_reaches_its_json_records_store_or_registry(r
     texts = [(run_dir / "definition.json").read_text(), (run_dir / "execution.json").read_text()]
     with sqlite3.connect(home.registry) as db:
         texts += [repr(row) for table in ("model_package_groups", "model_packages")
-                  for row in db.execute(f"SELECT * FROM {table}")]  # noqa: S608 - fixed table names
+                  for row in db.execute(f"SELECT * FROM {table}")]  # fixed table names
     texts += [p.relative_to(home.s3).as_posix() for p in home.s3.rglob("*")]
     assert not [t for t in texts if "purchase" in t.lower() or "Revenue" in t]
     assert all(t.startswith("ml-pipelines-dev/diabetes/") for t in texts[-3:])

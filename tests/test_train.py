@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+import inference
+import train
 from pipelines import data
 from test_preprocess import read_split, run_preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
-import inference
-import train
 
 AUC_REGEX = r"validation:auc=([-+0-9.eE]+);"  # the tuner's metric definition
 
