@@ -161,7 +161,7 @@ def compile_cache() -> Path:
     """Where compiled definitions are kept, by the fingerprint of everything compile depends on
     (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
     a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
-    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
+    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `ml-pipelines/compiled`."""
     return user_cache("compiled", COMPILE_CACHE_ENV)
 
 
