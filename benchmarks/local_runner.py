@@ -261,7 +261,7 @@ def omp_probe(probe: dict, work: Path, reps: int = 3) -> dict[str, list[tuple[fl
 
 def synthetic_data_seconds() -> float:
     """What a fresh home pays before anything runs: generating the default data set (in process here)."""
-    from pipelines.data import generate, write_csv
+    from examples.purchase_intent.shoppers_data import generate, write_csv
 
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
-from pipelines.data import generate, write_csv  # noqa: E402
+from examples.purchase_intent.shoppers_data import generate, write_csv  # noqa: E402
 from pipelines.local import LocalHome  # noqa: E402
 
 FILES = 16  # input objects: 4 hosts get 4 each

@@ -11,17 +11,18 @@ import logging
 import sys
 from datetime import datetime
 
-from pipelines import commands
-from pipelines.commands import DEFAULT_DEFINITION, Settings, Workspace
-from pipelines.config import PROBLEM_TYPES
+from pipelines import commands, definitions
+from pipelines import settings as declared_settings
+from pipelines.commands import DEFAULT_DEFINITION, Flags, Workspace
 from pipelines.files import write_atomically
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _quiet_libraries(getattr(args, "verbose", False))
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        parser = _parser(declared_settings.declared(_definition_module(argv)))
+        args = parser.parse_args(argv)
+        _quiet_libraries(getattr(args, "verbose", False))
         return args.command(args) or 0
     except commands.user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
@@ -49,7 +50,15 @@ def _say(line: str) -> None:
 
 
 def _workspace(args) -> Workspace:
-    return Workspace(Settings.of(args), say=_say)
+    return Workspace(Flags.of(args, args.declared), say=_say)
+
+
+def _definition_module(argv: list[str]):
+    """The module of the definition `--definition` names (default: the tabular pipeline), read before the
+    command line is parsed: its `Settings` may declare flags of their own."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--definition", default=DEFAULT_DEFINITION)
+    return definitions.load(first.parse_known_args(argv)[0].definition)
 
 
 # --- the pipeline -----------------------------------------------------------------------------
@@ -68,7 +77,7 @@ def cmd_diff(args):
     ws = _workspace(args)
     name, lines = commands.diff(ws)
     if lines is None:
-        print(f"{name}: not deployed in {ws.settings_for(None).region} yet (`python deploy.py upsert` creates it)")
+        print(f"{name}: not deployed in {ws.environment.region} yet (`python deploy.py upsert` creates it)")
         return 1
     print("\n".join(lines) if lines else f"{name}: deployed definition is up to date")
     return 1 if lines else 0
@@ -265,10 +274,6 @@ def cmd_init(args):
     _say(f"next: python deploy.py run --local --definition {definition}   and   python -m pytest {test}")
 
 
-def cmd_download(args):
-    print(commands.download(args.dest, args.source))
-
-
 # --- registered models ------------------------------------------------------------------------
 
 
@@ -366,7 +371,7 @@ def _step_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(declared: type | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deploy.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Take a tabular ML pipeline from a Python definition to SageMaker Pipelines, or run the very "
@@ -381,31 +386,25 @@ def _parser() -> argparse.ArgumentParser:
 
     where = argparse.ArgumentParser(add_help=False)  # which settings and AWS account: every command that reads them
     where.add_argument("--verbose", "-v", action="store_true", help="also show the AWS libraries' INFO log lines")
-    w = where.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
-    w.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
-    w.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
+    w = where.add_argument_group("configuration (ml-pipelines.toml over the product's defaults; these flags win)")
+    w.add_argument("--env", default="dev", help="environment table of the config files (default: dev)")
+    w.add_argument("--config", metavar="FILE",
+                   help="the project's settings file, over the product's defaults (default: ./ml-pipelines.toml)")
     w.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
     which = argparse.ArgumentParser(add_help=False)  # which pipeline: commands that find it by name
     which.add_argument_group("the pipeline").add_argument(
         "--definition", metavar="FILE.py|MODULE",
         help=f"the pipeline: a .py file or a dotted module with definition(cfg) (default: {DEFAULT_DEFINITION})")
     common = argparse.ArgumentParser(add_help=False, parents=[where, which])  # what shapes the definition too
-    g = common.add_argument_group("the definition's settings (config.toml's, overridden by these flags)")
+    g = common.add_argument_group("where it runs (the config files', overridden by these flags)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
-    g.add_argument("--problem-type", choices=PROBLEM_TYPES, help="binary, multiclass or regression")
-    g.add_argument("--label", help="name of the label column")
-    g.add_argument("--positive-class", metavar="CLASS",
-                   help="binary: the label value that is the positive class (default: true/yes/1..., "
-                        "else the minority class)")
-    g.add_argument("--schema", metavar="FILE", help='declared column kinds, JSON: {"column": "kind"} '
-                   "overrides inferred kinds; a schema.json (as Preprocess writes it) replaces them")
-    g.add_argument("--feature-set", metavar="NAME",
-                   help="domain features added to the generic ones (training_scripts/feature_sets/), or none")
-    g.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=None,
-                   help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
-    g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
-                   help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
+    own = common.add_argument_group("the definition's own settings (its [pipeline.NAME] table's, overridden by these)")
+    own.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="set one of the definition's settings (repeatable)")
+    for option in declared_settings.options(declared).values():
+        if option.flag:
+            _add_setting_flag(own, option)
 
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
@@ -527,10 +526,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="tabular: tuning and a quality gate; minimal: train, evaluate, register (default tabular)")
     init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
     init.add_argument("--config", metavar="FILE",
-                      help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
-    download = add("download", cmd_download, "download the public UCI Online Shoppers data set (the worked "
-                                             "example's real data)", ())
-    download.add_argument("--dest", default="data", help="folder to write online_shoppers_intention.csv into")
-    download.add_argument("--from", dest="source", metavar="FILE|URL",
-                          help="a copy you already have: the UCI zip archive or its CSV, as a path or URL")
+                      help="settings file to add [pipeline.NAME] to (default: ./ml-pipelines.toml, made if need be)")
+    parser.set_defaults(declared=declared)
     return parser
+
+
+def _add_setting_flag(group, option: declared_settings.Option) -> None:
+    """The flag a definition declares for one of its settings: --name VALUE, or --name/--no-name."""
+    text = f"{option.help} (default: {option.default!r})" if option.help else f"default: {option.default!r}"
+    if option.type is bool:
+        group.add_argument(option.flag_name, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
+    else:
+        group.add_argument(option.flag_name, dest=option.name, choices=option.choices or None, help=text,
+                           metavar=None if option.choices else option.name.upper())

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines import definitions, dsl
+from pipelines import settings as declared_settings
 from pipelines.bundles import file_asset
-from pipelines.config import CONFIG_FILE, ConfigError, load_config
+from pipelines.config import ConfigError, load_config, project_file
 from pipelines.files import user_cache
 
-DEFAULT_DEFINITION = "pipelines.purchase_intent"
+DEFAULT_DEFINITION = "pipelines.tabular"  # the product's pipeline, loaded by name as any user's is
 COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
@@ -51,47 +52,62 @@ def cloud_errors() -> tuple[type[Exception], ...]:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The flags every command shares; None means "as config.toml says"."""
+class Flags:
+    """The flags every command shares; None means "as the config files say". `settings` are the
+    definition's own (`pipelines.settings`) as given: by `-s NAME=VALUE` or the flags it declares."""
 
     env: str = "dev"
     region: str | None = None
     role_arn: str | None = None
     bucket: str | None = None
-    problem_type: str | None = None
-    label: str | None = None
-    positive_class: str | None = None
-    schema: str | None = None  # a file: {column: kind}, or a whole schema.json
-    feature_set: str | None = None
-    tuning: bool | None = None
-    batch_transform: bool | None = None
+    settings: tuple[tuple[str, object], ...] = ()
     definition: str = DEFAULT_DEFINITION
     home: str | None = None
-    config: str | None = None  # the settings file; default pipelines/config.toml
+    config: str | None = None  # the project's settings file; default ./ml-pipelines.toml where it exists
 
     @classmethod
-    def of(cls, namespace) -> Settings:
-        """The settings among a namespace's attributes (argparse's), the rest at their defaults."""
-        return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
-                      if getattr(namespace, f.name, None) is not None})
+    def of(cls, namespace, declared: type | None = None) -> Flags:
+        """The flags among a namespace's attributes (argparse's), the rest at their defaults; with the
+        definition's `declared` settings, those its flags set and those of `-s NAME=VALUE`."""
+        given = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
+                 if f.name != "settings" and getattr(namespace, f.name, None) is not None}
+        values = {name: getattr(namespace, name) for name in declared_settings.options(declared)
+                  if getattr(namespace, name, None) is not None}
+        for pair in getattr(namespace, "set", None) or []:
+            name, sep, value = pair.partition("=")
+            if not sep:
+                raise UserError(f"-s {pair!r}: write a setting as NAME=VALUE")
+            values[name.replace("-", "_")] = value
+        return cls(**given, settings=tuple(values.items()))
 
 
 class Workspace:
     """What one command works with, each made once, on first use: the definition built with its own
     settings, its compiled JSON, the local home and store, SageMaker clients."""
 
-    def __init__(self, settings: Settings = Settings(), *, say: Callable[[str], None] = lambda line: None):
-        self.settings, self.say = settings, say
+    def __init__(self, flags: Flags = Flags(), *, say: Callable[[str], None] = lambda line: None):
+        self.flags, self.say = flags, say
 
     def settings_for(self, pipeline: str | None):
-        """config.toml's settings of `pipeline` (None: of no pipeline in particular), then the flags."""
-        s = self.settings
-        cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region,
-                          role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type, label=s.label,
-                          positive_class=s.positive_class, feature_set=s.feature_set,
-                          schema=s.schema and read_schema(s.schema), tuning=s.tuning,
-                          batch_transform=s.batch_transform)
+        """The config files' settings of `pipeline` (None: of no pipeline in particular, while the
+        definition is asked its name), the definition's own settings included, then the flags."""
+        f = self.flags
+        cfg = load_config(f.env, project_file(f.config), pipeline=pipeline, declared=self.declared, region=f.region,
+                          role_arn=f.role_arn, bucket=f.bucket, **dict(f.settings))
         return cfg if cfg.region else cfg.replace(region=self._default_region)
+
+    @cached_property
+    def environment(self):
+        """The settings of the environment alone (region, bucket, ...): what commands that build no
+        definition read."""
+        f = self.flags
+        cfg = load_config(f.env, project_file(f.config), region=f.region, role_arn=f.role_arn, bucket=f.bucket)
+        return cfg if cfg.region else cfg.replace(region=self._default_region)
+
+    @cached_property
+    def declared(self) -> type | None:
+        """The definition's `Settings` class, if it declares one."""
+        return declared_settings.declared(self.module)
 
     @cached_property
     def _default_region(self) -> str:
@@ -102,7 +118,7 @@ class Workspace:
     @cached_property
     def module(self):
         """The definition's module (`--definition`: a file path or a dotted module name)."""
-        return definitions.load(self.settings.definition)
+        return definitions.load(self.flags.definition)
 
     @cached_property
     def _built(self):
@@ -140,7 +156,7 @@ class Workspace:
     def home(self):
         from pipelines.local import LocalHome
 
-        return LocalHome(Path(self.settings.home)) if self.settings.home else LocalHome.default()
+        return LocalHome(Path(self.flags.home)) if self.flags.home else LocalHome.default()
 
     @cached_property
     def store(self):
@@ -153,7 +169,7 @@ class Workspace:
         """(sagemaker, s3) clients of the configured region."""
         import boto3
 
-        session = boto3.Session(region_name=self.settings_for(None).region)
+        session = boto3.Session(region_name=self.environment.region)
         return session.client("sagemaker"), session.client("s3")
 
 
@@ -163,19 +179,6 @@ def compile_cache() -> Path:
     a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
     `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `ml-pipelines/compiled`."""
     return user_cache("compiled", COMPILE_CACHE_ENV)
-
-
-def read_schema(path: str) -> dict:
-    """A declared schema file: {column: kind}, or a whole schema.json."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise UserError(f"--schema {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UserError(f"--schema {path} is not JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise UserError(f'--schema {path} must hold a JSON object: {{"column": "kind"}} or a schema.json')
-    return doc
 
 
 def registered_groups(definition: str) -> list[str]:
@@ -352,9 +355,8 @@ def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | No
     return publish_local_run(record, home=home, store=store, description=description)  # report, model card
 
 
-# Settings that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
-_DEFINITION_SETTINGS = ("bucket", "role_arn", "region", "problem_type", "label", "positive_class", "schema",
-                        "feature_set", "tuning", "batch_transform")
+# Flags that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
+_DEFINITION_FLAGS = ("bucket", "role_arn", "region")
 
 
 def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:
@@ -363,8 +365,9 @@ def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:
     flags = {"parameters": "-p", "input_data": "--input-data", "definition_json": "--definition-json",
              "source": "--from"}
     ignored = [flags[name] for name, value in given.items() if value]
-    ignored += [f"--{name.replace('_', '-')}" for name in _DEFINITION_SETTINGS if getattr(ws.settings, name) is not None]
-    if ws.settings.definition != DEFAULT_DEFINITION:
+    ignored += [f"--{name.replace('_', '-')}" for name in _DEFINITION_FLAGS if getattr(ws.flags, name) is not None]
+    ignored += [f"--{name.replace('_', '-')}" for name, _ in ws.flags.settings]
+    if ws.flags.definition != DEFAULT_DEFINITION:
         ignored.append("--definition")
     if ignored:
         raise UserError(f"--resume {execution_id} reruns its recorded definition and parameters, so "
@@ -544,7 +547,7 @@ def logs(ws: Workspace, execution: str, step: str | None = None, *, local: bool,
 
     sm, _ = ws.clients
     arn = executions.resolve(sm, ws.config.pipeline_name, execution)
-    client = boto3.Session(region_name=ws.settings_for(None).region).client("logs")
+    client = boto3.Session(region_name=ws.environment.region).client("logs")
     yield from executions.logs(sm, client, arn, step, follow=follow)
 
 
@@ -676,7 +679,7 @@ def predict(ws: Workspace, body: bytes, *, local: bool, url: str, endpoint_name:
 
     if not endpoint_name:
         raise UserError("predict needs --endpoint NAME (or --local for the local server)")
-    runtime = boto3.Session(region_name=ws.settings_for(None).region).client("sagemaker-runtime")
+    runtime = boto3.Session(region_name=ws.environment.region).client("sagemaker-runtime")
     return endpoints.invoke(runtime, endpoint_name, body, content_type=content_type, accept=accept)
 
 
@@ -711,18 +714,9 @@ def batch_transform(ws: Workspace, *, local: bool, input_path: str, output: str 
 
 
 def init(name: str, *, template: str, folder: str | None, config: str | None) -> list[Path]:
-    """Scaffold the pipeline `name` (into ./NAME unless `folder`) and its table in the config file."""
+    """Scaffold the pipeline `name` (into ./NAME unless `folder`) and its table in the project's settings
+    file (`config`, else ./ml-pipelines.toml, made if need be)."""
+    from pipelines.config import PROJECT_FILE
     from pipelines.scaffold import scaffold
 
-    return scaffold(name, Path(folder or name), Path(config or CONFIG_FILE), template)
-
-
-def download(dest: str, source: str | None = None) -> Path:
-    """The UCI Online Shoppers CSV into `dest`: fetched from UCI, or from `source` (a path or URL of
-    the archive or of the CSV itself, for a machine without the network)."""
-    from pipelines.data import UCI_URL, DownloadError, download_uci
-
-    try:
-        return download_uci(Path(dest), url=source or UCI_URL)
-    except DownloadError as e:
-        raise UserError(str(e)) from None
+    return scaffold(name, Path(folder or name), Path(config or PROJECT_FILE), template)

@@ -14,9 +14,8 @@ import re
 import tarfile
 from typing import Callable
 
-from pipelines.problems import PROBLEMS
+from pipelines import quality
 
-_SECTIONS = [p.metrics_key for p in PROBLEMS.values()]
 _CODE_URI = re.compile(r"s3://[^\s\"']+/code/[0-9a-f]{64}/[^\s\"']+")
 
 
@@ -24,7 +23,7 @@ def local_view(record: dict, definition: dict | None) -> dict:
     """A local execution record as a view."""
     steps = record.get("steps") or []
     metrics = next((doc for step in steps for doc in (step.get("property_files") or {}).values()
-                    if any(section in doc for section in _SECTIONS)), None)
+                    if quality.is_report(doc)), None)
     registered = next((s["response"] for s in steps if s.get("type") == "RegisterModel"
                        and s.get("status") == "Succeeded" and s.get("response")), None)
     return {
@@ -35,13 +34,6 @@ def local_view(record: dict, definition: dict | None) -> dict:
         "registered": registered and {k: registered.get(k) for k in ("ModelPackageArn", "ModelPackageVersion")},
         "selective": record.get("selective"),
     }
-
-
-def scalar_metrics(evaluation: dict | None) -> dict[str, float]:
-    """The model-quality section's scalar metrics, e.g. {"roc_auc": 0.93, ...}."""
-    section = next((evaluation[s] for s in _SECTIONS if evaluation and s in evaluation), None) or {}
-    values = {name: value.get("value") if isinstance(value, dict) else value for name, value in section.items()}
-    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def gate(evaluation: dict | None) -> dict | None:
@@ -66,7 +58,7 @@ def compare(a: dict, b: dict, read: Callable[[str], bytes | None]) -> dict:
     """Two views side by side: parameters, metrics with their deltas (b - a), model versions, and
     the code that changed between the definitions (`read(uri)` fetches a bundle, None if gone)."""
     names = list(dict.fromkeys([*a["parameters"], *b["parameters"]]))
-    metrics_a, metrics_b = scalar_metrics(a["metrics"]), scalar_metrics(b["metrics"])
+    metrics_a, metrics_b = quality.scalar_metrics(a["metrics"]), quality.scalar_metrics(b["metrics"])
     return {
         "runs": [{k: view[k] for k in ("execution_id", "status", "started", "seconds")} for view in (a, b)],
         "parameters": [{"name": n, "a": a["parameters"].get(n), "b": b["parameters"].get(n),

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import commands
-from pipelines.commands import Settings, Workspace
+from pipelines.commands import Flags, Workspace
 
 
 @dataclass(frozen=True)
@@ -166,12 +166,14 @@ def run_locally(definition: str | Path, *, home: str | Path, parameters: dict | 
     `parameters` override the pipeline's parameters (checked against their types); `input_data` is a
     local file or s3:// URI for InputData; `job_env` is "image" (jobs get their image's package
     versions) or "host" (this Python; default: $PIPELINES_JOB_ENV, else "image"); `settings` are what
-    deploy.py's flags set (label=..., tuning=False, bucket=..., region=...). A failed run is
+    deploy.py's flags set: the framework's (bucket=..., region=...) and the definition's own (label=...,
+    tuning=False). A failed run is
     returned, not raised: assert on it. With `resume`, the execution's recorded definition runs again
     (as `run --resume` does), so `definition` only names the pipeline for the reader."""
+    framework = {k: settings.pop(k) for k in ("region", "role_arn", "bucket", "config") if k in settings}
     if not resume:
-        settings["definition"] = str(definition)
-    workspace = Workspace(Settings(env=env, home=str(home), **settings))
+        framework["definition"] = str(definition)
+    workspace = Workspace(Flags(env=env, home=str(home), settings=tuple(settings.items()), **framework))
     record = commands.run_local(workspace, parameters=[f"{k}={v}" for k, v in (parameters or {}).items()],
                                 input_data=str(input_data) if input_data else None, resume=resume,
                                 job_env=job_env, max_parallel_steps=max_parallel_steps)

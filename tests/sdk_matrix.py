@@ -27,7 +27,7 @@ encrypt_inter_container_traffic = true
 label = "Revenue"
 [dev]
 """
-PURCHASE, DIABETES = "pipelines.purchase_intent", "tests/fixtures/diabetes/pipeline.py"
+PURCHASE, DIABETES = "examples/purchase_intent", "tests/fixtures/diabetes/pipeline.py"
 # name -> (definition, config file text or None for the project's own, flags)
 CONFIGS = {
     "tuning": (PURCHASE, None, {}),

@@ -17,10 +17,10 @@ from werkzeug.test import Client
 from conftest import run_cli, steps_of
 from fixtures.tables import SHAPES, string_label, with_identifier
 
-from pipelines.data import write_csv
+from examples.purchase_intent.shoppers_data import write_csv
 from pipelines.local import LocalHome, Registry, open_store
 from pipelines.local import endpoint as local_endpoint
-from pipelines.problems import PROBLEMS
+from pipelines.tabular.problems import PROBLEMS
 
 
 @pytest.fixture(scope="module")

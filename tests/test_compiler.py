@@ -1,6 +1,7 @@
 """The compiled definition JSON: step graph, property wiring, parameters, code by content hash, offline."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -14,14 +15,14 @@ import sys
 import tarfile
 
 import pytest
-from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+from conftest import EXAMPLE_DEF, FAKE_ROLE, PROJECT_ROOT, REGION, example, example_config
 
-from pipelines import compiler, dsl, purchase_intent
+from pipelines import compiler
 from pipelines.bundles import pack
 from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, builder, compile_pipeline
 from pipelines.compiler import sdk as sdks
-from pipelines.config import ConfigError, load_config
-from pipelines.problems import PROBLEMS
+from pipelines.config import ConfigError
+from pipelines.tabular.problems import PROBLEMS
 
 BEST_MODEL = {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}
 EVALUATION_REPORT = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
@@ -258,14 +259,14 @@ def test_the_role_is_the_placeholder_until_one_is_given(compile_with):
 
 
 def test_compile_needs_a_region():
-    cfg = load_config("dev", pipeline="purchase-intent")
+    cfg = example_config(region=None)
     with pytest.raises(ConfigError, match="compile needs a region"):
-        compile_pipeline(purchase_intent.definition(cfg), cfg)
+        compile_pipeline(example().definition(cfg), cfg)
 
 
 def test_compiling_twice_in_one_process_gives_the_same_bytes(compile_with):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
+    cfg = example_config()
+    assert compile_pipeline(example().definition(cfg), cfg).definition == compile_with().definition
 
 
 def test_the_tuning_job_name_is_not_timestamped(compile_with):
@@ -289,8 +290,8 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
     sdk = sdks.load()
     original = sdk.session
     monkeypatch.setattr(sdk, "session", spy)
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
+    cfg = example_config()
+    assert compile_pipeline(example().definition(cfg), cfg).definition == compile_with().definition
     session, = sessions
     with pytest.raises(AwsCallDuringCompile, match="ListPipelines"):
         session.sagemaker_client.list_pipelines()
@@ -303,9 +304,9 @@ def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
 def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
     """Local code paths make the SDK upload them; the compile must fail instead of reaching S3."""
     monkeypatch.setattr(builder, "file_asset", lambda path, root: (str(path), path.read_bytes()))
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
+    cfg = example_config()
     with pytest.raises(AwsCallDuringCompile, match="it must stay offline"):
-        compile_pipeline(purchase_intent.definition(cfg), cfg)
+        compile_pipeline(example().definition(cfg), cfg)
 
 
 @pytest.mark.parametrize("tuning", [True, False])
@@ -326,8 +327,8 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
-    compile_pipeline(purchase_intent.definition(cfg), cfg)
+    cfg = example_config(tuning=tuning)
+    compile_pipeline(example().definition(cfg), cfg)
     assert attempts == []
 
 
@@ -336,7 +337,7 @@ def test_compile_says_one_line_even_when_warnings_are_errors(offline_env, tmp_pa
     other SDK warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
     env = {k: v for k, v in offline_env.items() if k != "SAGEMAKER_SUPPRESS_V2_WARNING"}
     out = tmp_path / "pipeline.json"
-    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--region", REGION, "--output",
+    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--definition", EXAMPLE_DEF, "--region", REGION, "--output",
                            str(out)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", f"wrote {out} ({out.stat().st_size} bytes)\n")
 
@@ -357,8 +358,8 @@ def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypat
     sdk.session.cache_clear()  # a session built now would read the file
     try:
         for tuning in (True, False):
-            cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
-            definition = compile_pipeline(purchase_intent.definition(cfg), cfg).definition
+            cfg = example_config(tuning=tuning)
+            definition = compile_pipeline(example().definition(cfg), cfg).definition
             assert "leak" not in definition
             assert definition == compile_with(tuning=tuning).definition
     finally:
@@ -383,21 +384,29 @@ def test_code_uris_carry_the_sha256_of_the_bytes_uploaded(compile_with):
     by_name = {uri.rsplit("/", 1)[1]: data for uri, data in compiled.assets.items()}
     assert by_name["preprocess.py"] == (PROJECT_ROOT / "processing_scripts/preprocess.py").read_bytes()
     assert by_name["evaluate.py"] == (PROJECT_ROOT / "processing_scripts/evaluate.py").read_bytes()
-    assert by_name["sourcedir.tar.gz"] == pack(PROJECT_ROOT / "training_scripts")
+    with tarfile.open(fileobj=io.BytesIO(by_name["sourcedir.tar.gz"])) as tar:  # the training code and the feature set
+        shipped = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    training = PROJECT_ROOT / "training_scripts"
+    assert shipped == {**{p.relative_to(training).as_posix(): p.read_bytes() for p in training.rglob("*.py")
+                          if "__pycache__" not in p.parts},
+                       "feature_sets/shoppers.py": (PROJECT_ROOT / "examples/purchase_intent/shoppers.py").read_bytes()}
 
 
 @pytest.fixture
 def project_copy(tmp_path, monkeypatch):
-    """The container scripts copied to a root of our own, so a test can change them."""
+    """The container scripts copied to a root of our own, where the tabular pipeline finds them, so a test can
+    change them."""
+    from pipelines import tabular
+
     for folder in ("processing_scripts", "training_scripts"):
         shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(dsl, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(tabular, "files", lambda package: tmp_path / package)
     return tmp_path
 
 
 def fresh_compile():
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    return compile_pipeline(purchase_intent.definition(cfg), cfg)
+    cfg = example_config()
+    return compile_pipeline(example().definition(cfg), cfg)
 
 
 def test_changing_a_script_changes_its_uri_and_nothing_else(project_copy, compile_with):
@@ -461,32 +470,32 @@ def test_pack_has_sorted_entries_with_fixed_metadata(tmp_path):
 
 
 def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy, tmp_path, monkeypatch):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
+    cfg = example_config()
     cache = tmp_path / "compiled"
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
+    first = compile_pipeline(example().definition(cfg), cfg, cache_dir=cache)
     assert first.definition == fresh_compile().definition and len(list(cache.glob("*.json"))) == 1
 
     def no_sdk():
         raise AssertionError("a memoised compile must not build through the SDK")
 
     monkeypatch.setattr(sdks, "load", no_sdk)
-    again = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
+    again = compile_pipeline(example().definition(cfg), cfg, cache_dir=cache)
     assert again.definition == first.definition and again.assets == first.assets
 
 
 @pytest.mark.parametrize("change", ["script", "config", "definition"])
 def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_copy, tmp_path, change):
     cache = tmp_path / "compiled"
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    pipeline = purchase_intent.definition(cfg)
+    cfg = example_config()
+    first = compile_pipeline(example().definition(cfg), cfg, cache_dir=cache)
+    pipeline = example().definition(cfg)
     if change == "script":
         with open(project_copy / "processing_scripts/evaluate.py", "a") as f:
             f.write("\n# changed\n")
-        pipeline = purchase_intent.definition(cfg)
+        pipeline = example().definition(cfg)
     elif change == "config":
-        cfg = cfg.replace(label="Bought")
-        pipeline = purchase_intent.definition(cfg)
+        cfg = dataclasses.replace(cfg, settings=dataclasses.replace(cfg.settings, label="Bought"))
+        pipeline = example().definition(cfg)
     else:
         pipeline.steps["Tune"].hyperparameters["num_round"] = 99
     second = compile_pipeline(pipeline, cfg, cache_dir=cache)

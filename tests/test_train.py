@@ -10,7 +10,7 @@ from sklearn.isotonic import IsotonicRegression
 
 import inference
 import train
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 from test_preprocess import read_split, run_preprocess
 
 ROOT = Path(__file__).resolve().parents[1]

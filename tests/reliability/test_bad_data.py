@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli, steps_of
+from conftest import EXAMPLE_DEF, example_config, run_cli, steps_of
 
 from pipelines import commands
-from pipelines.config import load_config
-from pipelines.data import LABEL, generate, write_csv
+from examples.purchase_intent.shoppers_data import LABEL, generate, write_csv
 from pipelines.local import LocalHome, run_pipeline
 
 from .support import REGION, fingerprint, local_store, registry_rows
@@ -99,7 +98,7 @@ class Lab:
 
     def __init__(self, root: Path, compiled):
         self.root, self.compiled = root, compiled
-        self.cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=False)
+        self.cfg = example_config(tuning=False)
         self.home = LocalHome(root / "home")
         self.store = local_store(self.home, compiled)
         self.sessions = write_csv(generate(300, seed=7), root / "sessions.csv").read_text()
@@ -173,7 +172,7 @@ def test_bad_files_leave_the_earlier_execution_and_the_registry_as_they_were(lab
 def test_the_command_line_fails_with_the_reason_in_its_json_summary(lab, tmp_path):
     path = tmp_path / "semicolons.csv"
     path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
-    code, summary = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", lab.home.root,
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--no-tuning", "--region", REGION, "--home", lab.home.root,
                             "--input-data", path)
     record = lab.home.execution(summary["execution_id"])
     assert (code, summary["status"], record["status"]) == (1, "Failed", "Failed")

@@ -20,12 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_cli, steps_of
+from conftest import example, example_config, run_cli, steps_of
 
-from pipelines import purchase_intent
 from pipelines.compiler import compile_pipeline
-from pipelines.config import load_config
-from pipelines.data import generate, write_csv
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import LocalHome, RunError, open_store, run_pipeline
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.endpoint import LocalEndpointError
@@ -61,8 +59,8 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
-        cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-        compiled = compile_pipeline(purchase_intent.definition(cfg), cfg)
+        cfg = example_config()
+        compiled = compile_pipeline(example().definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
         _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
                        "-p", "QualityThreshold=0.6")
