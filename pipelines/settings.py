@@ -185,7 +185,8 @@ def _name(kind: Any) -> str:
     if typing.get_origin(kind) in (typing.Union, _UnionType):
         return " or ".join(_name(m) for m in typing.get_args(kind) if m is not type(None))
     origin = typing.get_origin(kind) or kind
-    return {dict: "dict", tuple: "list", bool: "bool", int: "int", float: "float", str: "str"}.get(origin, str(kind))
+    return {dict: "dict", tuple: "a list of strings", bool: "bool", int: "int", float: "float",
+            str: "str"}.get(origin, str(kind))
 
 
 def with_defaults(cls: type, **defaults) -> type:

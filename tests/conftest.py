@@ -136,6 +136,14 @@ def compile_example(**overrides):
     return compile_pipeline(example().definition(cfg), cfg)
 
 
+def upsert_compiled(sm, s3, compiled, role_arn):
+    """`cloud.upsert` of a compiled definition, as `deploy.py upsert` calls it."""
+    from pipelines import cloud
+
+    return cloud.upsert(sm, s3, compiled.name, compiled.definition, compiled.assets, role_arn,
+                        display_name=compiled.display_name, description=compiled.description, tags=compiled.tags)
+
+
 @pytest.fixture(scope="session")
 def compile_with():
     """compile_with(env="dev", **settings) -> the compiled worked example, cached per arguments."""

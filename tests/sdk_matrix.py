@@ -24,7 +24,6 @@ subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true
 encrypt_inter_container_traffic = true
-label = "Revenue"
 [dev]
 """
 PURCHASE, DIABETES = "examples/purchase_intent", "tests/fixtures/diabetes/pipeline.py"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import time
@@ -161,7 +162,7 @@ def test_start_with_a_local_folder_uploads_each_file_under_one_prefix(dev_aws, c
 def test_start_wait_reports_success(dev_aws, capsys):
     assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
     assert cli.main(["start", "--definition", EXAMPLE_DEF, "--wait", "--timeout", "5", "--poll", "0.1"]) == 0
-    assert capsys.readouterr().err.strip().endswith("Succeeded")
+    assert re.search(r"execution \S+ of purchase-intent: Succeeded", capsys.readouterr().err)
 
 
 def test_start_wait_times_out_with_a_message(dev_aws, capsys, monkeypatch):

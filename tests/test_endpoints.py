@@ -13,7 +13,7 @@ from pipelines import cli, endpoints
 from pipelines.cloud import CloudError
 
 GROUP = "purchase-intent-revenue-binary"  # the model group the pipeline registers into
-ENDPOINT = "purchase-intent-dev"  # the default endpoint name: <pipeline_name>-<env>
+ENDPOINT = "purchase-intent-revenue-binary-dev"  # the default endpoint name: <model package group>-<env>
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
 
@@ -142,7 +142,7 @@ def test_batch_transform_creates_a_job_over_the_input_with_a_model_of_the_packag
     (summary,) = sm.list_transform_jobs()["TransformJobSummaries"]
     job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
     assert output == job["TransformOutput"]["S3OutputPath"] == \
-        f"s3://{BUCKET}/purchase-intent/transform/{job['TransformJobName']}"
+        f"s3://{BUCKET}/ml-pipelines/transform/{job['TransformJobName']}"
     assert job["TransformJobName"].startswith(f"{GROUP}-v1-")
     assert job["TransformInput"] == {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
                                      "ContentType": "text/csv", "SplitType": "None"}
@@ -163,7 +163,7 @@ def test_batch_transform_uploads_a_local_file_by_content(aws, tmp_path, capsys):
     uri = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])[
         "TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     bucket, key = uri[5:].split("/", 1)
-    assert key.startswith("purchase-intent/data/") and key.endswith("/rows.csv")
+    assert key.startswith("ml-pipelines/scoring/") and key.endswith("/rows.csv")
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == rows.read_bytes()
 
 

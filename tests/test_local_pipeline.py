@@ -49,7 +49,8 @@ def deploy(ws, *args: str) -> subprocess.CompletedProcess:
 def run_json(ws, *args: str, home: Path | None = None) -> SimpleNamespace:
     """`deploy.py run --local --json` on the small data set; its exit code, summary and record."""
     home = home or ws.home
-    proc = deploy(ws, "run", "--local", "--json", "--home", home, "--input-data", ws.data, *SMALL, *args)
+    proc = deploy(ws, "run", "--local", "--json", "--definition", EXAMPLE_DEF, "--home", home, "--input-data", ws.data,
+                  *SMALL, *args)
     try:
         summary = json.loads(proc.stdout)  # exactly one JSON document, nothing else on stdout
     except ValueError:

@@ -24,6 +24,7 @@ from pipelines import cli
 from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.home import LocalHome
+from pipelines.targets.local import LocalTarget
 
 ROWS = 1500
 LABEL = "Revenue"
@@ -297,7 +298,7 @@ def _deploy_busy(home: Path, package: dict, times: int) -> None:
 
 def test_concurrent_deploys_to_one_local_endpoint_all_land(run):
     home = LocalHome(run["home"])
-    package = local_endpoint.approved_package(home, "purchase-intent-revenue-binary", "latest")
+    package = LocalTarget(home).package("purchase-intent-revenue-binary", "latest", approved=True)
     workers, times = 4, 5
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         pool.starmap(_deploy_busy, [(run["home"], package, times)] * workers)

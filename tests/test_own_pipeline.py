@@ -74,7 +74,7 @@ def test_its_model_is_served_from_its_own_code_folder(run):
     submit = container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
     assert submit.startswith("s3://") and submit.endswith("/sourcedir.tar.gz")
     assert "sagemaker-scikit-learn:1.2-1" in container["Image"]
-    archive = run.workspace.store.get_bytes(container["ModelDataUrl"])
+    archive = run.workspace.target.store.get_bytes(container["ModelDataUrl"])
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         assert tar.getnames() == ["model.joblib"]  # no inference code copied into the model
     predictions = run.predict(ROWS).decode().split()

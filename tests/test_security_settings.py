@@ -72,7 +72,7 @@ def test_the_default_config_adds_no_security_settings():
 def test_a_vpc_needs_subnets_and_security_groups(tmp_path):
     with pytest.raises(ConfigError, match="both subnets and security_group_ids"):
         _config(tmp_path, '[default]\nbucket = "b"\nsubnets = ["subnet-1"]\n[dev]\n')
-    with pytest.raises(ConfigError, match="'subnets' .* must be a list of strings"):
+    with pytest.raises(ConfigError, match="'subnets' .* must be a list of strings, got \\[1\\]"):
         _config(tmp_path, '[default]\nbucket = "b"\nsubnets = [1]\nsecurity_group_ids = ["sg"]\n[dev]\n')
 
 

@@ -20,9 +20,10 @@ from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 from pipelines.settings import setting
+from pipelines.tabular.inputs import check_input
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 
-__all__ = ["NAME", "Settings", "definition", "model_group", "pipeline"]
+__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline"]
 
 NAME = "tabular"
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")

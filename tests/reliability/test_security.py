@@ -213,7 +213,9 @@ def test_a_model_archive_with_a_member_out_of_its_directory_is_neither_served_no
     with pytest.raises(LocalEndpointError, match=f"cannot unpack s3://.*/model.tar.gz: {refusal}"):
         local_endpoint.unpack(sandbox.store, package, sandbox.root / "endpoint")
     rows = write_csv(generate(5, seed=1), sandbox.root / "rows.csv")
+    sandbox.store.put_file("s3://ml-pipelines-dev/scoring/rows.csv", rows)
     with pytest.raises(LocalEndpointError, match=f"ClientError: cannot unpack model.tar.gz: {refusal}"):
-        local_endpoint.batch_transform(sandbox.home, sandbox.store, package, input_path=str(rows), output_uri=None,
-                                       data_root="s3://ml-pipelines-dev/purchase-intent", instance_type="ml.m5.large")
+        local_endpoint.batch_transform(sandbox.home, sandbox.store, package,
+                                       input_uri="s3://ml-pipelines-dev/scoring/rows.csv", output_uri=None,
+                                       output_root="s3://ml-pipelines-dev/transform", instance_type="ml.m5.large")
     assert escaped(sandbox.root) == []

@@ -9,6 +9,4 @@ code and so in the model archive's. It holds:
 - FEATURES: the names of the features it adds, in order;
 - add(columns) -> {feature: Series}: `columns` holds the kept raw columns, numbers and
   booleans parsed, categories as text; a column that is the label is all missing.
-
-examples/purchase_intent/shoppers.py is one.
 """
