@@ -74,7 +74,8 @@ def env() -> dict[str, str]:
 
 
 def runner_command(home: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home), *extra]
+    return [sys.executable, "deploy.py", "run", "--local", "--json", "--definition", "examples/purchase_intent",
+            "--home", str(home), *extra]
 
 
 def run_runner(home: Path, extra: list[str]) -> dict:

@@ -56,7 +56,8 @@ def synthetic(rows: int, work: Path) -> Path:
 def run_local(home: Path, data: Path, *options: str) -> tuple[dict, dict, float]:
     """`deploy.py run --local --json` in a fresh home: (summary, execution record, wall seconds)."""
     subprocess.run(["rm", "-rf", str(home)], check=True)
-    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home), "--input-data", str(data),
+    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--definition", "examples/purchase_intent",
+           "--home", str(home), "--input-data", str(data),
            "-p", "QualityThreshold=0.5", *options]
     started = time.time()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "AWS_REGION": "us-east-1"})

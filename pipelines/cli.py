@@ -458,8 +458,8 @@ def _unknown(extras: list[str], parser: argparse.ArgumentParser) -> str:
     flags = [option for action in parser._actions for option in action.option_strings]
     words = []
     for extra in extras:
-        close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=2, cutoff=0.6) if extra.startswith("-") else []
-        words.append(f"{extra} (did you mean {' or '.join(close)}?)" if close else extra)
+        close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.6) if extra.startswith("-") else []
+        words.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
     return f"unrecognized arguments: {' '.join(words)}"
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,12 +41,15 @@ PRODUCT_PREFIX = "ml-pipelines"  # where what belongs to no pipeline goes: scori
 
 def user_errors() -> tuple[type[Exception], ...]:
     """What deploy.py reports as a one-line refusal (exit 2): every layer's own "your input is wrong".
-    Imported only when an error is being handled, so a command pays for no target it does not use."""
+    A target's errors are looked up only where its module was imported (else none of them was raised), so
+    a refusal costs no import of a target the command did not use."""
     from pipelines.inputs import InputError
-    from pipelines.local import RunError
-    from pipelines.local.endpoint import LocalEndpointError
 
-    return ConfigError, dsl.DefinitionError, UserError, RunError, LocalEndpointError, InputError
+    found = [ConfigError, dsl.DefinitionError, UserError, InputError]
+    for module, name in (("pipelines.local.plan", "RunError"), ("pipelines.local.endpoint", "LocalEndpointError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
 
 
 def cloud_errors() -> tuple[type[Exception], ...]:
@@ -64,6 +69,7 @@ class Flags:
     role_arn: str | None = None
     bucket: str | None = None
     settings: tuple[tuple[str, object], ...] = ()
+    named: tuple[str, ...] = ()  # the settings given with -s NAME=VALUE (the others by the definition's flags)
     definition: str | None = None  # None: the default definition (not named by the user)
     home: str | None = None
     config: str | None = None  # the project's settings file; default ./ml-pipelines.toml where it exists
@@ -74,15 +80,17 @@ class Flags:
         """The flags among a namespace's attributes (argparse's), the rest at their defaults; with the
         definition's `declared` settings, those its flags set and those of `-s NAME=VALUE`."""
         given = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
-                 if f.name != "settings" and getattr(namespace, f.name, None) is not None}
+                 if f.name not in ("settings", "named") and getattr(namespace, f.name, None) is not None}
         values = {name: getattr(namespace, name) for name in declared_settings.options(declared)
                   if getattr(namespace, name, None) is not None}
+        named = []
         for pair in getattr(namespace, "set", None) or []:
             name, sep, value = pair.partition("=")
             if not sep:
                 raise UserError(f"-s {pair!r}: write a setting as NAME=VALUE")
             values[name.replace("-", "_")] = value
-        return cls(**given, settings=tuple(values.items()))
+            named.append(name.replace("-", "_"))
+        return cls(**given, settings=tuple(values.items()), named=tuple(named))
 
     @property
     def shaping(self) -> dict[str, object]:
@@ -107,9 +115,9 @@ class Workspace:
         """The config files' settings of `pipeline` (None: of no pipeline in particular, while the
         definition is asked its name), the definition's own settings included, then the flags."""
         f = self.flags
-        cfg = load_config(f.env, project_file(f.config), pipeline=pipeline, declared=self.declared, region=f.region,
-                          role_arn=f.role_arn, bucket=f.bucket, **dict(f.settings))
-        return cfg if cfg.region else cfg.replace(region=self._default_region)
+        return load_config(f.env, project_file(f.config), pipeline=pipeline, declared=self.declared, region=f.region,
+                           role_arn=f.role_arn, bucket=f.bucket, given_as={name: f"-s {name}" for name in f.named},
+                           **dict(f.settings))
 
     @cached_property
     def environment(self):
@@ -159,11 +167,13 @@ class Workspace:
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config, cache_dir=compile_cache())
+        cfg = cfg or self.config
+        cfg = cfg if cfg.region else cfg.replace(region=self._default_region)  # asked only now: boto3 is slow to import
+        return compile_pipeline(pipeline, cfg, cache_dir=compile_cache())
 
     @cached_property
     def home(self):
-        from pipelines.local import LocalHome
+        from pipelines.local.home import LocalHome
 
         return LocalHome(Path(self.flags.home)) if self.flags.home else LocalHome.default()
 
@@ -284,8 +294,10 @@ def run(ws: Workspace, options: RunOptions) -> dict:
     request.max_parallel_steps, request.on_event = options.max_parallel_steps, options.on_event
     request.keep_trials = options.keep_trials
     if options.upsert and request.definition:
-        ws.say(target.upsert(request.pipeline_name, request.definition, request.assets, role_arn=request.role_arn,
-                             display_name=request.display_name, description=request.description, tags=request.tags))
+        said = target.upsert(request.pipeline_name, request.definition, request.assets, role_arn=request.role_arn,
+                             display_name=request.display_name, description=request.description, tags=request.tags)
+        if said:
+            ws.say(said)
     execution = target.start(request)
     if options.on_started:
         options.on_started(execution)
@@ -431,14 +443,17 @@ def _put_example_data(ws: Workspace, uri: str) -> None:
 
 
 def _in_users_words(reason: str | None, staged: dict[str, str]) -> str | None:
-    """A job's failure with the container's view of staged input (`/opt/ml/processing/input/raw/x.csv`)
-    put back as the path the user gave."""
+    """A job's failure with the container's view of staged input (`/opt/ml/processing/input/raw/x.csv`, or
+    the job folder standing in for /opt/ml) put back as the path the user gave."""
     if not reason:
         return reason
     for uri, path in staged.items():
         name = uri.rstrip("/").rsplit("/", 1)[-1]
-        for local in history.container_paths(name):
-            reason = reason.replace(local, path)
+        inside = r"(?:/opt/ml|\S*/algo-\d+)/processing/input/[^/\s'\"]+/"
+        if Path(path).is_dir():
+            reason = re.sub(inside, lambda _: f"{path.rstrip('/')}/", reason)
+        else:
+            reason = re.sub(inside + re.escape(name) + r"\b", lambda _: path, reason)
     return reason
 
 

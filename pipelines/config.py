@@ -107,10 +107,12 @@ def project_file(given: str | Path | None = None) -> Path | None:
 
 
 def load_config(env: str = "dev", path: str | Path | None = None, *, pipeline: str | None = None,
-                declared: type | None = None, **overrides) -> Config:
+                declared: type | None = None, given_as: dict[str, str] | None = None, **overrides) -> Config:
     """The settings of `pipeline` in `env`: the product's defaults, then the project file `path` (None:
     none), each [default], [env], [pipeline.<pipeline>]; then non-None `overrides`. `declared` is the
-    definition's `Settings` class: its fields may be set in the pipeline's table and in `overrides`."""
+    definition's `Settings` class: its fields may be set in the pipeline's table and in `overrides`.
+    `given_as` names how an override was given, for messages (default: its flag, `--name`)."""
+    given_as = given_as or {}
     files = [DEFAULTS_FILE] + ([Path(path)] if path else [])
     docs = [(f, _read(f)) for f in files]
     envs = sorted({k for _, doc in docs for k in doc if k not in ("default", PIPELINES)})
@@ -139,8 +141,9 @@ def load_config(env: str = "dev", path: str | Path | None = None, *, pipeline: s
     given = {k: v for k, v in overrides.items() if k in own and v is not None}
     unknown = [k for k in overrides if k not in own and k not in FILE_FIELDS]
     if unknown:
-        raise ConfigError(declared_settings.unknown(unknown[0], {**own, **FILE_FIELDS}, f"--{unknown[0].replace('_', '-')}"))
-    where.update({k: f"--{k.replace('_', '-')}" for k in given})
+        raise ConfigError(declared_settings.unknown(unknown[0], {**own, **FILE_FIELDS},
+                                                    given_as.get(unknown[0], f"--{unknown[0].replace('_', '-')}")))
+    where.update({k: given_as.get(k, f"--{k.replace('_', '-')}") for k in given})
     from_files = frozenset(table) - frozenset(given)
     chosen = declared_settings.make(declared, {**table, **given}, where, typed=from_files) if declared else None
     framework = {k: v for k, v in overrides.items() if k in FILE_FIELDS}

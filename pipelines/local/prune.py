@@ -39,6 +39,7 @@ class Item:
 
 @dataclass
 class Plan:
+    store: Path  # the home's store folder: what deleting objects leaves empty there goes too
     items: list[Item] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)  # execution -> why it stays
 
@@ -59,7 +60,7 @@ def plan(home: LocalHome, store, *, keep: int = 5, older_than: timedelta | None 
     """What may be freed in `home` (nothing is deleted)."""
     records = [settle(home.runs / r["execution_id"], r) for r in home.executions()]  # oldest first
     registered = _registered(home)
-    result = Plan()
+    result = Plan(home.s3)
     cutoff = datetime.now(timezone.utc) - older_than if older_than else None
     chosen = []
     for index, record in enumerate(reversed(records)):
@@ -86,6 +87,8 @@ def plan(home: LocalHome, store, *, keep: int = 5, older_than: timedelta | None 
         if record["status"] != "Executing":
             result.items += losing_trials(home, record)
     for work in sorted((home.root / "transforms").glob("*/")):
+        if cutoff and datetime.fromtimestamp(work.stat().st_mtime, timezone.utc) > cutoff:
+            continue
         for part in sorted(p for p in work.iterdir() if not p.name.endswith(".log")):
             result.items.append(Item("transform", part, _size(part)))
     return result
@@ -102,6 +105,9 @@ def apply(plan: Plan) -> int:
         else:
             continue
         freed += item.size
+    for folder in sorted((p for p in plan.store.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):  # the store makes folders for objects only: an empty one held deleted ones
+            folder.rmdir()
     return freed
 
 

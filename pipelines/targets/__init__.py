@@ -87,7 +87,8 @@ class Target(ABC):
     def upsert(self, name: str, definition: str, assets: dict[str, bytes], *, role_arn: str | None,
                display_name: str | None = None, description: str | None = None,
                tags: dict[str, str] | None = None) -> str:
-        """Put the code bundles where jobs read them and create or update the pipeline; what it is now."""
+        """Put the code bundles where jobs read them and create or update the pipeline; what to tell the user
+        (SageMaker: the pipeline's ARN; locally nothing: the runner runs the definition it is given)."""
 
     # -- executions ---------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ class LocalTarget(Target):
         for uri, data in assets.items():
             if not self.store.exists(uri):
                 self.store.put_bytes(uri, data)
-        return f"{name}: code in {self.home.s3}"
+        return ""
 
     # -- executions ---------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ import pytest
 
 from conftest import EXAMPLE_DEF, example_config, run_cli, steps_of
 
-from pipelines import commands
+from pipelines import history
+from pipelines.inputs import stage_input
 from examples.purchase_intent.shoppers_data import LABEL, generate, write_csv
 from pipelines.local import LocalHome, run_pipeline
 
@@ -107,7 +108,7 @@ class Lab:
 
     def run(self, path: Path, **parameters) -> dict:
         """`run --local --input-data PATH`, through the runner API."""
-        uri = commands.stage_input(str(path), self.cfg, self.store.put_bytes)
+        uri = stage_input(str(path), f"{self.cfg.s3_root}/data", self.store.put_file)
         return run_pipeline(self.compiled.definition, pipeline_name=self.compiled.name, home=self.home,
                             store=self.store, parameters={"InputData": uri, **parameters})
 
@@ -159,7 +160,7 @@ def test_a_bad_file_fails_preprocess_with_a_clear_reason_and_nothing_after_it_ru
     assert {n: s["status"] for n, s in steps.items() if n != "Preprocess"} == dict.fromkeys(
         set(steps) - {"Preprocess"}, "NotRun")
     assert [a["error_type"] for a in steps["Preprocess"]["attempts"]] == ["AlgorithmError"]  # bad data: no retry
-    assert record["failure_reason"] == reason == commands.summarise(record)["failure_reason"]
+    assert record["failure_reason"] == reason == history.summary(history.local_view(record, None))["failure_reason"]
     assert CLEAR.match(reason), reason
     assert all(part in reason for part in expected), f"{reason!r} should say {expected}"
 

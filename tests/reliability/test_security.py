@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import example, example_config, run_cli, steps_of
+from conftest import EXAMPLE_DEF, example, example_config, run_cli, steps_of
 
 from pipelines.compiler import compile_pipeline
 from examples.purchase_intent.shoppers_data import generate, write_csv
@@ -62,8 +62,8 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
         cfg = example_config()
         compiled = compile_pipeline(example().definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
-        _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
-                       "-p", "QualityThreshold=0.6")
+        _, full = run_cli("run", "--local", "--definition", EXAMPLE_DEF, "--no-tuning", "--region", REGION, "--home", home,
+                          "--input-data", data, "-p", "QualityThreshold=0.6")
         _, probe = run_cli("run", "--local", "--definition", "fixtures.environment_pipeline", "--home", home,
                         "-p", f"StateDir={state}")
     return SimpleNamespace(home=LocalHome(home), compiled=compiled, full=full, probe=probe)
