@@ -472,7 +472,7 @@ def next_commands(ws: Workspace, summary: dict) -> list[str]:
     pick = ("--group", group, "--model-package", version)
     lines = [target.hint("approve", version, "--group", group)]
     if ws.flags.local:
-        lines += [target.hint("serve", *pick) + " &", f"{target.hint('predict').split(' --home')[0]} < rows.csv"]
+        lines += [target.hint("serve", *pick) + " &", " ".join([program(), "predict", "--local", "< rows.csv"])]
     else:
         lines += [target.hint("deploy-endpoint", *pick), target.hint("predict", "--endpoint", "NAME") + " < rows.csv"]
     lines.append(target.hint("batch-transform", *pick, "--input", "rows.csv"))

@@ -904,15 +904,16 @@ def _agree_on_schema(payloads, args, seen):
     seen["label_missing"] = sum(p["label_missing"] for p in payloads)
     if not rows:
         raise DataError(f"no rows with a {args.label!r} value in {', '.join(seen['files'])}")
-    needed = rows_needed(args.validation_fraction, args.test_fraction)
-    if rows < needed:  # before the columns: in so few rows every one of them looks constant
-        raise DataError(f"{', '.join(seen['files'])} has {rows} row(s) with a {args.label!r} value; splitting into "
-                        f"train, validation and test needs at least {needed}")
     names = payloads[0]["names"]
     declared, whole = read_declared(args.schema, [c for c in names if c != args.label])
     facts = {name: merge_facts([p["facts"][name] for p in payloads]) for name in payloads[0]["facts"]}
     columns = schema_columns(names, args.label, declared, whole, facts)
     kept = [c for c in columns if c["kind"] != "dropped"]
+    needed = rows_needed(args.validation_fraction, args.test_fraction)
+    if rows < needed:  # said before the columns (in so few rows every one looks constant), after the values
+        return [{"error": f"{', '.join(seen['files'])} has {rows} row(s) with a {args.label!r} value; splitting "
+                          f"into train, validation and test needs at least {needed}",
+                 "schema": {"columns": columns}}] * len(payloads)
     if not kept:
         raise DataError(f"no usable column besides the label {args.label!r}: "
                         + "; ".join(f"{c['name']} dropped ({c['reason']})" for c in columns))

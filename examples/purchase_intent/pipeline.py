@@ -20,6 +20,7 @@ SYNTHETIC_DATA = "data/online_shoppers_synthetic.csv"  # under the pipeline's pr
 SYNTHETIC_ROWS = 12_330  # the size of the real data set
 
 Settings = with_defaults(tabular.Settings, label="Revenue", feature_set=str(HERE / "shoppers.py"))
+check_input = tabular.check_input  # its first look at a local input, before anything runs
 
 
 def definition(cfg):

@@ -45,7 +45,7 @@ def gone(run_dir: Path, record: dict) -> str | None:
         if last is not None and time.time() - last > STALE_SECONDS:
             return f"its runner on {who['host']} has not been heard from since {_when(last)}"
         return None
-    if not alive(pid):
+    if not alive(pid) or pid == os.getpid():  # this process asks: its run of it is over (a crash it survived)
         return f"its runner (pid {pid}) ended without recording an end (killed, or the machine stopped)"
     began = _process_start(pid)
     if began is not None and last is not None and began > last + BEAT_SECONDS:

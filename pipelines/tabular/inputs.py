@@ -63,6 +63,10 @@ def head(table: Path, label: str) -> tuple[list[str], list[str]]:
         header = [name.strip() for name in next(rows, [])]
         if not any(header):
             raise InputError(f"{table} has no header row: its first line must name the columns")
+        separator = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
+        if separator:
+            raise InputError(f"{table} is separated by {separator!r}, not by commas (its header is one column): "
+                             f"save it as comma-separated CSV")
         at = header.index(label) if label in header else None
         labels = [row[at] if at < len(row) else "" for _, row in zip(range(SAMPLE_ROWS), rows) if row] \
             if at is not None else list(_rows(rows))

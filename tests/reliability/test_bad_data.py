@@ -170,14 +170,28 @@ def test_bad_files_leave_the_earlier_execution_and_the_registry_as_they_were(lab
     assert lab.changes() == []
 
 
-def test_the_command_line_fails_with_the_reason_in_its_json_summary(lab, tmp_path):
-    path = tmp_path / "semicolons.csv"
-    path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
-    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--no-tuning", "--region", REGION, "--home", lab.home.root,
-                            "--input-data", path)
+def test_the_command_line_fails_with_the_reason_in_the_users_words_in_its_json_summary(lab, tmp_path):
+    path = tmp_path / "text.csv"
+    path.write_bytes(with_value(lab.sessions, "PageValues", {40: "lots"}))
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--no-tuning", "--region", REGION,
+                            "--home", lab.home.root, "--input-data", path)
     record = lab.home.execution(summary["execution_id"])
     assert (code, summary["status"], record["status"]) == (1, "Failed", "Failed")
-    assert summary["failure_reason"] == record["failure_reason"]
-    assert "semicolons.csv is separated by ';'" in summary["failure_reason"]
+    assert "/opt/ml/processing/input/raw/text.csv line 42" in record["failure_reason"]  # what the job saw
+    assert summary["failure_reason"] == record["failure_reason"].replace("/opt/ml/processing/input/raw/text.csv",
+                                                                         str(path))  # what the user gave
     assert [s["status"] for s in summary["steps"] if s["name"] != "Preprocess"] == ["NotRun"] * 5
     assert lab.changes() == []
+
+
+def test_a_file_that_is_not_comma_separated_is_refused_before_anything_is_recorded(lab, tmp_path, capsys):
+    from pipelines import cli
+
+    path = tmp_path / "semicolons.csv"
+    path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
+    runs = len(lab.home.executions())
+    assert cli.main(["run", "--definition", EXAMPLE_DEF, "--local", "--home", str(lab.home.root),
+                     "--input-data", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path} is separated by ';', not by commas (its header is one " \
+                                      f"column): save it as comma-separated CSV\n"
+    assert len(lab.home.executions()) == runs and lab.changes() == []
