@@ -278,11 +278,10 @@ def test_resume_refuses_an_execution_whose_runner_is_alive(tmp_path, capsys):
 def test_a_reader_that_goes_away_neither_stops_a_run_nor_gets_a_traceback(tmp_path):
     """`run --local ... | head` and a closed terminal: stdout and stderr closed before the run writes a line."""
     home = tmp_path / "home"
-    state = tmp_path / "state"
-    state.mkdir()
+    state_uri, state = fixture_state(home)
     (state / "Held.go").touch()  # Held runs through
     closed = subprocess.Popen([sys.executable, "deploy.py", "run", "--local", "--definition", HOLD, "--home", str(home),
-                               "-p", f"StateDir={state}"], cwd=PROJECT_ROOT, env=subprocess_env(),
+                               "-p", f"StateDir={state_uri}"], cwd=PROJECT_ROOT, env=subprocess_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     closed.stdout.close()
     closed.stderr.close()
