@@ -101,6 +101,22 @@ def test_a_training_source_dir_requirements_txt_is_installed_as_the_toolkit_does
                                                    "tabulate": "0.9.0"}
 
 
+def test_an_environments_commands_run_its_own_python(tmp_path):
+    """A script's `pip install dill` runs the environment's pip: its console scripts start the interpreter
+    the environment has at its final path (a build renamed into place left them naming a vanished one)."""
+    manifest = environments.ensure(IMAGES[("sagemaker-scikit-learn", "1.4-2")])
+    scripts = [p for p in (Path(manifest["path"]) / "bin").iterdir() if p.is_file() and p.read_bytes()[:2] == b"#!"]
+    assert any(p.name == "pip" for p in scripts)
+    for script in scripts:
+        interpreter = script.read_text().splitlines()[0][2:].split()[0]
+        assert Path(interpreter).is_file() and interpreter.startswith(manifest["path"]), (script, interpreter)
+    ctx = _ctx(tmp_path)
+    ctx.store.put_bytes("s3://bkt/raw/f.csv", b"1\n")
+    run_processing("Prep", processing_request(ctx, "commands.py", ["pip"]), ctx)
+    ran = re.search(r"^ran (\S+): pip \S+ from (\S+)", ctx.log_path.read_text(), re.M)
+    assert ran and ran.group(1) == f"{manifest['path']}/bin/pip" and ran.group(2).startswith(manifest["path"])
+
+
 def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp_path, monkeypatch):
     def unavailable():
         raise environments.EnvironmentFailure("uv is not installed: pip install uv (or run with --job-env host)")
