@@ -547,8 +547,33 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
-    return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
+    return HostRun(hosts[index], root, _entry_point(ctx, root / "code", hps["sagemaker_program"], _user_hps(hps)),
                    {**(request.get("Environment") or {}), **env}, cwd=TRAINING_CWD)
+
+
+# The training toolkit's PYTHON_PACKAGE entry point (sagemaker_training.entry_point.install, modules.install and
+# process.ProcessRunner): `pip install . [-r requirements.txt]` in the code directory, then `python -m module`.
+_INSTALL_THEN_RUN = """\
+import os, subprocess, sys
+command = [sys.executable, "-m", "pip", "install", "."] + (["-r", "requirements.txt"] if os.path.exists("requirements.txt") else [])
+print("Installing module with the following command:\\n" + " ".join(command), flush=True)
+if subprocess.call(command):
+    sys.exit("InstallModuleError: " + " ".join(command) + " failed")
+os.execv(sys.executable, [sys.executable, "-m", *sys.argv[1:]])
+"""
+
+
+def _entry_point(ctx: JobContext, code: Path, program: str, hps: dict) -> list[str]:
+    """The command the training toolkit runs: a source dir with a setup.py is a package, installed into the
+    job's Python before `python -m` runs it; otherwise `python program` (its requirements.txt is in the
+    job's environment already). The install lands in the host's private filesystem and ends with the job;
+    "paths" isolation would install it into the environment every later job shares, so it is refused."""
+    if not (code / "setup.py").is_file() or program.endswith(".sh"):
+        return ["python3", program, *_cmd_args(hps)]
+    if resolve_isolation(ctx.isolation) == "paths":
+        raise _client_error(f"the source directory of {program!r} has a setup.py, which the training toolkit "
+                            f"installs into the job's Python: that needs a private filesystem per job ({NAMESPACE_HINT})")
+    return ["python3", "-c", _INSTALL_THEN_RUN, program.removesuffix(".py"), *_cmd_args(hps)]
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:
