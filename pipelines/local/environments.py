@@ -70,11 +70,10 @@ class JobPython:
         return [str(Path(self.bin_dir).parent)] if self.bin_dir else []
 
     def environment(self) -> dict[str, str]:
-        """Variables that make `python3` and `pip` in a job's shell mean this environment."""
-        if not self.bin_dir:
-            return {}
-        return {"VIRTUAL_ENV": str(Path(self.bin_dir).parent),
-                "PATH": os.pathsep.join([self.bin_dir, os.environ.get("PATH", os.defpath)])}
+        """Variables that make `python`, `python3` and `pip` in a job's shell (the SDK's repack launcher runs
+        `python`) mean this environment, or the runner's interpreter on the host's packages."""
+        path = os.pathsep.join([self.bin_dir or str(Path(self.python).parent), os.environ.get("PATH", os.defpath)])
+        return {"VIRTUAL_ENV": str(Path(self.bin_dir).parent), "PATH": path} if self.bin_dir else {"PATH": path}
 
 
 def default_job_env() -> str:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import tarfile
 import statistics
@@ -564,16 +565,22 @@ os.execv(sys.executable, [sys.executable, "-m", *sys.argv[1:]])
 
 
 def _entry_point(ctx: JobContext, code: Path, program: str, hps: dict) -> list[str]:
-    """The command the training toolkit runs: a source dir with a setup.py is a package, installed into the
-    job's Python before `python -m` runs it; otherwise `python program` (its requirements.txt is in the
-    job's environment already). The install lands in the host's private filesystem and ends with the job;
-    "paths" isolation would install it into the environment every later job shares, so it is refused."""
-    if not (code / "setup.py").is_file() or program.endswith(".sh"):
-        return ["python3", program, *_cmd_args(hps)]
+    """The command the training toolkit runs for the entry point's type (sagemaker_training._entry_point_type):
+    a shell script or other command is made executable and run by /bin/sh (the SDK's model repack launches
+    `_repack_script_launcher.sh`); a source dir with a setup.py is a package, installed into the job's Python
+    before `python -m` runs it; a .py file is run by `python` (its requirements.txt is in the job's
+    environment already). The install lands in the host's private filesystem and ends with the job; "paths"
+    isolation would install it into the environment every later job shares, so it is refused."""
+    args = _cmd_args(hps)
+    if program.endswith(".sh") or not (program.endswith(".py") or (code / "setup.py").is_file()):
+        (code / program).chmod(0o777)
+        return ["/bin/sh", "-c", " ".join([f"./{program}", *map(shlex.quote, args)])]
+    if not (code / "setup.py").is_file():
+        return ["python3", program, *args]
     if resolve_isolation(ctx.isolation) == "paths":
         raise _client_error(f"the source directory of {program!r} has a setup.py, which the training toolkit "
                             f"installs into the job's Python: that needs a private filesystem per job ({NAMESPACE_HINT})")
-    return ["python3", "-c", _INSTALL_THEN_RUN, program.removesuffix(".py"), *_cmd_args(hps)]
+    return ["python3", "-c", _INSTALL_THEN_RUN, program.removesuffix(".py"), *args]
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:

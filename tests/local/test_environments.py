@@ -1,6 +1,8 @@
 """Jobs run in the package versions of their image: a cached virtualenv per image, Python and requirements."""
 import json
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,7 +162,8 @@ def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp
     monkeypatch.setenv(environments.CACHE_ENV, str(tmp_path / "envs"))
     monkeypatch.setattr(environments, "_uv_binary", unavailable)
     chosen = environments.job_python(IMAGES[("sagemaker-xgboost", "3.0-5")], "image")
-    assert chosen.bin_dir is None and chosen.environment() == {}
+    assert chosen.bin_dir is None and chosen.python == sys.executable
+    assert chosen.environment()["PATH"].startswith(str(Path(sys.executable).parent) + os.pathsep)
     assert chosen.log_lines[0].endswith("job environment: host")
     assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
     assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again
