@@ -544,7 +544,8 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
     elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
         # Network isolation: the definition ships the code as the "code" channel, staged above with the data.
         _extract(root / submit_dir[8:], root / "code")
-    if not (root / "code" / hps["sagemaker_program"]).is_file():
+    entry = root / "code" / hps["sagemaker_program"]
+    if not (entry.is_file() and stays_inside(root, entry)):  # never a file of this machine: it may be made executable
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)

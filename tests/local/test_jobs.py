@@ -482,3 +482,14 @@ def test_a_scratch_size_that_is_no_size_is_refused_naming_the_variable(tmp_path,
     with pytest.raises(JobFailed, match=r"ClientError: PIPELINES_JOB_SCRATCH='lots' is not a size"):
         run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS), ctx)
     assert [p.name for p in ctx.work_dir.iterdir()] == ["algo-1"]  # no scratch folder left behind
+
+
+def test_an_entry_point_outside_the_source_directory_is_refused_and_this_machine_untouched(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("mode must stay\n")
+    victim.chmod(0o600)
+    ctx = make_ctx(tmp_path, "paths")
+    request = training_request(ctx, hps={"sagemaker_program": f'"{"../" * 12}{str(victim).lstrip("/")}"'})
+    with pytest.raises(JobFailed, match="is not in the source directory"):
+        run_training("escape", request, ctx)
+    assert victim.stat().st_mode & 0o777 == 0o600
