@@ -557,7 +557,8 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
 # process.ProcessRunner): `pip install . [-r requirements.txt]` in the code directory, then `python -m module`.
 _INSTALL_THEN_RUN = """\
 import os, subprocess, sys
-command = [sys.executable, "-m", "pip", "install", "."] + (["-r", "requirements.txt"] if os.path.exists("requirements.txt") else [])
+command = [sys.executable, "-m", "pip", "install", "."]
+command += ["-r", "requirements.txt"] if os.path.exists("requirements.txt") else []
 print("Installing module with the following command:\\n" + " ".join(command), flush=True)
 if subprocess.call(command):
     sys.exit("InstallModuleError: " + " ".join(command) + " failed")
