@@ -5,9 +5,10 @@ than the image carries, so by default every job runs in a virtualenv holding
 the framework versions of the image its definition names (`pipelines.local.images`).
 Each environment is built once per image, Python and requirements, with uv,
 in a per-user cache (``$PIPELINES_ENV_CACHE``, else ``$XDG_CACHE_HOME`` or
-``~/.cache``, ``/ml-pipelines/envs``), under a file lock, into a
-temporary folder that is renamed into place: concurrent jobs share one
-build and an interrupted build leaves nothing half made.
+``~/.cache``, ``/ml-pipelines/envs``), under a file lock, at its final
+path (its console scripts name their interpreter by it), complete once its
+manifest is written: concurrent jobs share one build, and what an interrupted
+build left is removed by the next.
 
 Old images need old Pythons. Where the image's versions do not install (or
 do not import) on the runner's Python, the environment takes the nearest
@@ -27,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +41,7 @@ JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
 MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
-_RECIPE = 10  # bump when what goes into an environment changes, so older builds are not reused
+_RECIPE = 11  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
 # Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
 # for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
@@ -70,11 +70,10 @@ class JobPython:
         return [str(Path(self.bin_dir).parent)] if self.bin_dir else []
 
     def environment(self) -> dict[str, str]:
-        """Variables that make `python3` and `pip` in a job's shell mean this environment."""
-        if not self.bin_dir:
-            return {}
-        return {"VIRTUAL_ENV": str(Path(self.bin_dir).parent),
-                "PATH": os.pathsep.join([self.bin_dir, os.environ.get("PATH", os.defpath)])}
+        """Variables that make `python`, `python3` and `pip` in a job's shell (the SDK's repack launcher runs
+        `python`) mean this environment, or the runner's interpreter on the host's packages."""
+        path = os.pathsep.join([self.bin_dir or str(Path(self.python).parent), os.environ.get("PATH", os.defpath)])
+        return {"VIRTUAL_ENV": str(Path(self.bin_dir).parent), "PATH": path} if self.bin_dir else {"PATH": path}
 
 
 def default_job_env() -> str:
@@ -127,15 +126,20 @@ def ensure(image: Image, requirements: Path | None = None,
         if manifest_path.is_file():
             return json.loads(manifest_path.read_text())
         on_build(f"[local runner] building the environment of {image.name} into {target} (once; uv)")
-        work = Path(tempfile.mkdtemp(prefix=f"{key}.partial-", dir=root))
+        # Built where it stays, not renamed into place: a virtualenv's console scripts (pip, gunicorn...) start
+        # their interpreter by its absolute path. The manifest, written last, is what makes it complete.
+        shutil.rmtree(target, ignore_errors=True)  # what an interrupted build left
+        target.mkdir()
         try:
-            manifest = _build(image, work, req_text, target)
-            (work / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+            manifest = _build(image, target, req_text)
             if manifest["kind"] == "host":  # nothing to keep but the manifest
-                shutil.rmtree(work / "venv", ignore_errors=True)
-            work.rename(target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(target / "venv", ignore_errors=True)
+            partial = target / f"{_MANIFEST}.partial"
+            partial.write_text(json.dumps(manifest, indent=1))
+            partial.rename(manifest_path)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
     return manifest
 
 
@@ -147,7 +151,7 @@ def _key(image: Image, requirements: str) -> str:
     return f"{image.family}-{image.version}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}"
 
 
-def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
+def _build(image: Image, work: Path, requirements: str) -> dict:
     """Make the virtualenv under `work/venv`: the image's versions, else the nearest, else the host's."""
     venv = work / "venv"
     python = venv / "bin" / "python"
@@ -187,7 +191,7 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
         notes.append(f"the image's exact versions do not install on Python {platform.python_version()} "
                      f"({failures[0]}); the nearest installable ones are used")
     notes += [f"not here: {what}" for what in image.absent]
-    return {"kind": "venv", "path": str(target / "venv"), "versions": versions, "notes": notes}
+    return {"kind": "venv", "path": str(work / "venv"), "versions": versions, "notes": notes}
 
 
 def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str], list[str]]]:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import tarfile
 import statistics
@@ -543,12 +544,45 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
     elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
         # Network isolation: the definition ships the code as the "code" channel, staged above with the data.
         _extract(root / submit_dir[8:], root / "code")
-    if not (root / "code" / hps["sagemaker_program"]).is_file():
+    entry = root / "code" / hps["sagemaker_program"]
+    if not (entry.is_file() and stays_inside(root, entry)):  # never a file of this machine: it may be made executable
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
-    return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
+    return HostRun(hosts[index], root, _entry_point(ctx, root / "code", hps["sagemaker_program"], _user_hps(hps)),
                    {**(request.get("Environment") or {}), **env}, cwd=TRAINING_CWD)
+
+
+# The training toolkit's PYTHON_PACKAGE entry point (sagemaker_training.entry_point.install, modules.install and
+# process.ProcessRunner): `pip install . [-r requirements.txt]` in the code directory, then `python -m module`.
+_INSTALL_THEN_RUN = """\
+import os, subprocess, sys
+command = [sys.executable, "-m", "pip", "install", "."]
+command += ["-r", "requirements.txt"] if os.path.exists("requirements.txt") else []
+print("Installing module with the following command:\\n" + " ".join(command), flush=True)
+if subprocess.call(command):
+    sys.exit("InstallModuleError: " + " ".join(command) + " failed")
+os.execv(sys.executable, [sys.executable, "-m", *sys.argv[1:]])
+"""
+
+
+def _entry_point(ctx: JobContext, code: Path, program: str, hps: dict) -> list[str]:
+    """The command the training toolkit runs for the entry point's type (sagemaker_training._entry_point_type):
+    a shell script or other command is made executable and run by /bin/sh (the SDK's model repack launches
+    `_repack_script_launcher.sh`); a source dir with a setup.py is a package, installed into the job's Python
+    before `python -m` runs it; a .py file is run by `python` (its requirements.txt is in the job's
+    environment already). The install lands in the host's private filesystem and ends with the job; "paths"
+    isolation would install it into the environment every later job shares, so it is refused."""
+    args = _cmd_args(hps)
+    if program.endswith(".sh") or not (program.endswith(".py") or (code / "setup.py").is_file()):
+        (code / program).chmod(0o777)
+        return ["/bin/sh", "-c", " ".join([f"./{program}", *map(shlex.quote, args)])]
+    if not (code / "setup.py").is_file():
+        return ["python3", program, *args]
+    if resolve_isolation(ctx.isolation) == "paths":
+        raise _client_error(f"the source directory of {program!r} has a setup.py, which the training toolkit "
+                            f"installs into the job's Python: that needs a private filesystem per job ({NAMESPACE_HINT})")
+    return ["python3", "-c", _INSTALL_THEN_RUN, program.removesuffix(".py"), *args]
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:

@@ -13,9 +13,12 @@ from typing import Any, Collection, Mapping
 
 from pipelines import spec
 
+# SageMaker's form of an ISO-8601 duration: the `P` may be left out and the letters are either case
+# ("30d", "5y", "T16m", "30dT5h" in AWS's step-caching guide, as well as "P30D").
 _DURATION = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+    r"P?(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?",
+    re.IGNORECASE,
 )
 
 
@@ -86,11 +89,12 @@ def _check_trigger(dependency: spec.Dependency, step_name: str) -> None:
 
 
 def parse_duration(text: str, step_name: str) -> timedelta:
-    """An ISO-8601 duration (`P30D`, `PT1H`, `P1Y2M`; a year is 365 days, a month 30)."""
+    """An ISO-8601 duration as SageMaker takes it (`P30D`, `30d`, `T16m`, `30dT5h`, `P1Y2M`; a year is
+    365 days, a month 30; an `M` before the `T` is months, after it minutes)."""
     match = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if not match or not any(match.groupdict().values()) or text.endswith("T"):
+    if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
         raise RunError(
-            f"step {step_name}: CacheConfig ExpireAfter {text!r} is not an ISO-8601 duration like P30D or PT1H"
+            f"step {step_name}: CacheConfig ExpireAfter {text!r} is not an ISO-8601 duration like P30D, 30d or T16m"
         )
     parts = {unit: float(value) for unit, value in match.groupdict().items() if value}
     parts["days"] = parts.get("days", 0) + 365 * parts.pop("years", 0) + 30 * parts.pop("months", 0)

@@ -17,9 +17,14 @@ class StagingError(ValueError):
 
 
 def parse(pair: str) -> tuple[str, Path]:
-    """``s3://bucket/key=LOCAL_PATH`` -> (uri, path), checked."""
-    uri, sep, local = pair.partition("=")
-    if not sep or not uri.startswith("s3://") or not local:
+    """``s3://bucket/key=LOCAL_PATH`` -> (uri, path), checked. A key may hold "=" itself (Hive-style
+    partitions, `year=2024/`, and Redshift's UNLOAD prefixes write them), so the pair splits at the first
+    "=" after which a local path exists, else at the first."""
+    splits = [i for i, char in enumerate(pair) if char == "="]
+    found = [i for i in splits if pair[i + 1:] and Path(pair[i + 1:]).expanduser().exists()]
+    at = (found or splits or [len(pair)])[0]
+    uri, local = pair[:at], pair[at + 1:]
+    if not splits or not uri.startswith("s3://") or not local:
         raise StagingError(f"--stage {pair!r}: write it as s3://bucket/key=LOCAL_PATH")
     try:
         split_uri(uri)

@@ -1,6 +1,8 @@
 """Jobs run in the package versions of their image: a cached virtualenv per image, Python and requirements."""
 import json
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,58 @@ def test_a_training_source_dir_requirements_txt_is_installed_as_the_toolkit_does
                                                    "tabulate": "0.9.0"}
 
 
+def test_an_environments_commands_run_its_own_python(tmp_path):
+    """A script's `pip install dill` runs the environment's pip: its console scripts start the interpreter
+    the environment has at its final path (a build renamed into place left them naming a vanished one)."""
+    manifest = environments.ensure(IMAGES[("sagemaker-scikit-learn", "1.4-2")])
+    scripts = [p for p in (Path(manifest["path"]) / "bin").iterdir() if p.is_file() and p.read_bytes()[:2] == b"#!"]
+    assert any(p.name == "pip" for p in scripts)
+    for script in scripts:
+        interpreter = script.read_text().splitlines()[0][2:].split()[0]
+        assert Path(interpreter).is_file() and interpreter.startswith(manifest["path"]), (script, interpreter)
+    ctx = _ctx(tmp_path)
+    ctx.store.put_bytes("s3://bkt/raw/f.csv", b"1\n")
+    run_processing("Prep", processing_request(ctx, "commands.py", ["pip"]), ctx)
+    ran = re.search(r"^ran (\S+): pip \S+ from (\S+)", ctx.log_path.read_text(), re.M)
+    assert ran and ran.group(1) == f"{manifest['path']}/bin/pip" and ran.group(2).startswith(manifest["path"])
+
+
+SETUP_PY = b"""from setuptools import setup
+setup(name="trainer", version="1.0", py_modules=["versions"], install_requires=["tabulate==0.9.0"])
+"""
+
+
+@pytest.mark.skipif(namespace_unavailable_reason() is not None, reason="the install needs a private filesystem")
+def test_a_training_source_dir_with_setup_py_is_installed_as_a_package_as_the_toolkit_does(tmp_path):
+    """sagemaker-training's PYTHON_PACKAGE entry point: `pip install .` in the code directory (its
+    install_requires with it), then `python -m versions`; the install ends with the job's filesystem."""
+    ctx = _ctx(tmp_path)
+    request = training_request(ctx)
+    request["AlgorithmSpecification"]["TrainingImage"] = SKLEARN
+    request["HyperParameters"] = {"sagemaker_program": '"versions.py"',
+                                  "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"'}
+    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({
+        "versions.py": (SCRIPTS / "versions.py").read_bytes(), "setup.py": SETUP_PY}))
+    run_training("train", request, ctx)
+    log = ctx.log_path.read_text()
+    assert "-m pip install ." in log and "Successfully installed" in log and "trainer-1.0" in log
+    assert _versions(log)["tabulate"] == "0.9.0"
+    environment = environments.ensure(IMAGES[("sagemaker-scikit-learn", "1.4-2")])
+    assert not list(Path(environment["path"]).glob("lib/python*/site-packages/tabulate*"))  # the job's alone
+
+
+def test_a_setup_py_source_dir_is_refused_where_its_install_would_outlive_the_job(tmp_path):
+    ctx = _ctx(tmp_path)
+    ctx.isolation = "paths"
+    request = training_request(ctx)
+    request["HyperParameters"] = {"sagemaker_program": '"versions.py"',
+                                  "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"'}
+    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({
+        "versions.py": (SCRIPTS / "versions.py").read_bytes(), "setup.py": SETUP_PY}))
+    with pytest.raises(JobFailed, match="has a setup.py, which the training toolkit installs into the job's Python"):
+        run_training("train", request, ctx)
+
+
 def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp_path, monkeypatch):
     def unavailable():
         raise environments.EnvironmentFailure("uv is not installed: pip install uv (or run with --job-env host)")
@@ -108,7 +162,8 @@ def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp
     monkeypatch.setenv(environments.CACHE_ENV, str(tmp_path / "envs"))
     monkeypatch.setattr(environments, "_uv_binary", unavailable)
     chosen = environments.job_python(IMAGES[("sagemaker-xgboost", "3.0-5")], "image")
-    assert chosen.bin_dir is None and chosen.environment() == {}
+    assert chosen.bin_dir is None and chosen.python == sys.executable
+    assert chosen.environment()["PATH"].startswith(str(Path(sys.executable).parent) + os.pathsep)
     assert chosen.log_lines[0].endswith("job environment: host")
     assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
     assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again

@@ -229,6 +229,27 @@ def test_training_follows_the_toolkit_contract(tmp_path, isolation):
     json.dumps(response)
 
 
+# The SDK's model repack step: a launcher without a shebang on its first line, which the toolkit runs by /bin/sh.
+LAUNCHER = b"""
+#!/bin/bash
+
+python -c 'import json, os, sys; json.dump({"args": sys.argv[2:], "cwd": os.getcwd()}, open(sys.argv[1], "w"))' \\
+  "${SM_MODEL_DIR}/ran.json" "${SM_HP_MODEL_ARCHIVE}" "$@"
+"""
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_shell_entry_point_is_run_as_a_command_as_the_toolkit_does(tmp_path, isolation):
+    ctx = make_ctx(tmp_path, isolation)
+    request = training_request(ctx, hps={"sagemaker_program": '"_repack_script_launcher.sh"',
+                                         "model_archive": '"s3://bkt/m/model.tar.gz"', "odd": '"a b;c"'})
+    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({"_repack_script_launcher.sh": LAUNCHER}))
+    response = run_training("repack", request, ctx)
+    ran = json.loads(untar(ctx.store.get_bytes(response["ModelArtifacts"]["S3ModelArtifacts"]))["ran.json"])
+    assert ran["args"][0] == "s3://bkt/m/model.tar.gz" and ran["args"][-2:] == ["--odd", "a b;c"]
+    assert ran["cwd"] == "/opt/ml/code" if isolation == "namespace" else ran["cwd"].endswith("/code")
+
+
 def test_failure_file_becomes_the_failure_reason_and_nothing_is_uploaded(tmp_path):
     ctx = make_ctx(tmp_path)
     with pytest.raises(JobFailed) as failure:
@@ -461,3 +482,14 @@ def test_a_scratch_size_that_is_no_size_is_refused_naming_the_variable(tmp_path,
     with pytest.raises(JobFailed, match=r"ClientError: PIPELINES_JOB_SCRATCH='lots' is not a size"):
         run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS), ctx)
     assert [p.name for p in ctx.work_dir.iterdir()] == ["algo-1"]  # no scratch folder left behind
+
+
+def test_an_entry_point_outside_the_source_directory_is_refused_and_this_machine_untouched(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("mode must stay\n")
+    victim.chmod(0o600)
+    ctx = make_ctx(tmp_path, "paths")
+    request = training_request(ctx, hps={"sagemaker_program": f'"{"../" * 12}{str(victim).lstrip("/")}"'})
+    with pytest.raises(JobFailed, match="is not in the source directory"):
+        run_training("escape", request, ctx)
+    assert victim.stat().st_mode & 0o777 == 0o600

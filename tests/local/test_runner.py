@@ -387,12 +387,15 @@ def test_failed_steps_are_not_cached(h):
 @pytest.mark.parametrize("text, expected", [
     ("P30D", timedelta(days=30)), ("PT1H", timedelta(hours=1)), ("P1Y2M", timedelta(days=425)),
     ("P1W", timedelta(weeks=1)), ("PT1M30.5S", timedelta(minutes=1, seconds=30.5)),
+    # the forms AWS's step-caching guide documents: no P, either case
+    ("30d", timedelta(days=30)), ("5y", timedelta(days=1825)), ("T16m", timedelta(minutes=16)),
+    ("30dT5h", timedelta(days=30, hours=5)), ("30DT5h", timedelta(days=30, hours=5)), ("2m", timedelta(days=60)),
 ])
 def test_parse_duration(text, expected):
     assert parse_duration(text, "A") == expected
 
 
-@pytest.mark.parametrize("text", ["30D", "P", "PT", "P1DT", "P1H", 30])
+@pytest.mark.parametrize("text", ["P", "PT", "T", "P1DT", "1dt", "P1H", "30 d", "d30", "30dd", "1.5d", 30])
 def test_bad_durations_are_refused_before_anything_runs(h, text):
     with pytest.raises(RunError, match="step A: CacheConfig ExpireAfter .* is not an ISO-8601 duration"):
         h.run(definition(cached(expire=text)))

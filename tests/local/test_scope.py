@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
-from pipelines import spec
 from pipelines.local.expressions import Scope
-from pipelines.local.plan import plan
+from pipelines.local.plan import parse_definition, plan
 from pipelines.local.scope import refusals
 from pipelines.local.steps import IN_PROCESS, JOB_HANDLERS
 from pipelines.local.storage import LocalStore
@@ -24,7 +23,8 @@ def processing(name, reads=(), writes=(), depends_on=()):
 
 
 def problems(tmp_path, *steps):
-    planned = plan(spec.read(json.dumps({"Version": "2020-12-01", "Steps": list(steps)})), in_process=IN_PROCESS, job_types=JOB_HANDLERS)
+    definition = parse_definition(json.dumps({"Version": "2020-12-01", "Steps": list(steps)}))
+    planned = plan(definition, in_process=IN_PROCESS, job_types=JOB_HANDLERS)
     return refusals(planned, Scope(parameters={}, execution={"PipelineExecutionId": "e1"}), LocalStore(tmp_path))
 
 

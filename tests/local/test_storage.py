@@ -134,3 +134,17 @@ def test_open_store(tmp_path, aws_env):
     assert isinstance(open_store("s3", root=tmp_path), Boto3Store)
     with pytest.raises(ValueError, match="unknown store"):
         open_store("gcs", root=tmp_path)
+
+
+def test_a_stage_flag_keeps_the_equals_signs_of_its_s3_key(tmp_path):
+    """Hive-style partitions and Redshift UNLOAD prefixes put "=" in keys: the pair splits where a local path follows."""
+    from pipelines.local.staging import StagingError, parse
+
+    data = tmp_path / "part=1.csv"
+    data.write_text("1\n")
+    assert parse(f"s3://b/year=2024/000={data}") == ("s3://b/year=2024/000", data)
+    assert parse(f"s3://b/k={data}") == ("s3://b/k", data)
+    with pytest.raises(StagingError, match="does not exist"):
+        parse("s3://b/year=2024/000=missing.csv")
+    with pytest.raises(StagingError, match="write it as s3://bucket/key=LOCAL_PATH"):
+        parse("s3://b/k=")

@@ -5,7 +5,8 @@ is byte-for-byte as it was outside the runner's home, the canary in the credenti
 wrote, the run is recorded, and the children are gone.
 
 `deploy.py run --local` runs in a subprocess with a fake HOME holding the canary, as this user and, when
-this user is root, as an unprivileged one (where user namespaces allow it).
+this user is root, as an unprivileged one (where user namespaces allow it), also where this Python lives
+in root's private home (`as_nobody`).
 """
 from __future__ import annotations
 
@@ -71,16 +72,41 @@ def processes_named(marker: str) -> list[int]:
     return found
 
 
-def python_for_nobody() -> str | None:
-    """This Python, if the unprivileged user can run it (and it can run itself: setpriv resolves the first
-    exec with root's capabilities still held)."""
+def _closed_to_others(path: Path) -> Path | None:
+    """The first folder on the way to `path` that other users cannot enter (/root, where pyenv keeps this
+    Python on the CI machine), or None."""
+    for folder in [*reversed(path.parents), path]:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+def as_nobody(command: list[str], stash: Path) -> list[str]:
+    """`command` as the unprivileged user. Where this Python lies behind a folder closed to others, the command
+    runs in a mount namespace of its own (as root, before dropping to the user) in which that folder is an
+    empty tmpfs anyone may enter, with only the interpreter's installation bound back at its path (through
+    `stash`, an empty folder): this machine's permissions stay as they are, and nothing else of the closed
+    folder is in view. Only the test's mount namespace changes; the runner and its jobs are the code under test."""
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    closed = _closed_to_others(prefix)
+    if closed is None:
+        return [*NOBODY, *command]
+    script = ('set -e; mount --bind "$1" "$3"; mount -t tmpfs -o mode=0755 hidden "$2"; mkdir -p "$1"; '
+              'mount --move "$3" "$1"; shift 3; exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(prefix), str(closed), str(stash), *NOBODY, *command]
+
+
+def nobody_runs_this_python(stash: Path) -> str | None:
+    """Why the unprivileged user cannot run this Python and the project (and it run itself: setpriv resolves
+    the first exec with root's capabilities still held), or None."""
     again = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import pipelines.local'], check=True)"
-    done = subprocess.run([*NOBODY, sys.executable, "-c", again], capture_output=True, cwd=PROJECT_ROOT,
-                          env={"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT)})
-    return sys.executable if done.returncode == 0 else None
+    done = subprocess.run(as_nobody([sys.executable, "-c", again], stash), capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT)})
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no output"])[-1]
 
 
-def attack(root: Path, *, as_nobody: bool) -> SimpleNamespace:
+def attack(root: Path, stash: Path, *, nobody: bool) -> SimpleNamespace:
     """Run the hostile pipeline from `root` (its home, fake HOME and victims there); what is needed to judge it."""
     marker, canary = uuid.uuid4().hex[:12], f"aws_secret_access_key = CANARY-{uuid.uuid4().hex}"
     host_home, home = root / "fake-home", root / "runner-home"
@@ -91,7 +117,7 @@ def attack(root: Path, *, as_nobody: bool) -> SimpleNamespace:
     victims = [root / "victim.txt", PROJECT_ROOT / "tests" / f".hostile-victim-{marker}"]
     for victim in victims:
         victim.write_text("must survive\n")
-    if as_nobody:
+    if nobody:
         for path in [root, *root.rglob("*")]:
             os.chown(path, 65534, 65534)
     trees = {"/": (Path("/"), 1), "/opt": (Path("/opt"), None), "/tmp": (Path("/tmp"), 1),
@@ -104,7 +130,7 @@ def attack(root: Path, *, as_nobody: bool) -> SimpleNamespace:
                "--home", str(home), "-p", f"Marker={marker}", "-p", f"HostHome={host_home}",
                "-p", f"Project={PROJECT_ROOT}", *[a for i, v in enumerate(victims, 1) for a in ("-p", f"Victim{i}={v}")]]
     try:
-        done = subprocess.run([*NOBODY, *command] if as_nobody else command, cwd=PROJECT_ROOT, env=env,
+        done = subprocess.run(as_nobody(command, stash) if nobody else command, cwd=PROJECT_ROOT, env=env,
                               capture_output=True, text=True, timeout=600)
         time.sleep(0.5)  # what the job left behind would write again by now
         after = {name: manifest(path, depth=depth, skip=skip) for name, (path, depth) in trees.items()}
@@ -133,19 +159,21 @@ def changes(before: dict, after: dict) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module", params=["this user", "an unprivileged user"])
 def attacked(request) -> SimpleNamespace:
-    as_nobody = request.param != "this user"
-    if as_nobody:
-        if os.geteuid() != 0 or not shutil.which("setpriv"):
-            pytest.skip("needs root to become an unprivileged user (as this user, the test already ran without root)")
-        if python_for_nobody() is None:
-            pytest.skip(f"{sys.executable} cannot be run by an unprivileged user (a virtualenv under a private "
-                        "home?): run the suite from a Python every user can read")
+    nobody = request.param != "this user"
+    if nobody and (os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare")):
+        pytest.skip("needs root (and setpriv, unshare) to become an unprivileged user (as this user, the test "
+                    "already ran without root)")
+    stash = Path(tempfile.mkdtemp(prefix="hostile-test-stash-"))  # a mount point in the test's namespace only
     root = Path(tempfile.mkdtemp(prefix="hostile-test-"))  # not pytest's: its folders are this user's alone
     try:
+        if nobody:
+            reason = nobody_runs_this_python(stash)
+            assert reason is None, f"the unprivileged user cannot run {sys.executable}: {reason}"
         os.chmod(root, 0o755)
-        yield attack(root, as_nobody=as_nobody)
+        yield attack(root, stash, nobody=nobody)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        stash.rmdir()
 
 
 def test_the_run_is_recorded_and_the_job_really_tried(attacked):
