@@ -9,7 +9,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import EXAMPLE_DEF, PROJECT_ROOT
@@ -121,26 +120,17 @@ def test_compare_says_when_two_runs_do_not_measure_the_same_thing(first_steps):
     assert warnings[1].startswith("different input data: A read s3://")
 
 
-def test_a_misspelt_label_fails_in_under_a_second_with_no_execution_recorded(tmp_path):
+def test_a_misspelt_label_fails_before_anything_is_recorded(tmp_path):
+    """How fast: benchmarks/fail_early.py (docs/benchmarks.md, "Fail early")."""
     tiers = tmp_path / "tiers.csv"
     string_label(600, seed=4).frame.to_csv(tiers, index=False)
-    began = time.monotonic()
     done = subprocess.run([sys.executable, "deploy.py", "run", "--local", "--home", str(tmp_path / "home"),
                            "--input-data", str(tiers), "--label", "teir", "--problem-type", "multiclass"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=subprocess_env())
-    took = time.monotonic() - began
     assert done.returncode == 2
     assert done.stderr == f"error: {tiers} has no column 'teir': did you mean --label tier? (its columns: " \
                           f"spend, visits, channel, tier)\n"
     assert not (tmp_path / "home" / "runs").exists()
-    assert took < 1.0 + _python_startup(), f"{took:.2f} s"
-
-
-def _python_startup() -> float:
-    """What starting an interpreter costs on this machine now (its load varies): not the check's time."""
-    began = time.monotonic()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
-    return time.monotonic() - began
 
 
 @pytest.mark.parametrize("label, problem_type, message", [
