@@ -18,12 +18,14 @@ from pathlib import Path
 from pipelines.bundles import with_files
 from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
+from pipelines.inputs import InputError
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 from pipelines.settings import setting
 from pipelines.tabular.inputs import check_input
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
+from pipelines.tabular.suggest import Suggestion, suggest_table
 
-__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline"]
+__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline", "settle", "suggest"]
 
 NAME = "tabular"
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -35,7 +37,8 @@ class Settings:
     """What the tabular pipeline needs to know of a table (its `[pipeline.NAME]` table, -s, or these flags)."""
 
     label: str = setting("", "the column to predict", flag=True)
-    problem_type: str = setting("binary", "binary, multiclass or regression", choices=tuple(PROBLEMS), flag=True)
+    problem_type: str = setting("", "binary, multiclass or regression (default: the one `suggest` recommends for "
+                                    "a local --input-data)", choices=tuple(PROBLEMS), flag=True)
     positive_class: str = setting("", "binary: the label value that is the positive class (default: true/yes/1..., "
                                       "else the minority class)", flag=True)
     schema: dict = setting({}, 'declared column kinds, JSON or a JSON file: {"column": "kind"} overrides inferred '
@@ -58,10 +61,14 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
     InputData defaults to `input_data`, else `default_data`, else the `input/` prefix of the pipeline."""
     p = Pipeline(name, display_name=display_name, description=description)
     s: Settings = cfg.settings
-    problem = PROBLEMS[s.problem_type]
     if not s.label:
         raise DefinitionError(f"pipeline {name} needs the column to predict: pass --label COLUMN (and --input-data "
                               f"PATH), or set `label` under [pipeline.{name}] in ml-pipelines.toml")
+    if not s.problem_type:
+        raise DefinitionError(f"pipeline {name} needs the problem type: pass --problem-type "
+                              f"{'|'.join(PROBLEMS)} (`suggest --input-data FILE --label {s.label}` recommends one; "
+                              f"`run --local` with a local --input-data picks that one itself)")
+    problem = PROBLEMS[s.problem_type]
     default_data = cfg.input_data or default_data or f"{cfg.s3_root}/input/"
 
     input_data = p.parameter("InputData", default_data,
@@ -165,6 +172,24 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
             assemble_with=SCORING["AssembleWith"], max_payload_mb=MAX_PAYLOAD_MB)]
     p.condition("QualityGate", passed, then=then, otherwise=[fail])
     return p
+
+
+def suggest(path: Path, cfg: Config) -> Suggestion:
+    """The approach `deploy.py suggest` recommends for the local table at `path` (cfg.settings.label, if any)."""
+    return suggest_table(path, cfg.settings.label)
+
+
+def settle(path: Path, cfg: Config) -> tuple[dict, str]:
+    """(the settings the local input at `path` decides because the user left them open, the line saying so):
+    the problem type `suggest` recommends, when none was given."""
+    s: Settings = cfg.settings
+    if s.problem_type or not s.label:
+        return {}, ""
+    found = suggest(path, cfg)
+    if found.problem_type not in PROBLEMS:
+        raise InputError(f"{path}: {found.verdict}; see `suggest --input-data {path} --label {s.label}`")
+    return {"problem_type": found.problem_type}, \
+        f"problem type {found.problem_type}, as suggest recommends: {found.verdict} (--problem-type to choose)"
 
 
 def model_group(name: str, s: Settings) -> str:

@@ -27,15 +27,20 @@ def check_input(path: Path, cfg) -> None:
     table = first_table(path)
     header, labels = head(table, settings.label)
     if settings.label not in header:
-        close = difflib.get_close_matches(settings.label, header, n=1, cutoff=0.6)
-        shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-        hint = f"did you mean --label {close[0]}?" if close else "pass --label COLUMN"
-        raise InputError(f"{table} has no column {settings.label!r}: {hint} (its columns: {shown})")
+        missing_label(table, settings.label, header)
     present = [v for v in labels if v.strip().lower() not in MISSING]
     if not present:
         raise InputError(f"{table}: the label {settings.label!r} is empty in the first {len(labels)} rows; "
                          f"check the --label")
     _check_problem_type(table, settings.label, settings.problem_type, present)
+
+
+def missing_label(table: Path, label: str, header: list[str]) -> None:
+    """Refuse a label the table has no column for, naming the closest column."""
+    close = difflib.get_close_matches(label, header, n=1, cutoff=0.6)
+    shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+    hint = f"did you mean --label {close[0]}?" if close else "pass --label COLUMN"
+    raise InputError(f"{table} has no column {label!r}: {hint} (its columns: {shown})")
 
 
 def first_table(path: Path) -> Path:
