@@ -21,7 +21,7 @@ from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipel
 from pipelines.inputs import InputError
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 from pipelines.settings import setting
-from pipelines.tabular.inputs import check_input
+from pipelines.tabular.inputs import check_input, first_table, manifest_labels
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.tabular.suggest import Suggestion, suggest_table
 
@@ -48,6 +48,19 @@ class Settings:
     tuning: bool = setting(True, "tune hyperparameters (TuningStep) or train once (TrainingStep)", flag=True)
     batch_transform: bool = setting(False, "after registration, score the ScoringData parameter "
                                            "(CreateModel + TransformStep)", flag=True)
+    label_attribute: str = setting("", "the input is a Ground Truth labeling job's output manifest: its label "
+                                       "attribute (the label, its class names from NAME-metadata)", flag=True)
+    min_confidence: float = setting(0.0, "manifest: objects whose label confidence is below this are dropped "
+                                         "(counted in the profile)", flag=True)
+    human_annotated_only: bool = setting(False, "manifest: drop objects labeled by automated data labeling "
+                                                "(human-annotated: no)", flag=True)
+
+    def __post_init__(self):
+        if self.label_attribute and self.label and self.label != self.label_attribute:
+            raise ValueError(f"--label {self.label} and --label-attribute {self.label_attribute} differ: a manifest's "
+                             f"label is its label attribute; drop --label")
+        if self.label_attribute:
+            object.__setattr__(self, "label", self.label_attribute)  # the label column Preprocess makes of it
 
 
 def definition(cfg: Config) -> Pipeline:
@@ -72,7 +85,8 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
     default_data = cfg.input_data or default_data or f"{cfg.s3_root}/input/"
 
     input_data = p.parameter("InputData", default_data,
-                             description="S3 URI of the raw table: one CSV/Parquet file or a prefix")
+                             description="S3 URI of the raw table: one CSV/Parquet file or a prefix (with label_attribute, "
+                                         "a Ground Truth output manifest)")
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
     training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
@@ -105,6 +119,7 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
         # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
         # where it has no mount namespace to put the job's directory at /opt/ml.
         arguments=[*task, "--seed", seed, "--schema", schema, "--positive-class", s.positive_class or "",
+                   *manifest_arguments(s),
                    "--input-dir", "/opt/ml/processing/input/raw",
                    "--output-dir", "/opt/ml/processing/output", "--failure-file", "/opt/ml/output/message"],
         instance_type=processing_type, instance_count=processing_count,
@@ -185,6 +200,15 @@ def settle(path: Path, cfg: Config) -> tuple[dict, str]:
     s: Settings = cfg.settings
     if s.problem_type or not s.label:
         return {}, ""
+    if s.label_attribute:
+        classes = sorted({v for v in manifest_labels(first_table(path), s) if v is not None})
+        if len(classes) < 2:
+            raise InputError(f"{path}: every label of {s.label_attribute!r} is {classes[0]!r}: there is nothing to "
+                             f"tell apart")
+        kind = "binary" if len(classes) == 2 else "multiclass"
+        return {"problem_type": kind}, f"problem type {kind}: the manifest's {s.label_attribute!r} labels have " \
+                                       f"{len(classes)} classes ({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}) " \
+                                       f"(--problem-type to choose)"
     found = suggest(path, cfg)
     if found.problem_type not in PROBLEMS:
         raise InputError(f"{path}: {found.verdict}; see `suggest --input-data {path} --label {s.label}`")
@@ -197,6 +221,14 @@ def model_group(name: str, s: Settings) -> str:
     of one column never lands beside the binary versions of another (config's model_package_group wins)."""
     group = re.sub(r"[^A-Za-z0-9]+", "-", f"{name}-{s.label}-{s.problem_type}").strip("-").lower()
     return group[:63].rstrip("-")
+
+
+def manifest_arguments(s: Settings) -> list[str]:
+    """Preprocess's arguments for a Ground Truth output manifest (none for a table)."""
+    if not s.label_attribute:
+        return []
+    return ["--label-attribute", s.label_attribute, "--min-confidence", f"{s.min_confidence:g}",
+            "--human-annotated-only", "true" if s.human_annotated_only else "false"]
 
 
 def declared_schema(s: Settings) -> str:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipelines.inputs import InputError
-from pipelines.tabular.inputs import MANY_CLASSES, TABLES, first_table, head, missing_label
+from pipelines.tabular.inputs import MANIFESTS, MANY_CLASSES, TABLES, first_table, head, missing_label
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS
 
 SAMPLE_ROWS = 20_000  # rows read at most, over every file
@@ -57,6 +57,10 @@ def suggest_table(path: Path, label: str = "") -> Suggestion:
     import processing_scripts.preprocess as pre  # pandas: imported only when a table is looked at
 
     table = first_table(path)
+    if table.name.endswith(MANIFESTS):
+        raise InputError(f"{table} is a Ground Truth output manifest: its classes come from the labeling job, so "
+                         f"the problem type follows from them; run it with --label-attribute NAME (and "
+                         f"--problem-type binary|multiclass, or let run --local choose by the class count)")
     header, _ = head(table, label)
     if label and label not in header:
         missing_label(table, label, header)
