@@ -98,3 +98,16 @@ def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp
     assert chosen.log_lines[0].endswith("job environment: host")
     assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
     assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again
+
+
+def test_aws_built_in_k_means_is_refused_before_the_run_with_the_reason():
+    from pipelines.local import scope
+
+    uri = "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"  # image_uris.retrieve("kmeans", "us-east-1")
+    request = {"AlgorithmSpecification": {"TrainingImage": uri, "TrainingInputMode": "File"},
+               "OutputDataConfig": {"S3OutputPath": "s3://b/out"}, "HyperParameters": {"k": "5", "feature_dim": "4"}}
+    problems = list(scope.training(request))
+    assert problems[0] == (f"image {uri!r} is AWS's built-in k-means algorithm, which is not emulated locally (its "
+                           "closed-source container writes an MXNet model only it serves): train with "
+                           "sklearn.cluster.KMeans in script mode on the scikit-learn image to run the same pipeline "
+                           "here and in SageMaker")
