@@ -141,3 +141,19 @@ def test_run_local_without_a_problem_type_takes_the_suggestion_and_says_so(tmp_p
     assert summary["registered_model"]["ModelPackageGroupName"] == "tabular-tier-multiclass"
     record = LocalHome(home).execution(summary["execution_id"])
     assert record["origin"]["flags"]["problem_type"] == "multiclass"  # --from and --resume keep it
+
+
+def test_the_choosing_the_approach_page_shows_what_suggest_prints_today(tmp_path, monkeypatch):
+    from fixtures.tables import categories_with_missing, skewed_target, with_identifier
+
+    categories_with_missing(2000).frame.to_csv(tmp_path / "churn.csv", index=False)
+    skewed_target(2000).frame.to_csv(tmp_path / "prices.csv", index=False)
+    with_identifier(2000).frame.drop(columns=["converted"]).to_csv(tmp_path / "visits.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    page = (PROJECT_ROOT / "docs" / "choosing-the-approach.md").read_text()
+    shown = [block.strip() for block in page.split("```")[1::2] if block.startswith("\n$ python deploy.py suggest")]
+    assert len(shown) == 3
+    for block in shown:
+        command, _, output = block.partition("\n")
+        code, out, err = deploy(*command.removeprefix("$ python deploy.py ").split())
+        assert code == 0 and out.strip() == output, err

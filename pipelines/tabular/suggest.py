@@ -178,12 +178,14 @@ def _without_label(out: Suggestion, why: str) -> None:
     """No label to learn from: segmentation when the pipeline can find segments, and labeling first."""
     out.needs_labels = True
     out.verdict = out.verdict or why
+    if why == "no label was given":
+        out.reasons.append(f"{why}: there is no column to learn to predict")
     if "clustering" in PROBLEMS:
         out.problem_type = "clustering"
-        out.reasons.append(f"{why}: segmentation (k-means on the features Preprocess builds) finds groups of "
-                           f"similar rows without one")
-    out.reasons.append("to predict a column instead, label rows first (a SageMaker Ground Truth labeling job; "
-                       "its output manifest is --input-data with --label-attribute NAME)")
+        out.reasons.append("segmentation (k-means on the features Preprocess builds) finds groups of similar rows "
+                           "without a label")
+    out.reasons.append("label rows first: a SageMaker Ground Truth labeling job, whose output manifest is then "
+                       "--input-data with --label-attribute NAME")
 
 
 GATE_WHY = {
