@@ -235,8 +235,8 @@ def sample(path: Path):
         rows += got
         estimated += total
         exact = exact and whole
-    missing = {s.lower() for s in pre.MISSING_SPELLINGS}
-    frame = pd.DataFrame([[None if v is None or v.strip().lower() in missing else v for v in row] for row in rows],
+    missing = frozenset(pre.MISSING_SPELLINGS)  # as Preprocess's CSV reader sees them: exact spellings
+    frame = pd.DataFrame([[None if v is None or v in missing else v for v in row] for row in rows],
                          columns=header, dtype=object)
     if not len(frame):
         raise InputError(f"{files[0]} has a header but no data rows; check that the whole file was written")
