@@ -50,15 +50,16 @@ from benchmarks.quality import DEFAULT_DATA, HEADING_SELECTION as HEADING  # noq
 
 LABEL = "Revenue"
 PIPELINE = {"feature_set": "shoppers"}  # what the worked example passes train.py (examples/purchase_intent)
-VARIANTS = {  # name -> train.py hyperparameters over the pipeline's
+VARIANTS = {  # name -> train.py hyperparameters over the pipeline's; each choice of train.py against its alternative
     "defaults": {},
-    "generic features only (no feature set)": {"feature_set": "none"},
-    "10 folds": {"folds": "10"},
-    "1 booster (no cross-fitting)": {"folds": "1"},
-    "max_depth 6": {"max_depth": "6"},
-    "colsample_bytree 0.5": {"colsample_bytree": "0.5"},
-    "isotonic calibration": {"calibration": "isotonic"},
+    "XGBoost alone (one family)": {"families": "xgboost"},
+    "without the linear model": {"families": "xgboost,histgb,extratrees,randomforest"},
+    "without the forests": {"families": "xgboost,linear,histgb"},
+    "equal weights (no greedy selection)": {"blend": "equal"},
     "no calibration": {"calibration": "none"},
+    "isotonic calibration": {"calibration": "isotonic"},
+    "1 fold (no cross-fitting)": {"folds": "1"},
+    "3 folds": {"folds": "3"},
 }
 
 

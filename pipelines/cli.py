@@ -144,7 +144,7 @@ def cmd_run(args):
 
 def _run(args, *, upsert: bool, wait: bool) -> int:
     def progress(event):
-        if not (getattr(args, "quiet", False) and event["event"] == "trial_finished"):
+        if not (getattr(args, "quiet", False) and event["event"] in ("trial_finished", "progress")):
             _say(_describe(event))
 
     options = commands.RunOptions(
@@ -173,6 +173,8 @@ def _describe(event: dict) -> str:
     parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
     if event["event"] == "trial_finished":
         return "  ".join([*parts[:2], _describe_trial(event)])
+    if event["event"] == "progress":
+        return "  ".join([*parts[:2], _describe_progress(event)])
     for key in ("status", "reason", "attempt", "seconds", "log"):
         if event.get(key) is not None:
             parts.append(f"{key}={event[key]}")
@@ -180,12 +182,28 @@ def _describe(event: dict) -> str:
 
 
 def _describe_trial(event: dict) -> str:
-    """`trial 3/12  eta=0.21 max_depth=5  validation:auc=0.9123  best 0.9201 (trial 2)`."""
+    """`trial 3/12  eta=0.21 max_depth=5  validation:auc=0.9123  best 0.9201 (trial 2)  3 done, 9 left, 40 s left`."""
     hps = " ".join(f"{k}={_short_number(v)}" for k, v in sorted(event["hyperparameters"].items()))
-    outcome = f"{event['objective']}={event['value']:.4f}" if event["value"] is not None else \
-        f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
+    stopped = "stopped, " if event.get("status") == "Stopped" else ""
+    outcome = f"{stopped}{event['objective']}={event['value']:.4f}" if event["value"] is not None else \
+        "stopped" if stopped else f"failed: {str(event['failure_reason']).splitlines()[0][:80]}"
     best = f"best {event['best']:.4f} (trial {event['best_trial']})" if event["best"] is not None else "no best yet"
-    return f"trial {event['trial']}/{event['of']}  {hps}  {outcome}  {best}"
+    return f"trial {event['trial']}/{event['of']}  {hps}  {outcome}  {best}  {_tuning_state(event)}".rstrip()
+
+
+def _describe_progress(event: dict) -> str:
+    """A running job's latest line; in a tuning job, `trial 2/4: <line>  1 done, 2 left, 74 s left`."""
+    line = event["line"].strip()[:160]
+    if "trial" not in event:
+        return line
+    return f"trial {event['trial']}/{event['of']}: {line}  {_tuning_state(event)}"
+
+
+def _tuning_state(event: dict) -> str:
+    if "done" not in event:
+        return ""
+    left = "" if event.get("seconds_left") is None else f", {event['seconds_left']:.0f} s left"
+    return f"{event['done']} done, {event['left']} left{left}"
 
 
 def _short_number(text: str) -> str:

@@ -16,7 +16,6 @@ names, else the one the flags and definition name, else the one of the latest ru
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shlex
 import sys
@@ -26,16 +25,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from pipelines import definitions, dsl, history
+from pipelines import definitions, dsl, history, spec
 from pipelines import settings as declared_settings
-from pipelines.config import ConfigError, load_config, project_file
-from pipelines.files import user_cache
+from pipelines.config import ConfigError, aws_region, load_config, project_file
 from pipelines.targets import RunRequest, Target, UserError, program
 
 __all__ = ["DEFAULT_DEFINITION", "Flags", "UserError", "Workspace"]
 
 DEFAULT_DEFINITION = "pipelines.tabular"  # the product's pipeline, loaded by name as any user's is
-COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 PRODUCT_PREFIX = "ml-pipelines"  # where what belongs to no pipeline goes: scoring input, transform output
 
@@ -130,9 +127,7 @@ class Workspace:
 
     @cached_property
     def _default_region(self) -> str:
-        import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
-
-        return boto3.Session().region_name or DEFAULT_REGION
+        return aws_region() or DEFAULT_REGION
 
     @cached_property
     def module(self):
@@ -163,14 +158,13 @@ class Workspace:
         return definitions.pipeline_name(self.module.definition, self.settings_for(None))
 
     def compiled(self, cfg=None):
-        """The definition compiled with its settings, or built anew with `cfg` and compiled; from the
-        per-user compile cache when nothing it depends on changed (`compile_cache`)."""
+        """The definition compiled with its settings, or built anew with `cfg` and compiled."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
         cfg = cfg or self.config
-        cfg = cfg if cfg.region else cfg.replace(region=self._default_region)  # asked only now: boto3 is slow to import
-        return compile_pipeline(pipeline, cfg, cache_dir=compile_cache())
+        cfg = cfg if cfg.region else cfg.replace(region=self._default_region)  # asked only when compiling
+        return compile_pipeline(pipeline, cfg)
 
     @cached_property
     def home(self):
@@ -202,7 +196,7 @@ class Workspace:
             return given
         if self.flags.definition or self.flags.settings:
             compiled = self.compiled()
-            groups, source = history.registered_groups(json.loads(compiled.definition)), f"pipeline {compiled.name}"
+            groups, source = history.registered_groups(spec.read(compiled.definition)), f"pipeline {compiled.name}"
         else:
             groups, source = self.target.latest_groups()
         if len(groups) == 1:
@@ -215,12 +209,6 @@ class Workspace:
                         f"(`{self.target.hint('models', '--all')}` lists them)")
 
 
-def compile_cache() -> Path:
-    """Where compiled definitions are kept, by the fingerprint of everything compile depends on
-    (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
-    a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
-    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `ml-pipelines/compiled`."""
-    return user_cache("compiled", COMPILE_CACHE_ENV)
 
 
 # --- inputs of a run ----------------------------------------------------------------------------

@@ -11,7 +11,9 @@ to the compiler, so two compiles with the same settings produce the same bytes.
 """
 from __future__ import annotations
 
+import configparser
 import dataclasses
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -175,3 +177,19 @@ def _checked(values: dict, where: str, own: dict) -> dict:
             raise ConfigError(declared_settings.unknown(key, {**FILE_FIELDS, **own}, where))
         out[key] = declared_settings.check(value, FILE_FIELDS[key], f"setting {key!r} in {where}")
     return out
+
+
+def aws_region() -> str | None:
+    """The region boto3 would choose, read without importing it (that import is most of a short
+    command's start): AWS_DEFAULT_REGION, else the `region` of the profile (AWS_PROFILE, else
+    AWS_DEFAULT_PROFILE, else default) in the AWS config file (AWS_CONFIG_FILE, else ~/.aws/config)."""
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return os.environ["AWS_DEFAULT_REGION"]
+    profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(Path(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config").expanduser())
+    except (configparser.Error, OSError):
+        return None
+    sections = ["default", "profile default"] if profile == "default" else [f"profile {profile}"]
+    return next((parser.get(s, "region") for s in sections if parser.has_option(s, "region")), None)

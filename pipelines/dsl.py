@@ -27,6 +27,9 @@ IMAGE_URI = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@
 NUMBER_REGEX = "([-+0-9.eE]+)"  # the shorthand metric `name` is printed as `name=<number>;`
 
 
+MIN_TUNING_RUNTIME = 120  # ResourceLimits.MaxRuntimeInSeconds' least value in SageMaker's API
+
+
 class DefinitionError(ValueError):
     """A mistake in a pipeline definition, caught before anything runs."""
 
@@ -217,8 +220,9 @@ class Objective:
 
 @dataclass(frozen=True)
 class Image:
-    """A SageMaker framework image by name and version, found with the SDK's `image_uris` for the
-    pipeline's region and the step's instance type (its default, for a parameter):
+    """A SageMaker framework image by name and version, found in the compiler's image table
+    (`pipelines/compiler/images.py`) for the pipeline's region and the step's instance type (its
+    default, for a parameter):
 
         Image("sklearn", "1.2-1")
         Image("pytorch", "2.1", py_version="py310")
@@ -301,13 +305,17 @@ class Training(Step):
     metrics: dict = field(default_factory=dict)  # metric name -> regex whose first group is the value
     instance_type: object = None
     instance_count: object = 1  # above 1, the script trains one model across the instances
+    # Seconds (or an Integer parameter) a job may run: StoppingCondition.MaxRuntimeInSeconds of each training
+    # job and, for a tuning step, ResourceLimits.MaxRuntimeInSeconds of the tuning job too; None: SageMaker's 1 day
+    max_runtime: object = None
 
     @property
     def model(self) -> ModelRef:
         return ModelRef(self)
 
     def inputs(self) -> list:
-        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type, self.instance_count]
+        return [*self.channels.values(), *self.hyperparameters.values(), self.instance_type, self.instance_count,
+                *([self.max_runtime] if self.max_runtime is not None else [])]
 
 
 @dataclass(eq=False)
@@ -318,6 +326,7 @@ class Tuning(Training):
     max_parallel: object = 2
     strategy: str = "Random"
     random_seed: int | None = None  # fixes the search's proposals, so a rerun tries the same hyperparameters
+    early_stopping: bool = False  # TrainingJobEarlyStoppingType Auto: stop trials worse than the median so far
 
     @property
     def best_model(self) -> ModelRef:
@@ -358,7 +367,7 @@ class Model(Step):
     image: Image | str = Image("xgboost")
     entry_point: str | None = None
     source_dir: Path | None = None
-    instance_type: str = "ml.m5.large"  # what the SDK's Model.create wants to know; not a deployment
+    instance_type: str = "ml.m5.large"  # picks the serving image (CPU or GPU); not a deployment
 
     @property
     def name_ref(self) -> ModelNameRef:
@@ -495,6 +504,11 @@ class Pipeline:
             _check_range(name, key, r)
         for key, value in (("max_jobs", max_jobs), ("max_parallel", max_parallel)):
             _check_integer(name, key, value)
+        if not isinstance(options.get("early_stopping", False), bool):
+            raise DefinitionError(f"step {name!r}: early_stopping must be True or False")
+        if options.get("max_runtime") is not None:
+            _check_integer(name, "max_runtime", options["max_runtime"], least=MIN_TUNING_RUNTIME,
+                           why=" (the least CreateHyperParameterTuningJob accepts)")
         if random_seed is not None and (not isinstance(random_seed, int) or isinstance(random_seed, bool)
                                         or random_seed < 0):
             raise DefinitionError(f"step {name!r}: random_seed must be a whole number >= 0 (or None for a "
@@ -648,6 +662,8 @@ class Pipeline:
                    hyperparameters=dict(hyperparameters or {}), metrics=metrics,
                    instance_type=instance_type, **options)
         self._check_instances(step, instance_type, step.instance_count)
+        if step.max_runtime is not None:
+            _check_integer(name, "max_runtime", step.max_runtime)
         return self._add(step)
 
     def _add(self, step: Step) -> Step:
@@ -681,15 +697,15 @@ def _check_range(step: str, name: str, r) -> None:
         raise DefinitionError(f"step {step!r}: range {name!r} is log-scaled, so its low end must be above 0")
 
 
-def _check_integer(step: str, what: str, value) -> None:
+def _check_integer(step: str, what: str, value, least: int = 1, why: str = "") -> None:
     if isinstance(value, Parameter):
         if value.type is not int:
             raise DefinitionError(
                 f"step {step!r}: {what} needs an Integer parameter, but parameter {value.name!r} is {value.kind}"
             )
         value = value.default
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DefinitionError(f"step {step!r}: {what} must be a whole number >= 1, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise DefinitionError(f"step {step!r}: {what} must be a whole number >= {least}{why}, got {value!r}")
 
 
 def _check_name(what: str, name, where: str, limit: int = 64) -> None:

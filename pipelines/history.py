@@ -16,13 +16,14 @@ import tarfile
 from typing import Callable
 
 from pipelines import quality
+from pipelines.spec import Definition
 
 _CODE_URI = re.compile(r"s3://[^\s\"']+/code/[0-9a-f]{64}/[^\s\"']+")
 # Parameters that choose the rows a model is tested on, besides the data itself.
 _SPLIT = re.compile(r"split|seed|fold", re.IGNORECASE)
 
 
-def local_view(record: dict, definition: dict | None) -> dict:
+def local_view(record: dict, definition: Definition | None) -> dict:
     """A local execution record as a view."""
     steps = record.get("steps") or []
     reports = [doc for step in steps for doc in (step.get("property_files") or {}).values()]
@@ -42,12 +43,11 @@ def local_view(record: dict, definition: dict | None) -> dict:
     }
 
 
-def registered_groups(definition: dict | None) -> list[str]:
+def registered_groups(definition: Definition | None) -> list[str]:
     """The model package groups a definition's RegisterModel steps register into, in order."""
-    from pipelines.report.gather import definition_steps
-
-    return list(dict.fromkeys(spec["raw"]["Arguments"]["ModelPackageGroupName"]
-                              for spec in definition_steps(definition) if spec["type"] == "RegisterModel"))
+    return list(dict.fromkeys(placed.step.arguments["ModelPackageGroupName"]
+                              for placed in (definition.flat if definition else ())
+                              if placed.step.type == "RegisterModel"))
 
 
 def gate(view: dict) -> dict | None:
@@ -130,20 +130,17 @@ def not_comparable(a: dict, b: dict) -> list[str]:
     return warnings
 
 
-def code_uris(definition: dict | None) -> dict[str, list[str]]:
+def code_uris(definition: Definition | None) -> dict[str, list[str]]:
     """Step name -> the content-addressed code bundles it runs (`s3://.../code/<sha256>/<name>`)."""
-    from pipelines.compiler import all_steps
-
     out = {}
-    for step in all_steps((definition or {}).get("Steps", [])):
-        arguments = {k: v for k, v in (step.get("Arguments") or {}).items() if k not in ("IfSteps", "ElseSteps")}
-        found = sorted(set(_CODE_URI.findall(json.dumps(arguments).replace('\\"', '"'))))
+    for placed in definition.flat if definition else ():
+        found = sorted(set(_CODE_URI.findall(json.dumps(placed.step.arguments).replace('\\"', '"'))))
         if found:
-            out[step["Name"]] = found
+            out[placed.name] = found
     return out
 
 
-def code_changes(a: dict | None, b: dict | None, read: Callable[[str], bytes | None]) -> list[dict]:
+def code_changes(a: Definition | None, b: Definition | None, read: Callable[[str], bytes | None]) -> list[dict]:
     """Per step whose code differs: the bundle names and, where both bundles can be read, the files
     inside them that were added, removed or changed."""
     before, after = code_uris(a), code_uris(b)

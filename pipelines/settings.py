@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,3 +209,18 @@ def with_defaults(cls: type, **defaults) -> type:
 def as_dict(instance) -> dict:
     """The settings as plain JSON values (what an execution records)."""
     return {} if instance is None else json.loads(json.dumps(dataclasses.asdict(instance), default=str))
+
+
+def duration_seconds(text: str) -> int:
+    """Whole seconds of a duration as people write it: 90, 90s, 5m, 1h30m, 2h."""
+    match = _DURATION.fullmatch(str(text).strip().lower())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"time budget {text!r} is not a duration: write it like 90s, 5m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = round(hours * 3600 + minutes * 60 + seconds)
+    if total < 1:
+        raise ConfigError(f"time budget {text!r} is shorter than a second")
+    return total
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?")

@@ -3,13 +3,15 @@ product's defaults, a pipeline's table wins over the environment's, flags win ov
 own settings are typed and set in its table or by flags, and mistakes name the key and the file."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
 from conftest import example_config
 
-from pipelines.config import DEFAULTS_FILE, Config, ConfigError, load_config, project_file
-from pipelines.settings import setting
+from pipelines.config import DEFAULTS_FILE, Config, ConfigError, aws_region, load_config, project_file
+from pipelines.settings import duration_seconds, setting
+from pipelines.tabular import Settings as TabularSettings
 
 
 def write(tmp_path, text: str):
@@ -180,3 +182,47 @@ def test_tag_values_must_be_strings(tmp_path):
     path = write(tmp_path, "[dev.tags]\ncost-center = 42\n")
     with pytest.raises(ConfigError, match=rf"setting 'tags' in \[dev\] of {path} must be a table of str values"):
         load_config("dev", path)
+
+
+AWS_CONFIG = """[default]
+region = eu-west-1
+
+[profile work]
+region = ap-southeast-2
+
+[profile bare]
+output = json
+"""
+
+
+@pytest.mark.parametrize("environ", [
+    {}, {"AWS_DEFAULT_REGION": "us-west-2"}, {"AWS_PROFILE": "work"}, {"AWS_DEFAULT_PROFILE": "work"},
+    {"AWS_PROFILE": "bare"}, {"AWS_PROFILE": "work", "AWS_DEFAULT_REGION": "sa-east-1"}, {"AWS_REGION": "eu-north-1"},
+    {"no config file": ""},
+])
+def test_the_default_region_is_the_one_boto3_chooses(monkeypatch, tmp_path, environ):
+    """Read without importing boto3, so a command that needs no AWS client never pays its import."""
+    import boto3
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    config = tmp_path / "config"
+    config.write_text(AWS_CONFIG)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing" if "no config file" in environ else config))
+    for key, value in environ.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    assert aws_region() == boto3.Session().region_name
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90),
+                                           ("2h", 7200)])
+def test_a_time_budget_is_a_duration_as_people_write_it(text, seconds):
+    assert duration_seconds(text) == seconds
+    assert duration_seconds(TabularSettings(time_budget=text).time_budget) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 minutes", "-1m", "0s"])
+def test_a_time_budget_that_is_no_duration_is_refused_by_name(text):
+    with pytest.raises(ConfigError, match="time budget .* (is not a duration|is shorter than a second)"):
+        TabularSettings(time_budget=text)

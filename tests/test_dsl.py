@@ -140,6 +140,18 @@ def test_tuning_ranges_are_checked(root, ranges, message):
         tune_step(p, prep_step(p), ranges=ranges)
 
 
+def test_a_tuning_jobs_runtime_is_at_least_what_sagemaker_accepts(root):
+    """ResourceLimits.MaxRuntimeInSeconds of a tuning job is at least 120 in SageMaker's API; a parameter's
+    default is held to it too, and early stopping is on or off."""
+    p = Pipeline("budget")
+    prep = prep_step(p)
+    with pytest.raises(DefinitionError, match=r"step 'Tune': max_runtime must be a whole number >= 120 \(the least "):
+        tune_step(p, prep, max_runtime=p.parameter("Budget", 60))
+    with pytest.raises(DefinitionError, match=r"step 'Tune': early_stopping must be True or False"):
+        tune_step(p, prep, early_stopping="Auto")
+    assert tune_step(p, prep, max_runtime=120, early_stopping=True).max_runtime == 120
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
 def test_a_tuning_random_seed_must_be_a_whole_number(root, seed):
     p = Pipeline("seeded")

@@ -38,7 +38,8 @@ def test_binary_report_layout(tmp_path, monkeypatch):
     assert run_evaluate(tmp_path / "batches", archive_dir, splits, "--problem-type", "binary") == report
     n_test = len(read_split(splits, "test"))
     assert set(report) == {"binary_classification_metrics", "curves", "feature_importance", "unseen_categories",
-                           "classes", "features", "n_test"}
+                           "classes", "features", "n_test", "ensemble"}
+    assert [e["family"] for e in report["ensemble"]] == ["xgboost"] and report["ensemble"][0]["weight"] == 1.0
     assert report["features"] == {"count": 17, "feature_set": {"name": None, "applied": False,
                                                                "reason": "no feature set chosen"}}
     assert report["n_test"] == n_test and report["classes"] == ["FALSE", "TRUE"] and report["unseen_categories"] == {}

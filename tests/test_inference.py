@@ -52,7 +52,7 @@ def test_csv_with_and_without_header_gives_calibrated_probabilities(model, sessi
     np.testing.assert_allclose(predict(model, csv_text(sessions.drop(columns="SessionId"), tmp_path, header=False)),
                                with_header)
     x, _ = model["features"].transform(sessions)
-    raw = model["booster"].predict(inference.dmatrix(x, model["features"].types))
+    raw = model["ensemble"].predict(x)
     np.testing.assert_allclose(with_header, inference.calibrate(model["calibrator"], raw))
 
 
@@ -137,23 +137,23 @@ def test_round_trip_through_the_handlers(model, sessions, tmp_path):
 
 
 def test_model_is_the_mean_of_its_fold_boosters(model, sessions):
-    ensemble = model["booster"]
-    assert len(ensemble) == model["metadata"]["folds"] == 5
+    ensemble = model["ensemble"]
+    boosters = ensemble.members["xgboost"]
+    assert len(ensemble) == len(boosters) == model["metadata"]["folds"] == 5
     x, _ = model["features"].transform(sessions)
     d = inference.dmatrix(x, model["features"].types)
-    np.testing.assert_allclose(ensemble.predict(d), np.mean([b.predict(d) for b in ensemble.boosters], axis=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(ensemble.predict(x), np.mean([b.predict(d) for b in boosters], axis=0), rtol=1e-6)
     gain = ensemble.get_score(importance_type="gain")
     weight = ensemble.get_score(importance_type="weight")
     assert set(gain) == set(weight) and all(v > 0 for v in gain.values())
     # gain per split over all the boosters' trees
     name = max(weight, key=weight.get)
-    total = sum(b.get_score(importance_type="total_gain").get(name, 0) for b in ensemble.boosters)
-    splits = sum(b.get_score(importance_type="weight").get(name, 0) for b in ensemble.boosters)
+    total = sum(b.get_score(importance_type="total_gain").get(name, 0) for b in boosters)
+    splits = sum(b.get_score(importance_type="weight").get(name, 0) for b in boosters)
     assert gain[name] == pytest.approx(total / splits)
-    assert weight[name] == pytest.approx(splits / len(ensemble))
+    assert weight[name] == pytest.approx(splits / len(boosters))
 
 
-def test_an_empty_ensemble_is_refused():
+def test_an_empty_ensemble_is_refused(model):
     with pytest.raises(ValueError, match="at least one"):
-        inference.Ensemble([])
+        inference.Ensemble({}, {}, model["ensemble"].task)

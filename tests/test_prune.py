@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from fixtures.steps import fixture_state
 from fixtures.tables import numbers_only
 
 from pipelines import cli
@@ -44,11 +45,10 @@ def home(tmp_path_factory):
     assert deploy("approve", "1", "--group", "tabular-failed-binary", *flags)[0] == 0
     code, _, err = deploy("batch-transform", "--group", "tabular-failed-binary", "--input", table, *flags)
     assert code == 0, err
-    state = root / "state"
-    state.mkdir()
+    state_uri, state = fixture_state(home)
     (state / "Held.go").touch()
     for name in ("C", "D"):
-        code, out, err = deploy("run", *flags, "--definition", "fixtures.hold_pipeline", "-p", f"StateDir={state}",
+        code, out, err = deploy("run", *flags, "--definition", "fixtures.hold_pipeline", "-p", f"StateDir={state_uri}",
                                 "--json")
         assert code == 0, err
         runs[name] = json.loads(out)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+import families
 import inference
 import train
 from examples.purchase_intent import shoppers_data as data
@@ -23,7 +24,8 @@ def train_model(tmp_path, splits, *extra):
     model_dir = tmp_path / "model"
     train.main(["--train", str(splits / "train"), "--validation", str(splits / "validation"),
                 "--schema", str(splits / "schema"), "--model-dir", str(model_dir), "--output-data-dir", str(tmp_path / "output"),
-                "--failure-file", str(tmp_path / "failure"), "--num_round", "25", "--nthread", "1", *extra])
+                "--failure-file", str(tmp_path / "failure"), "--num_round", "25", "--nthread", "1",
+                *(() if any(e.startswith("--families") for e in extra) else ("--families", "xgboost")), *extra])
     return model_dir
 
 
@@ -50,20 +52,27 @@ def test_end_to_end_with_sagemaker_environment(binary_splits, tmp_path, monkeypa
     monkeypatch.setenv("SM_NUM_CPUS", "1")
     # hyperparameters as SageMaker may send them: JSON-encoded or bare, plus the tuner's own extra
     train.main(["--num_round", '"40"', "--eta", '"0.2"', "--max_depth", "3", "--calibration", '"isotonic"',
-                "--_tuning_objective_metric", "validation:auc", "--failure-file", str(tmp_path / "failure")])
+                "--families", '"xgboost,linear"', "--_tuning_objective_metric", "validation:auc",
+                "--failure-file", str(tmp_path / "failure")])
 
     printed = capsys.readouterr().out
-    auc = float(re.search(AUC_REGEX, printed).group(1))
+    auc = float(re.findall(AUC_REGEX, printed)[-1])
     assert 0.75 < auc <= 1
     assert re.search(r"^train:auc=[0-9.]+;$", printed, re.M)
 
     model = tmp_path / "model"
     meta = json.loads((model / "metadata.json").read_text())
     assert meta["folds"] == 5 and meta["model_files"] == [f"xgboost-model-{k}.json" for k in range(5)]
-    assert {p.name for p in model.iterdir()} == {*meta["model_files"], "calibrator.json", "metadata.json", "code",
-                                                 "schema.json", "features.json"}
+    assert [e["family"] for e in meta["ensemble"]] == ["xgboost", "linear"]  # both trained, on the same folds
+    linear = [f"linear-{k}.json" for k in range(5)]
+    assert meta["ensemble"][1]["files"] == linear
+    assert {p.name for p in model.iterdir()} == {*meta["model_files"], *linear, "calibrator.json", "metadata.json",
+                                                 "code", "schema.json", "features.json"}
+    assert sum(e["weight"] for e in meta["ensemble"]) == pytest.approx(1.0)
+    assert all(0.5 < e["validation"]["auc"] <= 1 for e in meta["ensemble"])  # each family's own out-of-fold score
     served = sorted(p.relative_to(model / "code").as_posix() for p in (model / "code").rglob("*.py"))
-    assert served == ["feature_sets/__init__.py", "features.py", "inference.py"]  # a feature set only when one is shipped
+    assert served == ["families.py", "feature_sets/__init__.py", "features.py",
+                      "inference.py"]  # a feature set only when one is shipped
     for name in served:
         assert (model / "code" / name).read_bytes() == (ROOT / "training_scripts" / name).read_bytes()
     assert json.loads((model / "schema.json").read_text()) == json.loads(
@@ -109,7 +118,7 @@ def test_validation_metric_is_out_of_fold(tmp_path, capsys):
     model = train_model(tmp_path, splits, "--max_depth", "6", "--min_child_weight", "1", "--early_stopping_rounds",
                         "25")
     printed = capsys.readouterr().out
-    assert abs(float(re.search(AUC_REGEX, printed).group(1)) - 0.5) < 0.06
+    assert abs(float(re.findall(AUC_REGEX, printed)[-1]) - 0.5) < 0.06
     assert float(re.search(r"^train:auc=([0-9.]+);$", printed, re.M).group(1)) > 0.6
     # calibrated on out-of-fold predictions: the served probabilities stay near the base rate
     served = inference.model_fn(str(model))
@@ -265,3 +274,58 @@ def test_best_f1_threshold():
     y = np.array([0, 0, 0, 1, 1, 0, 1, 1])
     q = np.array([.1, .2, .3, .4, .6, .65, .7, .9])
     assert train.best_f1_threshold(y, q) == 0.4  # everything from .4 up: P=4/5, R=1
+
+
+def test_every_family_trains_on_the_same_folds_and_the_blend_is_served(binary_splits, tmp_path, capsys):
+    """The image's families (and LightGBM where installed) each cross-fit; the weights come from out-of-fold
+    predictions, and the served model is their weighted blend of fold means, from one feature frame."""
+    names = "xgboost,linear,histgb,extratrees,randomforest" + (",lightgbm" if families.available("lightgbm") else "")
+    model_dir = train_model(tmp_path, binary_splits, "--families", names)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert [e["family"] for e in meta["ensemble"]] == names.split(",")
+    # every family is scored; those the blend weighs ship one model per fold, the others none
+    assert all(len(e["files"]) == (meta["folds"] if e["weight"] else 0) for e in meta["ensemble"])
+    printed = capsys.readouterr().out
+    assert re.search(r"^ensemble: xgboost|^ensemble: \w+ [0-9.]+", printed, re.M)
+    model = inference.model_fn(str(model_dir))
+    x = read_split(binary_splits, "test").drop(columns="Revenue")
+    frame, _ = model["features"].transform(x)
+    ensemble = model["ensemble"]
+    expected = sum(e["weight"] * families.predict(e["family"], ensemble.members[e["family"]], frame, ensemble.task)
+                   for e in meta["ensemble"] if e["weight"])
+    np.testing.assert_allclose(ensemble.predict(frame), expected, rtol=1e-6)
+    p = inference.predict_fn(x, model)
+    assert p.shape == (len(x),) and ((0 < p) & (p < 1)).all()
+
+
+def test_families_are_checked_by_name(binary_splits, tmp_path):
+    with pytest.raises(SystemExit):
+        train_model(tmp_path, binary_splits, "--families", "xgboost,neuralnet")
+    assert "unknown model family neuralnet" in (tmp_path / "failure").read_text()
+
+
+def test_the_blend_weighs_families_by_their_out_of_fold_loss():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(float)
+    good = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
+    noise = np.clip(0.3 + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
+    weights = train.blend_weights({"good": good, "noise": noise}, y, "binary")
+    assert weights["good"] > 0.8 and sum(weights.values()) == pytest.approx(1.0)
+    assert train.blend_weights({"only": good}, y, "binary") == {"only": 1.0}
+
+
+def test_a_trial_plans_for_its_share_of_the_time_budget():
+    args = train.parse_args(["--time_budget", "120", "--tuning_jobs", "4", "--tuning_parallel", "2"])
+    assert train.plan_deadline(args, 1000.0) == pytest.approx(1000 + train.PLANNED_SHARE * 60 - train.FIXED_SECONDS)
+    assert train.plan_deadline(train.parse_args([]), 1000.0) is None  # no budget: no deadline
+    # the time left is shared by the families still to train, by their weights
+    until = train.family_until(["xgboost", "linear"], 0.0, 45.0)
+    assert until == pytest.approx(45 * 4.0 / 5.0)
+
+
+def test_progress_lines_come_while_training(binary_splits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.01)
+    train_model(tmp_path, binary_splits, "--families", "xgboost,extratrees", "--time_budget", "600")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress: ")]
+    assert lines and all(re.match(r"progress: \w+ fold [1-5]/5", line) for line in lines)
+    assert any(" s left" in line for line in lines)

@@ -25,6 +25,7 @@ import xgboost as xgb
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)  # so `features` is found beside this file, e.g. in /opt/ml/model/code
+import families  # noqa: E402
 import features  # noqa: E402
 
 CSV = "text/csv"
@@ -55,51 +56,54 @@ def dmatrix(frame, types, label=None):
 
 
 class Ensemble:
-    """Boosters served as one: predictions are the mean of theirs (train.py's cross-fitted fold models).
+    """The served model: model families (families.py), each the mean of its fold models, blended with the
+    weights train.py chose on out-of-fold predictions. `predict` takes one prepared feature frame and calls
+    each family once on it."""
 
-    Duck-types the part of xgboost.Booster that serving and evaluation use: predict and get_score.
-    """
-
-    def __init__(self, boosters):
-        self.boosters = list(boosters)
-        if not self.boosters:
-            raise ValueError("an ensemble needs at least one booster")
+    def __init__(self, members, weights, task):
+        """members: {family: [fold model]}; weights: {family: weight}, summing to 1."""
+        self.members = {name: list(models) for name, models in members.items() if weights.get(name)}
+        if not self.members or not all(self.members.values()):
+            raise ValueError("an ensemble needs at least one family with a weight and a fold model")
+        self.weights, self.task = {name: float(weights[name]) for name in self.members}, task
 
     def __len__(self):
-        return len(self.boosters)
+        return sum(map(len, self.members.values()))
 
-    def predict(self, data):
-        return np.mean([b.predict(data) for b in self.boosters], axis=0)
+    def predict(self, frame):
+        """Binary: P(positive); multiclass: (rows, classes) probabilities; regression: values."""
+        return sum(w * families.predict(name, self.members[name], frame, self.task) for name, w in self.weights.items())
 
     def get_score(self, importance_type="weight"):
-        """Importance over all the boosters' trees: gain and cover per split, other types per booster."""
+        """Feature importance of the XGBoost fold models (the family that measures it), over all their trees:
+        gain and cover per split, other types per booster; empty without XGBoost."""
+        boosters = self.members.get("xgboost", [])
+
         def summed(kind):
             total = {}
-            for b in self.boosters:
+            for b in boosters:
                 for name, value in b.get_score(importance_type=kind).items():
                     total[name] = total.get(name, 0.0) + value
             return total
         if importance_type in ("gain", "cover"):
             splits = summed("weight")
             return {name: value / splits[name] for name, value in summed(f"total_{importance_type}").items()}
-        return {name: value / len(self.boosters) for name, value in summed(importance_type).items()}
+        return {name: value / len(boosters) for name, value in summed(importance_type).items()}
 
 
 def model_fn(model_dir):
-    """{'booster', 'metadata', 'calibrator', 'features'} from a model directory written by train.py.
+    """{'ensemble', 'metadata', 'calibrator', 'features'} from a model directory written by train.py.
 
-    'booster' is an Ensemble of the boosters metadata.json lists under model_files; 'features' reads raw
-    rows by the schema the model was trained on.
-    """
+    'ensemble' serves the families metadata.json lists under `ensemble`; 'features' reads raw rows by the
+    schema the model was trained on."""
     d = Path(model_dir)
     metadata = json.loads((d / "metadata.json").read_text())
-    boosters = []
-    for name in metadata["model_files"]:
-        booster = xgb.Booster()
-        booster.load_model(str(d / name))
-        boosters.append(booster)
+    members = {e["family"]: [families.load(e["family"], d / name) for name in e["files"]]
+               for e in metadata["ensemble"] if e["weight"]}
+    task = families.Task(metadata["problem_type"], len(metadata.get("classes") or []), metadata["feature_types"],
+                         nthread=0, seed=0)
     return {
-        "booster": Ensemble(boosters),
+        "ensemble": Ensemble(members, {e["family"]: e["weight"] for e in metadata["ensemble"]}, task),
         "metadata": metadata,
         "calibrator": json.loads((d / "calibrator.json").read_text()),
         "features": features.Features.from_dict(json.loads((d / "features.json").read_text())),
@@ -167,7 +171,7 @@ def predict_fn(input_data, model):
     if unseen:
         print("unseen category values (scored as missing): "
               + ", ".join(f"{name}={count}" for name, count in unseen.items()), file=sys.stderr, flush=True)
-    raw = model["booster"].predict(dmatrix(x, spec.types))
+    raw = model["ensemble"].predict(x)
     meta = model["metadata"]
     if meta["problem_type"] == "binary":
         return calibrate(model["calibrator"], raw)

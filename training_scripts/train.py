@@ -36,12 +36,17 @@ import os
 # cores (a local runner tuning in parallel gives each job SM_NUM_CPUS = all cores), spinning threads
 # made training 3-5x slower; on a dedicated instance passive waiting costs nothing measurable.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The linear model's BLAS on one thread: its matrices are small, and OpenBLAS's spinning threads made a 1 s fit
+# take 39 s on a loaded 2-core machine.
+for _blas in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas, "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -57,6 +62,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 import distributed  # noqa: E402
+import families  # noqa: E402
 import features  # noqa: E402
 import inference  # noqa: E402  (calibration is applied by the serving code, so train reuses it)
 
@@ -69,7 +75,7 @@ OBJECTIVES = {
     "regression": ("reg:squarederror", "rmse"),
 }
 BOOSTER_PARAMS = ("eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "gamma", "alpha", "lambda")
-SERVING_CODE = ("inference.py", "features.py", "feature_sets")
+SERVING_CODE = ("inference.py", "families.py", "features.py", "feature_sets")
 DATA_FILES = (".parquet", ".csv", ".csv.gz")
 # Fit metrics and a numeric label's median read at most about this many rows: those with the smallest row
 # keys, a sample that is the same whichever host holds a row, so no host gathers every row of the data.
@@ -77,6 +83,15 @@ SAMPLE_ROWS = 1_000_000
 # --folds auto: (at most this many rows of train+validation, folds), else one booster on the channels.
 # Measured by nested validation and wall time on synthetic tables (docs/benchmarks.md, "Cross-fitting by size").
 FOLDS_BY_ROWS = ((50_000, 5), (400_000, 3))
+# --families auto above this many rows of train+validation: XGBoost alone (the other families' gain shrinks with
+# the data, and scikit-learn's forests and linear models do not scale out; "Scale" in docs/benchmarks.md).
+ONE_FAMILY_ROWS = 400_000
+# Of the time this job has, the share planned for training, less a fixed part: the rest covers the job's start,
+# reading the channels, the last fit past its deadline, writing the model, and a machine busier than planned.
+PLANNED_SHARE, FIXED_SECONDS = 0.75, 3.0
+# How the time left is shared out as each family starts (relative weights over the families still to come).
+TIME_WEIGHTS = {"xgboost": 4.0, "linear": 1.0, "histgb": 2.5, "extratrees": 2.0, "randomforest": 1.0, "lightgbm": 2.5}
+PROGRESS_SECONDS = 5.0  # a progress line at least this often, so a run is never silent for long
 
 
 class TrainingError(ValueError):
@@ -135,6 +150,16 @@ def parse_args(argv=None, env=os.environ):
     p.add_argument("--calibration", type=decoded(str), default="sigmoid", choices=("isotonic", "sigmoid", "none"))
     # Cross-fitting folds over train+validation; 1 = one booster trained on train, stopped on validation.
     p.add_argument("--folds", type=decoded(folds), default="auto")
+    # Model families of the ensemble (families.py): "auto" (those this environment holds) or a list, e.g. "xgboost"
+    # for one family, faster.
+    p.add_argument("--families", type=decoded(str), default="auto")
+    # How families are weighed on out-of-fold predictions: greedy ensemble selection, or equal weights
+    p.add_argument("--blend", type=decoded(str), default="greedy", choices=("greedy", "equal"))
+    # Seconds this job may take (the pipeline's TimeBudget, also the job's StoppingCondition); 0: no limit. A tuning
+    # trial plans for its share: the budget times tuning_parallel / tuning_jobs.
+    p.add_argument("--time_budget", type=decoded(float), default=0.0)
+    p.add_argument("--tuning_jobs", type=decoded(integer), default=1)
+    p.add_argument("--tuning_parallel", type=decoded(integer), default=1)
     p.add_argument("--seed", type=decoded(integer), default=0)
     # Threads: SageMaker sets SM_NUM_CPUS to the whole instance; a local runner sharing the cores between
     # concurrent jobs sets it lower, since oversubscribed OpenMP threads make training 10-20x slower. 0 = all.
@@ -349,40 +374,51 @@ def _train(args, cluster, schema, channels, started):
     sample = keys <= np.uint64(min(2**64 - 1, int(share * 2**64)))
 
     params = booster_params(args, codes)
-    boosters, history, fit_metrics = [], {}, []
+    task = families.Task(args.problem_type, len(codes or []), spec.types, args.nthread, args.seed)
+    names = family_names(args.families, rows["train"] + rows["validation"], cluster)
+    deadline = plan_deadline(args, started)
     held_out = np.concatenate([h for _, h in splits])
-    oof = None
-    for k, (fit_rows, held_rows) in enumerate(splits):
-        # Quantiles sketched on the fit rows of every host (the collective merges them), held rows binned alike
-        dfit = xgb.QuantileDMatrix(_take(x, fit_rows), label=y[fit_rows], feature_types=spec.types,
-                                   enable_categorical=True)
-        dheld = xgb.QuantileDMatrix(_take(x, held_rows), label=y[held_rows], feature_types=spec.types,
-                                    enable_categorical=True, ref=dfit)
-        fold_history = {}
-        booster = xgb.train(params, dfit, num_boost_round=args.num_round, evals=[(dheld, "validation")],
-                            early_stopping_rounds=args.early_stopping_rounds, evals_result=fold_history,
-                            verbose_eval=False)
-        booster = booster[: booster.best_iteration + 1]  # keep only the trees that serve
-        p_held = booster.predict(dheld)
-        if oof is None:
-            oof = np.zeros((len(y),) + p_held.shape[1:])
-        oof[held_rows] = p_held
-        boosters.append(booster)
-        history[f"fold_{k}"] = fold_history["validation"]
-        fit_sample = fit_rows[sample[fit_rows]]
-        fit_metrics.append(metrics(args.problem_type, *gathered(
-            cluster, y[fit_sample], booster.predict(inference.dmatrix(_take(x, fit_sample), spec.types)))))
-        fold_metrics = metrics(args.problem_type, *gathered(cluster, y[held_rows], p_held))
-        if cluster.is_master:
-            print(f"fold {k}: {booster.num_boosted_rounds()} rounds, held-out "
-                  + ", ".join(f"{name}={value:.6f}" for name, value in fold_metrics.items()))
-        del dfit, dheld
-
-    # Out-of-fold predictions: each row scored by a booster that never saw it. Booster metrics, since
+    progress = Progress(deadline, cluster.is_master)
+    members, oof, scores, seconds, history, fit_metrics = {}, {}, {}, {}, {}, []
+    blend = {}
+    with progress:
+        for i, name in enumerate(names):
+            begun = time.time()
+            until = family_until(names[i:], begun, deadline)
+            if until is not None and until - begun < 1.0 and members:
+                print(f"{name}: skipped, no time left in the budget")
+                continue
+            try:
+                fitted = _fit_family(name, task, params, args, x, y, splits, until, progress, history, fit_metrics,
+                                     cluster, sample)
+            except Exception as e:  # another family's failure leaves it out; XGBoost's is the job's
+                if name == "xgboost":
+                    raise
+                print(f"{name}: left out, it failed: {type(e).__name__}: {e}")
+                continue
+            if fitted is None:
+                continue
+            members[name], oof[name] = fitted
+            seconds[name] = round(time.time() - begun, 3)
+            y_held, p_family = gathered(cluster, y[held_out], oof[name][held_out])
+            scores[name] = metrics(args.problem_type, y_held, p_family)
+            blend = (dict.fromkeys(members, 1 / len(members)) if args.blend == "equal" else
+                     blend_weights({n: gathered(cluster, y[held_out], oof[n][held_out])[1] for n in members},
+                                   y_held, args.problem_type))
+            so_far = metrics(args.problem_type, *gathered(cluster, y[held_out], blended(oof, blend)[held_out]))
+            progress.best = so_far
+            if cluster.is_master:
+                print(f"{name}: {seconds[name]:.1f} s, out-of-fold " + _line(scores[name])
+                      + f"; ensemble so far {_line(so_far)}")
+                # An intermediate objective, as a tuner's early stopping reads it after each "epoch"
+                for metric, value in so_far.items():
+                    print(f"validation:{metric}={value:.6f};")
+    p_oof = blended(oof, blend)
+    # Out-of-fold predictions: each row scored by models that never saw it. Metrics before calibration, since
     # calibration is monotone and an isotonic fit on these would flatter its own AUC.
-    y_held, p_held = gathered(cluster, y[held_out], oof[held_out])
-    y_val_rows, p_val_rows = gathered(cluster, *(a[held_out[held_out >= len(y_train)]] for a in (y, oof)))
-    results = {"train": mean_metrics(fit_metrics),
+    y_held, p_held = gathered(cluster, y[held_out], p_oof[held_out])
+    y_val_rows, p_val_rows = gathered(cluster, *(a[held_out[held_out >= len(y_train)]] for a in (y, p_oof)))
+    results = {"train": mean_metrics(fit_metrics) if fit_metrics else {},  # XGBoost's fit rows
                "validation": metrics(args.problem_type, y_held, p_held),
                "validation_channel": metrics(args.problem_type, y_val_rows, p_val_rows)}
     calibrator = fit_calibrator(args.calibration if args.problem_type == "binary" else "none", p_held, y_held)
@@ -394,13 +430,18 @@ def _train(args, cluster, schema, channels, started):
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    model_files = [f"xgboost-model-{k}.json" for k in range(len(boosters))]
-    for booster, name in zip(boosters, model_files):
-        booster.save_model(str(model_dir / name))
+    ensemble = []
+    for name, fold_models in members.items():
+        stem = "xgboost-model" if name == "xgboost" else name
+        # A family the blend gave no weight is reported, not shipped
+        files = [families.save(name, m, str(model_dir / f"{stem}-{k}"))
+                 for k, m in enumerate(fold_models)] if blend.get(name) else []
+        ensemble.append({"family": name, "files": [Path(f).name for f in files], "weight": blend.get(name, 0.0),
+                         "validation": scores[name], "seconds": seconds[name]})
     (model_dir / "calibrator.json").write_text(json.dumps(calibrator))
     (model_dir / "schema.json").write_text(json.dumps(schema, indent=2))
     (model_dir / "features.json").write_text(json.dumps(spec.to_dict(), indent=2))
-    rounds = [b.num_boosted_rounds() for b in boosters]
+    rounds = [b.num_boosted_rounds() for b in members.get("xgboost", [])]
     metadata = {
         "problem_type": args.problem_type,
         "label": args.label,
@@ -410,9 +451,10 @@ def _train(args, cluster, schema, channels, started):
         "feature_names": spec.names,
         "feature_types": spec.types,
         "feature_set": spec.feature_set,
-        "model_files": model_files,  # averaged by inference.py
+        "ensemble": ensemble,  # served by inference.py: each family's fold models averaged, families weighted
+        "model_files": next((e["files"] for e in ensemble if e["family"] == "xgboost"), []),
         "folds": len(splits),
-        "best_iteration": int(np.median(rounds)) - 1,  # median over the boosters
+        "best_iteration": int(np.median(rounds)) - 1 if rounds else None,  # median over the XGBoost boosters
         "rounds": rounds,
         "threshold": threshold,
         "calibration": calibrator["method"],
@@ -423,6 +465,7 @@ def _train(args, cluster, schema, channels, started):
         "hosts": cluster.size,
         "rows": {**rows, "out_of_fold": len(y_held)},
         "metrics": results,
+        "time_budget": {"planned_seconds": None if deadline is None else round(deadline - started, 1)},
         "training_seconds": round(time.time() - started, 3),
     }
     (model_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
@@ -430,11 +473,154 @@ def _train(args, cluster, schema, channels, started):
 
     out = Path(args.output_data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({"metrics": results, "history": history}))
+    (out / "metrics.json").write_text(json.dumps({"metrics": results, "history": history, "ensemble": ensemble}))
+    print("ensemble: " + ", ".join(f"{e['family']} {e['weight']:.2f}" for e in ensemble if e["weight"]))
     for split in ("train", "validation"):
         for name, value in results[split].items():
             print(f"{split}:{name}={value:.6f};")
     return metadata
+
+
+def _line(values):
+    return ", ".join(f"{name}={value:.4f}" for name, value in values.items())
+
+
+def family_names(text, rows, cluster):
+    """The families to train: --families, where "auto" is XGBoost alone on several hosts (only it trains across
+    them) or above ONE_FAMILY_ROWS rows."""
+    try:
+        names = families.chosen(text)
+    except families.FamilyError as e:
+        raise TrainingError(str(e)) from None
+    if text in ("auto", "", None) and (cluster.size > 1 or rows > ONE_FAMILY_ROWS):
+        return ["xgboost"]
+    if cluster.size > 1 and names != ["xgboost"]:
+        raise TrainingError(f"--families {text}: only xgboost trains one model across {cluster.size} instances; "
+                            f"use --families xgboost or TrainingInstanceCount 1")
+    return names
+
+
+def plan_deadline(args, started):
+    """The wall-clock time by which training should be done, or None without a budget: this job's share of
+    --time_budget (a tuning trial's: the budget times tuning_parallel / tuning_jobs), PLANNED_SHARE of it."""
+    if not args.time_budget or args.time_budget <= 0:
+        return None
+    share = args.time_budget * min(1.0, max(1, args.tuning_parallel) / max(1, args.tuning_jobs))
+    return started + max(PLANNED_SHARE * share - FIXED_SECONDS, 0.25 * share)
+
+
+def family_until(remaining, now, deadline):
+    """When the first of the `remaining` families must stop: its TIME_WEIGHTS share of the time left."""
+    if deadline is None:
+        return None
+    weights = [TIME_WEIGHTS.get(n, 1.0) for n in remaining]
+    return now + max(0.0, deadline - now) * weights[0] / sum(weights)
+
+
+def _fit_family(name, task, params, args, x, y, splits, until, progress, history, fit_metrics, cluster, sample):
+    """([fold model], out-of-fold predictions) of one family on the same folds, or None when it did not fit in
+    its time (a family that cannot finish every fold is left out whole)."""
+    fold_models, oof = [], None
+    for k, (fit_rows, held_rows) in enumerate(splits):
+        now = time.time()
+        fold_until = None if until is None else now + max(0.0, until - now) / (len(splits) - k)
+        if fold_until is not None and k and fold_until - now < 0.2 and name != "xgboost":
+            print(f"{name}: left out, its time ran out after {k} of {len(splits)} folds")
+            return None
+        progress.at(name, k, len(splits))
+        report = progress.report
+        member, p_held, fold_history = families.fit(
+            name, task, _take(x, fit_rows), y[fit_rows], _take(x, held_rows), y[held_rows],
+            float("inf") if fold_until is None else fold_until, report, xgboost_params=params,
+            rounds=args.num_round, early_stopping=args.early_stopping_rounds)
+        if oof is None:
+            oof = np.zeros((len(y),) + np.shape(p_held)[1:])
+        oof[held_rows] = p_held
+        fold_models.append(member)
+        if name == "xgboost":
+            history[f"fold_{k}"] = fold_history
+            fit_sample = fit_rows[sample[fit_rows]]
+            fit_metrics.append(metrics(args.problem_type, *gathered(
+                cluster, y[fit_sample], member.predict(inference.dmatrix(_take(x, fit_sample), task.types)))))
+            fold_metrics = metrics(args.problem_type, *gathered(cluster, y[held_rows], p_held))
+            if cluster.is_master:
+                print(f"fold {k}: {member.num_boosted_rounds()} rounds, held-out " + _line(fold_metrics))
+    return fold_models, oof
+
+
+def blend_weights(predictions, y, problem_type, steps=40):
+    """Weights of the families' out-of-fold predictions: greedy ensemble selection with replacement (Caruana et
+    al., 2004), each step adding the family that most lowers the blend's loss (log loss, or squared error)."""
+    names = list(predictions)
+    if len(names) == 1:
+        return {names[0]: 1.0}
+    counts = dict.fromkeys(names, 0)
+    total = None
+    for step in range(steps):
+        best = min(names, key=lambda n: (blend_loss(predictions[n] if total is None else (total + predictions[n])
+                                                    / (step + 1), y, problem_type), names.index(n)))
+        counts[best] += 1
+        total = predictions[best].copy() if total is None else total + predictions[best]
+    return {n: c / steps for n, c in counts.items() if c}
+
+
+def blend_loss(p, y, problem_type):
+    if problem_type == "regression":
+        return float(np.mean((np.asarray(y) - p) ** 2))
+    if problem_type == "binary":
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    p = np.clip(p, 1e-7, 1)
+    return float(-np.mean(np.log(p[np.arange(len(y)), np.asarray(y, dtype="int64")])))
+
+
+def blended(predictions, weights):
+    """The weighted sum of the families' predictions (every row)."""
+    return sum(w * predictions[n] for n, w in weights.items())
+
+
+class Progress:
+    """A line at least every PROGRESS_SECONDS while training: the family, fold and round, the best validation
+    figure so far and the time left, so a long job is never silent. A thread prints it, since some fits
+    (scikit-learn's) report nothing while they run."""
+
+    def __init__(self, deadline, enabled):
+        self.deadline, self.enabled = deadline, enabled
+        self.family, self.fold, self.folds, self.round, self.metric = None, 0, 0, None, None
+        self.best = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+    def at(self, family, fold, folds):
+        self.family, self.fold, self.folds, self.round, self.metric = family, fold, folds, None, None
+
+    def report(self, round_, metric=None):
+        self.round, self.metric = round_, metric
+
+    def line(self):
+        parts = [f"progress: {self.family} fold {self.fold + 1}/{self.folds}"]
+        if self.round is not None:
+            parts.append(f"round {self.round}")
+        if self.metric is not None:
+            parts.append(f"fold loss {self.metric:.4f}")
+        if self.best:
+            parts.append("best so far " + _line(self.best))
+        if self.deadline is not None:
+            parts.append(f"{max(0.0, self.deadline - time.time()):.0f} s left")
+        return ", ".join(parts)
+
+    def _run(self):
+        while not self._stop.wait(PROGRESS_SECONDS):
+            if self.family is not None:
+                print(self.line(), flush=True)
 
 
 def _take(x, rows):
@@ -456,7 +642,8 @@ def copy_serving_code(dest):
     """inference.py, features.py and the feature sets: what the archive serves with (no caches)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in SERVING_CODE:
+    # What a requirements.txt added for training (a family's package), serving installs from code/ too
+    for name in SERVING_CODE + (("requirements.txt",) if (HERE / "requirements.txt").is_file() else ()):
         if (HERE / name).is_dir():
             shutil.copytree(HERE / name, dest / name, ignore=ignore, dirs_exist_ok=True)
         else:

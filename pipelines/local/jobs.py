@@ -21,8 +21,10 @@ import os
 import re
 import signal
 import tarfile
+import statistics
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,10 +32,11 @@ from typing import Callable
 
 from . import pipes, scope, serving, tuning, xgboost_algorithm
 from .container import (
-    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
+    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, links_out, resolve_isolation, run_hosts,
+    stays_inside,
 )
 from .environments import default_job_env, job_python
-from .images import XGBOOST, Image, image_for
+from .images import TRAINING_CWD, XGBOOST, Image, image_for
 from .records import arn, now
 from .stopping import JobStopped, Stop
 from .storage import Store
@@ -70,6 +73,11 @@ class JobContext:
     stop: Stop = field(default_factory=Stop)  # set when the execution is stopping: the job's processes end
     # what a tuning job reports as each trial ends (`trial_finished` fields); the runner turns it into an event
     progress: Callable[[dict], None] = lambda fields: None
+    # each line a training job prints (its first host's: {"line"}, plus a tuning job's trials done, left and time
+    # left), so the runner can show where a long job is
+    heartbeat: Callable[[dict], None] = lambda fields: None
+    # each metric value a training job prints, as its MetricDefinitions read it (a tuner's early stopping)
+    on_metric: Callable[[str, float], None] = lambda name, value: None
 
 
 class JobFailed(Exception):
@@ -82,6 +90,16 @@ class JobFailed(Exception):
         self.reason = reason
         self.response = response
         self.error_type = error_type
+
+
+class JobHalted(JobFailed):
+    """A training job SageMaker reports Stopped rather than Failed: it ran past its StoppingCondition, or its
+    tuning job stopped it (the tuning job's runtime limit, or early stopping). `secondary` is its
+    SecondaryStatus (MaxRuntimeExceeded or Stopped)."""
+
+    def __init__(self, reason: str, response: dict, secondary: str):
+        super().__init__(reason, response, "Stopped")
+        self.secondary = secondary
 
 
 def _client_error(message: str) -> JobFailed:
@@ -125,6 +143,11 @@ def _describe(kind: _Kind):
                 base[kind.started] = created
             try:
                 extra = body(job_name, request, ctx)
+            except JobHalted as exc:
+                exc.reason = _clip(exc.reason)
+                exc.response = _finish(kind, base, {**exc.response, "SecondaryStatus": exc.secondary}, "Stopped",
+                                       exc.reason)
+                raise
             except JobFailed as exc:
                 exc.reason = _clip(exc.reason)
                 exc.response = _finish(kind, base, {**exc.response, "FailureReason": exc.reason}, "Failed")
@@ -136,12 +159,13 @@ def _describe(kind: _Kind):
     return decorate
 
 
-def _finish(kind: _Kind, base: dict, extra: dict, status: str) -> dict:
+def _finish(kind: _Kind, base: dict, extra: dict, status: str, message: str | None = None) -> dict:
     ended = now()
     response = {**base, **extra, f"{kind.noun}Status": status, kind.ended: ended,
                 **({"LastModifiedTime": ended} if kind.modified else {})}
     if kind is _TRAINING:
-        response.update(_training_times(base["CreationTime"], ended, status, response.get("FailureReason")))
+        response.update(_training_times(base["CreationTime"], ended, response.get("SecondaryStatus", status),
+                                        message or response.get("FailureReason")))
     return response
 
 
@@ -185,6 +209,7 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isola
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
         run.env.update(chosen.environment())
+        run.keep.extend(chosen.directories())
         if not isolated:
             run.env.update(ctx.s3_access)
 
@@ -288,13 +313,24 @@ def _run(ctx: JobContext, runs: list[HostRun], *, timeout=None, on_line=None) ->
     except IsolationError as exc:
         raise _client_error(str(exc)) from exc
     if any(e.stopped == "stop requested" for e in exits):
+        if isinstance(ctx.stop, _TrialStop) and not ctx.stop.execution:
+            raise JobHalted(f"Stopped: {ctx.stop.reason}", {}, "Stopped")
         raise JobStopped(ctx.stop.reason)
     return exits
 
 
 def _read_message(root: Path, container_path: str | None) -> str:
     path = host_path(root, container_path) if container_path else None
-    return path.read_text(errors="replace").strip() if path and path.is_file() else ""
+    return path.read_text(errors="replace").strip() if path and path.is_file() and stays_inside(root, path) else ""
+
+
+def _upload(ctx: JobContext, run: HostRun, directory: Path, uri: str, response: dict) -> None:
+    """Upload what a host left in `directory`; a link out of its /opt/ml fails the job instead."""
+    escaping = links_out(run.root, directory)
+    if escaping:
+        raise JobFailed(f"AlgorithmError: {run.name} left a symbolic link out of /opt/ml in an output, which is "
+                        f"not uploaded: {', '.join(escaping[:3])}", response, "AlgorithmError")
+    ctx.store.upload_dir(directory, uri)
 
 
 def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], message_path: str | None,
@@ -308,9 +344,9 @@ def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], me
     """
     failed = [(e, r) for e, r in zip(exits, runs) if e.returncode != 0 and e.stopped is None]
     if not failed:
-        if any(e.stopped == "timeout" for e in exits):
-            raise JobFailed("MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds",
-                            response, "AlgorithmError")
+        if any(e.stopped == "timeout" for e in exits):  # SageMaker stops the job: Stopped, MaxRuntimeExceeded
+            raise JobHalted("MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds",
+                            response, "MaxRuntimeExceeded")
         return
     host, run = failed[0]
     if host.returncode < 0:
@@ -338,7 +374,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     cluster = request["ProcessingResources"]["ClusterConfig"]
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
-    runs = [_processing_host(job_name, request, ctx, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
+    runs = [_processing_host(job_name, request, ctx, image, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
     isolated = bool((request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
     _in_environment(ctx, image, runs, isolated=isolated)
     exits = _run(ctx, runs, timeout=_max_runtime(request))
@@ -347,11 +383,11 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     _check_exits(ctx, exits, runs, "/opt/ml/output/message", extra)
     for output in outputs:
         for run in runs:
-            ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+            _upload(ctx, run, host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"], extra)
     return extra
 
 
-def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun:
+def _processing_host(job_name, request, ctx, image, hosts, index, argv, env) -> HostRun:
     root = ctx.work_dir / hosts[index]
     for item in request.get("ProcessingInputs") or []:
         s3 = item["S3Input"]
@@ -364,7 +400,7 @@ def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun
     _write_json(root / "config/processingjobconfig.json",
                 {**request, "ProcessingJobName": job_name, "ProcessingJobArn": arn(ctx, "processing-job", job_name)})
     (root / "output").mkdir(parents=True, exist_ok=True)
-    return HostRun(hosts[index], root, argv, env)
+    return HostRun(hosts[index], root, argv, env, cwd=image.workdir)  # the container starts in its WORKDIR
 
 
 # --- Training ------------------------------------------------------------------
@@ -412,7 +448,8 @@ class _MetricParser:
     so each line is matched both as printed and with its tabs written that way.
     """
 
-    def __init__(self, definitions: list[dict]):
+    def __init__(self, definitions: list[dict], observe: Callable[[str, float], None] = lambda name, value: None):
+        self._observe = observe
         try:
             self._regexes = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
         except re.error as exc:
@@ -433,6 +470,7 @@ class _MetricParser:
             if math.isfinite(value):
                 with self._lock:
                     self._last[name] = {"MetricName": name, "Value": value, "Timestamp": now()}
+                self._observe(name, value)
 
     def final(self) -> list[dict]:
         return [self._last[name] for name, _ in self._regexes if name in self._last]
@@ -446,17 +484,26 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
     output_path = request["OutputDataConfig"]["S3OutputPath"]
     hosts = _host_names((request.get("ResourceConfig") or {}).get("InstanceCount", 1))
     builtin = "sagemaker_program" not in (request.get("HyperParameters") or {})
-    metrics = _MetricParser([*(algorithm.get("MetricDefinitions") or []), *(BUILTIN_METRICS if builtin else [])])
+    metrics = _MetricParser([*(algorithm.get("MetricDefinitions") or []), *(BUILTIN_METRICS if builtin else [])],
+                            ctx.on_metric)
     feeders: list[pipes.Feeder] = []
     runs = [_training_host(job_name, request, ctx, hosts, i, image if builtin else None, feeders)
             for i in range(len(hosts))]
     requirements = runs[0].root / "code" / "requirements.txt"
     _in_environment(ctx, image, runs, isolated=bool(request.get("EnableNetworkIsolation")),
                     requirements=requirements if requirements.is_file() else None)
+    def on_line(host: str, line: str) -> None:
+        metrics.feed(host, line)
+        if host == runs[0].name:
+            ctx.heartbeat({"line": line})
+
     for feeder in feeders:
         feeder.start()
     try:
-        exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=metrics.feed)
+        exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=on_line)
+    except JobHalted as exc:
+        exc.response = {**exc.response, "FinalMetricDataList": metrics.final()}
+        raise
     finally:
         for feeder in feeders:
             feeder.stop()
@@ -510,20 +557,20 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
         argv = ["python3", "-P", xgboost_algorithm.__file__, "--image-version", builtin.version, "--opt-ml", "/opt/ml"]
         env = {"TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": arn(ctx, "training-job", job_name),
                "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1"}
-        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env})
+        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env}, cwd=builtin.workdir)
     hps = {k: _decode_hp(v) for k, v in (request.get("HyperParameters") or {}).items()}
     submit_dir = hps.get("sagemaker_submit_directory")
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
         _unpack(ctx, submit_dir, root / "code")
     elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
-        # Network isolation: the SDK ships the code as the "code" channel, staged above with the data.
+        # Network isolation: the definition ships the code as the "code" channel, staged above with the data.
         _extract(root / submit_dir[8:], root / "code")
     if not (root / "code" / hps["sagemaker_program"]).is_file():
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
     return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
-                   {**(request.get("Environment") or {}), **env}, cwd="/opt/ml/code")
+                   {**(request.get("Environment") or {}), **env}, cwd=TRAINING_CWD)
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:
@@ -574,36 +621,139 @@ def run_tuning(job_name: str, request: dict, ctx: JobContext) -> dict:
         strategy, count = tuning.plan(config, tuning.seed_for(job_name, config.get("RandomSeed")))
     except (KeyError, ValueError) as exc:
         raise _client_error(f"HyperParameterTuningJobConfig: {exc}") from exc
-    parallel = int((config.get("ResourceLimits") or {}).get("MaxParallelTrainingJobs") or 1)
+    limits = config.get("ResourceLimits") or {}
+    parallel = int(limits.get("MaxParallelTrainingJobs") or 1)
+    runtime = limits.get("MaxRuntimeInSeconds")
+    if runtime is not None and not (tuning.MIN_RUNTIME <= int(runtime) <= tuning.MAX_RUNTIME):
+        raise _client_error(f"ResourceLimits.MaxRuntimeInSeconds must be {tuning.MIN_RUNTIME} to "
+                            f"{tuning.MAX_RUNTIME} (SageMaker's limits), got {runtime}")
     # Concurrent trials share this machine, where each would have had its own instance: split the cores.
     trials_ctx = dataclasses.replace(ctx, cpus=max(1, ctx.cpus // parallel))
-    run_trial = functools.partial(_run_trial, job_name, definition, objective, trials_ctx)
-    board = _Leaderboard(count, objective, ctx.progress)
-    trials = tuning.search(strategy, count, parallel, lambda index, params: board.finished(run_trial(index, params)))
-    return _tuning_result(trials, objective)
+    board = _Leaderboard(count, objective, ctx, None if runtime is None else float(runtime),
+                         early=config.get("TrainingJobEarlyStoppingType") == "Auto", parallel=parallel)
+    run_trial = functools.partial(_run_trial, job_name, definition, objective, trials_ctx, board)
+    with board:
+        trials = tuning.search(strategy, count, parallel, lambda index, params: board.finished(run_trial(index, params)))
+    return _tuning_result([t for t in trials if t is not None], objective, board.seconds())
+
+
+class _TrialStop:
+    """A trial's stop: its execution's (the whole run stops), or its tuning job's own (the runtime limit, or
+    early stopping), which stops this trial only."""
+
+    def __init__(self, execution: Stop):
+        self.execution, self.own = execution, None
+
+    def request(self, reason: str) -> None:
+        self.own = self.own or reason
+
+    def __bool__(self) -> bool:
+        return bool(self.execution) or self.own is not None
+
+    @property
+    def reason(self) -> str | None:
+        return self.execution.reason if self.execution else self.own
 
 
 class _Leaderboard:
-    """Reports each trial as it ends, with the best objective so far: a tuning job is the longest
-    silence of a run otherwise. Trials end on several threads, hence the lock."""
+    """What a tuning job knows while it runs: trials done and running, the best so far, its runtime limit and
+    early stopping. It reports each trial as it ends and each running trial's latest line, with the trials
+    left and the time left: a tuning job is the longest silence of a run otherwise. Trials run on several
+    threads, hence the lock."""
 
-    def __init__(self, count: int, objective: dict, report: Callable[[dict], None]):
-        self.count, self.objective, self.report = count, objective, report
+    def __init__(self, count: int, objective: dict, ctx: JobContext, runtime: float | None, *, early: bool,
+                 parallel: int):
+        self.count, self.objective, self.ctx, self.runtime = count, objective, ctx, runtime
+        self.early, self.parallel = early, parallel
         self.best: tuning.Trial | None = None
+        self.done = 0
+        self.running: dict[int, _TrialStop] = {}
+        self.curves: dict[int, list[float]] = {}  # each trial's objective values, in the order printed
+        self.finished_trials: set[int] = set()
+        self.started = time.monotonic()
         self.lock = threading.Lock()
+        self._timer = None
 
-    def finished(self, trial: tuning.Trial) -> tuning.Trial:
+    def __enter__(self):
+        if self.runtime is not None:
+            self._timer = threading.Timer(self.runtime, self._time_up)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def seconds(self) -> int:
+        return round(time.monotonic() - self.started)
+
+    def time_left(self) -> float | None:
+        return None if self.runtime is None else max(0.0, self.runtime - (time.monotonic() - self.started))
+
+    def _time_up(self) -> None:
+        with self.lock:
+            for stop in self.running.values():
+                stop.request("the tuning job reached ResourceLimits.MaxRuntimeInSeconds")
+
+    def start(self, index: int, stop: _TrialStop) -> bool:
+        """Whether trial `index` may start: not once the tuning job's runtime is over (SageMaker launches no
+        more training jobs then)."""
+        with self.lock:
+            if self.runtime is not None and self.time_left() <= 0:
+                return False
+            self.running[index] = stop
+            self.curves[index] = []
+            return True
+
+    def observed(self, index: int, name: str, value: float) -> None:
+        """A trial printed its objective: with early stopping on, stop it where it is worse than the median of
+        the running averages, at the same point, of the trials that ended before it could start (SageMaker's
+        rule, on a reference set that does not depend on timing)."""
+        if name != self.objective["MetricName"]:
+            return
+        sign = 1.0 if self.objective["Type"] == "Maximize" else -1.0
+        with self.lock:
+            curve = self.curves[index]
+            curve.append(sign * value)
+            if not self.early:
+                return
+            step = len(curve)
+            averages = [sum(c[:step]) / step for i, c in self.curves.items()
+                        if i <= index - self.parallel and i in self.finished_trials and len(c) >= step]
+            if averages and curve[-1] < statistics.median(averages):
+                self.running[index].request(
+                    f"early stopping: {name} {value:.6g} after report {step} is worse than the median "
+                    f"({sign * statistics.median(averages):.6g}) of earlier trials at that point")
+
+    def line(self, index: int, name: str, text: str) -> None:
+        """A running trial's latest line, with where the tuning job is."""
+        with self.lock:
+            left = self.count - self.done - len(self.running)
+        self.ctx.heartbeat({"job_name": name, "trial": index + 1, "of": self.count, "line": text,
+                            "done": self.done, "running": len(self.running), "left": left,
+                            "seconds_left": self.time_left()})
+
+    def finished(self, trial: tuning.Trial | None) -> tuning.Trial | None:
+        if trial is None:  # never started: the runtime was over
+            return None
         summary, _ = trial.payload
         with self.lock:
-            if trial.score is not None and (self.best is None or trial.score > self.best.score):
+            self.running.pop(trial.index, None)
+            self.finished_trials.add(trial.index)
+            self.done += 1
+            if trial.score is not None and summary["TrainingJobStatus"] == "Completed" and (
+                    self.best is None or trial.score > self.best.score):
                 self.best = trial
             best = self.best and self.best.payload[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-            self.report({
+            self.ctx.progress({
                 "trial": trial.index + 1, "of": self.count, "job_name": summary["TrainingJobName"],
                 "hyperparameters": dict(trial.params), "objective": self.objective["MetricName"],
                 "value": (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value"),
                 "best": best, "best_trial": self.best and self.best.index + 1,
-                "failure_reason": summary.get("FailureReason"),
+                "failure_reason": summary.get("FailureReason"), "status": summary["TrainingJobStatus"],
+                "done": self.done, "left": self.count - self.done - len(self.running),
+                "seconds_left": self.time_left(),
             })
         return trial
 
@@ -614,8 +764,8 @@ def trial_name(tuning_job_name: str, index: int) -> str:
     return f"{tuning_job_name}-{index + 1:03d}-{digest}"
 
 
-def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext,
-               index: int, params: dict[str, str]) -> tuning.Trial:
+def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext, board: _Leaderboard,
+               index: int, params: dict[str, str]) -> tuning.Trial | None:
     name = trial_name(job_name, index)
     request = {k: v for k, v in definition.items() if k not in _TUNING_ONLY_FIELDS}
     # SageMaker adds the objective's name to every training job of a tuning job;
@@ -626,7 +776,12 @@ def _run_trial(job_name: str, definition: dict, objective: dict, ctx: JobContext
     request["TuningJobArn"] = arn(ctx, _TUNING.resource, job_name)
     if ctx.stop:  # trials queued behind a stopped one never start
         raise JobStopped(ctx.stop.reason)
-    trial_ctx = dataclasses.replace(ctx, work_dir=ctx.work_dir / name, log_label=name)
+    stop = _TrialStop(ctx.stop)
+    if not board.start(index, stop):
+        return None
+    trial_ctx = dataclasses.replace(ctx, work_dir=ctx.work_dir / name, log_label=name, stop=stop,
+                                    heartbeat=lambda fields: board.line(index, name, fields["line"]),
+                                    on_metric=lambda metric, value: board.observed(index, metric, value))
     trial_ctx.work_dir.mkdir(parents=True, exist_ok=True)
     error_type = None
     try:
@@ -651,6 +806,8 @@ def _trial_summary(job_name: str, response: dict, params: dict, objective: dict,
     if value is not None:
         summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
             "Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value}
+    elif response["TrainingJobStatus"] == "Stopped":
+        pass  # stopped before it printed its objective: not a failure
     elif response.get("FailureReason"):
         summary["FailureReason"] = response["FailureReason"]
     else:
@@ -659,11 +816,13 @@ def _trial_summary(job_name: str, response: dict, params: dict, objective: dict,
     return summary
 
 
-def _tuning_result(trials: list[tuning.Trial], objective: dict) -> dict:
-    """Summaries best first (failed last), counters, BestTrainingJob; fail only if no trial succeeded."""
-    succeeded = sorted((t for t in trials if t.score is not None), key=lambda t: (-t.score, t.index))
-    failed = [t for t in trials if t.score is None]
-    summaries = [t.payload[0] for t in succeeded + failed]
+def _tuning_result(trials: list[tuning.Trial], objective: dict, seconds: int) -> dict:
+    """Summaries best first (stopped, then failed last), counters, BestTrainingJob among the completed trials
+    (a stopped one has no finished model); fail only if none completed."""
+    stopped = [t for t in trials if t.payload[0]["TrainingJobStatus"] == "Stopped"]
+    succeeded = sorted((t for t in trials if t.score is not None and t not in stopped), key=lambda t: (-t.score, t.index))
+    failed = [t for t in trials if t.score is None and t not in stopped]
+    summaries = [t.payload[0] for t in succeeded + stopped + failed]
     error_types = [t.payload[1] for t in failed]
     result = {
         "TrainingJobSummaries": summaries,
@@ -671,8 +830,10 @@ def _tuning_result(trials: list[tuning.Trial], objective: dict) -> dict:
             "Completed": sum(s["TrainingJobStatus"] == "Completed" for s in summaries), "InProgress": 0,
             "RetryableError": error_types.count("SageMaker.JOB_INTERNAL_ERROR"),
             "NonRetryableError": sum(e not in (None, "SageMaker.JOB_INTERNAL_ERROR") for e in error_types),
-            "Stopped": 0},
-        "ObjectiveStatusCounters": {"Succeeded": len(succeeded), "Pending": 0, "Failed": len(failed)},
+            "Stopped": len(stopped)},
+        "ObjectiveStatusCounters": {"Succeeded": sum(t.score is not None for t in trials), "Pending": 0,
+                                    "Failed": sum(t.score is None for t in trials)},
+        "ConsumedResources": {"RuntimeInSeconds": seconds},
     }
     if not succeeded:
         retryable = all(e == "SageMaker.JOB_INTERNAL_ERROR" for e in error_types)
@@ -701,15 +862,16 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
         raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference "
                             "program (only the built-in XGBoost algorithm serves without one)")
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
-    runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
+    runs = [_transform_host(request, ctx, container, image, env, hosts, i) for i in range(len(hosts))]
     _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
     _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
-        ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
+        _upload(ctx, run, run.root / "transform/output", request["TransformOutput"]["S3OutputPath"], {})
     return {}
 
 
-def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, hosts: list[str], index: int) -> HostRun:
+def _transform_host(request: dict, ctx: JobContext, container: dict, image: Image, env: dict, hosts: list[str],
+                    index: int) -> HostRun:
     """One serving container: the model unpacked at /opt/ml/model, its share of the input
     objects under /opt/ml/transform/input, `serving.py` as the process."""
     root = ctx.work_dir / hosts[index]
@@ -735,4 +897,4 @@ def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, 
             "--batch-strategy", request.get("BatchStrategy", "MultiRecord"),
             "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),
             "--assemble-with", data_out.get("AssembleWith", "None")]
-    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd="/opt/ml/model")
+    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd=image.workdir)

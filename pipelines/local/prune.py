@@ -112,7 +112,7 @@ def apply(plan: Plan) -> int:
 
 
 def losing_trials(home: LocalHome, record: dict) -> list[Item]:
-    """The working folders of the tuning trials of `record` that completed and were not the best."""
+    """The working folders of the tuning trials of `record` that ended (completed or stopped early) and were not the best."""
     items = []
     for step in record["steps"]:
         if step.get("type") == "Tuning" and step.get("job_name") and step.get("response"):
@@ -123,15 +123,16 @@ def losing_trials(home: LocalHome, record: dict) -> list[Item]:
 
 
 def losing_trial_folders(work_dir: Path, response: dict) -> list[Path]:
-    """The folders under a tuning job's `work_dir` of its trials that completed and were not the best
-    (DescribeHyperParameterTuningJob's `response`): a model, its code and its inputs each, which nothing
+    """The folders under a tuning job's `work_dir` of its trials that completed, or were stopped early,
+    and were not the best (DescribeHyperParameterTuningJob's `response`; a failed trial's folder stays for
+    its logs): a model, its code and its inputs each, which nothing
     reads once the tuning job has ended (its best model is the step's; every trial's model.tar.gz stays
     in the store, as SageMaker keeps them)."""
     best = (response.get("BestTrainingJob") or {}).get("TrainingJobName")
     if not best:
         return []
     return [work_dir / s["TrainingJobName"] for s in response.get("TrainingJobSummaries") or []
-            if s.get("TrainingJobName") != best and s.get("TrainingJobStatus") == "Completed"
+            if s.get("TrainingJobName") != best and s.get("TrainingJobStatus") in ("Completed", "Stopped")
             and (work_dir / s["TrainingJobName"]).is_dir()]
 
 

@@ -21,6 +21,8 @@ from typing import Any, Callable, Protocol
 _KINDS = ("Continuous", "Integer", "Categorical")
 _SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 _CANDIDATES = 512  # random points at which Bayesian search scores expected improvement
+# ResourceLimits.MaxRuntimeInSeconds: what CreateHyperParameterTuningJob accepts (botocore's service model)
+MIN_RUNTIME, MAX_RUNTIME = 120, 15_768_000
 
 
 @dataclass(frozen=True)

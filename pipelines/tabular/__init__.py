@@ -20,7 +20,7 @@ from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
 from pipelines.inputs import InputError
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
-from pipelines.settings import setting
+from pipelines.settings import duration_seconds, setting
 from pipelines.tabular.inputs import check_input, first_table, manifest_labels
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.tabular.suggest import Suggestion, suggest_table
@@ -46,6 +46,10 @@ class Settings:
     feature_set: str = setting("none", "domain features added to the generic ones: a .py file "
                                        "(training_scripts/feature_sets/ says what it holds), or none", flag=True)
     tuning: bool = setting(True, "tune hyperparameters (TuningStep) or train once (TrainingStep)", flag=True)
+    time_budget: str = setting("2m", "how long training may take, e.g. 90s, 5m or 1h30m (the TimeBudget "
+                                     "parameter's default); a tuning job needs at least 2m", flag=True)
+    families: str = setting("auto", "the model's families: auto (every one the training image holds) or a "
+                                    "list, e.g. xgboost for one family, faster", flag=True)
     batch_transform: bool = setting(False, "after registration, score the ScoringData parameter "
                                            "(CreateModel + TransformStep)", flag=True)
     label_attribute: str = setting("", "the input is a Ground Truth labeling job's output manifest: its label "
@@ -56,6 +60,7 @@ class Settings:
                                                 "(human-annotated: no)", flag=True)
 
     def __post_init__(self):
+        duration_seconds(self.time_budget)  # a mistake is refused here, naming the setting
         if self.label_attribute and self.label and self.label != self.label_attribute:
             raise ValueError(f"--label {self.label} and --label-attribute {self.label_attribute} differ: a manifest's "
                              f"label is its label attribute; drop --label")
@@ -95,6 +100,10 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
                                              "collective); each reads its share of the data")
     max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
     max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
+    time_budget = p.parameter("TimeBudget", duration_seconds(s.time_budget),
+                              description="Seconds training may take: the tuning job's and each training job's "
+                                          "MaxRuntimeInSeconds (a tuning job needs at least 120); train.py plans "
+                                          "folds, rounds and model families to fit in it")
     threshold = p.parameter(
         "QualityThreshold", str(cfg.quality_threshold or DEFAULT_THRESHOLD), pattern=THRESHOLD_PATTERN,
         description=f"{'Smallest' if problem.gate_direction == 'Maximize' else 'Largest'} acceptable test "
@@ -129,11 +138,14 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
     training = dict(
         channels={"train": Sharded(prep.out.train), "validation": Sharded(prep.out.validation),
                   "schema": prep.out.schema},
-        hyperparameters={"problem_type": s.problem_type, "label": s.label, "feature_set": feature_set},
+        hyperparameters={"problem_type": s.problem_type, "label": s.label, "feature_set": feature_set,
+                         "time_budget": time_budget, "families": s.families},
         metrics=[problem.tuning_metric],
-        instance_type=training_type, instance_count=training_count,
+        instance_type=training_type, instance_count=training_count, max_runtime=time_budget,
     )
     if s.tuning:
+        # A trial plans for its share of the budget: TimeBudget x MaxParallelTuningJobs / MaxTuningJobs
+        training["hyperparameters"].update(tuning_jobs=max_jobs, tuning_parallel=max_parallel)
         train = p.tuning(
             "Tune", source, **training,
             objective=Objective(problem.tuning_metric, problem.tuning_direction),
@@ -147,6 +159,7 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
             },
             max_jobs=max_jobs, max_parallel=max_parallel,
             random_seed=0,  # the same trials every run: a rerun, or another split seed, compares like for like
+            early_stopping=True,  # a trial worse than the median of earlier ones at the same point stops
         )
     else:
         train = p.training("Train", source, **training)

@@ -188,9 +188,14 @@ def tuning_request(ctx, strategy, ranges, *, objective="Maximize", max_jobs=4, p
     }
 
 
-def max_overlap(timeline: Path) -> int:
-    events = sorted((float(t), +1 if kind == "start" else -1)
-                    for kind, t in (line.split() for line in timeline.read_text().splitlines()))
+def timeline(log: Path) -> list[tuple[str, float]]:
+    """The trials' `timeline start|end TIME` lines in the job log (a job writes nowhere else on this machine)."""
+    return [(kind, float(t)) for kind, t in re.findall(r"timeline (start|end) (\S+)", log.read_text())] \
+        if log.is_file() else []
+
+
+def max_overlap(log: Path) -> int:
+    events = sorted((t, +1 if kind == "start" else -1) for kind, t in timeline(log))
     running = peak_running = 0
     for _, change in sorted(events, key=lambda e: (e[0], e[1])):
         running += change
@@ -204,14 +209,13 @@ ETA_RANGE = {"ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.01", "
 
 def test_random_tuning_runs_the_jobs_in_parallel_and_ranks_them(tmp_path):
     ctx = make_ctx(tmp_path)
-    timeline = tmp_path / "timeline.txt"
     request = tuning_request(ctx, "Random", ETA_RANGE, max_jobs=5, parallel=2,
-                             static={"timeline": f'"{timeline}"', "sleep": "0.4"})
+                             static={"timeline": '"yes"', "sleep": "0.4"})
     response = run_tuning("tune-1", request, ctx)
     summaries = response["TrainingJobSummaries"]
     assert response["HyperParameterTuningJobStatus"] == "Completed"
     assert response["HyperParameterTuningJobArn"].endswith(":hyper-parameter-tuning-job/tune-1")
-    assert len(summaries) == 5 and max_overlap(timeline) == 2
+    assert len(summaries) == 5 and max_overlap(ctx.log_path) == 2
     values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
     assert values == sorted(values, reverse=True)
     assert values == [float(s["TunedHyperParameters"]["eta"]) for s in summaries]  # the script reports eta
@@ -301,15 +305,65 @@ def test_a_stopped_tuning_job_ends_its_running_trials_and_starts_no_more(tmp_pat
     from pipelines.local.stopping import JobStopped
 
     ctx = make_ctx(tmp_path)
-    timeline = tmp_path / "timeline.txt"
     request = tuning_request(ctx, "Random", ETA_RANGE, max_jobs=6, parallel=2,
-                             static={"timeline": f'"{timeline}"', "sleep": "60"})
+                             static={"timeline": '"yes"', "sleep": "60"})
     with ThreadPoolExecutor(1) as pool:
         tuning_job = pool.submit(run_tuning, "tune-7", request, ctx)
-        while not (timeline.is_file() and len(timeline.read_text().splitlines()) == 2):
+        while len(timeline(ctx.log_path)) < 2:
             assert not tuning_job.done(), tuning_job.exception()
             __import__("time").sleep(0.05)
         ctx.stop.request("a test")
         with pytest.raises(JobStopped):
             tuning_job.result(timeout=30)  # not 60 s: the sleeping trials were ended
-    assert [line.split()[0] for line in timeline.read_text().splitlines()] == ["start", "start"]
+    assert [kind for kind, _ in timeline(ctx.log_path)] == ["start", "start"]
+
+
+def test_early_stopping_stops_a_trial_worse_than_the_median_of_earlier_ones_at_the_same_point(tmp_path):
+    """SageMaker's rule (TrainingJobEarlyStoppingType Auto): after each report of the objective, a trial whose
+    value is worse than the median of earlier trials' running averages at that point is stopped; it counts as
+    Stopped, not failed, and cannot be the best."""
+    reports = []
+    ctx = dataclasses.replace(make_ctx(tmp_path), progress=reports.append)
+    request = tuning_request(ctx, "Grid", {"CategoricalParameterRanges": [
+        {"Name": "eta", "Values": ["0.9", "0.1", "0.95"]}]}, max_jobs=3, parallel=1, static={"reports": "3", "report_sleep": "0.5"})
+    request["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
+    response = run_tuning("tune-8", request, ctx)
+    by_eta = {s["TunedHyperParameters"]["eta"]: s for s in response["TrainingJobSummaries"]}
+    assert by_eta["0.1"]["TrainingJobStatus"] == "Stopped"
+    assert by_eta["0.1"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == pytest.approx(0.1 / 3)
+    assert by_eta["0.9"]["TrainingJobStatus"] == by_eta["0.95"]["TrainingJobStatus"] == "Completed"
+    assert response["BestTrainingJob"]["TunedHyperParameters"]["eta"] == "0.95"
+    assert response["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert [r["status"] for r in reports] == ["Completed", "Stopped", "Completed"]
+    assert "early stopping" in ctx.log_path.read_text() or by_eta["0.1"].get("FailureReason") is None
+
+
+def test_the_tuning_jobs_runtime_limit_stops_running_trials_and_launches_no_more(tmp_path, monkeypatch):
+    """ResourceLimits.MaxRuntimeInSeconds (at least 120 in SageMaker; shortened here): at the limit the running
+    trials are stopped and no more start; the tuning job ends with the best completed trial."""
+    from pipelines.local import tuning as search
+
+    monkeypatch.setattr(search, "MIN_RUNTIME", 1)
+    beats = []
+    ctx = dataclasses.replace(make_ctx(tmp_path), heartbeat=beats.append)
+    request = tuning_request(ctx, "Grid", {"CategoricalParameterRanges": [
+        {"Name": "sleep", "Values": ["0", "60", "0.0"]}]}, max_jobs=3, parallel=1)
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = 3
+    started = __import__("time").monotonic()
+    response = run_tuning("tune-9", request, ctx)
+    assert __import__("time").monotonic() - started < 30  # not the 60 s the second trial sleeps
+    statuses = {s["TunedHyperParameters"]["sleep"]: s["TrainingJobStatus"] for s in response["TrainingJobSummaries"]}
+    assert statuses == {"0": "Completed", "60": "Stopped"}  # the third never started
+    assert response["BestTrainingJob"]["TunedHyperParameters"]["sleep"] == "0"
+    assert response["ConsumedResources"]["RuntimeInSeconds"] >= 3
+    trial_beats = [b for b in beats if "trial" in b]
+    assert trial_beats and all({"done", "left", "seconds_left", "line"} <= set(b) for b in trial_beats)
+
+
+def test_a_tuning_jobs_runtime_below_sagemakers_least_is_a_client_error(tmp_path):
+    ctx = make_ctx(tmp_path)
+    request = tuning_request(ctx, "Random", ETA_RANGE)
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = 60
+    with pytest.raises(JobFailed, match=r"MaxRuntimeInSeconds must be 120 to 15768000") as failure:
+        run_tuning("tune-10", request, ctx)
+    assert failure.value.error_type == "ClientError"

@@ -13,7 +13,8 @@ import logging
 import os
 import warnings
 
-from pipelines.compiler.adapter import Adapter, environment
+from pipelines.sdk_pipelines import environment
+from sdk_oracle.adapter import Adapter
 
 # v3 makes boto3 clients of its own, outside the session compile gives it: one when a module is
 # imported, one per ProcessingStep (a local-mode client it only reads a name from). They fail
@@ -113,7 +114,8 @@ class Sdk(Adapter):
             s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"))
 
     def _trainer(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type,
-                 instance_count, output_path, hyperparameters, metric_definitions, kms_key, network, channels):
+                 instance_count, output_path, hyperparameters, metric_definitions, kms_key, network, channels,
+                 max_runtime):
         """A ModelTrainer on the step's image for any framework: the framework containers all read
         the same script-mode hyperparameters (v2 has an estimator class per framework for that)."""
         network = dict(network)
@@ -133,6 +135,7 @@ class Sdk(Adapter):
             training_image=image_uri, role=role, sagemaker_session=session,
             compute=self.Compute(instance_type=instance_type, instance_count=instance_count, volume_size_in_gb=30,
                                  **({"volume_kms_key_id": kms_key} if kms_key else {})),
+            # v3's shape takes a plain int: a TimeBudget parameter is set on the captured request (_with_runtime)
             stopping_condition=self.StoppingCondition(max_runtime_in_seconds=86400),
             output_data_config=self.OutputDataConfig(s3_output_path=output_path, kms_key_id=kms_key),
             hyperparameters=encoded, networking=self.Networking(**network) if network else None,
@@ -152,18 +155,19 @@ class Sdk(Adapter):
         return self.S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type=distribution)
 
     def training_args(self, session, **job):
-        return self._trainer(session, **job).train()
+        return _with_runtime(self._trainer(session, **job).train(), session, job["max_runtime"])
 
     def tuning_args(self, session, *, objective_metric, objective_type, ranges, strategy, max_jobs,
-                    max_parallel_jobs, random_seed, channels, **job):
+                    max_parallel_jobs, random_seed, early_stopping, channels, **job):
         # The tuner takes its channels' URIs only, and writes them replicated (see _complete_tuner).
         trainer = self._trainer(session, channels={name: (uri, "FullyReplicated")
                                                    for name, (uri, _) in channels.items()}, **job)
         tuner = self.HyperparameterTuner(
             trainer, objective_metric, ranges, metric_definitions=job["metric_definitions"],
             objective_type=objective_type, strategy=strategy, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs,
-            random_seed=random_seed,
+            random_seed=random_seed, early_stopping_type="Auto" if early_stopping else "Off",
         )
+        tuner.max_runtime = job["max_runtime"]
         tuner.distributions = {name: distribution for name, (_, distribution) in channels.items()}
         return tuner.tune(inputs=trainer.input_data_config)
 
@@ -219,6 +223,9 @@ def _complete_tuner(base):
             request = self.sagemaker_session.context.args
             config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
             config["ResourceLimits"].update(limits)
+            if self.max_runtime is not None:  # the tuning job's and each trial's limit, as v2 writes them
+                config["ResourceLimits"]["MaxRuntimeInSeconds"] = self.max_runtime
+                definition["StoppingCondition"]["MaxRuntimeInSeconds"] = self.max_runtime
             if self.random_seed is not None:
                 config["RandomSeed"] = self.random_seed
             trainer = self.model_trainer
@@ -234,6 +241,21 @@ def _complete_tuner(base):
                         self.distributions[channel["ChannelName"]]
 
     return Tuner
+
+
+def _with_runtime(step_args, session, max_runtime):
+    """A training step's arguments whose request gets `max_runtime` as its StoppingCondition: v3's shape types
+    it as a plain int, so a pipeline parameter (TimeBudget) is set on the request the SDK captures."""
+    if max_runtime is None:
+        return step_args
+    build = step_args.func
+
+    def run(*args, **kwargs):
+        result = build(*args, **kwargs)
+        session.context.args["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
+        return result
+    step_args.func = run
+    return step_args
 
 
 def _own_clients_offline(region: str):

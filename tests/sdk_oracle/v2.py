@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 
-from pipelines.compiler.adapter import Adapter, encryption
+from sdk_oracle.adapter import Adapter, encryption
 
 # dsl framework -> v2's estimator and model classes, whose script mode the JSON comes from.
 ESTIMATORS = {"sklearn": "SKLearn", "xgboost": "XGBoost", "pytorch": "PyTorch", "tensorflow": "TensorFlow",
@@ -92,7 +92,7 @@ class Sdk(Adapter):
         return self.ProcessingOutput(output_name=name, source=source, destination=destination)
 
     def _estimator(self, session, *, role, image_uri, framework, entry_point, source_dir, instance_type,
-                   instance_count, output_path, hyperparameters, metric_definitions, kms_key, network):
+                   instance_count, output_path, hyperparameters, metric_definitions, kms_key, network, max_runtime):
         """The framework's estimator (script mode), so its hyperparameters are the SDK's own; the
         generic one for an image named by URI."""
         common = dict(
@@ -100,6 +100,7 @@ class Sdk(Adapter):
             instance_type=instance_type, instance_count=instance_count, output_path=output_path,
             hyperparameters=hyperparameters,
             metric_definitions=metric_definitions, sagemaker_session=session, **encryption(kms_key), **network,
+            **({"max_run": max_runtime} if max_runtime is not None else {}),
         )
         if framework is None:
             return self.Estimator(**common)
@@ -120,11 +121,12 @@ class Sdk(Adapter):
         return self._estimator(session, **job).fit(inputs=self._inputs(channels))
 
     def tuning_args(self, session, *, channels, objective_metric, objective_type, ranges, strategy, max_jobs,
-                    max_parallel_jobs, random_seed, **job):
+                    max_parallel_jobs, random_seed, early_stopping, **job):
         tuner = self.HyperparameterTuner(
             self._estimator(session, **job), objective_metric, ranges,
             metric_definitions=job["metric_definitions"], objective_type=objective_type, strategy=strategy,
             max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, random_seed=random_seed,
+            max_runtime_in_seconds=job["max_runtime"], early_stopping_type="Auto" if early_stopping else "Off",
         )
         return tuner.fit(inputs=self._inputs(channels))
 
