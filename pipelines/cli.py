@@ -347,6 +347,21 @@ def cmd_logs(args):
         print(line, flush=args.follow)
 
 
+def cmd_suggest(args):
+    found = commands.suggest(_workspace(args), args.input_data)
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return
+    verdict = f"problem type: {found['problem_type']}" if found["problem_type"] else "no problem type: label first"
+    print(f"{found['input']}: {verdict}")
+    for reason in found["reasons"]:
+        print(f"  - {reason}")
+    if found["gate"]:
+        print(f"gate: {found['gate']['metric']} ({found['gate']['direction'].lower()}d): {found['gate']['why']}")
+    if found["command"]:
+        print(f"run:\n  {found['command']}")
+
+
 def cmd_init(args):
     written = commands.init(args.name, template=args.template, folder=args.dir, config=args.config)
     print("\n".join(str(path) for path in written))
@@ -634,6 +649,10 @@ def _parser(declared: type | None = None) -> argparse.ArgumentParser:
     prune.add_argument("--older-than", metavar="AGE", help="only executions started before AGE ago: 30m, 12h, 7d, 2w")
     prune.add_argument("--dry-run", action="store_true", help="list what would be freed, delete nothing")
     _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", (home,)))
+    suggest = add("suggest", cmd_suggest, "look at a table and recommend the approach: problem type, gate metric, "
+                                          "the run command, with the reasons measured on a sample")
+    suggest.add_argument("--input-data", required=True, metavar="PATH", help="the table: a CSV/Parquet file or folder")
+    suggest.add_argument("--json", action="store_true", help="print the findings as JSON")
     init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, "
                                  "config table", ())
     init.add_argument("name", metavar="NAME", help="the pipeline's name (letters, digits, - and _)")

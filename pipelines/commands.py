@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -277,6 +278,8 @@ def run(ws: Workspace, options: RunOptions) -> dict:
     else:
         if options.source:
             ws = rebuilt(ws, options.source)
+        elif options.input_data and not options.input_data.startswith("s3://"):
+            ws = settled(ws, Path(options.input_data))
         request = _request_from_definition(ws, options)
     request.stage, request.job_env = list(options.stage), options.job_env
     request.max_parallel_steps, request.on_event = options.max_parallel_steps, options.on_event
@@ -294,6 +297,36 @@ def run(ws: Workspace, options: RunOptions) -> dict:
     summary = target.wait(execution, timeout=options.timeout, poll=options.poll, on_event=options.on_event)
     summary["failure_reason"] = _in_users_words(summary.get("failure_reason"), request.origin.get("staged") or {})
     return {**summary, "next": next_commands(ws, summary)}
+
+
+def settled(ws: Workspace, path: Path) -> Workspace:
+    """The workspace with the settings a definition decides from a local input because the user left them
+    open (its `settle(path, cfg)`: the tabular pipeline's problem type, as `suggest` recommends), said in one
+    line; they are recorded with the execution as if given, so `--from` and `--resume` keep them."""
+    settle = getattr(ws.module, "settle", None)
+    if settle is None:
+        return ws
+    chosen, line = settle(path, ws.settings_for(ws.pipeline_name))
+    if not chosen:
+        return ws
+    ws.say(line)
+    return Workspace(dataclasses.replace(ws.flags, settings=(*ws.flags.settings, *chosen.items())), say=ws.say)
+
+
+def suggest(ws: Workspace, path: str) -> dict:
+    """What the definition recommends for the local table at `path` (its `suggest(path, cfg)`), with the
+    exact `run --local` command to type."""
+    look = getattr(ws.module, "suggest", None)
+    if look is None:
+        raise UserError(f"{ws.definition} does not suggest an approach (it has no suggest(path, cfg)); "
+                        f"use the default pipeline: drop --definition")
+    if path.startswith("s3://"):
+        raise UserError(f"--input-data {path}: suggest reads a local file or folder; copy a sample of it here")
+    found = look(Path(path), ws.settings_for(ws.pipeline_name)).as_dict()
+    definition = ["--definition", ws.flags.definition] if ws.flags.definition else []
+    found["command"] = " ".join([program(), "run", "--local", *definition, *map(shlex.quote, found["run"])]) \
+        if found["run"] else None
+    return found
 
 
 def _request_from_definition(ws: Workspace, options: RunOptions) -> RunRequest:

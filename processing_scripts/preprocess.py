@@ -19,6 +19,11 @@ they do not depend on how rows fell), the split's cut points, and the profile
 of a declared key column (--split-key), and the cut points per class, never on
 which host read it: the same rows land in the same split whatever the host
 count. The exchange is in this file because a processing job ships one script.
+
+A Ground Truth labeling job's output manifest (`.manifest`/`.jsonl`, --label-attribute NAME) is a table too:
+each JSON line is a row, its columns from `source` (a JSON object of values, else one text column) or from the
+object `source-ref` names (JSON, or CSV with one data row), its label the class names in `NAME-metadata`
+(multi-label: the chosen names joined by "+").
 """
 import argparse
 import csv
@@ -65,6 +70,8 @@ FREE_TEXT_CHARACTERS = 30
 FREE_TEXT_SPACES = 3
 # Separators people use instead of commas: a header that splits into one column on them was not comma-separated.
 OTHER_SEPARATORS = (";", "\t", "|")
+TABLES = (".csv", ".csv.gz", ".parquet")
+MANIFESTS = (".manifest", ".jsonl")  # a Ground Truth labeling job's output manifest (JSON Lines)
 SHOWN_VALUE = 80  # characters of a bad value quoted in a message
 # Bytes no text file holds (tab, newlines and form feeds excepted): undecodable input with them is binary data.
 BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f]")
@@ -105,19 +112,29 @@ def parse_args(argv=None):
                         "else the minority class)")
     p.add_argument("--resource-config", default="/opt/ml/config/resourceconfig.json",
                    help="the job's hosts (SageMaker writes it); absent means one host")
+    p.add_argument("--label-attribute", default="",
+                   help="the input is a Ground Truth output manifest; its label attribute (the label column's name)")
+    p.add_argument("--min-confidence", type=float, default=0.0,
+                   help="manifest: objects whose label confidence is below this have no label (counted)")
+    p.add_argument("--human-annotated-only", default="false", choices=("true", "false"),
+                   help="manifest: objects labeled by automated data labeling (human-annotated: no) have no label")
     p.add_argument("--failure-file", default="/opt/ml/output/message")
     return p.parse_args(argv)
 
 
-def list_inputs(input_dir, required=True):
-    """Every .csv, .csv.gz and .parquet file under input_dir, recursively, sorted. A host of a sharded job
-    may get none (fewer objects than hosts): `required` is False there, and the job fails only if no host has any."""
+def list_inputs(input_dir, required=True, manifest=False):
+    """Every .csv, .csv.gz and .parquet file under input_dir (with `manifest`: every .manifest and .jsonl),
+    recursively, sorted. A host of a sharded job may get none (fewer objects than hosts): `required` is False
+    there, and the job fails only if no host has any."""
     root = Path(input_dir)
     found = sorted(p for p in root.rglob("*") if p.is_file())
-    files = [p for p in found if p.name.endswith((".csv", ".csv.gz", ".parquet"))]
+    kinds = MANIFESTS if manifest else TABLES
+    files = [p for p in found if p.name.endswith(kinds)]
     if not files and required:
         seen = ", ".join(p.name for p in found[:10]) or "nothing"
-        raise DataError(f"no .csv, .csv.gz or .parquet files under {root} (found: {seen}); "
+        hint = "" if manifest or not any(p.name.endswith(MANIFESTS) for p in found) else \
+            " (a Ground Truth output manifest needs --label-attribute NAME)"
+        raise DataError(f"no {', '.join(kinds[:-1])} or {kinds[-1]} files under {root} (found: {seen}){hint}; "
                         f"check the processing input's S3 URI or rename the file")
     return files
 
@@ -149,6 +166,125 @@ def read_file(path):
         raise DataError(f"{path} has a header but no data rows; check that the whole file was uploaded")
     # Arrow-backed text under pandas 2 as well (the image's): Python strings would take several times the memory
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+
+
+class Manifest:
+    """How to read a Ground Truth output manifest: its label attribute and which labels to trust."""
+
+    def __init__(self, attribute, min_confidence=0.0, human_only=False):
+        self.attribute, self.min_confidence, self.human_only = attribute, min_confidence, human_only
+
+
+def read_manifest(path, manifest, tally):
+    """A Ground Truth output manifest as a table of text values, the label column named after the label
+    attribute; objects unlabeled or whose label is filtered out have none (and are counted in `tally`)."""
+    rows, labels, fetch = [], [], _S3Objects()
+    with _open_bytes(path) as raw:
+        for number, line in enumerate(_utf8_lines(raw, path), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise DataError(f"{path} line {number} is not JSON ({e}); a Ground Truth output manifest holds one "
+                                f"JSON object per line") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path} line {number} is not a JSON object")
+            tally["objects"] += 1
+            rows.append(source_row(obj, fetch, f"{path} line {number}"))
+            labels.append(manifest_label(obj, manifest, tally, f"{path} line {number}"))
+    if not rows:
+        raise DataError(f"{path} has no objects; check that the labeling job's whole output manifest was given")
+    df = pd.DataFrame(rows, dtype=object)
+    if manifest.attribute in df.columns:
+        raise DataError(f"{path}: the source data has a column named like the label attribute "
+                        f"{manifest.attribute!r}; rename one of them")
+    df[manifest.attribute] = labels
+    return df.reset_index(drop=True)
+
+
+def manifest_label(obj, manifest, tally, where):
+    """The class name(s) Ground Truth gave one object, from `<attribute>-metadata` (class-name, or class-map
+    for multi-label jobs, whose names are joined by "+"), or None: not labeled, or filtered out."""
+    value, meta = obj.get(manifest.attribute), obj.get(f"{manifest.attribute}-metadata")
+    if value is None or not isinstance(meta, dict) or meta.get("failure-reason"):
+        tally["unlabeled"] += 1
+        return None
+    if isinstance(value, list):
+        names = meta.get("class-map") or {}
+        missing = [v for v in value if str(v) not in names]
+        if missing:
+            raise DataError(f"{where}: label {missing[0]!r} of {manifest.attribute!r} is not in its metadata's "
+                            f"class-map {names}")
+        label = "+".join(sorted(names[str(v)] for v in value)) or "none"
+        scores = [float(c) for k, c in (meta.get("confidence-map") or {}).items() if int(k) in value]
+        confidence = min(scores) if scores else None
+    else:
+        if "class-name" not in meta:
+            raise DataError(f"{where}: {manifest.attribute}-metadata has no class-name; only classification "
+                            f"labeling jobs (single or multi-label) give a label to learn")
+        label, confidence = str(meta["class-name"]), meta.get("confidence")
+    if confidence is not None and float(confidence) < manifest.min_confidence:
+        tally["low_confidence"] += 1
+        return None
+    if manifest.human_only and str(meta.get("human-annotated", "yes")).lower() == "no":
+        tally["not_human"] += 1
+        return None
+    tally["labeled"] += 1
+    return label
+
+
+def source_row(obj, fetch, where):
+    """An object's columns: `source` as a JSON object of values (else a text column `source`), or the data
+    object `source-ref` names (a JSON object, or CSV with a header and one row)."""
+    if "source" in obj:
+        text = obj["source"]
+        try:
+            parsed = json.loads(text) if isinstance(text, str) else text
+        except ValueError:
+            parsed = None
+        return {k: _text(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {"source": _text(text)}
+    if "source-ref" not in obj:
+        raise DataError(f"{where} has neither source nor source-ref: not a Ground Truth manifest line")
+    body = fetch(obj["source-ref"], where)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return {k: _text(v) for k, v in parsed.items()}
+    rows = list(csv.reader(body.decode("utf-8-sig", errors="replace").splitlines()))
+    rows = [r for r in rows if r]
+    if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+        raise DataError(f"{where}: {obj['source-ref']} is neither a JSON object nor CSV with a header and one row")
+    return {name.strip(): None if value in MISSING_SPELLINGS else value for name, value in zip(*rows)}
+
+
+def _text(value):
+    """A JSON value as the text a CSV file would hold."""
+    if value is None or isinstance(value, str):
+        return None if value in MISSING_SPELLINGS else value
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+class _S3Objects:
+    """The bytes of `s3://` objects (boto3, made on first use: the job's role, or the local runner's store)."""
+
+    def __init__(self):
+        self.client = None
+
+    def __call__(self, uri, where):
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            raise DataError(f"{where}: source-ref {uri!r} is not an s3:// URI")
+        bucket, _, key = uri[5:].partition("/")
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("s3")
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as e:  # botocore's ClientError and connection errors say what went wrong
+            raise DataError(f"{where}: cannot read source-ref {uri}: {e}") from None
 
 
 def check_csv(path):
@@ -230,12 +366,13 @@ def _shown(value):
     return repr(value) if len(value) <= SHOWN_VALUE else repr(value[:SHOWN_VALUE]) + f"... ({len(value)} characters)"
 
 
-def read_inputs(paths, label, columns=None):
+def read_inputs(paths, label, columns=None, manifest=None, tally=None):
     """Concatenate files whose columns agree (with `columns`, when another host read the first file); the
-    index's first level names each row's file."""
+    index's first level names each row's file. With `manifest` (a Manifest) the files are Ground Truth output
+    manifests, and `tally` (a Counter) counts their objects, labels and the labels filtered out."""
     frames, first = {}, None
     for path in paths:
-        df = read_file(path)
+        df = read_manifest(path, manifest, tally if tally is not None else Counter()) if manifest else read_file(path)
         if label not in df.columns:
             raise DataError(f"{path} has no label column {label!r} (its columns: {', '.join(df.columns)}); "
                             f"pass --label with the name of the target column")
@@ -893,7 +1030,8 @@ def _agree_on_rows(payloads, seen):
     held = np.concatenate([p["rows"] for p in payloads])
     repeated = pd.Series(held).duplicated().to_numpy()  # in host order: the first host holding a row keeps it
     seen.update(files=sorted(f for p in payloads for f in p["files"]), read=sum(p["read"] for p in payloads),
-                duplicates=sum(p["duplicates"] for p in payloads) + int(repeated.sum()))
+                duplicates=sum(p["duplicates"] for p in payloads) + int(repeated.sum()),
+                manifest=dict(sum((Counter(p["manifest"]) for p in payloads), Counter())))
     ends = np.cumsum([len(p["rows"]) for p in payloads])[:-1]
     return [{"columns": first["columns"], "drop": drop} for drop in np.split(repeated, ends)]
 
@@ -945,6 +1083,15 @@ def _label_and_cuts(payloads, args, seen):
     return classes, cuts
 
 
+def _manifest_counts(tally, args):
+    """What became of a manifest's objects: labeled, not labeled, and the labels the filters dropped."""
+    return {"label_attribute": args.label_attribute, "objects": tally.get("objects", 0),
+            "labeled": tally.get("labeled", 0), "unlabeled": tally.get("unlabeled", 0),
+            "below_min_confidence": tally.get("low_confidence", 0), "min_confidence": args.min_confidence,
+            "not_human_annotated": tally.get("not_human", 0),
+            "human_annotated_only": args.human_annotated_only == "true"}
+
+
 def _write_profile(payloads, args, seen, out):
     """First host: the profile merged from every host's partial one, then schema.json beside it."""
     schema = seen["schema"]
@@ -958,6 +1105,7 @@ def _write_profile(payloads, args, seen, out):
         "label_missing_dropped": seen["label_missing"], "rows": seen["rows"],
         "seed": args.seed, "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
         **({"split_key": args.split_key} if args.split_key else {}),
+        **({"manifest": _manifest_counts(seen["manifest"], args)} if args.label_attribute else {}),
         "label_balance": {name: merge_label([p["label"][name] for p in payloads], problem)
                           for name in ("all", *SPLITS)},
         "columns": columns,
@@ -984,15 +1132,18 @@ def run(args, cluster=None):
                      hashes={c: v[mask] for c, v in local["hashes"].items()})
 
     def read():
-        files = list_inputs(args.input_dir, required=cluster.size == 1)
-        raw = read_inputs(files, args.label)
+        manifest = Manifest(args.label_attribute, args.min_confidence, args.human_annotated_only == "true") \
+            if args.label_attribute else None
+        files = list_inputs(args.input_dir, required=cluster.size == 1, manifest=bool(manifest))
+        tally = Counter()
+        raw = read_inputs(files, args.label, manifest=manifest, tally=tally)
         numbers = {c: as_numbers(raw[c]) for c in raw.columns}  # parsed once, used by every step
         hashes = {c: value_hashes(raw[c], numbers[c]) for c in raw.columns}
         rows = row_hashes([hashes[c] for c in sorted(raw.columns)], len(raw))  # by name: files may order them otherwise
         repeated = pd.Series(rows).duplicated().to_numpy()
         local.update(df=raw, rows=rows, numbers=numbers, hashes=hashes, read=len(raw), unique=~repeated)
         return {"files": [str(f) for f in files], "columns": list(raw.columns), "rows": rows[~repeated],
-                "read": len(raw), "duplicates": int(repeated.sum())}
+                "read": len(raw), "duplicates": int(repeated.sum()), "manifest": dict(tally)}
 
     agreed = cluster.exchange(read, lambda payloads: _agree_on_rows(payloads, seen))
 
@@ -1061,6 +1212,11 @@ def run(args, cluster=None):
               f"dropped {profile['label_missing_dropped']}, split {profile['rows']}; columns kept "
               f"{len(seen['schema']['columns']) - len(dropped)}, dropped {len(dropped)}"
               + (f" ({', '.join(dropped)})" if dropped else "") + f"; {cluster.size} host(s)")
+        if "manifest" in profile:
+            m = profile["manifest"]
+            print(f"manifest: {m['objects']} objects, {m['labeled']} labeled, {m['unlabeled']} without a label, "
+                  f"{m['below_min_confidence']} below confidence {m['min_confidence']}, {m['not_human_annotated']} "
+                  f"labeled by automated data labeling{' (dropped)' if m['human_annotated_only'] else ' (kept)'}")
         return profile
     return None
 

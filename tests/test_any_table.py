@@ -161,7 +161,7 @@ def test_declared_schema_positive_class_and_feature_set_reach_the_compiled_steps
     declared = tmp_path / "schema.json"
     declared.write_text(json.dumps({"StoreId": "code"}))
     assert cli.main(["compile", "--schema", str(declared), "--positive-class", "yes", "--feature-set", "none",
-                     "--label", "Churned"]) == 0
+                     "--label", "Churned", "--problem-type", "binary"]) == 0
     definition = json.loads(capsys.readouterr().out)
     schema = next(p for p in definition["Parameters"] if p["Name"] == "Schema")
     assert json.loads(schema["DefaultValue"]) == {"StoreId": "code"}

@@ -161,7 +161,7 @@ def test_a_table_too_small_to_split_gets_one_line_saying_so(tmp_path):
     one = tmp_path / "one.csv"
     one.write_text("a,b,c,y\n1,2,3,1\n")
     code, out, err = deploy("run", "--local", "--home", tmp_path / "home", "--input-data", one, "--label", "y",
-                            "--no-tuning", "--json")
+                            "--problem-type", "binary", "--no-tuning", "--json")
     summary = json.loads(out)
     assert code == 1
     assert summary["failure_reason"].endswith(f"{one} has 1 row(s) with a 'y' value; splitting into train, "
@@ -182,7 +182,7 @@ def test_a_definitions_flags_show_in_help_and_its_settings_take_s(capsys):
         cli.main(["run", "--help"])
     shown = capsys.readouterr().out
     assert "--label LABEL" in shown and "--problem-type {binary,multiclass,regression}" in shown
-    assert cli.main(["compile", "-s", "label=churned", "-s", "tuning=false"]) == 0
+    assert cli.main(["compile", "-s", "label=churned", "-s", "problem_type=binary", "-s", "tuning=false"]) == 0
     steps = [s["Name"] for s in json.loads(capsys.readouterr().out)["Steps"]]
     assert "Train" in steps and "Tune" not in steps
     assert cli.main(["compile", "-s", "lable=x"]) == 2

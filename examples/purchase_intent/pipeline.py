@@ -19,7 +19,7 @@ NAME = "purchase-intent"  # its settings are [pipeline.purchase-intent] of the p
 SYNTHETIC_DATA = "data/online_shoppers_synthetic.csv"  # under the pipeline's prefix; `run --local` writes it
 SYNTHETIC_ROWS = 12_330  # the size of the real data set
 
-Settings = with_defaults(tabular.Settings, label="Revenue", feature_set=str(HERE / "shoppers.py"))
+Settings = with_defaults(tabular.Settings, label="Revenue", problem_type="binary", feature_set=str(HERE / "shoppers.py"))
 check_input = tabular.check_input  # its first look at a local input, before anything runs
 
 

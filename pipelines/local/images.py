@@ -210,6 +210,10 @@ IMAGES: dict[tuple[str, str], Image] = {(i.family, i.version): i for i in [
 _URI = re.compile(r"(?:.*/)?(?P<family>[a-z0-9-]+):(?P<version>\d+(?:\.\d+)*(?:-\d+)?)(?:-[a-z0-9.-]*)?")
 
 
+# AWS's built-in algorithms whose images hold their own closed training and serving code (MXNet models).
+BUILT_IN_ALGORITHMS = {"kmeans": ("k-means", "sklearn.cluster.KMeans"), "pca": ("PCA", "sklearn.decomposition.PCA")}
+
+
 class UnknownImage(ValueError):
     """An image URI the local runner has no environment for."""
 
@@ -217,6 +221,11 @@ class UnknownImage(ValueError):
 def image_for(uri: str | None) -> Image:
     """The table's entry for an image URI, or UnknownImage saying what is supported."""
     match = _URI.fullmatch(uri or "")
+    if match and match["family"] in BUILT_IN_ALGORITHMS:
+        name, instead = BUILT_IN_ALGORITHMS[match["family"]]
+        raise UnknownImage(f"image {uri!r} is AWS's built-in {name} algorithm, which is not emulated locally (its "
+                           f"closed-source container writes an MXNet model only it serves): train with {instead} "
+                           f"in script mode on the scikit-learn image to run the same pipeline here and in SageMaker")
     if not match or match["family"] not in FAMILIES:
         raise UnknownImage(f"image {uri!r} is not supported locally: the local runner emulates the "
                            f"{' and '.join(FAMILIES)} images")

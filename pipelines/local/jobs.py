@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from . import scope, serving, tuning, xgboost_algorithm
+from . import pipes, scope, serving, tuning, xgboost_algorithm
 from .container import (
     NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, links_out, resolve_isolation, run_hosts,
     stays_inside,
@@ -487,7 +487,9 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
     builtin = "sagemaker_program" not in (request.get("HyperParameters") or {})
     metrics = _MetricParser([*(algorithm.get("MetricDefinitions") or []), *(BUILTIN_METRICS if builtin else [])],
                             ctx.on_metric)
-    runs = [_training_host(job_name, request, ctx, hosts, i, image if builtin else None) for i in range(len(hosts))]
+    feeders: list[pipes.Feeder] = []
+    runs = [_training_host(job_name, request, ctx, hosts, i, image if builtin else None, feeders)
+            for i in range(len(hosts))]
     requirements = runs[0].root / "code" / "requirements.txt"
     _in_environment(ctx, image, runs, isolated=bool(request.get("EnableNetworkIsolation")),
                     requirements=requirements if requirements.is_file() else None)
@@ -496,11 +498,16 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
         if host == runs[0].name:
             ctx.heartbeat({"line": line})
 
+    for feeder in feeders:
+        feeder.start()
     try:
         exits = _run(ctx, runs, timeout=_max_runtime(request), on_line=on_line)
     except JobHalted as exc:
         exc.response = {**exc.response, "FinalMetricDataList": metrics.final()}
         raise
+    finally:
+        for feeder in feeders:
+            feeder.stop()
     _check_exits(ctx, exits, runs, "/opt/ml/output/failure",
                  {"FinalMetricDataList": metrics.final(), "SecondaryStatus": "Failed"})
     output = f"{output_path.rstrip('/')}/{job_name}/output"
@@ -512,15 +519,30 @@ def run_training(job_name: str, request: dict, ctx: JobContext) -> dict:
 
 
 def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[str], index: int,
-                   builtin: Image | None) -> HostRun:
-    """One training host: channels staged, config files written, then either the script-mode
-    entry point (the code unpacked, SM_* set) or, for `builtin`, the XGBoost algorithm."""
+                   builtin: Image | None, feeders: list[pipes.Feeder]) -> HostRun:
+    """One training host: channels staged (an augmented manifest's as the stream its pipes will carry, its
+    feeder added to `feeders`), config files written, then either the script-mode entry point (the code
+    unpacked, SM_* set) or, for `builtin`, the XGBoost algorithm."""
     root = ctx.work_dir / hosts[index]
     mode = request["AlgorithmSpecification"].get("TrainingInputMode")
     input_config = {}
     for channel in request.get("InputDataConfig") or []:
         name, source = channel["ChannelName"], channel["DataSource"]["S3DataSource"]
         distribution = source.get("S3DataDistributionType", "FullyReplicated")
+        if source.get("S3DataType") == "AugmentedManifestFile":
+            wrapper = channel.get("RecordWrapperType") or "None"
+            stream = ctx.work_dir / ".pipes" / hosts[index] / name
+            try:
+                pipes.write_stream(stream, ctx.store.get_bytes(source["S3Uri"]), list(source["AttributeNames"]),
+                                   wrapper, ctx.store.get_bytes, source["S3Uri"])
+            except (pipes.ManifestError, FileNotFoundError, ValueError) as exc:
+                raise _client_error(f"channel {name}: {exc}") from exc
+            (root / "input/data" / name).mkdir(parents=True, exist_ok=True)
+            feeders.append(pipes.Feeder(root / "input/data", name, stream))
+            input_config[name] = {**({"ContentType": channel["ContentType"]} if channel.get("ContentType") else {}),
+                                  "TrainingInputMode": "Pipe", "S3DistributionType": distribution,
+                                  "RecordWrapperType": wrapper}
+            continue
         _stage(ctx, source["S3Uri"], root / "input/data" / name, host=index, hosts=len(hosts),
                sharded=distribution == "ShardedByS3Key")
         input_config[name] = {**({"ContentType": channel["ContentType"]} if channel.get("ContentType") else {}),

@@ -97,13 +97,34 @@ def training(request: dict) -> Iterator[str]:
     if not (request.get("OutputDataConfig") or {}).get("S3OutputPath"):
         yield "OutputDataConfig.S3OutputPath is required"
     mode = algorithm.get("TrainingInputMode")
+    script = "sagemaker_program" in (request.get("HyperParameters") or {})
+    count = (request.get("ResourceConfig") or {}).get("InstanceCount", 1)
     for channel in request.get("InputDataConfig") or []:
         name, source = channel.get("ChannelName"), (channel.get("DataSource") or {}).get("S3DataSource")
         if source is None:
             yield f"channel {name}: only S3DataSource is supported locally"
-            continue
-        yield from _source(f"channel {name}", source.get("S3DataType"), channel.get("CompressionType"),
-                           channel.get("InputMode") or mode)
+        elif source.get("S3DataType") == "AugmentedManifestFile":
+            yield from _augmented(f"channel {name}", source, channel, channel.get("InputMode") or mode, script, count)
+        else:
+            yield from _source(f"channel {name}", source.get("S3DataType"), channel.get("CompressionType"),
+                               channel.get("InputMode") or mode)
+
+
+def _augmented(what: str, source: dict, channel: dict, mode: Any, script: bool, count: Any) -> Iterator[str]:
+    """An augmented manifest channel: streamed in Pipe mode, as SageMaker accepts it (pipes.py)."""
+    if known(mode) and mode != "Pipe":
+        yield f"{what}: S3DataType AugmentedManifestFile needs InputMode Pipe (SageMaker refuses it in {mode} mode)"
+    if not source.get("AttributeNames"):
+        yield f"{what}: S3DataType AugmentedManifestFile needs AttributeNames (the manifest's attributes to stream)"
+    if known(channel.get("RecordWrapperType")) and channel.get("RecordWrapperType") not in (None, "None", "RecordIO"):
+        yield f"{what}: RecordWrapperType must be None or RecordIO"
+    if known(channel.get("CompressionType")) and channel.get("CompressionType") not in (None, "None"):
+        yield f"{what}: compression {channel['CompressionType']} is not supported locally"
+    if source.get("S3DataDistributionType") == "ShardedByS3Key" and (not known(count) or int(count) > 1):
+        yield f"{what}: an augmented manifest ShardedByS3Key across instances is not emulated locally (use 1 instance)"
+    if not script:
+        yield f"{what}: an augmented manifest reaches script-mode entry points only locally (the built-in " \
+              f"algorithms' Pipe mode is not emulated)"
 
 
 def tuning(request: dict) -> Iterator[str]:

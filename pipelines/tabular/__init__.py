@@ -18,12 +18,14 @@ from pathlib import Path
 from pipelines.bundles import with_files
 from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
+from pipelines.inputs import InputError
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
 from pipelines.settings import duration_seconds, setting
-from pipelines.tabular.inputs import check_input
+from pipelines.tabular.inputs import check_input, first_table, manifest_labels
 from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
+from pipelines.tabular.suggest import Suggestion, suggest_table
 
-__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline"]
+__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline", "settle", "suggest"]
 
 NAME = "tabular"
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -35,7 +37,8 @@ class Settings:
     """What the tabular pipeline needs to know of a table (its `[pipeline.NAME]` table, -s, or these flags)."""
 
     label: str = setting("", "the column to predict", flag=True)
-    problem_type: str = setting("binary", "binary, multiclass or regression", choices=tuple(PROBLEMS), flag=True)
+    problem_type: str = setting("", "binary, multiclass or regression (default: the one `suggest` recommends for "
+                                    "a local --input-data)", choices=tuple(PROBLEMS), flag=True)
     positive_class: str = setting("", "binary: the label value that is the positive class (default: true/yes/1..., "
                                       "else the minority class)", flag=True)
     schema: dict = setting({}, 'declared column kinds, JSON or a JSON file: {"column": "kind"} overrides inferred '
@@ -49,9 +52,20 @@ class Settings:
                                     "list, e.g. xgboost for one family, faster", flag=True)
     batch_transform: bool = setting(False, "after registration, score the ScoringData parameter "
                                            "(CreateModel + TransformStep)", flag=True)
+    label_attribute: str = setting("", "the input is a Ground Truth labeling job's output manifest: its label "
+                                       "attribute (the label, its class names from NAME-metadata)", flag=True)
+    min_confidence: float = setting(0.0, "manifest: objects whose label confidence is below this are dropped "
+                                         "(counted in the profile)", flag=True)
+    human_annotated_only: bool = setting(False, "manifest: drop objects labeled by automated data labeling "
+                                                "(human-annotated: no)", flag=True)
 
     def __post_init__(self):
         duration_seconds(self.time_budget)  # a mistake is refused here, naming the setting
+        if self.label_attribute and self.label and self.label != self.label_attribute:
+            raise ValueError(f"--label {self.label} and --label-attribute {self.label_attribute} differ: a manifest's "
+                             f"label is its label attribute; drop --label")
+        if self.label_attribute:
+            object.__setattr__(self, "label", self.label_attribute)  # the label column Preprocess makes of it
 
 
 def definition(cfg: Config) -> Pipeline:
@@ -65,14 +79,19 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
     InputData defaults to `input_data`, else `default_data`, else the `input/` prefix of the pipeline."""
     p = Pipeline(name, display_name=display_name, description=description)
     s: Settings = cfg.settings
-    problem = PROBLEMS[s.problem_type]
     if not s.label:
         raise DefinitionError(f"pipeline {name} needs the column to predict: pass --label COLUMN (and --input-data "
                               f"PATH), or set `label` under [pipeline.{name}] in ml-pipelines.toml")
+    if not s.problem_type:
+        raise DefinitionError(f"pipeline {name} needs the problem type: pass --problem-type "
+                              f"{'|'.join(PROBLEMS)} (`suggest --input-data FILE --label {s.label}` recommends one; "
+                              f"`run --local` with a local --input-data picks that one itself)")
+    problem = PROBLEMS[s.problem_type]
     default_data = cfg.input_data or default_data or f"{cfg.s3_root}/input/"
 
     input_data = p.parameter("InputData", default_data,
-                             description="S3 URI of the raw table: one CSV/Parquet file or a prefix")
+                             description="S3 URI of the raw table: one CSV/Parquet file or a prefix (with label_attribute, "
+                                         "a Ground Truth output manifest)")
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
     training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
@@ -109,6 +128,7 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
         # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
         # where it has no mount namespace to put the job's directory at /opt/ml.
         arguments=[*task, "--seed", seed, "--schema", schema, "--positive-class", s.positive_class or "",
+                   *manifest_arguments(s),
                    "--input-dir", "/opt/ml/processing/input/raw",
                    "--output-dir", "/opt/ml/processing/output", "--failure-file", "/opt/ml/output/message"],
         instance_type=processing_type, instance_count=processing_count,
@@ -182,11 +202,46 @@ def pipeline(cfg: Config, name: str, *, display_name: str, description: str, def
     return p
 
 
+def suggest(path: Path, cfg: Config) -> Suggestion:
+    """The approach `deploy.py suggest` recommends for the local table at `path` (cfg.settings.label, if any)."""
+    return suggest_table(path, cfg.settings.label)
+
+
+def settle(path: Path, cfg: Config) -> tuple[dict, str]:
+    """(the settings the local input at `path` decides because the user left them open, the line saying so):
+    the problem type `suggest` recommends, when none was given."""
+    s: Settings = cfg.settings
+    if s.problem_type or not s.label:
+        return {}, ""
+    if s.label_attribute:
+        classes = sorted({v for v in manifest_labels(first_table(path), s) if v is not None})
+        if len(classes) < 2:
+            raise InputError(f"{path}: every label of {s.label_attribute!r} is {classes[0]!r}: there is nothing to "
+                             f"tell apart")
+        kind = "binary" if len(classes) == 2 else "multiclass"
+        return {"problem_type": kind}, f"problem type {kind}: the manifest's {s.label_attribute!r} labels have " \
+                                       f"{len(classes)} classes ({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}) " \
+                                       f"(--problem-type to choose)"
+    found = suggest(path, cfg)
+    if found.problem_type not in PROBLEMS:
+        raise InputError(f"{path}: {found.verdict}; see `suggest --input-data {path} --label {s.label}`")
+    return {"problem_type": found.problem_type}, \
+        f"problem type {found.problem_type}, as suggest recommends: {found.verdict} (--problem-type to choose)"
+
+
 def model_group(name: str, s: Settings) -> str:
     """One model package group per model: the pipeline, the label and the problem type, so a multiclass model
     of one column never lands beside the binary versions of another (config's model_package_group wins)."""
     group = re.sub(r"[^A-Za-z0-9]+", "-", f"{name}-{s.label}-{s.problem_type}").strip("-").lower()
     return group[:63].rstrip("-")
+
+
+def manifest_arguments(s: Settings) -> list[str]:
+    """Preprocess's arguments for a Ground Truth output manifest (none for a table)."""
+    if not s.label_attribute:
+        return []
+    return ["--label-attribute", s.label_attribute, "--min-confidence", f"{s.min_confidence:g}",
+            "--human-annotated-only", "true" if s.human_annotated_only else "false"]
 
 
 def declared_schema(s: Settings) -> str:

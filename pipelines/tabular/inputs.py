@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
+import json
 from pathlib import Path
 
 from pipelines.inputs import InputError
@@ -18,6 +19,7 @@ SAMPLE_ROWS = 5000  # what the first look reads, at most
 MANY_CLASSES = 20  # a numeric label with more distinct values than this, most of them rare, is a quantity
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>"})
 TABLES = (".csv", ".csv.gz", ".parquet")
+MANIFESTS = (".manifest", ".jsonl")  # a Ground Truth labeling job's output manifest
 
 
 def check_input(path: Path, cfg) -> None:
@@ -25,12 +27,12 @@ def check_input(path: Path, cfg) -> None:
     with these settings (`cfg.settings`: label, problem type)."""
     settings = cfg.settings
     table = first_table(path)
+    if table.name.endswith(MANIFESTS) or settings.label_attribute:
+        labels = manifest_labels(table, settings)
+        return _check_problem_type(table, settings.label, settings.problem_type, [v for v in labels if v is not None])
     header, labels = head(table, settings.label)
     if settings.label not in header:
-        close = difflib.get_close_matches(settings.label, header, n=1, cutoff=0.6)
-        shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-        hint = f"did you mean --label {close[0]}?" if close else "pass --label COLUMN"
-        raise InputError(f"{table} has no column {settings.label!r}: {hint} (its columns: {shown})")
+        missing_label(table, settings.label, header)
     present = [v for v in labels if v.strip().lower() not in MISSING]
     if not present:
         raise InputError(f"{table}: the label {settings.label!r} is empty in the first {len(labels)} rows; "
@@ -38,13 +40,64 @@ def check_input(path: Path, cfg) -> None:
     _check_problem_type(table, settings.label, settings.problem_type, present)
 
 
+def missing_label(table: Path, label: str, header: list[str]) -> None:
+    """Refuse a label the table has no column for, naming the closest column."""
+    close = difflib.get_close_matches(label, header, n=1, cutoff=0.6)
+    shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+    hint = f"did you mean --label {close[0]}?" if close else "pass --label COLUMN"
+    raise InputError(f"{table} has no column {label!r}: {hint} (its columns: {shown})")
+
+
+def manifest_labels(table: Path, settings, limit: int | None = None) -> list[str | None]:
+    """The class names of a Ground Truth output manifest's objects (None: no label, or filtered out), read by
+    Preprocess's own reading of its labels; a manifest without --label-attribute, or a table with it, is refused."""
+    if not table.name.endswith(MANIFESTS):
+        raise InputError(f"--label-attribute {settings.label_attribute}: {table} is not a Ground Truth output manifest "
+                         f"(.manifest or .jsonl); for a table, use --label COLUMN")
+    from collections import Counter
+
+    import processing_scripts.preprocess as pre
+
+    manifest = pre.Manifest(settings.label_attribute, settings.min_confidence, settings.human_annotated_only)
+    labels, attributes, tally = [], set(), Counter()
+    with open(table, encoding="utf-8-sig", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if limit is not None and number > limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise InputError(f"{table} line {number} is not JSON ({e}): a Ground Truth output manifest holds "
+                                 f"one JSON object per line") from None
+            attributes |= {k.removesuffix("-metadata") for k in obj if k.endswith("-metadata")}
+            if manifest.attribute:
+                try:
+                    labels.append(pre.manifest_label(obj, manifest, tally, f"{table} line {number}"))
+                except pre.DataError as e:
+                    raise InputError(str(e)) from None
+    found = ", ".join(sorted(attributes)) or "none"
+    if not manifest.attribute:
+        raise InputError(f"{table} is a Ground Truth output manifest: pass --label-attribute NAME (its label "
+                         f"attributes: {found})")
+    if not tally["labeled"] + tally["low_confidence"] + tally["not_human"]:
+        raise InputError(f"{table}: no object has the label attribute {manifest.attribute!r} with its -metadata "
+                         f"(its label attributes: {found})")
+    if not tally["labeled"]:
+        raise InputError(f"{table}: every label of {manifest.attribute!r} is filtered out ({tally['low_confidence']} "
+                         f"below --min-confidence {manifest.min_confidence:g}, {tally['not_human']} not "
+                         f"human-annotated); lower the threshold")
+    return labels
+
+
 def first_table(path: Path) -> Path:
     """`path`, or the first table file (sorted) of a folder."""
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(TABLES)
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(TABLES + MANIFESTS)
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
-            raise InputError(f"--input-data {path}: the folder has no .csv, .csv.gz or .parquet file")
+            raise InputError(f"--input-data {path}: the folder has no .csv, .csv.gz, .parquet or .manifest file")
         return found[0]
     if not path.is_file():
         raise InputError(f"--input-data {path}: no such file or folder (give CSV/Parquet files or an s3:// URI)")

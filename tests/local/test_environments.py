@@ -238,3 +238,16 @@ def test_serve_local_loads_the_model_in_its_image_environment(tmp_path):
     log = (tmp_path / "serve.log").read_text()
     assert re.search(r"image sagemaker-xgboost:3\.0-5 .*job environment: \S+/sagemaker-xgboost-3\.0-5-", log), log
     assert not (home.root / "serving").exists() or not any((home.root / "serving").iterdir())  # cleaned up
+
+
+def test_aws_built_in_k_means_is_refused_before_the_run_with_the_reason():
+    from pipelines.local import scope
+
+    uri = "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"  # image_uris.retrieve("kmeans", "us-east-1")
+    request = {"AlgorithmSpecification": {"TrainingImage": uri, "TrainingInputMode": "File"},
+               "OutputDataConfig": {"S3OutputPath": "s3://b/out"}, "HyperParameters": {"k": "5", "feature_dim": "4"}}
+    problems = list(scope.training(request))
+    assert problems[0] == (f"image {uri!r} is AWS's built-in k-means algorithm, which is not emulated locally (its "
+                           "closed-source container writes an MXNet model only it serves): train with "
+                           "sklearn.cluster.KMeans in script mode on the scikit-learn image to run the same pipeline "
+                           "here and in SageMaker")
