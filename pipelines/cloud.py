@@ -14,6 +14,7 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
+from pipelines import spec
 from pipelines.compiler import PLACEHOLDER_ROLE, Compiled
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -163,21 +164,20 @@ def diff(deployed: str | None, compiled: str) -> list[str]:
 
 
 def _by_name(definition: str | None) -> dict[str, object]:
-    """Steps (branch steps included) and parameters keyed by name, for a diff that names what changed."""
+    """Steps (branch steps included, a condition naming its branches' steps) and parameters keyed by
+    name, as JSON, for a diff that names what changed."""
     if definition is None:
         return {}
-    doc = json.loads(definition)
-    items = {f"parameter {p['Name']}": p for p in doc.get("Parameters", [])}
-    pending = list(doc.get("Steps", []))
-    while pending:
-        step = pending.pop()
-        args = step.get("Arguments", {})
-        if step.get("Type") == "Condition":
-            pending += args.get("IfSteps", []) + args.get("ElseSteps", [])
-            step = {**step, "Arguments": {k: v for k, v in args.items() if k not in ("IfSteps", "ElseSteps")},
-                    "IfSteps": [s["Name"] for s in args.get("IfSteps", [])],
-                    "ElseSteps": [s["Name"] for s in args.get("ElseSteps", [])]}
-        items[f"step {step['Name']}"] = step
+    try:
+        doc = spec.read(definition)
+    except spec.SpecError as e:
+        raise CloudError(f"the deployed definition cannot be read: {e}") from None
+    items = {f"parameter {p['Name']}": p for p in spec.document(doc)["Parameters"]}
+    for placed in doc.flat:
+        step = placed.step
+        branches = {"IfSteps": [s.name for s in step.if_steps], "ElseSteps": [s.name for s in step.else_steps]}
+        items[f"step {step.name}"] = {**spec.step_json(step), "Arguments": step.arguments,
+                                      **(branches if step.type == "Condition" else {})}
     return items
 
 

@@ -20,13 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from pipelines import definitions, dsl
+from pipelines import definitions, dsl, spec
 from pipelines.bundles import file_asset
-from pipelines.config import CONFIG_FILE, ConfigError, load_config
-from pipelines.files import user_cache
+from pipelines.config import CONFIG_FILE, ConfigError, aws_region, load_config
 
 DEFAULT_DEFINITION = "pipelines.purchase_intent"
-COMPILE_CACHE_ENV = "PIPELINES_COMPILE_CACHE"
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
 
 
@@ -97,9 +95,7 @@ class Workspace:
 
     @cached_property
     def _default_region(self) -> str:
-        import boto3  # boto3 reads AWS_REGION / AWS_DEFAULT_REGION / the profile's region; no network
-
-        return boto3.Session().region_name or DEFAULT_REGION
+        return aws_region() or DEFAULT_REGION
 
     @cached_property
     def module(self):
@@ -120,12 +116,11 @@ class Workspace:
         return self._built[1]
 
     def compiled(self, cfg=None):
-        """The definition compiled with its settings, or built anew with `cfg` and compiled; from the
-        per-user compile cache when nothing it depends on changed (`compile_cache`)."""
+        """The definition compiled with its settings, or built anew with `cfg` and compiled."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config, cache_dir=compile_cache())
+        return compile_pipeline(pipeline, cfg or self.config)
 
     def group(self, given: str | None, *, local: bool) -> str:
         """`--group`, else the model package group the pipeline's RegisterModel step registers into."""
@@ -159,14 +154,6 @@ class Workspace:
         return session.client("sagemaker"), session.client("s3")
 
 
-def compile_cache() -> Path:
-    """Where compiled definitions are kept, by the fingerprint of everything compile depends on
-    (`compiler.compile_pipeline`): per user rather than per local home, so that `compile`, `diff` and
-    a run in any home skip the SDK (most of compile's time is importing it) when nothing changed.
-    `$PIPELINES_COMPILE_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`, then `purchase-pipelines/compiled`."""
-    return user_cache("compiled", COMPILE_CACHE_ENV)
-
-
 def read_schema(path: str) -> dict:
     """A declared schema file: {column: kind}, or a whole schema.json."""
     try:
@@ -182,10 +169,8 @@ def read_schema(path: str) -> dict:
 
 def registered_groups(definition: str) -> list[str]:
     """The model package groups a definition's RegisterModel steps register into, in order."""
-    from pipelines.compiler import all_steps
-
-    steps = all_steps(json.loads(definition)["Steps"])
-    return list(dict.fromkeys(s["Arguments"]["ModelPackageGroupName"] for s in steps if s["Type"] == "RegisterModel"))
+    steps = [placed.step for placed in spec.read(definition).flat]
+    return list(dict.fromkeys(s.arguments["ModelPackageGroupName"] for s in steps if s.type == "RegisterModel"))
 
 
 # --- inputs of a run ----------------------------------------------------------------------------
@@ -287,9 +272,7 @@ def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = 
 
 
 def _step_names(definition: str) -> list[str]:
-    from pipelines.compiler import all_steps
-
-    return [s["Name"] for s in all_steps(json.loads(definition)["Steps"])]
+    return [placed.name for placed in spec.read(definition).flat]
 
 
 def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_step) -> dict:

@@ -8,8 +8,10 @@ command line to the compiler, so two compiles with the same settings produce the
 """
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -164,6 +166,22 @@ def _python_types(annotation: str) -> tuple[type, ...]:
             found = names[part]
             types.extend(found if isinstance(found, tuple) else (found,))
     return tuple(types)
+
+
+def aws_region() -> str | None:
+    """The region boto3 would choose, read without importing it (that import is most of a short
+    command's start): AWS_DEFAULT_REGION, else the `region` of the profile (AWS_PROFILE, else
+    AWS_DEFAULT_PROFILE, else default) in the AWS config file (AWS_CONFIG_FILE, else ~/.aws/config)."""
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return os.environ["AWS_DEFAULT_REGION"]
+    profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(Path(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config").expanduser())
+    except (configparser.Error, OSError):
+        return None
+    sections = ["default", "profile default"] if profile == "default" else [f"profile {profile}"]
+    return next((parser.get(s, "region") for s in sections if parser.has_option(s, "region")), None)
 
 
 def duration_seconds(text: str) -> int:

@@ -220,8 +220,9 @@ class Objective:
 
 @dataclass(frozen=True)
 class Image:
-    """A SageMaker framework image by name and version, found with the SDK's `image_uris` for the
-    pipeline's region and the step's instance type (its default, for a parameter):
+    """A SageMaker framework image by name and version, found in the compiler's image table
+    (`pipelines/compiler/images.py`) for the pipeline's region and the step's instance type (its
+    default, for a parameter):
 
         Image("sklearn", "1.2-1")
         Image("pytorch", "2.1", py_version="py310")
@@ -366,7 +367,7 @@ class Model(Step):
     image: Image | str = Image("xgboost")
     entry_point: str | None = None
     source_dir: Path | None = None
-    instance_type: str = "ml.m5.large"  # what the SDK's Model.create wants to know; not a deployment
+    instance_type: str = "ml.m5.large"  # picks the serving image (CPU or GPU); not a deployment
 
     @property
     def name_ref(self) -> ModelNameRef:

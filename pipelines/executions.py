@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
+from pipelines import spec
 from pipelines.cloud import TERMINAL, CloudError, split_s3_uri
 
 LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs",
@@ -61,11 +62,11 @@ def steps(sm, execution_arn: str) -> list[dict]:
 def view(sm, s3, execution_arn: str) -> dict:
     """The execution as `history` shows runs: the same keys as a local record's view."""
     described = _call(sm.describe_pipeline_execution, PipelineExecutionArn=execution_arn)
-    definition = json.loads(_call(sm.describe_pipeline_definition_for_execution,
-                                  PipelineExecutionArn=execution_arn)["PipelineDefinition"])
+    definition = _definition(_call(sm.describe_pipeline_definition_for_execution,
+                                   PipelineExecutionArn=execution_arn)["PipelineDefinition"], execution_arn)
     parameters = {p["Name"]: p["Value"] for page in sm.get_paginator("list_pipeline_parameters_for_execution")
                   .paginate(PipelineExecutionArn=execution_arn) for p in page["PipelineParameters"]}
-    declared = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+    declared = {p.name: p.default for p in definition.parameters}
     listed = steps(sm, execution_arn)
     started, ended = described.get("CreationTime"), described.get("LastModifiedTime")
     status = described["PipelineExecutionStatus"]
@@ -90,21 +91,26 @@ def _registered(listed: list[dict]) -> dict | None:
     return None
 
 
-def _evaluation(sm, s3, definition: dict, listed: list[dict]) -> dict | None:
-    """The property file a step wrote (evaluation.json), read from its processing job's output."""
-    from pipelines.compiler import all_steps
+def _definition(text: str, execution_arn: str) -> spec.Definition:
+    try:
+        return spec.read(text)
+    except spec.SpecError as e:
+        raise CloudError(f"the definition of {execution_arn} cannot be read: {e}") from None
 
+
+def _evaluation(sm, s3, definition: spec.Definition, listed: list[dict]) -> dict | None:
+    """The property file a step wrote (evaluation.json), read from its processing job's output."""
     jobs = {s["StepName"]: ((s.get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn") for s in listed}
-    for step in all_steps(definition.get("Steps", [])):
-        for spec in step.get("PropertyFiles") or []:
-            arn = jobs.get(step["Name"])
+    for placed in definition.flat:
+        for file in placed.step.property_files:
+            arn = jobs.get(placed.name)
             if not arn:
                 continue
             job = _call(sm.describe_processing_job, ProcessingJobName=arn.rsplit("/", 1)[-1])
             outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in
                        (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []}
-            if spec["OutputName"] in outputs:
-                bucket, key = split_s3_uri(f"{outputs[spec['OutputName']].rstrip('/')}/{spec['FilePath']}")
+            if file.output_name in outputs:
+                bucket, key = split_s3_uri(f"{outputs[file.output_name].rstrip('/')}/{file.file_path}")
                 try:
                     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 except (ClientError, ValueError):

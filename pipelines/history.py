@@ -15,12 +15,13 @@ import tarfile
 from typing import Callable
 
 from pipelines.problems import PROBLEMS
+from pipelines.spec import Definition
 
 _SECTIONS = [p.metrics_key for p in PROBLEMS.values()]
 _CODE_URI = re.compile(r"s3://[^\s\"']+/code/[0-9a-f]{64}/[^\s\"']+")
 
 
-def local_view(record: dict, definition: dict | None) -> dict:
+def local_view(record: dict, definition: Definition | None) -> dict:
     """A local execution record as a view."""
     steps = record.get("steps") or []
     metrics = next((doc for step in steps for doc in (step.get("property_files") or {}).values()
@@ -79,20 +80,17 @@ def compare(a: dict, b: dict, read: Callable[[str], bytes | None]) -> dict:
     }
 
 
-def code_uris(definition: dict | None) -> dict[str, list[str]]:
+def code_uris(definition: Definition | None) -> dict[str, list[str]]:
     """Step name -> the content-addressed code bundles it runs (`s3://.../code/<sha256>/<name>`)."""
-    from pipelines.compiler import all_steps
-
     out = {}
-    for step in all_steps((definition or {}).get("Steps", [])):
-        arguments = {k: v for k, v in (step.get("Arguments") or {}).items() if k not in ("IfSteps", "ElseSteps")}
-        found = sorted(set(_CODE_URI.findall(json.dumps(arguments).replace('\\"', '"'))))
+    for placed in definition.flat if definition else ():
+        found = sorted(set(_CODE_URI.findall(json.dumps(placed.step.arguments).replace('\\"', '"'))))
         if found:
-            out[step["Name"]] = found
+            out[placed.name] = found
     return out
 
 
-def code_changes(a: dict | None, b: dict | None, read: Callable[[str], bytes | None]) -> list[dict]:
+def code_changes(a: Definition | None, b: Definition | None, read: Callable[[str], bytes | None]) -> list[dict]:
     """Per step whose code differs: the bundle names and, where both bundles can be read, the files
     inside them that were added, removed or changed."""
     before, after = code_uris(a), code_uris(b)

@@ -16,12 +16,31 @@ This module belongs to the command layer: the runner itself never imports the SD
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipelines.compiler.adapter import environment
 from pipelines.files import write_atomically
+
+@contextlib.contextmanager
+def environment(**values: str | None):
+    """`os.environ` with `values` set (None: unset) for the duration, then exactly as it was."""
+    before = {key: os.environ.get(key) for key in values}
+    _set_environment(values)
+    try:
+        yield
+    finally:
+        _set_environment(before)
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_SESSION_TOKEN": "offline"}
 
@@ -66,7 +85,12 @@ def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()
     """Build SDK pipelines inside: every AWS call goes to moto in this process, with throwaway
     credentials (the caller's are hidden), and `buckets` exist for the SDK's uploads."""
     import boto3
-    from moto import mock_aws
+
+    try:
+        from moto import mock_aws
+    except ImportError:
+        raise ImportError("plain-SDK pipelines are built against moto's in-process AWS: "
+                          "pip install -e '.[sdk-v2]' (or '.[sdk-v3]')") from None
 
     with environment(**FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_PROFILE=None), mock_aws():
         s3 = boto3.client("s3", region_name=region)

@@ -23,7 +23,7 @@ DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any r
 
 
 def _sdk_major() -> int | None:
-    from pipelines.compiler import sdk
+    from sdk_oracle import sdk
 
     try:
         return sdk.installed()[0]
@@ -118,3 +118,10 @@ def compile_with():
         return cache[key]
 
     return compile_
+
+
+def json_steps(definition: str) -> dict[str, dict]:
+    """Every step of a definition's JSON by name, those under conditions included, as SageMaker gets it."""
+    from pipelines import spec
+
+    return {placed.name: spec.step_json(placed.step) for placed in spec.read(definition).flat}

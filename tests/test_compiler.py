@@ -14,12 +14,11 @@ import sys
 import tarfile
 
 import pytest
-from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+from conftest import FAKE_ROLE, PROJECT_ROOT, REGION, json_steps
 
-from pipelines import compiler, dsl, purchase_intent
+from pipelines import dsl, purchase_intent
 from pipelines.bundles import pack
-from pipelines.compiler import PLACEHOLDER_ROLE, AwsCallDuringCompile, builder, compile_pipeline
-from pipelines.compiler import sdk as sdks
+from pipelines.compiler import PLACEHOLDER_ROLE, compile_pipeline
 from pipelines.config import ConfigError, load_config
 from pipelines.problems import PROBLEMS
 
@@ -31,9 +30,9 @@ def doc(compiled) -> dict:
     return json.loads(compiled.definition)
 
 
-def all_steps(steps: list[dict]) -> dict[str, dict]:
+def all_steps(compiled) -> dict[str, dict]:
     """Every step by name, condition branches included."""
-    return {step["Name"]: step for step in compiler.all_steps(steps)}
+    return json_steps(compiled.definition)
 
 
 def inputs_of(step: dict) -> dict[str, object]:
@@ -69,7 +68,7 @@ def test_the_step_graph(compile_with):
 
 def test_every_reference_names_an_existing_step_parameter_or_property_file(compile_with):
     d = doc(compile_with())
-    steps = all_steps(d["Steps"])
+    steps = all_steps(compile_with())
     params = {p["Name"] for p in d["Parameters"]}
     files = {(name, f["PropertyFileName"]) for name, s in steps.items() for f in s.get("PropertyFiles", [])}
     gets = [v["Get"] for v in walk(d["Steps"]) if isinstance(v, dict) and "Get" in v]
@@ -88,7 +87,7 @@ def test_every_reference_names_an_existing_step_parameter_or_property_file(compi
 
 
 def test_tune_trains_on_the_preprocessed_train_and_validation_splits(compile_with):
-    tune = all_steps(doc(compile_with())["Steps"])["Tune"]["Arguments"]
+    tune = all_steps(compile_with())["Tune"]["Arguments"]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
                 for c in tune["TrainingJobDefinition"]["InputDataConfig"]}
     assert channels == {"train": prep_output("train"), "validation": prep_output("validation"),
@@ -102,7 +101,7 @@ def test_tune_trains_on_the_preprocessed_train_and_validation_splits(compile_wit
 def test_the_time_budget_bounds_the_tuning_job_and_every_training_job(compile_with):
     """TimeBudget is ResourceLimits.MaxRuntimeInSeconds of the tuning job and the StoppingCondition of each of its
     trials (and of a Train step); trials also get it, and their share's inputs, as hyperparameters."""
-    tune = all_steps(doc(compile_with())["Steps"])["Tune"]["Arguments"]
+    tune = all_steps(compile_with())["Tune"]["Arguments"]
     budget = {"Get": "Parameters.TimeBudget"}
     assert tune["TrainingJobDefinition"]["StoppingCondition"] == {"MaxRuntimeInSeconds": budget}
     assert tune["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Auto"
@@ -110,14 +109,14 @@ def test_the_time_budget_bounds_the_tuning_job_and_every_training_job(compile_wi
     assert {k: static[k]["Std:Join"]["Values"] for k in ("time_budget", "tuning_jobs", "tuning_parallel")} == {
         "time_budget": [budget], "tuning_jobs": [{"Get": "Parameters.MaxTuningJobs"}],
         "tuning_parallel": [{"Get": "Parameters.MaxParallelTuningJobs"}]}
-    train = all_steps(doc(compile_with(tuning=False))["Steps"])["Train"]["Arguments"]
+    train = all_steps(compile_with(tuning=False))["Train"]["Arguments"]
     assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": budget}
     parameters = {p["Name"]: p for p in doc(compile_with(time_budget="5m"))["Parameters"]}
     assert parameters["TimeBudget"] == {"Name": "TimeBudget", "Type": "Integer", "DefaultValue": 300}
 
 
 def test_instances_share_the_work_by_s3_key_instead_of_repeating_it(compile_with):
-    steps = all_steps(doc(compile_with())["Steps"])
+    steps = all_steps(compile_with())
     prep = steps["Preprocess"]["Arguments"]
     raw, = (i["S3Input"] for i in prep["ProcessingInputs"] if i["InputName"] == "raw")
     assert raw["S3DataDistributionType"] == "ShardedByS3Key"
@@ -131,7 +130,7 @@ def test_instances_share_the_work_by_s3_key_instead_of_repeating_it(compile_with
 
 
 def test_evaluate_reads_the_best_tuning_job_model_and_the_test_split(compile_with):
-    steps = all_steps(doc(compile_with())["Steps"])
+    steps = all_steps(compile_with())
     inputs = inputs_of(steps["Evaluate"])
     assert inputs["test"] == prep_output("test")
     join = inputs["model"]["Std:Join"]
@@ -142,7 +141,7 @@ def test_evaluate_reads_the_best_tuning_job_model_and_the_test_split(compile_wit
 
 
 def test_the_quality_gate_compares_the_evaluation_report_with_the_threshold(compile_with):
-    steps = all_steps(doc(compile_with())["Steps"])
+    steps = all_steps(compile_with())
     assert steps["Evaluate"]["PropertyFiles"] == [
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}]
     outputs = [o["OutputName"] for o in steps["Evaluate"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]]
@@ -160,7 +159,7 @@ def test_the_quality_gate_compares_the_evaluation_report_with_the_threshold(comp
 
 
 def test_register_uses_the_best_model_the_evaluation_report_and_the_approval_parameter(compile_with):
-    steps = all_steps(doc(compile_with())["Steps"])
+    steps = all_steps(compile_with())
     register = steps["Register-RegisterModel"]["Arguments"]
     assert register["ModelPackageGroupName"] == "purchase-intent-revenue-binary"  # one group per model
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
@@ -174,7 +173,7 @@ def test_register_uses_the_best_model_the_evaluation_report_and_the_approval_par
 
 
 def test_the_fail_message_shows_the_metric_its_value_and_the_threshold(compile_with):
-    message = all_steps(doc(compile_with())["Steps"])["Fail"]["Arguments"]["ErrorMessage"]
+    message = all_steps(compile_with())["Fail"]["Arguments"]["ErrorMessage"]
     values = list(walk(message))
     text = " ".join(v for v in values if isinstance(v, str))
     assert "roc_auc" in text and "QualityThreshold" in text
@@ -186,7 +185,7 @@ def test_the_fail_message_shows_the_metric_its_value_and_the_threshold(compile_w
 
 def test_without_tuning_a_training_step_feeds_evaluate_and_register(compile_with):
     d = doc(compile_with(tuning=False))
-    steps = all_steps(d["Steps"])
+    steps = all_steps(compile_with(tuning=False))
     assert [(s["Name"], s["Type"]) for s in d["Steps"]][:2] == [("Preprocess", "Processing"), ("Train", "Training")]
     assert "Tune" not in steps
     model = {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
@@ -201,7 +200,7 @@ def test_without_tuning_a_training_step_feeds_evaluate_and_register(compile_with
 def test_the_problem_type_sets_objective_gate_path_and_direction(compile_with, problem):
     spec = PROBLEMS[problem]
     d = doc(compile_with(problem_type=problem))
-    steps = all_steps(d["Steps"])
+    steps = all_steps(compile_with(problem_type=problem))
     objective = steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
     assert objective == {"Type": spec.tuning_direction, "MetricName": spec.tuning_metric}
     assert steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]["RandomSeed"] == 0  # same trials each run
@@ -219,7 +218,7 @@ def test_the_problem_type_sets_objective_gate_path_and_direction(compile_with, p
 
 
 def test_regression_and_multiclass_really_differ_from_binary(compile_with):
-    paths = {p: all_steps(doc(compile_with(problem_type=p))["Steps"])["QualityGate"]["Arguments"]["Conditions"][0]
+    paths = {p: all_steps(compile_with(problem_type=p))["QualityGate"]["Arguments"]["Conditions"][0]
              ["LeftValue"]["Std:JsonGet"]["Path"] for p in ("binary", "multiclass", "regression")}
     assert paths == {"binary": "binary_classification_metrics.roc_auc.value",
                      "multiclass": "multiclass_classification_metrics.accuracy.value",
@@ -287,55 +286,18 @@ def test_compiling_twice_in_one_process_gives_the_same_bytes(compile_with):
 
 
 def test_the_tuning_job_name_is_not_timestamped(compile_with):
-    """v2 writes a compile-time job name into the tuner's hyperparameters (v3 writes none)."""
-    hps = all_steps(doc(compile_with())["Steps"])["Tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]
-    if sdks.installed()[0] == 2:
-        assert hps["sagemaker_job_name"] == '"purchase-intent-Tune"'
+    """SDK v2 writes a compile-time job name into the tuner's hyperparameters; the compiler writes
+    `<pipeline>-<step>` there, so two compiles give the same bytes."""
+    hps = all_steps(compile_with())["Tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert hps["sagemaker_job_name"] == '"purchase-intent-Tune"'
     assert not re.search(r"20\d\d-\d\d-\d\d-\d\d-\d\d-\d\d", compile_with().definition)
 
 
-# --- offline ---------------------------------------------------------------------------------
-
-
-def test_the_compile_session_refuses_every_aws_call(monkeypatch, compile_with):
-    sessions = []
-
-    def spy(*args):
-        sessions.append(original(*args))
-        return sessions[-1]
-
-    sdk = sdks.load()
-    original = sdk.session
-    monkeypatch.setattr(sdk, "session", spy)
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
-    session, = sessions
-    with pytest.raises(AwsCallDuringCompile, match="ListPipelines"):
-        session.sagemaker_client.list_pipelines()
-    with pytest.raises(AwsCallDuringCompile, match="GetCallerIdentity"):
-        session.account_id()
-    with pytest.raises(AwsCallDuringCompile, match="PutObject"):
-        session.boto_session.client("s3").put_object(Bucket="b", Key="k", Body=b"x")
-
-
-def test_an_sdk_call_during_compile_fails_the_compile(monkeypatch):
-    """Local code paths make the SDK upload them; the compile must fail instead of reaching S3."""
-    monkeypatch.setattr(builder, "file_asset", lambda path, root: (str(path), path.read_bytes()))
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    with pytest.raises(AwsCallDuringCompile, match="it must stay offline"):
-        compile_pipeline(purchase_intent.definition(cfg), cfg)
+# --- offline, and without the SageMaker SDK ----------------------------------------------------
 
 
 @pytest.mark.parametrize("tuning", [True, False])
 def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
-    """Not even outside botocore: the SDK's telemetry (estimator.fit, ModelTrainer.train) goes
-    through `requests`.
-
-    With credentials in the environment: without them, v2's own default-session clients (one at
-    import, one per estimator for its TensorBoard app) make botocore probe the EC2 metadata address."""
-    sdk = sdks.load()
-    sdk.session.cache_clear()  # build the session under watch too
-    builder._image_uri.cache_clear()
     attempts = []
 
     def refuse(*args, **kwargs):
@@ -349,38 +311,35 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
     assert attempts == []
 
 
+# Run as `python -c`: deploy.py compile in a process where importing the SageMaker SDK fails.
+WITHOUT_THE_SDK = """
+import importlib.abc, runpy, sys
+
+class NoSdk(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "sagemaker":
+            raise ImportError(f"compile imported {name}")
+
+sys.meta_path.insert(0, NoSdk())
+sys.argv = ["deploy.py", *sys.argv[1:]]
+runpy.run_path("deploy.py", run_name="__main__")
+"""
+
+
+def test_compile_needs_no_sagemaker_sdk(offline_env, tmp_path, compile_with):
+    out = tmp_path / "pipeline.json"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_THE_SDK, "compile", "--region", REGION, "--output", str(out)],
+                          cwd=PROJECT_ROOT, env=offline_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == compile_with().definition
+
+
 def test_compile_says_one_line_even_when_warnings_are_errors(offline_env, tmp_path):
-    """Under v2, `import sagemaker` warns that v2 is deprecated (a FutureWarning); neither that nor any
-    other SDK warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
-    env = {k: v for k, v in offline_env.items() if k != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    """No warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
     out = tmp_path / "pipeline.json"
     done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--region", REGION, "--output",
-                           str(out)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+                           str(out)], cwd=PROJECT_ROOT, env=offline_env, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", f"wrote {out} ({out.stat().st_size} bytes)\n")
-
-
-def test_the_machines_sagemaker_sdk_defaults_do_not_leak_into_the_json(monkeypatch, tmp_path, compile_with):
-    """A developer's ~/.config/sagemaker/config.yaml must not change what is compiled."""
-    user_config = tmp_path / "config.yaml"
-    user_config.write_text(
-        "SchemaVersion: '1.0'\n"
-        "SageMaker:\n"
-        "  ProcessingJob:\n"
-        "    ProcessingResources: {ClusterConfig: {VolumeKmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/leak'}}\n"
-        "    Tags: [{Key: leaked, Value: from-my-laptop}]\n"
-        "  TrainingJob:\n"
-        "    ResourceConfig: {VolumeKmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/leak'}\n")
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(user_config))
-    sdk = sdks.load()
-    sdk.session.cache_clear()  # a session built now would read the file
-    try:
-        for tuning in (True, False):
-            cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
-            definition = compile_pipeline(purchase_intent.definition(cfg), cfg).definition
-            assert "leak" not in definition
-            assert definition == compile_with(tuning=tuning).definition
-    finally:
-        sdk.session.cache_clear()
 
 
 # --- code by content hash --------------------------------------------------------------------
@@ -476,72 +435,3 @@ def test_pack_has_sorted_entries_with_fixed_metadata(tmp_path):
         assert [m.name for m in members] == ["a.py", "b.py", "sub/a.py"]
         assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0o644, 0, 0, "", "")}
         assert tar.extractfile("sub/a.py").read() == b"a"
-
-
-def test_a_memoised_compile_gives_the_same_bytes_and_skips_the_sdk(project_copy, tmp_path, monkeypatch):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    cache = tmp_path / "compiled"
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    assert first.definition == fresh_compile().definition and len(list(cache.glob("*.json"))) == 1
-
-    def no_sdk():
-        raise AssertionError("a memoised compile must not build through the SDK")
-
-    monkeypatch.setattr(sdks, "load", no_sdk)
-    again = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    assert again.definition == first.definition and again.assets == first.assets
-
-
-@pytest.mark.parametrize("change", ["script", "config", "definition"])
-def test_the_compile_memo_misses_when_anything_it_depends_on_changes(project_copy, tmp_path, change):
-    cache = tmp_path / "compiled"
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    first = compile_pipeline(purchase_intent.definition(cfg), cfg, cache_dir=cache)
-    pipeline = purchase_intent.definition(cfg)
-    if change == "script":
-        with open(project_copy / "processing_scripts/evaluate.py", "a") as f:
-            f.write("\n# changed\n")
-        pipeline = purchase_intent.definition(cfg)
-    elif change == "config":
-        cfg = cfg.replace(label="Bought")
-        pipeline = purchase_intent.definition(cfg)
-    else:
-        pipeline.steps["Tune"].hyperparameters["num_round"] = 99
-    second = compile_pipeline(pipeline, cfg, cache_dir=cache)
-    assert second.definition != first.definition and len(list(cache.glob("*.json"))) == 2
-    assert second.definition == compile_pipeline(pipeline, cfg).definition  # the memo holds what compile gives
-
-
-# --- which SDK -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("versions, found", [
-    ({"sagemaker": "2.257.7"}, (2, "sagemaker 2.257.7")),
-    ({"sagemaker": "3.27.0", "sagemaker-mlops": "1.27.0", "sagemaker-train": "1.27.0", "sagemaker-serve": "1.27.0",
-      "sagemaker-core": "2.27.0"},
-     (3, "sagemaker-mlops 1.27.0, sagemaker-train 1.27.0, sagemaker-serve 1.27.0, sagemaker-core 2.27.0")),
-    ({"sagemaker-mlops": "1.27.0", "sagemaker-core": "2.27.0"}, (3, "sagemaker-mlops 1.27.0, sagemaker-core 2.27.0")),
-])
-def test_the_installed_sdk_is_told_from_package_metadata(monkeypatch, versions, found):
-    monkeypatch.setattr(sdks, "_version", versions.get)
-    sdks.installed.cache_clear()
-    try:
-        assert sdks.installed() == found
-    finally:
-        sdks.installed.cache_clear()
-
-
-@pytest.mark.parametrize("versions, reason", [
-    ({}, r"compile needs the SageMaker Python SDK v2 or v3: pip install -e '\.\[sdk-v2\]'"),
-    ({"sagemaker": "1.72.0"}, "sagemaker 1.72.0 is installed, which this project does not support"),
-    ({"sagemaker": "3.0"}, "sagemaker 3.0 is installed without sagemaker-mlops"),
-    ({"sagemaker": "2.257.7", "sagemaker-mlops": "1.27.0"}, "both installed; they cannot share an environment"),
-])
-def test_no_usable_sdk_is_a_one_line_config_error(monkeypatch, versions, reason):
-    monkeypatch.setattr(sdks, "_version", versions.get)
-    sdks.installed.cache_clear()
-    try:
-        with pytest.raises(ConfigError, match=reason):
-            sdks.installed()
-    finally:
-        sdks.installed.cache_clear()

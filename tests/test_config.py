@@ -2,9 +2,11 @@
 environment's, flags win over both, mistakes name the key and the file."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from pipelines.config import CONFIG_FILE, Config, ConfigError, duration_seconds, load_config
+from pipelines.config import CONFIG_FILE, Config, ConfigError, aws_region, duration_seconds, load_config
 
 
 def write(tmp_path, text: str):
@@ -126,6 +128,37 @@ def test_a_declared_schema_table_becomes_the_schema_parameters_default(tmp_path)
     assert load_config("dev").declared_schema == ""  # none declared: everything inferred
     with pytest.raises(ConfigError, match=r"setting 'schema' in .* must be a table of strings \(column kinds\)"):
         load_config("dev", path=write(tmp_path, "[dev.schema]\nStore = 3\n"))
+
+
+AWS_CONFIG = """[default]
+region = eu-west-1
+
+[profile work]
+region = ap-southeast-2
+
+[profile bare]
+output = json
+"""
+
+
+@pytest.mark.parametrize("environ", [
+    {}, {"AWS_DEFAULT_REGION": "us-west-2"}, {"AWS_PROFILE": "work"}, {"AWS_DEFAULT_PROFILE": "work"},
+    {"AWS_PROFILE": "bare"}, {"AWS_PROFILE": "work", "AWS_DEFAULT_REGION": "sa-east-1"}, {"AWS_REGION": "eu-north-1"},
+    {"no config file": ""},
+])
+def test_the_default_region_is_the_one_boto3_chooses(monkeypatch, tmp_path, environ):
+    """Read without importing boto3, so a command that needs no AWS client never pays its import."""
+    import boto3
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    config = tmp_path / "config"
+    config.write_text(AWS_CONFIG)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing" if "no config file" in environ else config))
+    for key, value in environ.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    assert aws_region() == boto3.Session().region_name
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90),

@@ -162,7 +162,7 @@ def stub_any():
 def test_compare_names_the_files_that_changed_inside_a_code_bundle():
     import tarfile
 
-    from pipelines import history
+    from pipelines import history, spec
 
     def bundle(files: dict[str, bytes]) -> bytes:
         out = io.BytesIO()
@@ -173,13 +173,13 @@ def test_compare_names_the_files_that_changed_inside_a_code_bundle():
                 tar.addfile(info, io.BytesIO(data))
         return out.getvalue()
 
-    def definition(sha_train: str, sha_eval: str) -> dict:
+    def definition(sha_train: str, sha_eval: str) -> spec.Definition:
         uri = "s3://b/p/code/{}/{}"
-        return {"Steps": [
+        return spec.read(json.dumps({"Steps": [
             {"Name": "Train", "Type": "Training", "Arguments": {"HyperParameters": {
                 "sagemaker_submit_directory": json.dumps(uri.format(sha_train, "sourcedir.tar.gz"))}}},
             {"Name": "Evaluate", "Type": "Processing", "Arguments": {"ProcessingInputs": [
-                {"S3Input": {"S3Uri": uri.format(sha_eval, "evaluate.py")}}]}}]}
+                {"S3Input": {"S3Uri": uri.format(sha_eval, "evaluate.py")}}]}}]}))
 
     a, b, c = "a" * 64, "b" * 64, "c" * 64
     store = {f"s3://b/p/code/{a}/sourcedir.tar.gz": bundle({"train.py": b"1", "util.py": b"x"}),

@@ -1,15 +1,18 @@
 """Any framework image for processing and training, metric definitions as written, hyperparameters
-untouched, and model code named by entry_point: compiled offline, the SDK's way."""
+untouched, and model code named by entry_point: compiled offline, the SDK's way. The project's
+image table (`pipelines.compiler.images`) names every image as the installed SDK's `image_uris` does."""
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
-from conftest import PROJECT_ROOT, REGION
+from conftest import PROJECT_ROOT, REGION, json_steps
+from sdk_oracle import sdk as sdks
 
-from pipelines.compiler import all_steps, compile_pipeline
-from pipelines.compiler.sdk import installed
+from pipelines.compiler import compile_pipeline
+from pipelines.compiler.images import FRAMEWORKS, image_uri
 from pipelines.config import Config, ConfigError
 from pipelines.dsl import DefinitionError, Image, Pipeline, Report
 
@@ -34,7 +37,7 @@ def pipeline(image, *, instance_type="ml.m5.xlarge", metrics=None, register=None
 
 
 def steps(p: Pipeline, cfg: Config = CFG) -> dict[str, dict]:
-    return {s["Name"]: s for s in all_steps(json.loads(compile_pipeline(p, cfg).definition)["Steps"])}
+    return json_steps(compile_pipeline(p, cfg).definition)
 
 
 @pytest.mark.parametrize("image, uri", [
@@ -67,9 +70,65 @@ def test_compiles_of_every_image_are_byte_identical():
         assert compile_pipeline(pipeline(image), CFG).definition == compile_pipeline(pipeline(image), CFG).definition
 
 
-def test_an_unknown_version_is_refused_with_the_known_ones():
-    with pytest.raises(DefinitionError, match=r"step 'Prep': no training image for .*Unsupported pytorch version: 9\.9\..*2\.6"):
-        steps(pipeline(Image("pytorch", "9.9", py_version="py312")))
+@pytest.mark.parametrize("image, instance_type, region, reason", [
+    (Image("pytorch", "9.9", py_version="py312"), "ml.m5.xlarge", REGION,
+     r"version 9\.9 is not in the project's pytorch training images \(known: 2\.0\.0, .*2\.8\.0\)"),
+    (Image("pytorch", "2.6.0", py_version="py310"), "ml.m5.xlarge", REGION,
+     r"Python py310 is not this image's \(py312\)"),
+    (Image("huggingface", "4.56.2", base="pytorch2.8.0"), "ml.m5.xlarge", REGION,
+     r"there is no cpu image for ml\.m5\.xlarge \(the images run on: gpu\)"),
+    (Image("huggingface", "4.56.2", base="pytorch2.1.0"), "ml.g5.xlarge", REGION,
+     "runs on pytorch2.8.0, not pytorch2.1.0"),
+    (Image("sklearn", "1.2-1"), "ml.c7g.xlarge", REGION, "Graviton"),
+    (Image("pytorch", "2.6.0"), "ml.m5.xlarge", "ap-south-2",
+     r"region ap-south-2 is not in the project's table"),
+])
+def test_an_image_the_table_lacks_is_refused_with_what_it_has(image, instance_type, region, reason):
+    refused = f"step 'Prep': no training image for .*{reason}.*or name the image by its URI"
+    with pytest.raises(DefinitionError, match=refused):
+        steps(pipeline(image, instance_type=instance_type), Config(region=region, bucket="b"))
+
+
+def _table():
+    """(scope, image) for every version and alias of the table, with each image's first Python."""
+    for name, framework in FRAMEWORKS.items():
+        for scope, versions in framework.versions.items():
+            for written in [*versions, *framework.aliases[scope]]:
+                entry = versions[framework.aliases[scope].get(written, written)]
+                for base in ([entry.base, entry.base.rsplit(".", 1)[0]] if entry.base else [None]):
+                    py = entry.py_versions[0] if entry.py_versions else None
+                    yield scope, Image(name, written, py_version=py, base=base)
+
+
+def _uri_or_refused(lookup, *args, **kwargs) -> str:
+    try:
+        return lookup(*args, **kwargs)
+    except ValueError:  # the table's ImageError is one too
+        return "refused"
+
+
+@pytest.fixture
+def sdk_image_uris(monkeypatch):
+    """The installed SDK's image_uris, with the endpoint data it reads on every call read once."""
+    image_uris = sdks.load().image_uris
+    monkeypatch.setattr(image_uris.utils, "_botocore_resolver", functools.cache(image_uris.utils._botocore_resolver))
+    return image_uris
+
+
+@pytest.mark.parametrize("instance_type", ["ml.m5.xlarge", "ml.g5.xlarge"])
+def test_the_image_table_names_every_image_as_the_installed_sdk_does(sdk_image_uris, instance_type):
+    """Every version, alias, processor and region of the table, against the SDK's own image_uris."""
+    retrieve = sdk_image_uris.retrieve
+    differ = []
+    for scope, image in _table():
+        for region in FRAMEWORKS[image.framework].accounts:
+            ours = _uri_or_refused(image_uri, image, region, instance_type, scope)
+            theirs = _uri_or_refused(retrieve, image.framework, region=region, version=image.version,
+                                     py_version=image.py_version, instance_type=instance_type, image_scope=scope,
+                                     base_framework_version=image.base)
+            if ours != theirs:
+                differ.append((scope, image, region, ours, theirs))
+    assert differ == []
 
 
 def test_bare_metric_names_keep_the_name_equals_value_shorthand():
@@ -93,8 +152,7 @@ def test_a_model_that_names_its_entry_point_is_registered_as_the_sdk_does_withou
     assert not [name for name in compiled if "Repack" in name]
     container = compiled["Register-RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"][0]
     assert container["Image"].endswith("sagemaker-scikit-learn:1.2-1-cpu-py3")
-    if installed()[0] == 2:  # v3 cannot record them (docs/ARCHITECTURE.md, "SDK v2 and v3")
-        assert container["Framework"] == "SKLEARN" and container["FrameworkVersion"] == "1.2-1"
+    assert container["Framework"] == "SKLEARN" and container["FrameworkVersion"] == "1.2-1"
     env = container["Environment"]
     assert env["SAGEMAKER_PROGRAM"] == "inference.py"
     assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == compiled["Train"]["Arguments"]["HyperParameters"][

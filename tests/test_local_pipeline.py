@@ -25,6 +25,8 @@ from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, Registry, open_store
 from pipelines.testing import run_locally
 
+from fixtures.steps import fixture_state
+
 GROUP = "purchase-intent-revenue-binary"
 # Small and quick: two tuning jobs, both at once. The gate is lowered from 0.80 so that an
 # unlucky random draw of hyperparameters on 1,500 rows cannot turn this into the Fail branch.
@@ -198,11 +200,11 @@ def fixture_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fixture-pipelines") / "home"
 
 
-def test_resume_reruns_the_failed_step_and_what_follows_only(fixture_home, tmp_path):
-    home, state = fixture_home, tmp_path / "state"
-    state.mkdir()
+def test_resume_reruns_the_failed_step_and_what_follows_only(fixture_home):
+    home = fixture_home
+    state_uri, state = fixture_state(home)
     (state / "Flaky.fail").touch()
-    failed = run_locally("fixtures.resume_pipeline", home=home, parameters={"StateDir": state})
+    failed = run_locally("fixtures.resume_pipeline", home=home, parameters={"StateDir": state_uri})
     assert failed.status == "Failed" and failed.failed_step == "Flaky"
     assert "Flaky: failing on purpose" in failed.failure_reason
     assert {n: s.status for n, s in failed.steps.items()} == {"First": "Succeeded", "Flaky": "Failed",
@@ -229,10 +231,11 @@ def test_a_resume_that_cannot_start_is_an_error_message_not_a_traceback(tmp_path
 
 
 @pytest.fixture(scope="module")
-def retry_run(fixture_home, tmp_path_factory) -> SimpleNamespace:
-    home, state = fixture_home, tmp_path_factory.mktemp("retry-state")
+def retry_run(fixture_home) -> SimpleNamespace:
+    home = fixture_home
+    state_uri, state = fixture_state(home)
     code, summary = run_cli("run", "--local", "--definition", "fixtures.retry_pipeline", "--home", home,
-                            "-p", f"StateDir={state}")
+                            "-p", f"StateDir={state_uri}")
     record = LocalHome(home).execution(summary["execution_id"])
     return SimpleNamespace(code=code, summary=summary, steps=steps_of(record),
                            runs=(state / "runs.log").read_text().split())
@@ -266,11 +269,11 @@ def _namespace_unavailable() -> str | None:
 
 @pytest.mark.skipif(_namespace_unavailable() is not None,
                     reason=f"mount-namespace isolation unavailable: {_namespace_unavailable()}")
-def test_a_script_with_hard_coded_opt_ml_paths_runs_in_the_pipeline(fixture_home, tmp_path):
-    home, state = fixture_home, tmp_path / "state"
-    state.mkdir()
+def test_a_script_with_hard_coded_opt_ml_paths_runs_in_the_pipeline(fixture_home):
+    home = fixture_home
+    state_uri, _ = fixture_state(home)
     code, summary = run_cli("run", "--local", "--definition", "fixtures.hardcoded_pipeline", "--home", home,
-                            "-p", f"StateDir={state}")
+                            "-p", f"StateDir={state_uri}")
     assert code == 0, summary["failure_reason"]
     steps = steps_of(LocalHome(home).execution(summary["execution_id"]))
     written = output_json(home, steps["HardCoded"], "data", "HardCoded.json")

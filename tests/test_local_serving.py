@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT
 from fixtures.servers import serving
-from test_same_json import serving_log_level_and_region
 
 from pipelines import cli
 from pipelines.data import generate, write_csv
@@ -107,7 +106,6 @@ def probabilities(body: bytes) -> list[float]:
 def test_the_compiled_pipeline_scores_with_the_registered_model_after_the_gate(compile_with):
     plain = json.loads(compile_with().definition)
     doc = json.loads(compile_with(batch_transform=True).definition)
-    serving_log_level_and_region(doc)  # what v3's ModelBuilder adds to registered models only (ARCHITECTURE)
     params = {p["Name"]: p for p in doc["Parameters"]}
     assert "ScoringData" not in {p["Name"] for p in plain["Parameters"]}
     assert params["ScoringData"]["Type"] == "String"

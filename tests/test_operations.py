@@ -18,6 +18,7 @@ from conftest import PROJECT_ROOT, steps_of
 from pipelines import cli
 from pipelines.local import LocalHome
 
+from fixtures.steps import fixture_state, job_pid
 from reliability.support import subprocess_env, wait_for
 
 HOLD = "fixtures.hold_pipeline"
@@ -27,14 +28,14 @@ class Run:
     """`deploy.py run --local` of the hold pipeline in a subprocess, with its home and state folder."""
 
     def __init__(self, root, *extra: str):
-        self.home, self.state = LocalHome(root / "home"), root / "state"
-        self.state.mkdir(parents=True, exist_ok=True)
+        self.home = LocalHome(root / "home")
+        self.state_uri, self.state = fixture_state(self.home.root)
         self.process = subprocess.Popen(
             [sys.executable, "deploy.py", "run", "--local", "--definition", HOLD, "--home", str(self.home.root),
-             "-p", f"StateDir={self.state}", *extra],
+             "-p", f"StateDir={self.state_uri}", *extra],
             cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(self.state / "Held.pid", timeout=90, alive=lambda: self.process.poll() is None)
-        self.job = int((self.state / "Held.pid").read_text())
+        self.job = job_pid(self.state_uri, "Held")
         (self.execution_id,) = [p.name for p in self.home.runs.iterdir()]
 
     def finish(self) -> tuple[int, str, str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from pipelines import cli, report
+from pipelines import cli, report, spec
 from pipelines.local import LocalHome
 from pipelines.local.registry import Registry
 from pipelines.local.storage import LocalStore
@@ -91,7 +91,15 @@ GATES = {"binary": "binary_classification_metrics.roc_auc", "multiclass": "multi
          "regression": "regression_metrics.r2"}
 
 
-def definition(problem: str = "binary") -> dict:
+def definition(problem: str = "binary", **extra) -> spec.Definition:
+    """The definition of the fake run, read as the report reads the recorded one; `extra` adds keys to steps."""
+    doc = definition_json(problem)
+    for name, fields in extra.items():
+        next(s for s in doc["Steps"] if s["Name"] == name).update(fields)
+    return spec.read(json.dumps(doc))
+
+
+def definition_json(problem: str) -> dict:
     get = lambda path: {"Get": path}  # noqa: E731
     outputs = lambda *names: {"Outputs": [{"OutputName": n, "S3Output": {"S3Uri": f"{RUN}/x/{n}"}} for n in names]}  # noqa: E731
     gate = {"Std:JsonGet": {"PropertyFile": get("Steps.Evaluate.PropertyFiles.EvaluationReport"),
@@ -286,6 +294,23 @@ def test_the_graph_is_layered_left_to_right_with_branches_after_their_condition(
     assert status["Fail"] == "NotRun" and status["Tune"] == "Succeeded"
 
 
+def test_a_run_condition_in_depends_on_is_an_edge_of_the_graph(tmp_path):
+    """SDK v3 writes a DependsOn entry as {"Step": name, "Trigger": "Completed"}, which the runner
+    accepts; the report reads it as the dependency it is (it used to raise TypeError: unhashable dict,
+    and the run ended with only "report not written")."""
+    home = LocalHome(tmp_path / "home")
+    execution, _, store, _ = fake_run(tmp_path, outcome="False")  # nothing registered, so no model card
+    with_condition = definition(QualityGate={"DependsOn": [{"Step": "Preprocess", "Trigger": "Completed"}, "Tune"]})
+    run_dir = home.runs / "e1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "definition.json").write_text(spec.write(with_condition))
+    warnings = []
+    record = report.publish_local_run(execution, home=home, store=store, warn=warnings.append)
+    assert warnings == [] and Path(record["report"]).is_file()
+    edges = {(e["source"], e["target"]) for e in report.dag_layout(report.read_definition(run_dir), execution)["edges"]}
+    assert {("Preprocess", "QualityGate"), ("Tune", "QualityGate"), ("Evaluate", "QualityGate")} <= edges
+
+
 def test_the_report_is_written_atomically(tmp_path):
     execution, definition_, store, _ = fake_run(tmp_path)
     out = tmp_path / "reports" / "report.html"
@@ -332,7 +357,7 @@ def test_publish_writes_the_report_and_the_model_card_beside_the_model_and_in_th
         store.put_bytes(uri, fake_store_contents.get_bytes(uri))
     run_dir = home.runs / "e1"
     run_dir.mkdir(parents=True)
-    (run_dir / "definition.json").write_text(json.dumps(definition_))
+    (run_dir / "definition.json").write_text(spec.write(definition_))
     (run_dir / "execution.json").write_text(json.dumps(execution))
     registry = Registry(home.registry)
     for _ in range(3):  # version 3, as the fake record says

@@ -1,13 +1,13 @@
 """KMS keys, VPC, network isolation and inter-container encryption reach every job when configured."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import json_steps
 from sdk_matrix import KMS, SECURE
 
-from pipelines.compiler import all_steps, compile_pipeline
+from pipelines.compiler import compile_pipeline
 from pipelines.config import ConfigError, load_config
 from pipelines.data import generate, write_csv
 from pipelines.local import LocalHome, open_store, run_pipeline
@@ -48,7 +48,7 @@ def _job_settings(step: dict) -> dict:
 def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
     cfg = _config(tmp_path, tuning=tuning, batch_transform=True)
     compiled = compile_pipeline(definition(cfg), cfg)
-    jobs = [s for s in all_steps(json.loads(compiled.definition)["Steps"]) if s["Type"] in JOB_TYPES]
+    jobs = [s for s in json_steps(compiled.definition).values() if s["Type"] in JOB_TYPES]
     assert {s["Type"] for s in jobs} == {"Processing", "Tuning" if tuning else "Training", "Model", "Transform"}
     vpc = {"Subnets": ["subnet-aaa", "subnet-bbb"], "SecurityGroupIds": ["sg-123"]}
     for step in jobs:
@@ -77,10 +77,10 @@ def test_a_vpc_needs_subnets_and_security_groups(tmp_path):
 
 
 def test_a_network_isolated_training_job_runs_locally_from_its_code_channel(tmp_path):
-    """With isolation the SDK ships the code as a `code` channel; the local runner must still find it."""
+    """With isolation the code travels as a `code` channel; the local runner must still find it."""
     cfg = _config(tmp_path, tuning=False)
     compiled = compile_pipeline(definition(cfg), cfg)
-    train = next(s for s in all_steps(json.loads(compiled.definition)["Steps"]) if s["Type"] == "Training")
+    train = next(s for s in json_steps(compiled.definition).values() if s["Type"] == "Training")
     assert "code" in [c["ChannelName"] for c in train["Arguments"]["InputDataConfig"]]
     home = LocalHome(tmp_path / "home")
     store = open_store(None, root=home.s3)

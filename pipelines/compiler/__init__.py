@@ -1,11 +1,10 @@
-"""Definition + config -> SageMaker pipeline definition JSON, under SDK v2 or v3.
+"""Definition + config -> SageMaker pipeline definition JSON, written by the project itself.
 
-The only package that imports the SageMaker SDK. `builder` decides every setting of every
-step; `v2` and `v3` spell those settings in their SDK's classes; `sdk` finds which one is
-installed; `adapter` keeps either from reaching AWS and holds what both spell alike.
+`builder` decides every setting of every step and writes the definition (`pipelines.spec`);
+`requests` spells SageMaker's request shapes; `images` holds the framework images' URIs. No
+SageMaker SDK on this path: tests/sdk_oracle compiles the same definitions with SDK v2 and v3
+and tests/test_same_json.py compares.
 """
-from pipelines.compiler.builder import (PLACEHOLDER_ROLE, Compiled, all_steps, code_assets,
-                                        compile_pipeline)
-from pipelines.compiler.adapter import AwsCallDuringCompile
+from pipelines.compiler.builder import PLACEHOLDER_ROLE, Compiled, code_assets, compile_pipeline
 
-__all__ = ["PLACEHOLDER_ROLE", "AwsCallDuringCompile", "Compiled", "all_steps", "code_assets", "compile_pipeline"]
+__all__ = ["PLACEHOLDER_ROLE", "Compiled", "code_assets", "compile_pipeline"]

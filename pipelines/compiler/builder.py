@@ -1,24 +1,22 @@
-"""Definition + config -> SageMaker pipeline definition JSON, through whichever SDK is installed.
+"""Definition + config -> SageMaker pipeline definition JSON, spelled by the project itself.
 
-Pure: no AWS call (any attempt raises), and the same definition and config give the same
-bytes. Each step's settings are decided here, once; the SDK adapter (`v2.py`, `v3.py`) only
-turns them into that SDK's own step arguments, so both majors compile the same JSON.
+Pure: no AWS call, no SageMaker SDK, and the same definition and config give the same bytes.
+Each step's settings are decided here, once, and written as a `spec.Step` whose arguments are
+SageMaker's own request (`requests`); images come from the project's table (`images`).
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import dsl
+from pipelines import dsl, spec
 from pipelines.bundles import file_asset, folder_asset
-from pipelines.compiler import sdk as sdks
+from pipelines.compiler import requests
+from pipelines.compiler.images import ImageError, image_uri
 from pipelines.config import Config, ConfigError
-from pipelines.files import write_atomically
 
 SKLEARN_VERSION = "1.4-2"
 XGBOOST_VERSION = "3.0-5"
@@ -31,6 +29,12 @@ PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/set-role-arn-to-deploy"
 # The model archive carries its inference code in code/ (training_scripts/train.py puts it there),
 # so registering or creating a model needs no repack job.
 SERVING_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+# Transient job failures a job step retries, and API faults a Register or Model step retries.
+JOB_ERRORS = ("SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR")
+STEP_ERRORS = ("Step.SERVICE_FAULT", "Step.THROTTLING")
+# SageMaker's names of the steps a Register or Model step becomes.
+JSON_SUFFIXES = {dsl.Register: "-RegisterModel", dsl.Model: "-CreateModel"}
+OPERATORS = {">=": "GreaterThanOrEqualTo", ">": "GreaterThan", "<=": "LessThanOrEqualTo", "<": "LessThan"}
 
 
 @dataclass(frozen=True)
@@ -46,26 +50,18 @@ class Compiled:
     assets: dict[str, bytes] = field(repr=False)  # s3 uri -> bytes, uploaded before a run
 
 
-def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config, *, cache_dir: Path | None = None) -> Compiled:
-    """The definition JSON and code bundles. With `cache_dir`, an unchanged pipeline is not rebuilt:
-    compile is pure, so its output is memoised by a fingerprint of everything it depends on.
-    The pipeline's objects go under its own prefix: the config's `prefix`, else the pipeline's name."""
+def compile_pipeline(pipeline: dsl.Pipeline, cfg: Config) -> Compiled:
+    """The definition JSON and code bundles. The pipeline's objects go under its own prefix: the
+    config's `prefix`, else the pipeline's name."""
     pipeline.validate()
     cfg = dataclasses.replace(cfg, pipeline_name=pipeline.name)
     code = code_assets(pipeline, cfg)
-    cached = cache_dir and Path(cache_dir) / f"{_fingerprint_key(pipeline, cfg, code)}.json"
-    if cached and cached.is_file():
-        definition = cached.read_text()
-    else:
-        definition = _definition(pipeline, cfg, code)
-        if cached:
-            write_atomically(cached, definition)
     return Compiled(
         name=pipeline.name,
         display_name=pipeline.display_name,
         description=pipeline.description,
         tags=cfg.all_tags(),
-        definition=definition,
+        definition=spec.write(build(pipeline, cfg, code)),
         parameters=dict(pipeline.parameters),
         assets=dict(sorted(code.values())),
     )
@@ -82,310 +78,249 @@ def code_assets(pipeline: dsl.Pipeline, cfg: Config) -> dict[Path, tuple[str, by
     return assets
 
 
-def _definition(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
+def build(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> spec.Definition:
+    """The definition of a validated pipeline whose code bundles are `code` (`code_assets`)."""
     if not cfg.region:
         raise ConfigError("compile needs a region (image URIs are regional): pass --region or set AWS_REGION")
-    sdk = sdks.load()
-    with sdk.compiling(cfg.region):
-        build = _Builder(pipeline, cfg, sdk, code)
-        sdk_pipeline = sdk.Pipeline(
-            name=pipeline.name,
-            parameters=list(build.params.values()),
-            steps=[build.steps[s.name] for s in pipeline.top_level()],
-            sagemaker_session=build.session,
-            pipeline_definition_config=sdk.PipelineDefinitionConfig(use_custom_job_prefix=False),
-        )
-        definition = _normalise(json.loads(sdk_pipeline.definition()), pipeline.name)
-    return json.dumps(definition, indent=2) + "\n"
+    builder = _Builder(pipeline, cfg, code)
+    return spec.Definition(
+        parameters=tuple(_parameter(p) for p in pipeline.parameters.values()),
+        experiment_config={"ExperimentName": spec.get("Execution.PipelineName"),
+                           "TrialName": spec.get("Execution.PipelineExecutionId")},
+        steps=tuple(builder.steps[s.name] for s in pipeline.top_level()),
+    )
 
 
-def _fingerprint_key(pipeline: dsl.Pipeline, cfg: Config, code: dict) -> str:
-    """sha256 of what compile output depends on: the pipeline, the config, the code bundles,
-    the sources of `pipelines/` and of this package, and the SDK's packages and versions."""
-    here = Path(__file__).parent
-    sources = sorted((p.relative_to(here.parent).as_posix(), p.read_bytes())
-                     for p in [*here.parent.glob("*.py"), *here.glob("*.py")])
-    facts = [_fingerprint(pipeline.__dict__), _fingerprint(dataclasses.asdict(cfg)),
-             sorted(uri for uri, _ in code.values()), [(name, hashlib.sha256(data).hexdigest()) for name, data in sources],
-             sdks.installed()[1]]
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+def _parameter(p: dsl.Parameter) -> spec.Parameter:
+    return spec.Parameter(p.name, p.kind, p.default, tuple(p.enum))
 
 
-def _fingerprint(value, nested: bool = False):
-    """A JSON-able, order-stable picture of a definition value; a step inside another value is its name."""
-    if isinstance(value, dsl.Step) and nested:
-        return ["step", value.name]
-    if dataclasses.is_dataclass(value):
-        return [type(value).__name__, {f.name: _fingerprint(getattr(value, f.name), True)
-                                       for f in dataclasses.fields(value)}]
-    if isinstance(value, dict):
-        return sorted([str(k), _fingerprint(v, nested)] for k, v in value.items())
-    if isinstance(value, (frozenset, set)):
-        return sorted(map(str, value))
-    if isinstance(value, (list, tuple)):
-        return [_fingerprint(v, nested) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def _normalise(definition: dict, pipeline_name: str) -> dict:
-    """Replace the SDK's timestamped job name so two compiles give the same bytes."""
-    for step in all_steps(definition["Steps"]):
-        hps = step["Arguments"].get("TrainingJobDefinition", step["Arguments"]).get("StaticHyperParameters") \
-            or step["Arguments"].get("HyperParameters") or {}
-        if "sagemaker_job_name" in hps:
-            hps["sagemaker_job_name"] = json.dumps(f"{pipeline_name}-{step['Name']}")
-    return definition
-
-
-def all_steps(steps: list[dict]):
-    """Every step of a definition's `Steps`, those under conditions included."""
-    for step in steps:
-        yield step
-        if step["Type"] == "Condition":
-            yield from all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
+def json_name(step: dsl.Step) -> str:
+    """The step's name in the JSON: SageMaker calls a Register step `<name>-RegisterModel` and a
+    Model step `<name>-CreateModel`."""
+    return step.name + JSON_SUFFIXES.get(type(step), "")
 
 
 class _Builder:
-    """Turns each dsl step into the SDK step that SageMaker's JSON comes from.
+    """Turns each dsl step into the definition's step; every setting is decided here."""
 
-    Every setting is decided here; `self.sdk` (v2 or v3) only spells it in its own classes.
-    """
-
-    def __init__(self, pipeline: dsl.Pipeline, cfg: Config, sdk, code: dict):
-        self.cfg, self.sdk = cfg, sdk
+    def __init__(self, pipeline: dsl.Pipeline, cfg: Config, code: dict):
+        self.pipeline, self.cfg, self.code = pipeline, cfg, code
         self.region = cfg.region
         self.role = cfg.role_arn or PLACEHOLDER_ROLE
-        self.session = sdk.session(self.region, cfg.artifact_bucket)
-        self.code = code
-        self.property_files: dict[tuple[str, str], object] = {}
-        self.params = {p.name: self._parameter(p) for p in pipeline.parameters.values()}
-        self.steps: dict = {}
+        self.network = requests.Network(tuple(cfg.subnets or ()), tuple(cfg.security_group_ids or ()),
+                                        bool(cfg.network_isolation), bool(cfg.encrypt_inter_container_traffic))
+        self.steps: dict[str, spec.Step] = {}
         for step in pipeline.steps.values():
             self.steps[step.name] = getattr(self, f"_{type(step).__name__.lower()}")(step)
 
     # -- values --
 
-    def _parameter(self, p: dsl.Parameter):
-        cls = {"String": self.sdk.ParameterString, "Integer": self.sdk.ParameterInteger,
-               "Float": self.sdk.ParameterFloat}[p.kind]
-        extra = {"enum_values": list(p.enum)} if p.enum else {}
-        return cls(name=p.name, default_value=p.default, **extra)
-
     def value(self, v):
-        """A dsl value as the SDK's pipeline variable (or the literal itself)."""
+        """A dsl value as JSON: the literal itself, or the expression SageMaker resolves at run time."""
         if isinstance(v, dsl.Parameter):
-            return self.params[v.name]
+            return spec.get(f"Parameters.{v.name}")
         if isinstance(v, dsl.OutputRef):
-            return self.steps[v.step.name].properties.ProcessingOutputConfig.Outputs[v.name].S3Output.S3Uri
+            return spec.get(f"Steps.{v.step.name}.ProcessingOutputConfig.Outputs['{v.name}'].S3Output.S3Uri")
         if isinstance(v, dsl.ModelRef):
             return self._model_uri(v.step)
         if isinstance(v, dsl.RegisteredModelRef):
-            return self.steps[v.step.name].properties.InferenceSpecification.Containers[0].ModelDataUrl
+            return spec.get(f"Steps.{json_name(v.step)}.InferenceSpecification.Containers[0].ModelDataUrl")
         if isinstance(v, dsl.ModelNameRef):
-            return self.steps[v.step.name].properties.ModelName
+            return spec.get(f"Steps.{json_name(v.step)}.ModelName")
         if isinstance(v, dsl.Sharded):
             return self.value(v.source)
         if isinstance(v, dsl.ReportValue):
-            step, name = v.report.step.name, v.report.name
-            return self.sdk.JsonGet(step_name=step, property_file=self.property_files[(step, name)], json_path=v.path)
+            return spec.json_get(v.report.step.name, _property_file_name(v.report.name), v.path)
         return v
 
     def text(self, v):
-        """Like value(), but always a string (container arguments and messages)."""
+        """Like value(), but always a string: a literal as str(), a String parameter as itself, any
+        other expression joined into a string when it is resolved."""
         out = self.value(v)
-        if isinstance(out, self.sdk.PipelineVariable):
-            return out if isinstance(v, dsl.Parameter) and v.type is str else out.to_string()
-        return str(out)
+        if not isinstance(out, dict):
+            return str(out)
+        return out if isinstance(v, dsl.Parameter) and v.type is str else spec.join([out])
+
+    def hyperparameter(self, v):
+        """A hyperparameter as the framework containers read it: JSON text, or an expression's string."""
+        out = self.value(v)
+        return self.text(v) if isinstance(out, dict) else json.dumps(out)
 
     def _model_uri(self, step: dsl.Training):
-        sdk_step = self.steps[step.name]
-        if isinstance(step, dsl.Tuning):
-            return sdk_step.get_top_model_s3_uri(top_k=0, s3_bucket=self.cfg.artifact_bucket,
-                                                 prefix=f"{self.cfg.key_prefix}/models/{step.name}")
-        return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
+        if isinstance(step, dsl.Tuning):  # the best trial's model, under the tuning job's output path
+            best = spec.get(f"Steps.{step.name}.TrainingJobSummaries[0].TrainingJobName")
+            return spec.join(["s3:/", self.cfg.artifact_bucket, f"{self.cfg.key_prefix}/models/{step.name}", best,
+                              "output/model.tar.gz"], on="/")
+        return spec.get(f"Steps.{step.name}.ModelArtifacts.S3ModelArtifacts")
 
     def _image(self, step: dsl.Step, scope: str, instance_type) -> str:
-        """The image URI of `step`: its URI as written, or the framework image the SDK's image_uris
-        names for the region and instance type (a parameter's default)."""
+        """The image URI of `step`: its URI as written, or the framework image of the project's table
+        for the region and instance type (a parameter's default)."""
         image = step.image
         if isinstance(image, str):
             return image
         if isinstance(instance_type, dsl.Parameter):
             instance_type = instance_type.default
         try:
-            return _image_uri(self.sdk, _pinned(image), self.region, instance_type, scope)
-        except ValueError as e:
-            raise dsl.DefinitionError(f"step {step.name!r}: no {scope} image for {image}: {e}") from None
+            return image_uri(_pinned(image), self.region, instance_type, scope)
+        except ImageError as e:
+            raise dsl.DefinitionError(f"step {step.name!r}: no {scope} image for {image}: {e}; or name the image "
+                                      f"by its URI") from None
 
     def _asset(self, path: Path) -> str:
         return self.code[path][0]
 
-    def _job_options(self, step: dsl.Step) -> dict:
-        """Ordering and retries: jobs retry internal and capacity errors, registration retries API faults."""
-        options = {"depends_on": [a if isinstance(a, str) else a.name for a in step.after] or None}
-        if step.retries:
-            sdk, backoff = self.sdk, dict(interval_seconds=1, backoff_rate=2.0, max_attempts=step.retries)
-            options["retry_policies"] = [
-                sdk.StepRetryPolicy(exception_types=[sdk.StepError.SERVICE_FAULT, sdk.StepError.THROTTLING], **backoff)
-                if isinstance(step, (dsl.Register, dsl.Model)) else
-                sdk.SageMakerJobStepRetryPolicy(exception_types=[sdk.JobError.INTERNAL_ERROR,
-                                                                 sdk.JobError.CAPACITY_ERROR], **backoff)]
-        return options
-
-    def _cache(self, step: dsl.Step):
-        return self.sdk.CacheConfig(enable_caching=step.cache, expire_after=CACHE_EXPIRY)
-
     def _run_path(self, *parts: str):
         """s3://<root>/runs/<execution id>/<parts>: where a job of one execution writes."""
-        sdk = self.sdk
-        return sdk.Join(on="/", values=[f"{self.cfg.s3_root}/runs", sdk.ExecutionVariables.PIPELINE_EXECUTION_ID,
-                                        *parts])
+        return spec.join([f"{self.cfg.s3_root}/runs", spec.get("Execution.PipelineExecutionId"), *parts], on="/")
 
-    # -- security: only what is configured, so the default JSON carries no empty settings --
+    # -- what every step has --
 
-    def _network(self) -> dict:
-        """Subnets, security groups, isolation and inter-container encryption, as configured."""
-        cfg, out = self.cfg, {}
-        if cfg.subnets:
-            out.update(subnets=list(cfg.subnets), security_group_ids=list(cfg.security_group_ids))
-        if cfg.network_isolation:
-            out["enable_network_isolation"] = True
-        if cfg.encrypt_inter_container_traffic:
-            out["encrypt_inter_container_traffic"] = True
-        return out
+    def _step(self, step: dsl.Step, kind: str, arguments: dict, **extra) -> spec.Step:
+        """A step with its ordering, retries (jobs retry transient failures, Register and Model API
+        faults) and, for jobs, its cache."""
+        errors = STEP_ERRORS if isinstance(step, (dsl.Register, dsl.Model)) else JOB_ERRORS
+        retry = (spec.RetryPolicy(errors, interval_seconds=1, backoff_rate=2.0, max_attempts=step.retries),) \
+            if step.retries and kind not in ("Fail", "Condition") else ()
+        cache = spec.CacheConfig(step.cache, CACHE_EXPIRY) if kind in ("Processing", "Training", "Tuning",
+                                                                         "Transform") else None
+        return spec.Step(json_name(step), kind, arguments, depends_on=self._after(step), retry_policies=retry,
+                         cache=cache, **extra)
+
+    def _after(self, step: dsl.Step) -> tuple[spec.Dependency, ...]:
+        named = [self.pipeline.steps[a] if isinstance(a, str) else a for a in step.after]
+        return tuple(spec.Dependency(json_name(a)) for a in named)
 
     # -- steps --
 
-    def _processing(self, step: dsl.Processing):
-        sdk = self.sdk
-        for report, declared in step.reports.items():
-            self.property_files[(step.name, report)] = sdk.PropertyFile(
-                name=_property_file_name(report), output_name=declared.output, path=declared.file)
-        args = sdk.processing_args(
-            self.session, role=self.role, image_uri=self._image(step, "training", step.instance_type),
+    def _processing(self, step: dsl.Processing) -> spec.Step:
+        arguments = requests.processing_job(
+            role=self.role, image=self._image(step, "training", step.instance_type),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
-            kms_key=self.cfg.kms_key_id, network=self._network(), code=self._asset(step.script),
+            kms_key=self.cfg.kms_key_id, network=self.network, script=self._asset(step.script),
             inputs=[(k, self.value(v), f"/opt/ml/processing/input/{k}", _distribution(v))
                     for k, v in step.inputs_.items()],
             outputs=[(name, f"/opt/ml/processing/output/{name}", self._run_path(step.name, name))
                      for name in step.outputs],
-            arguments=[self.text(a) for a in step.arguments] or None,
+            arguments=[self.text(a) for a in step.arguments],
         )
-        return sdk.ProcessingStep(
-            step.name, step_args=args, cache_config=self._cache(step), **self._job_options(step),
-            property_files=[self.property_files[(step.name, r)] for r in step.reports] or None,
-        )
+        files = tuple(spec.PropertyFile(_property_file_name(name), report.output, report.file)
+                      for name, report in step.reports.items())
+        return self._step(step, "Processing", arguments, property_files=files)
 
-    def _training_job(self, step: dsl.Training) -> dict:
+    def _training_job(self, step: dsl.Training) -> requests.TrainingJob:
         """What a training job is, for one job (Training) or each trial (Tuning): `entry_point` from
-        `source_dir` in the step's image, the framework containers' script mode. `framework` is the
-        pinned dsl.Image, or None for an image named by URI."""
-        return dict(
-            role=self.role, image_uri=self._image(step, "training", step.instance_type),
-            framework=None if isinstance(step.image, str) else _pinned(step.image),
+        `source_dir` in the step's image, the framework containers' script mode."""
+        return requests.TrainingJob(
+            role=self.role, image=self._image(step, "training", step.instance_type),
+            framework=None if isinstance(step.image, str) else step.image.framework,
             entry_point=step.entry_point, source_dir=self._asset(step.source_dir),
             instance_type=self.value(step.instance_type), instance_count=self.value(step.instance_count),
             output_path=f"{self.cfg.s3_root}/models/{step.name}",
-            hyperparameters={k: self.value(v) for k, v in step.hyperparameters.items()},
-            metric_definitions=_metric_definitions(step), kms_key=self.cfg.kms_key_id, network=self._network(),
+            hyperparameters={k: self.hyperparameter(v) for k, v in step.hyperparameters.items()},
+            metric_definitions=[{"Name": name, "Regex": regex} for name, regex in step.metrics.items()],
             channels={name: (self.value(v), _distribution(v)) for name, v in step.channels.items()},
-            max_runtime=None if step.max_runtime is None else self.value(step.max_runtime),
+            region=self.region, kms_key=self.cfg.kms_key_id, network=self.network,
         )
 
-    def _training(self, step: dsl.Training):
-        args = self.sdk.training_args(self.session, **self._training_job(step))
-        return self.sdk.TrainingStep(step.name, step_args=args, cache_config=self._cache(step),
-                                     **self._job_options(step))
+    def _stopping_condition(self, step: dsl.Training) -> dict:
+        """Each training job's limit: the step's max_runtime (seconds or an Integer parameter), else a day."""
+        return {"MaxRuntimeInSeconds": requests.MAX_RUNTIME if step.max_runtime is None
+                else self.value(step.max_runtime)}
 
-    def _tuning(self, step: dsl.Tuning):
-        args = self.sdk.tuning_args(
-            self.session, **self._training_job(step),
-            objective_metric=step.objective.metric, objective_type=step.objective.direction,
-            ranges={name: self._range(r) for name, r in step.ranges.items()}, strategy=step.strategy,
-            max_jobs=self.value(step.max_jobs), max_parallel_jobs=self.value(step.max_parallel),
-            random_seed=step.random_seed, early_stopping=step.early_stopping,
+    def _training(self, step: dsl.Training) -> spec.Step:
+        return self._step(step, "Training", requests.training_job(self._training_job(step),
+                                                                  self._stopping_condition(step)))
+
+    def _tuning(self, step: dsl.Tuning) -> spec.Step:
+        arguments = requests.tuning_job(
+            self._training_job(step), strategy=step.strategy, random_seed=step.random_seed,
+            limits={"MaxNumberOfTrainingJobs": self.value(step.max_jobs),
+                    "MaxParallelTrainingJobs": self.value(step.max_parallel),
+                    **({} if step.max_runtime is None else {"MaxRuntimeInSeconds": self.value(step.max_runtime)})},
+            early_stopping=step.early_stopping,
+            objective={"Type": step.objective.direction, "MetricName": step.objective.metric},
+            ranges=self._ranges(step), stopping_condition=self._stopping_condition(step),
+            job_name=f"{self.pipeline.name}-{step.name}",
         )
-        return self.sdk.TuningStep(step.name, step_args=args, cache_config=self._cache(step),
-                                   **self._job_options(step))
+        return self._step(step, "Tuning", arguments)
 
-    def _range(self, r):
-        sdk = self.sdk
-        if isinstance(r, dsl.Continuous):
-            return sdk.ContinuousParameter(r.low, r.high, scaling_type="Logarithmic" if r.log else "Linear")
-        if isinstance(r, dsl.Integer):
-            return sdk.IntegerParameter(r.low, r.high)
-        return sdk.CategoricalParameter(list(r.values))
+    def _ranges(self, step: dsl.Tuning) -> dict:
+        """The search space as the tuner writes it: bounds as strings; categorical values JSON-encoded
+        for a framework's script mode, as they are for the generic estimator's only as text."""
+        kinds = {"ContinuousParameterRanges": [], "CategoricalParameterRanges": [], "IntegerParameterRanges": []}
+        encode = str if isinstance(step.image, str) else json.dumps
+        for name, r in step.ranges.items():
+            if isinstance(r, dsl.Categorical):
+                kinds["CategoricalParameterRanges"].append({"Name": name, "Values": [encode(v) for v in r.values]})
+            else:
+                kind = "Continuous" if isinstance(r, dsl.Continuous) else "Integer"
+                scaling = ("Logarithmic" if r.log else "Linear") if kind == "Continuous" else "Auto"
+                kinds[f"{kind}ParameterRanges"].append({"Name": name, "MinValue": str(r.low), "MaxValue": str(r.high),
+                                                        "ScalingType": scaling})
+        return kinds
 
-    def _serving_model(self, step, instance_type: str, isolated: bool = False) -> dict:
+    def _container(self, step, instance_type: str, isolated: bool = False) -> dict:
         """What a Register or Model step serves: with `entry_point`, that program from its own
         sourcedir.tar.gz, which the serving image fetches (SAGEMAKER_SUBMIT_DIRECTORY, as the SDK's
-        framework models do); without, the code inside the model archive (SERVING_ENV), which needs
-        no repack job."""
-        serving = dict(role=self.role, image_uri=self._image(step, "inference", instance_type),
-                       model_data=self.value(step.model))
+        framework models write it); without, the code inside the model archive (SERVING_ENV), which
+        needs no repack job."""
+        image = self._image(step, "inference", instance_type)
         if not step.entry_point:
-            return dict(serving, env=dict(SERVING_ENV), code=None)
+            return requests.container(image, dict(SERVING_ENV), self.value(step.model), **self._framework(step))
         if isolated:
             raise ConfigError(f"step {step.name!r}: with network_isolation, SageMaker repacks a model whose "
                               f"entry_point is named, a job compile cannot set up offline: leave entry_point out "
                               f"and have the training script copy the inference code to <model dir>/code/")
-        # code_location names the bucket, else the SDK asks S3 for its default one; nothing is uploaded,
-        # since source_dir is already an s3:// bundle.
-        return dict(serving, env=None, code=dict(
-            entry_point=step.entry_point, source_dir=self._asset(step.source_dir), framework=_pinned(step.image),
-            code_location=f"{self.cfg.s3_root}/code"))
+        environment = {"SAGEMAKER_PROGRAM": step.entry_point,
+                       "SAGEMAKER_SUBMIT_DIRECTORY": self._asset(step.source_dir),
+                       "SAGEMAKER_CONTAINER_LOG_LEVEL": str(requests.LOG_LEVEL), "SAGEMAKER_REGION": self.region}
+        return requests.container(image, environment, self.value(step.model), **self._framework(step))
 
-    def _register(self, step: dsl.Register):
-        sdk = self.sdk
+    def _framework(self, step) -> dict:
+        """A registered container's Framework and FrameworkVersion, where the registry knows the framework."""
+        if not isinstance(step, dsl.Register) or isinstance(step.image, str) \
+                or step.image.framework not in REGISTRY_FRAMEWORKS:
+            return {}
+        return {"framework": REGISTRY_FRAMEWORKS[step.image.framework],
+                "framework_version": _pinned(step.image).version}
+
+    def _register(self, step: dsl.Register) -> spec.Step:
         report = step.report
         declared = report.step.reports[report.name]
-        report_uri = sdk.Join(on="/", values=[self.value(dsl.OutputRef(report.step, declared.output)), declared.file])
-        framework = {} if isinstance(step.image, str) or step.image.framework not in REGISTRY_FRAMEWORKS else \
-            dict(framework=REGISTRY_FRAMEWORKS[step.image.framework], framework_version=_pinned(step.image).version)
-        args = sdk.register_args(
-            self.session, **self._serving_model(step, step.inference_instance_type),
+        arguments = requests.model_package(
+            group=step.group, description=step.description or None,
+            metrics_uri=spec.join([self.value(dsl.OutputRef(report.step, declared.output)), declared.file], on="/"),
+            metadata=dict(step.metadata) or None, container=self._container(step, step.inference_instance_type),
             content_types=list(step.content_types), instance_types=[step.inference_instance_type],
-            group=step.group, approval_status=self.value(step.approval_status),
-            model_metrics=sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
-                s3_uri=report_uri, content_type="application/json")),
-            description=step.description or None, metadata=dict(step.metadata) or None, **framework,
+            approval_status=self.value(step.approval_status),
         )
-        return sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
+        return self._step(step, "RegisterModel", arguments)
 
-    def _model(self, step: dsl.Model):
-        network = self._network()
-        isolated = network.get("enable_network_isolation", False)
-        args = self.sdk.create_model_args(
-            self.session, **self._serving_model(step, step.instance_type, isolated), instance_type=step.instance_type,
-            network_isolation=isolated,
-            vpc_config={"Subnets": network["subnets"], "SecurityGroupIds": network["security_group_ids"]}
-            if network.get("subnets") else None,
+    def _model(self, step: dsl.Model) -> spec.Step:
+        container = self._container(step, step.instance_type, self.network.isolation)
+        return self._step(step, "Model", requests.model(role=self.role, container=container, network=self.network))
+
+    def _transform(self, step: dsl.Transform) -> spec.Step:
+        arguments = requests.transform_job(
+            model_name=self.value(step.model.name_ref), data=self.value(step.data), content_type=step.content_type,
+            split_type=step.split_type, output_path=self._run_path(step.name), kms_key=self.cfg.kms_key_id,
+            assemble_with=step.assemble_with, accept=step.accept, instance_type=self.value(step.instance_type),
+            instance_count=self.value(step.instance_count), max_payload=step.max_payload_mb,
         )
-        return self.sdk.ModelStep(step.name, step_args=args, **self._job_options(step))
+        return self._step(step, "Transform", arguments)
 
-    def _transform(self, step: dsl.Transform):
-        args = self.sdk.transform_args(
-            self.session, model_name=self.value(step.model.name_ref), instance_type=self.value(step.instance_type),
-            instance_count=self.value(step.instance_count), accept=step.accept, assemble_with=step.assemble_with,
-            max_payload=step.max_payload_mb, kms_key=self.cfg.kms_key_id, output_path=self._run_path(step.name),
-            data=self.value(step.data), content_type=step.content_type, split_type=step.split_type,
-        )
-        return self.sdk.TransformStep(step.name, step_args=args, cache_config=self._cache(step),
-                                      **self._job_options(step))
+    def _fail(self, step: dsl.Fail) -> spec.Step:
+        message = spec.join([self.text(part) for part in step.message], on=" ")
+        return self._step(step, "Fail", {"ErrorMessage": message})
 
-    def _fail(self, step: dsl.Fail):
-        message = self.sdk.Join(on=" ", values=[self.text(part) for part in step.message])
-        return self.sdk.FailStep(step.name, error_message=message, depends_on=self._job_options(step)["depends_on"])
-
-    def _conditionstep(self, step: dsl.ConditionStep):
+    def _conditionstep(self, step: dsl.ConditionStep) -> spec.Step:
         c = step.condition
-        cls = {">=": self.sdk.ConditionGreaterThanOrEqualTo, ">": self.sdk.ConditionGreaterThan,
-               "<=": self.sdk.ConditionLessThanOrEqualTo, "<": self.sdk.ConditionLessThan}[c.op]
-        return self.sdk.ConditionStep(
-            step.name, conditions=[cls(left=self.value(c.left), right=self.value(c.right))],
-            if_steps=[self.steps[s.name] for s in step.then], else_steps=[self.steps[s.name] for s in step.otherwise],
-            depends_on=self._job_options(step)["depends_on"],
-        )
+        condition = {"Type": OPERATORS[c.op], "LeftValue": self.value(c.left), "RightValue": self.value(c.right)}
+        return self._step(step, "Condition", {"Conditions": [condition]},
+                          if_steps=tuple(self.steps[s.name] for s in step.then),
+                          else_steps=tuple(self.steps[s.name] for s in step.otherwise))
 
 
 def _distribution(value) -> str:
@@ -396,18 +331,6 @@ def _property_file_name(report: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", report)) + "Report"
 
 
-def _metric_definitions(step: dsl.Training) -> list[dict]:
-    return [{"Name": name, "Regex": regex} for name, regex in step.metrics.items()]
-
-
 def _pinned(image: dsl.Image) -> dsl.Image:
     """`image` with its version: "sklearn" and "xgboost" without one are the project's pinned versions."""
     return image if image.version else dataclasses.replace(image, version=PINNED_VERSIONS[image.framework])
-
-
-@functools.lru_cache(maxsize=None)
-def _image_uri(sdk, image: dsl.Image, region: str, instance_type: str, scope: str) -> str:
-    """Cached: each lookup makes the SDK load botocore's endpoint data anew (a tenth of a second)."""
-    return sdk.image_uris.retrieve(image.framework, region=region, version=image.version, py_version=image.py_version,
-                                   instance_type=instance_type, image_scope=scope,
-                                   base_framework_version=image.base)

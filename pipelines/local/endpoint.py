@@ -11,9 +11,10 @@ Against the local registry (`registry.sqlite`) and store (`s3/`) of a `LocalHome
 The server speaks what a SageMaker inference container speaks: ``GET /ping`` answers 200 once
 the model is loaded, ``POST /invocations`` takes a text/csv or application/json body and honours
 Accept. The handlers are the model archive's own (``code/inference.py``) behind
-`pipelines.local.serving`, exactly as batch transform runs them, so the two score identically.
-A payload the handlers refuse (ValueError: bad CSV or JSON, a missing column) is a 4xx with a
-JSON message; a body above the limit (6 MB, as SageMaker's real-time endpoints) is a 413.
+`pipelines.local.serving`, exactly as batch transform runs them, so the two score identically, and
+like a batch transform it runs as a job's host: on the model image's packages, in a private
+filesystem. A payload the handlers refuse (ValueError: bad CSV or JSON, a missing column) is a 4xx
+with a JSON message; a body above the limit (6 MB, as SageMaker's real-time endpoints) is a 413.
 """
 from __future__ import annotations
 
@@ -23,25 +24,21 @@ import io
 import json
 import os
 import re
+import shutil
+import signal
 import sys
-import tempfile
 import tarfile
-import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
 
 from pipelines import packages
 from pipelines.local import jobs, serving
-from pipelines.local.container import host_path, map_container_paths
+from pipelines.local.container import HostRun, IsolationError, host_path, map_container_paths, run_hosts
+from pipelines.local.environments import default_job_env, job_python
+from pipelines.local.images import UnknownImage, image_for
 from pipelines.local.home import LocalHome
 from pipelines.local.records import arn, now, write_json_atomically
 from pipelines.local.registry import Registry
@@ -180,6 +177,8 @@ class ModelFiles:
     code_dir: Path  # where the inference program lives (SAGEMAKER_SUBMIT_DIRECTORY)
     program: str | None  # SAGEMAKER_PROGRAM; None: the built-in XGBoost algorithm
     env: dict  # the container's environment, /opt/ml paths mapped to `root`
+    code_path: str  # `code_dir` as the container sees it
+    container_env: dict  # the container's environment as written
 
 
 def unpack(store, package: dict, root: Path) -> ModelFiles:
@@ -191,8 +190,8 @@ def unpack(store, package: dict, root: Path) -> ModelFiles:
     _extract(store, container["ModelDataUrl"], model_dir)
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
     if submit.startswith("s3://"):
-        code_dir = root / "code"
-        _extract(store, submit, code_dir)
+        code_dir, submit = root / "code", "/opt/ml/code"
+        _extract(store, env["SAGEMAKER_SUBMIT_DIRECTORY"], code_dir)
     else:
         try:
             code_dir = host_path(root, submit)
@@ -200,8 +199,9 @@ def unpack(store, package: dict, root: Path) -> ModelFiles:
             raise LocalEndpointError(f"SAGEMAKER_SUBMIT_DIRECTORY: {e}") from None
     if program and not (code_dir / program).is_file():
         raise LocalEndpointError(f"{package['ModelPackageArn']}: inference program {program!r} is not in "
-                                 f"{submit} of the model")
-    return ModelFiles(model_dir, code_dir, program, {k: map_container_paths(v, root) for k, v in env.items()})
+                                 f"{env.get('SAGEMAKER_SUBMIT_DIRECTORY') or submit} of the model")
+    return ModelFiles(model_dir, code_dir, program, {k: map_container_paths(v, root) for k, v in env.items()},
+                      submit, env)
 
 
 def _extract(store, uri: str, dest: Path) -> None:
@@ -220,146 +220,73 @@ def _extract(store, uri: str, dest: Path) -> None:
 # --- the inference server -------------------------------------------------------------------------
 
 
-class InferenceApp:
-    """A WSGI application with SageMaker's serving contract over loaded handlers and model."""
-
-    def __init__(self, handlers: serving.Handlers, model, *, max_payload_bytes: int, description: str = "",
-                 default_accept: str | None = None):
-        self.handlers, self.model = handlers, model
-        self.max_payload_bytes = max_payload_bytes
-        self.description = description
-        self.default_accept = default_accept or serving.DEFAULT_CONTENT_TYPE
-        self.lock = threading.Lock()  # one prediction at a time; /ping never waits for it
-        self.urls = Map([Rule("/ping", endpoint="ping", methods=["GET"]),
-                         Rule("/invocations", endpoint="invocations", methods=["POST"])])
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        try:
-            endpoint, _ = self.urls.bind_to_environ(environ).match()
-            response = self.ping() if endpoint == "ping" else self.invocations(request)
-        except HTTPException as e:
-            response = _error(e.code, e.description)
-        return response(environ, start_response)
-
-    def ping(self):
-        return _json(200, {"status": "Healthy", "model": self.description})
-
-    def invocations(self, request):
-        body = self._body(request)
-        if body is None:
-            return _error(413, f"the payload is larger than {self.max_payload_bytes} bytes, the limit of this "
-                               f"endpoint (SageMaker real-time endpoints take at most 6 MB): send fewer rows")
-        content_type = request.headers.get("Content-Type") or serving.DEFAULT_CONTENT_TYPE
-        accept = request.headers.get("Accept")
-        if not accept or accept.strip() == "*/*":
-            accept = self.default_accept  # as the SageMaker inference toolkit does
-        try:
-            with self.lock:
-                output, output_type = serving.invoke(self.handlers, self.model, body, content_type, accept)
-        except ValueError as e:  # the handlers refused the payload (UnicodeDecodeError, JSONDecodeError, ...)
-            message = str(e) or type(e).__name__
-            lowered = message.lower()
-            status = 415 if "content type" in lowered and "unsupported" in lowered else \
-                406 if "accept" in lowered and "unsupported" in lowered else 400
-            return _error(status, message)
-        except Exception as e:  # a bug in the handlers: report it, keep serving
-            traceback.print_exc(file=sys.stderr)
-            return _error(500, f"{type(e).__name__}: {e}")
-        return Response(output, status=200, content_type=output_type)
-
-    def _body(self, request) -> bytes | None:
-        """The request body, or None when it exceeds the limit (then read and dropped, within reason)."""
-        stream = request.stream
-        if request.content_length is not None and request.content_length > self.max_payload_bytes:
-            _drain(stream, min(request.content_length, _DRAIN_LIMIT))
-            return None
-        chunks, size = [], 0
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            if size > self.max_payload_bytes:
-                _drain(stream, _DRAIN_LIMIT)
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _drain(stream, limit: int) -> None:
-    read = 0
-    while read < limit and (chunk := stream.read(min(_CHUNK, limit - read))):
-        read += len(chunk)
-
-
-def _json(status: int, document: dict):
-    return Response(json.dumps(document) + "\n", status=status, content_type="application/json")
-
-
-def _error(status: int, message: str):
-    return _json(status, {"error": HTTPStatus(status).phrase, "message": message})
-
-
-def load_app(store, package: dict, root: Path, *, max_payload_mb: float = MAX_PAYLOAD_MB) -> InferenceApp:
-    """Unpack `package` under `root`, import its inference program and load the model (once)."""
+def load_app(store, package: dict, root: Path, *, max_payload_mb: float = MAX_PAYLOAD_MB) -> serving.InferenceApp:
+    """Unpack `package` under `root`, import its inference program and load the model (once), in this
+    process and its Python: a test's or a benchmark's shortcut past HTTP. `serve_package` serves the same
+    app from the model's image, as SageMaker does."""
     files = unpack(store, package, root)
     os.environ.update(files.env)  # the container's environment, for handlers that read it
     handlers = serving.load_handlers(files.model_dir, files.code_dir, files.program)
     model = handlers.load_model()
-    return InferenceApp(handlers, model, max_payload_bytes=int(max_payload_mb * 1024 * 1024),
-                        description=package["ModelPackageArn"],
-                        default_accept=files.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"))
-
-
-def serve(app: InferenceApp, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, on_ready=None,
-          workers: int | None = None) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM) with gunicorn, as SageMaker's scikit-learn and XGBoost
-    serving containers do: one worker process per core (or `$SAGEMAKER_MODEL_SERVER_WORKERS`, the
-    containers' own setting), forked after the model is loaded (so it loads once), each answering on a
-    few threads, so predictions run on every core. `on_ready(url)` once it listens."""
-    from gunicorn.app.base import BaseApplication
-
-    class Server(BaseApplication):
-        def load_config(self):
-            settings = {"bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                        "workers": workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1),
-                        "worker_class": "gthread", "threads": 4,
-                        "preload_app": True, "loglevel": "warning", "accesslog": None, "timeout": 60,
-                        "when_ready": lambda arbiter: on_ready and on_ready(_url(arbiter)),
-                        "proc_name": "deploy.py-serve"}
-            for key, value in settings.items():
-                self.cfg.set(key, value)
-
-        def load(self):
-            return app
-
-    master = os.getpid()
-    try:
-        Server().run()
-    except SystemExit as e:
-        if os.getpid() != master:  # a worker ending: leave the master's clean-up (the model folder) to it
-            os._exit(e.code if isinstance(e.code, int) else 1)
-        if e.code not in (0, None):
-            raise LocalEndpointError(f"cannot serve on {host}:{port} (reason above): choose a free --port "
-                                     f"and an address of this machine for --host") from None
-
-
-def _url(arbiter) -> str:
-    host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    return serving.InferenceApp(handlers, model, max_payload_bytes=int(max_payload_mb * 1024 * 1024),
+                                description=package["ModelPackageArn"],
+                                default_accept=files.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"))
 
 
 def serve_package(home: LocalHome, package: dict, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  max_payload_mb: float = MAX_PAYLOAD_MB, announce=print) -> None:
-    """`deploy.py serve --local`: load `package` once, then serve it until stopped."""
+                  max_payload_mb: float = MAX_PAYLOAD_MB, announce=print, job_env: str | None = None,
+                  isolation: str = "auto") -> None:
+    """`deploy.py serve --local`: the model's serving container until stopped (Ctrl-C or SIGTERM). As a
+    job's host: `serving.py --serve` on the Python of the model's image (`job_env`, default
+    `$PIPELINES_JOB_ENV`, else "image"), in a private filesystem with the model at /opt/ml/model,
+    starting in the image's working directory, listening on `host`:`port` of this machine."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         announce(f"warning: listening on {host}: whoever reaches this port can call the model "
                  f"(the local endpoint has no authentication)")
-    store = local_store(home)
-    with tempfile.TemporaryDirectory(prefix="endpoint-") as root:
-        app = load_app(store, package, Path(root), max_payload_mb=max_payload_mb)
+    try:
+        image = image_for(_container(package).get("Image"))
+    except UnknownImage as e:
+        raise LocalEndpointError(f"{package['ModelPackageArn']}: {e}") from None
+    folder = home.root / "serving" / packages.unique_name(f"v{package['ModelPackageVersion']}", packages.stamp())
+    previous = signal.signal(signal.SIGTERM, _stop)  # so that the folder below goes, as on Ctrl-C
+    try:
+        files = unpack(local_store(home), package, folder / "algo-1")
+        chosen = job_python(image, job_env or default_job_env(), on_build=announce)
+        for line in chosen.log_lines:
+            print(line, file=sys.stderr, flush=True)
+        argv = [chosen.python, "-P", serving.__file__, "--serve", "--model-dir", "/opt/ml/model",
+                "--code-dir", files.code_path, *(["--program", files.program] if files.program else []),
+                "--host", host, "--port", str(port), "--max-payload-mb", str(max_payload_mb),
+                "--description", package["ModelPackageArn"]]
+        run = HostRun("algo-1", folder / "algo-1", argv, {**files.container_env, "PYTHONUNBUFFERED": "1",
+                                                          **chosen.environment()},
+                      cwd=image.workdir, keep=chosen.directories())
         version = f"v{package['ModelPackageVersion']}, {package['ModelApprovalStatus']}"
-        serve(app, host=host, port=port,
-              on_ready=lambda url: announce(f"serving {package['ModelPackageArn']} ({version}) on {url} "
-                                            f"(POST /invocations, GET /ping; Ctrl-C stops)"))
+
+        def show(_, line: str) -> None:
+            if line.startswith(serving.READY):
+                announce(f"serving {package['ModelPackageArn']} ({version}) on {line[len(serving.READY):]} "
+                         f"(POST /invocations, GET /ping; Ctrl-C stops)")
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+        try:
+            (exit_,) = run_hosts([run], isolation=isolation, log_path=folder / "serve.log", on_line=show)
+        except IsolationError as e:
+            raise LocalEndpointError(str(e)) from None
+        if exit_.returncode != 0:
+            raise LocalEndpointError(f"the model server ended (exit status {exit_.returncode}, reason above): if "
+                                     f"{host}:{port} is taken or not this machine's, choose a free --port and an "
+                                     f"address of this machine for --host")
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the server stopped, as asked
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
 
 
 def local_store(home: LocalHome):

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,16 @@ JOB_ENVS = ("image", "host")
 JOB_ENV_VAR = "PIPELINES_JOB_ENV"  # the default of --job-env (a test suite sets "host")
 CACHE_ENV = "PIPELINES_ENV_CACHE"
 _MANIFEST = "local-env.json"
-_RECIPE = 3  # bump when what goes into an environment changes, so older builds are not reused
+MODULES_FIRST = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "boto3")  # in a job's log
+_RECIPE = 10  # bump when what goes into an environment changes, so older builds are not reused
 _INSTALL_TIMEOUT = 900
+# Wheels only, so that a version without a build for this Python fails at once instead of compiling numpy
+# for an hour, except these, built in seconds: pure Python or a few lines of C (the training toolkits'
+# gethostname) with no wheels at all, and MarkupSafe, whose C speed-ups are optional (1.x has no wheel
+# for Python 3.11, and an image pins MarkupSafe<2.0).
+_SOURCE_ONLY = ("sagemaker-training", "sagemaker-containers", "sagemaker-inference", "retrying", "inotify-simple",
+                "future", "enum-compat", "typing", "markupsafe")
+_BINARIES = ("--only-binary", ":all:", *[arg for name in _SOURCE_ONLY for arg in ("--no-binary", name)])
 _NETWORK_ERRORS = ("Failed to fetch", "error sending request", "dns error", "Connection refused", "timed out")
 
 
@@ -55,6 +64,10 @@ class JobPython:
     python: str
     bin_dir: str | None  # put first on PATH (python3, pip) when the job runs in a virtualenv
     log_lines: tuple[str, ...]
+
+    def directories(self) -> list[str]:
+        """What of this machine the job needs for its Python (a job's private filesystem hides the cache)."""
+        return [str(Path(self.bin_dir).parent)] if self.bin_dir else []
 
     def environment(self) -> dict[str, str]:
         """Variables that make `python3` and `pip` in a job's shell mean this environment."""
@@ -138,11 +151,12 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     """Make the virtualenv under `work/venv`: the image's versions, else the nearest, else the host's."""
     venv = work / "venv"
     python = venv / "bin" / "python"
-    _uv("venv", "--seed", "--quiet", "--python", sys.executable, str(venv))
+    _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     failures = []
-    for attempt, (specs, options) in enumerate(_attempts(image)):
-        result = _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
-                     "--only-binary", ":all:", *options, *specs, check=False)
+    for attempt, (first, then, options, forced) in enumerate(_attempts(image)):
+        result = _install(python, *_listed(work / "overrides.txt", "--overrides", forced), *options, *first)
+        if result.returncode == 0 and then:
+            result = _then(image, python, work, then)
         if result.returncode == 0:
             imported = _imports(python, image)
             if imported is None:
@@ -155,7 +169,7 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
             failures.append(_last_line(result.stderr))
         if attempt == 0:  # start the nearest-version attempt from a clean environment
             shutil.rmtree(venv)
-            _uv("venv", "--seed", "--quiet", "--python", sys.executable, str(venv))
+            _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     else:
         return {"kind": "host", "path": None, "versions": _host_versions(image),
                 "notes": [f"the image's versions and the nearest ones do not install on Python "
@@ -172,23 +186,76 @@ def _build(image: Image, work: Path, requirements: str, target: Path) -> dict:
     if failures:
         notes.append(f"the image's exact versions do not install on Python {platform.python_version()} "
                      f"({failures[0]}); the nearest installable ones are used")
+    notes += [f"not here: {what}" for what in image.absent]
     return {"kind": "venv", "path": str(target / "venv"), "versions": versions, "notes": notes}
 
 
-def _attempts(image: Image) -> list[tuple[list[str], list[str]]]:
-    """uv arguments: first the image's exact versions, then the lowest release at or above each."""
-    exact = [f"{name}{_exact(spec)}" for name, spec in image.packages.items() if name != "boto3"]
-    nearest = [f"{name}{_at_least(spec)}" for name, spec in image.packages.items() if name != "boto3"]
-    boto3 = max(image.packages.get("boto3", BOTO3_FLOOR), BOTO3_FLOOR, key=_numeric)
-    return [([*exact, f"boto3=={boto3}"], []), ([*nearest, f"boto3>={boto3}"], ["--resolution", "lowest-direct"])]
+def _attempts(image: Image) -> list[tuple[list[str], list[str], list[str], list[str]]]:
+    """Each attempt: what to install first, what after, uv's options for the first, and the overrides.
+
+    First the image's exact versions, as overrides too: the build installed them whatever its other
+    packages declared (pip's old resolver did not check). Then the lowest release at or above each `==`
+    pin (uv's lowest-direct), and only after it, at the newest that fits, what the build leaves open (a
+    range, or no version), as pip chose it; no overrides there, since a `>=` override would also void
+    what a newer release needs (scipy's numpy). boto3 is at least BOTO3_FLOOR, with the botocore that
+    version needs rather than the image's."""
+    boto3 = max(image.version_of("boto3") or BOTO3_FLOOR, BOTO3_FLOOR, key=_numeric)
+    raised = boto3 != image.version_of("boto3")
+    packages = {name: spec for name, spec in image.packages.items()
+                if name != "boto3" and not (raised and name == "botocore")}
+    pinned = {name: spec for name, spec in packages.items() if spec and spec[0] not in "<>=!~"}
+    ranges = [f"{name}{spec}" for name, spec in packages.items() if spec and name not in pinned]
+    # pip, setuptools and wheel are in every image (its Python's installer), at the image's version if it names
+    # one; setuptools from before 81, which dropped the pkg_resources that the images' older packages import
+    ranges += ["setuptools<81"] if not packages.get("setuptools") else []
+    unpinned = [name for name, spec in packages.items() if not spec and name != "setuptools"] + \
+        [name for name in ("pip", "wheel") if name not in packages]
+    exact = [f"{name}=={spec}" for name, spec in pinned.items()] + [f"boto3=={boto3}", *ranges]
+    nearest = [f"{name}>={spec.rstrip('.*')}" for name, spec in pinned.items()] + [f"boto3>={boto3}"]
+    return [(exact, unpinned, [], exact),
+            (nearest, [*ranges, *unpinned], ["--resolution", "lowest-direct"], [])]
 
 
-def _exact(spec: str) -> str:
-    return spec if spec[0] in "<>=!~" else f"=={spec}"
+def _then(image: Image, python: Path, work: Path, then: list[str]) -> subprocess.CompletedProcess:
+    """Install what comes after the pins against what is installed, which uv would otherwise move (it
+    resolves only what it is given: requests<2.21 would take urllib3 below what botocore needs); where
+    the image's own requirements conflict (that requests beside urllib3==1.25.9), force them as its pip did."""
+    coming = {re.split(r"[\[<>=!~]", spec)[0].lower() for spec in then}
+    frozen = [line for line in _uv("pip", "freeze", "--python", str(python)).stdout.split()
+              if line.split("==")[0].lower() not in coming]
+    result = _install(python, *_listed(work / "installed.txt", "--constraints", frozen), *then)
+    if result.returncode == 0 and not _broken(python, coming):  # (requests 2.15, which fits, breaks on 3.11)
+        return result
+    named = {name.split("[")[0] for name in image.packages}
+    forced = [line for line in frozen if line.split("==")[0].lower() in named] + \
+        [spec for spec in then if any(c in spec for c in "<>=!~")]
+    return _install(python, *_listed(work / "forced.txt", "--overrides", forced),
+                    *[arg for name in sorted(coming) for arg in ("--upgrade-package", name)], *then)
 
 
-def _at_least(spec: str) -> str:
-    return spec if spec[0] in "<>=!~" else f">={spec.rstrip('.*')}"
+def _broken(python: Path, names: set[str]) -> str | None:
+    """The first of the modules named like `names` (requests, tqdm...) that is installed but fails to import
+    (the installers aside: setuptools's distutils shim refuses a bare import where distutils came first)."""
+    code = ("import importlib, importlib.util, sys\n"
+            f"for name in {sorted(n.replace('-', '_') for n in names - {'pip', 'setuptools', 'wheel'})!r}:\n"
+            "    if importlib.util.find_spec(name):\n"
+            "        try:\n            importlib.import_module(name)\n"
+            "        except Exception as e:\n            sys.exit(f'{name}: {type(e).__name__}: {e}')\n")
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    return None if result.returncode == 0 else _last_line(result.stderr)
+
+
+def _listed(path: Path, option: str, requirements: list[str]) -> list[str]:
+    """`option path` with `requirements` written to `path`, or nothing when there are none."""
+    if not requirements:
+        return []
+    path.write_text("\n".join(requirements) + "\n")
+    return [option, str(path)]
+
+
+def _install(python: Path, *args: str) -> subprocess.CompletedProcess:
+    return _uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *_BINARIES, *args,
+               check=False)
 
 
 def _numeric(version: str) -> tuple[int, ...]:
@@ -197,21 +264,29 @@ def _numeric(version: str) -> tuple[int, ...]:
 
 def _imports(python: Path, image: Image) -> str | None:
     """None when every framework module imports in the environment, else the error."""
-    modules = ", ".join(MODULES[name] for name in image.packages)
+    modules = ", ".join(MODULES[name] for name in _names(image) if name in MODULES)
     result = subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True, text=True)
     return None if result.returncode == 0 else f"import failed: {_last_line(result.stderr)}"
 
 
+def _names(image: Image) -> list[str]:
+    """The image's distributions for the job log: the framework's first (MODULES), then the rest by name."""
+    names = {name.split("[")[0] for name in image.packages} | {"boto3"}
+    return [n for n in MODULES_FIRST if n in names] + sorted(names - set(MODULES_FIRST))
+
+
 def _env_versions(python: Path, image: Image) -> dict[str, str]:
-    names = json.dumps([*image.packages, "boto3"])
     code = ("import json, importlib.metadata as m\n"
-            f"print(json.dumps({{n: m.version(n) for n in dict.fromkeys({names})}}))")
+            "def version(name):\n"
+            "    try:\n        return m.version(name)\n"
+            "    except m.PackageNotFoundError:\n        return 'missing'\n"
+            f"print(json.dumps({{n: version(n) for n in {json.dumps(_names(image))}}}))")
     return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def _host_versions(image: Image) -> dict[str, str]:
     versions = {}
-    for name in dict.fromkeys([*image.packages, "boto3"]):
+    for name in _names(image):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -221,10 +296,10 @@ def _host_versions(image: Image) -> dict[str, str]:
 
 def _differences(image: Image, versions: dict[str, str]) -> list[str]:
     notes = []
-    for name, spec in image.packages.items():
-        installed = versions.get(name, "")
-        if spec[0] not in "<>=!~" and installed != spec and not installed.startswith(spec.rstrip("*.") + "."):
-            reason = " (AWS_ENDPOINT_URL_S3 needs it)" if name == "boto3" else ""
+    for name in versions:
+        spec, installed = image.version_of(name), versions[name]
+        if spec and spec[0] not in "<>=!~" and installed != spec and not installed.startswith(spec.rstrip("*.") + "."):
+            reason = " (AWS_ENDPOINT_URL_S3 needs it)" if name in ("boto3", "botocore") else ""
             notes.append(f"{name}=={installed} instead of the image's {spec}{reason}")
     return notes
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from pipelines.spec import step_path
+
 FUNCTIONS = ("Get", "Std:Join", "Std:JsonGet")
 COMPARISONS = {
     "Equals": lambda a, b: a == b,
@@ -101,18 +103,6 @@ def evaluate_condition(cond: Any, scope: Scope) -> bool:
     if kind == "Or":
         return any([evaluate_condition(c, scope) for c in _list_field(cond, "Conditions")])
     raise ExpressionError(cond, f"unknown condition type {kind!r}")
-
-
-def references(obj: Any) -> set[str]:
-    """Names of the steps whose results `obj` reads (`Get: Steps.<name>...`)."""
-    if isinstance(obj, list):
-        return set().union(*(references(v) for v in obj))
-    if not isinstance(obj, dict):
-        return set()
-    get = obj.get("Get")
-    if isinstance(get, str) and get.startswith("Steps."):
-        return {_split_step_path(obj, get)[0]}
-    return set().union(*(references(v) for v in obj.values()))
 
 
 def parse_path(expr: Any, path: str) -> list[str | int]:
@@ -203,12 +193,10 @@ def _step_property(expr: dict, target: str, scope: Scope) -> Any:
 
 
 def _split_step_path(expr: dict, target: str) -> tuple[str, str]:
-    match = re.fullmatch(r"Steps\.([^.\[\]]+)[.\[](.+)", target)
-    if not match:
+    found = step_path(target)
+    if found is None:
         raise ExpressionError(expr, "expected 'Steps.<name>.<path>'")
-    name = match.group(1)
-    rest = target[len("Steps.") + len(name) :]
-    return name, rest[1:] if rest.startswith(".") else rest
+    return found
 
 
 def _join(expr: dict, body: Any, scope: Scope) -> str:

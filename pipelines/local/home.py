@@ -1,8 +1,7 @@
 """Where the local runner keeps its state: one directory standing in for an AWS account.
 
 `s3/` is the local object store, `runs/<execution_id>/` the record of each
-execution, `cache/` the step cache, `registry.sqlite` the model registry. (Compiled definitions are
-kept per user, not per home: `commands.compile_cache`.)
+execution, `cache/` the step cache, `registry.sqlite` the model registry.
 """
 from __future__ import annotations
 

@@ -32,10 +32,11 @@ from typing import Callable
 
 from . import scope, serving, tuning, xgboost_algorithm
 from .container import (
-    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, resolve_isolation, run_hosts,
+    NAMESPACE_HINT, HostExit, HostRun, IsolationError, append_log, host_path, links_out, resolve_isolation, run_hosts,
+    stays_inside,
 )
 from .environments import default_job_env, job_python
-from .images import XGBOOST, Image, image_for
+from .images import TRAINING_CWD, XGBOOST, Image, image_for
 from .records import arn, now
 from .stopping import JobStopped, Stop
 from .storage import Store
@@ -208,6 +209,7 @@ def _in_environment(ctx: JobContext, image: Image, runs: list[HostRun], *, isola
         if _PYTHON.fullmatch(run.argv[0]):
             run.argv[0] = chosen.python
         run.env.update(chosen.environment())
+        run.keep.extend(chosen.directories())
         if not isolated:
             run.env.update(ctx.s3_access)
 
@@ -319,7 +321,16 @@ def _run(ctx: JobContext, runs: list[HostRun], *, timeout=None, on_line=None) ->
 
 def _read_message(root: Path, container_path: str | None) -> str:
     path = host_path(root, container_path) if container_path else None
-    return path.read_text(errors="replace").strip() if path and path.is_file() else ""
+    return path.read_text(errors="replace").strip() if path and path.is_file() and stays_inside(root, path) else ""
+
+
+def _upload(ctx: JobContext, run: HostRun, directory: Path, uri: str, response: dict) -> None:
+    """Upload what a host left in `directory`; a link out of its /opt/ml fails the job instead."""
+    escaping = links_out(run.root, directory)
+    if escaping:
+        raise JobFailed(f"AlgorithmError: {run.name} left a symbolic link out of /opt/ml in an output, which is "
+                        f"not uploaded: {', '.join(escaping[:3])}", response, "AlgorithmError")
+    ctx.store.upload_dir(directory, uri)
 
 
 def _check_exits(ctx: JobContext, exits: list[HostExit], runs: list[HostRun], message_path: str | None,
@@ -363,7 +374,7 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     cluster = request["ProcessingResources"]["ClusterConfig"]
     hosts = _host_names(cluster.get("InstanceCount", 1))
     env = {**(request.get("Environment") or {}), "PYTHONUNBUFFERED": "1"}
-    runs = [_processing_host(job_name, request, ctx, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
+    runs = [_processing_host(job_name, request, ctx, image, hosts, i, list(argv), dict(env)) for i in range(len(hosts))]
     isolated = bool((request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
     _in_environment(ctx, image, runs, isolated=isolated)
     exits = _run(ctx, runs, timeout=_max_runtime(request))
@@ -372,11 +383,11 @@ def run_processing(job_name: str, request: dict, ctx: JobContext) -> dict:
     _check_exits(ctx, exits, runs, "/opt/ml/output/message", extra)
     for output in outputs:
         for run in runs:
-            ctx.store.upload_dir(host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+            _upload(ctx, run, host_path(run.root, output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"], extra)
     return extra
 
 
-def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun:
+def _processing_host(job_name, request, ctx, image, hosts, index, argv, env) -> HostRun:
     root = ctx.work_dir / hosts[index]
     for item in request.get("ProcessingInputs") or []:
         s3 = item["S3Input"]
@@ -389,7 +400,7 @@ def _processing_host(job_name, request, ctx, hosts, index, argv, env) -> HostRun
     _write_json(root / "config/processingjobconfig.json",
                 {**request, "ProcessingJobName": job_name, "ProcessingJobArn": arn(ctx, "processing-job", job_name)})
     (root / "output").mkdir(parents=True, exist_ok=True)
-    return HostRun(hosts[index], root, argv, env)
+    return HostRun(hosts[index], root, argv, env, cwd=image.workdir)  # the container starts in its WORKDIR
 
 
 # --- Training ------------------------------------------------------------------
@@ -524,20 +535,20 @@ def _training_host(job_name: str, request: dict, ctx: JobContext, hosts: list[st
         argv = ["python3", "-P", xgboost_algorithm.__file__, "--image-version", builtin.version, "--opt-ml", "/opt/ml"]
         env = {"TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": arn(ctx, "training-job", job_name),
                "AWS_REGION": ctx.region, "PYTHONUNBUFFERED": "1"}
-        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env})
+        return HostRun(hosts[index], root, argv, {**(request.get("Environment") or {}), **env}, cwd=builtin.workdir)
     hps = {k: _decode_hp(v) for k, v in (request.get("HyperParameters") or {}).items()}
     submit_dir = hps.get("sagemaker_submit_directory")
     if isinstance(submit_dir, str) and submit_dir.startswith("s3://"):
         _unpack(ctx, submit_dir, root / "code")
     elif isinstance(submit_dir, str) and submit_dir.startswith("/opt/ml/") and (root / submit_dir[8:]).is_file():
-        # Network isolation: the SDK ships the code as the "code" channel, staged above with the data.
+        # Network isolation: the definition ships the code as the "code" channel, staged above with the data.
         _extract(root / submit_dir[8:], root / "code")
     if not (root / "code" / hps["sagemaker_program"]).is_file():
         raise _client_error(f"entry point {hps['sagemaker_program']!r} is not in the source directory "
                             f"(sagemaker_submit_directory={submit_dir!r})")
     env = _training_env(job_name, ctx, hps, resources, input_config)
     return HostRun(hosts[index], root, ["python3", hps["sagemaker_program"], *_cmd_args(_user_hps(hps))],
-                   {**(request.get("Environment") or {}), **env}, cwd="/opt/ml/code")
+                   {**(request.get("Environment") or {}), **env}, cwd=TRAINING_CWD)
 
 
 def _training_env(job_name: str, ctx: JobContext, hps: dict, resources: dict, input_config: dict) -> dict[str, str]:
@@ -829,15 +840,16 @@ def run_transform(job_name: str, request: dict, ctx: JobContext) -> dict:
         raise _client_error(f"model {request['ModelName']!r}: Environment.SAGEMAKER_PROGRAM names no inference "
                             "program (only the built-in XGBoost algorithm serves without one)")
     hosts = _host_names((request.get("TransformResources") or {}).get("InstanceCount", 1))
-    runs = [_transform_host(request, ctx, container, env, hosts, i) for i in range(len(hosts))]
+    runs = [_transform_host(request, ctx, container, image, env, hosts, i) for i in range(len(hosts))]
     _in_environment(ctx, image, runs, isolated=bool(model.get("EnableNetworkIsolation")))
     _check_exits(ctx, _run(ctx, runs), runs, None, {})
     for run in runs:
-        ctx.store.upload_dir(run.root / "transform/output", request["TransformOutput"]["S3OutputPath"])
+        _upload(ctx, run, run.root / "transform/output", request["TransformOutput"]["S3OutputPath"], {})
     return {}
 
 
-def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, hosts: list[str], index: int) -> HostRun:
+def _transform_host(request: dict, ctx: JobContext, container: dict, image: Image, env: dict, hosts: list[str],
+                    index: int) -> HostRun:
     """One serving container: the model unpacked at /opt/ml/model, its share of the input
     objects under /opt/ml/transform/input, `serving.py` as the process."""
     root = ctx.work_dir / hosts[index]
@@ -863,4 +875,4 @@ def _transform_host(request: dict, ctx: JobContext, container: dict, env: dict, 
             "--batch-strategy", request.get("BatchStrategy", "MultiRecord"),
             "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),
             "--assemble-with", data_out.get("AssembleWith", "None")]
-    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd="/opt/ml/model")
+    return HostRun(hosts[index], root, argv, {**env, "PYTHONUNBUFFERED": "1"}, cwd=image.workdir)

@@ -26,6 +26,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from pipelines import spec
 from pipelines.local import s3_endpoint, scope, selection, stopping, storage
 from pipelines.local.cache import StepCache
 from pipelines.local.environments import check_job_env, default_job_env
@@ -96,9 +97,9 @@ def run_pipeline(
             except FileNotFoundError as exc:
                 raise RunError(str(exc)) from None
             reused = selection.reused_steps(steps, list(selected), earlier)
-            declared = {p.get("Name") for p in document.get("Parameters", [])}  # the source's values, then -p
+            declared = {p.name for p in document.parameters}  # the source's values, then -p
             overrides = {**{k: v for k, v in earlier["parameters"].items() if k in declared}, **overrides}
-        values = resolve_parameters(document.get("Parameters", []), overrides)
+        values = resolve_parameters(document.parameters, overrides)
         record = new_record(home, pipeline_name, execution_id, values, steps)
         if source:
             record["selective"] = {"source_execution": source, "selected_steps": list(selected)}
@@ -142,7 +143,8 @@ def execution_scope(home: LocalHome, record: dict, store: storage.Store, steps: 
     )
 
 
-def retry_delay(policies: tuple[dict, ...], error_type: str, attempt: int, elapsed: float) -> float | None:
+def retry_delay(policies: tuple[spec.RetryPolicy, ...], error_type: str, attempt: int,
+                elapsed: float) -> float | None:
     """Seconds to wait before retrying after failed attempt `attempt`, or None to give up.
 
     The first policy listing `error_type` decides: IntervalSeconds *
@@ -150,15 +152,19 @@ def retry_delay(policies: tuple[dict, ...], error_type: str, attempt: int, elaps
     of retries, as SageMaker counts) or the ExpireAfterMin window.
     """
     for policy in policies:
-        if error_type not in policy["ExceptionType"]:
+        if error_type not in policy.exception_types:
             continue
-        delay = policy.get("IntervalSeconds", 1) * policy.get("BackoffRate", 2.0) ** (attempt - 1)
-        if attempt > policy.get("MaxAttempts", float("inf")):
+        delay = _given(policy.interval_seconds, 1) * _given(policy.backoff_rate, 2.0) ** (attempt - 1)
+        if attempt > _given(policy.max_attempts, float("inf")):
             return None
-        if elapsed + delay > policy.get("ExpireAfterMin", float("inf")) * 60:
+        if elapsed + delay > _given(policy.expire_after_min, float("inf")) * 60:
             return None
         return delay
     return None
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 class Execution:
@@ -399,11 +405,11 @@ class Execution:
     def _property_files(self, step: Step, response: dict) -> dict:
         """Each PropertyFile's JSON, read from the step's named output now that it succeeded."""
         files = {}
-        for spec in step.property_files:
-            name = spec["PropertyFileName"]
-            path = ["ProcessingOutputConfig", "Outputs", Key(spec["OutputName"]), "S3Output", "S3Uri"]
+        for file in step.property_files:
+            name = file.name
+            path = ["ProcessingOutputConfig", "Outputs", Key(file.output_name), "S3Output", "S3Uri"]
             try:
-                uri = f"{walk(spec, response, path, f'Steps.{step.name}').rstrip('/')}/{spec['FilePath']}"
+                uri = f"{walk(spec.property_file_json(file), response, path, f'Steps.{step.name}').rstrip('/')}/{file.file_path}"
                 files[name] = json.loads(self.store.get_bytes(uri))
             except (ExpressionError, OSError, ValueError) as exc:
                 raise StepFailure(f"property file {name} of step {step.name}: {exc}") from exc

@@ -151,17 +151,22 @@ CHECKS = {"Processing": processing, "Training": training, "Tuning": tuning, "Tra
 
 
 def refusals(steps: dict[str, Step], scope: Scope, store) -> list[str]:
-    """Everything in the definition the runner would refuse, and every input it already knows is missing."""
+    """Everything in the definition the runner would refuse, and every input it already knows is missing:
+    missing from the store and from the fixed S3 destinations of the steps that run before it."""
     problems = []
+    requests = {name: resolve_known(step.arguments, scope) for name, step in steps.items()}
     for step in steps.values():
-        request = resolve_known(step.arguments, scope)
+        request = requests[step.name]
+        written = [uri for name in _upstream(step.name, steps) for uri in _outputs(steps[name].type, requests[name])]
         problems += [f"step {step.name}: {problem}" for problem in CHECKS.get(step.type, _nothing)(request)]
-        problems += [f"step {step.name}: {problem}" for problem in _missing(step.type, request, store)]
+        problems += [f"step {step.name}: {problem}" for problem in _missing(step.type, request, store, written)]
     return problems
 
 
-def _missing(step_type: str, request: dict, store) -> Iterator[str]:
+def _missing(step_type: str, request: dict, store, written: list[str]) -> Iterator[str]:
     for uri in _inputs(step_type, request):
+        if any(uri == prefix or uri.startswith(prefix.rstrip("/") + "/") for prefix in written):
+            continue  # an earlier step writes it (a ProcessingOutput with a fixed S3Uri, say) before this one reads it
         try:
             found = store.list(uri)
         except ValueError as exc:  # a key the store refuses ('..')
@@ -169,6 +174,32 @@ def _missing(step_type: str, request: dict, store) -> Iterator[str]:
             continue
         if not found:
             yield f"{uri} is not in the local store; stage it with --stage {uri}=LOCAL_PATH"
+
+
+def _upstream(name: str, steps: dict[str, Step]) -> set[str]:
+    """Every step that must succeed before `name` runs (its needs, theirs, and so on)."""
+    found, todo = set(), list(steps[name].needs)
+    while todo:
+        step = todo.pop()
+        if step not in found:
+            found.add(step)
+            todo.extend(steps[step].needs)
+    return found
+
+
+def _outputs(step_type: str, request: dict) -> list[str]:
+    """The s3:// prefixes a job of this request writes, where the definition already fixes them."""
+    if step_type == "Processing":
+        uris = [(o.get("S3Output") or {}).get("S3Uri")
+                for o in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []]
+    elif step_type in ("Training", "Tuning"):
+        job = request.get("TrainingJobDefinition") or {} if step_type == "Tuning" else request
+        uris = [(job.get("OutputDataConfig") or {}).get("S3OutputPath")]
+    elif step_type == "Transform":
+        uris = [(request.get("TransformOutput") or {}).get("S3OutputPath")]
+    else:
+        uris = []
+    return [uri for uri in uris if isinstance(uri, str) and uri.startswith("s3://")]
 
 
 def _nothing(request: dict) -> Iterator[str]:

@@ -5,10 +5,12 @@
 missing ones as the SageMaker inference toolkit and the XGBoost serving
 container do; without a program it serves a model of the built-in XGBoost
 algorithm as that container's algorithm mode does (`builtin_handlers`);
-`invoke` serves one request. Batch transform runs this file as
-the serving container's process (``python -P serving.py ...``), and a local
-HTTP endpoint can import it, so it depends on the standard library only
-(numpy and xgboost are imported by the defaults that need them).
+`invoke` serves one request, and `InferenceApp` is the HTTP side of the contract (``GET /ping``,
+``POST /invocations``). This file is the serving container's process: batch transform runs it over
+files (``python -P serving.py ...``), `serve --local` runs it as a server (``--serve``), both in the
+model's image environment and private filesystem, like any job; so it depends on the standard
+library only (numpy and xgboost are imported by the defaults that need them, gunicorn by the server
+if the environment has it, as the images do).
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ import argparse
 import importlib.util
 import io
 import json
+import os
 import pickle
 import sys
+import threading
+import traceback
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Callable, Iterator
 
 _UTF8_TYPES = ("application/json", "text/csv")  # bodies the toolkit hands over as str
 DEFAULT_CONTENT_TYPE = "application/json"
+READY = "[local runner] serving on "  # what the server prints once it listens, then its URL
+_DRAIN_LIMIT = 256 * 1024 * 1024  # read (and drop) an oversized body up to this, so the client sees the 413
+_CHUNK = 64 * 1024
 
 
 def _media_type(content_type: str) -> str:
@@ -234,14 +243,155 @@ def transform_file(handlers: Handlers, model, src: Path, dst: Path, options: arg
             out.write(response)
 
 
+# --- the HTTP side: SageMaker's serving contract ------------------------------------------------
+
+
+class InferenceApp:
+    """A WSGI application with SageMaker's serving contract over loaded handlers and model: ``GET /ping``
+    answers 200 once the model is loaded; ``POST /invocations`` takes a body up to `max_payload_bytes`
+    (413 above) and honours Accept (the default when absent or ``*/*``). A payload the handlers refuse
+    (ValueError: bad CSV or JSON, a missing column) is a 4xx with a JSON message; a bug in them, a 500."""
+
+    def __init__(self, handlers: Handlers, model, *, max_payload_bytes: int, description: str = "",
+                 default_accept: str | None = None):
+        self.handlers, self.model = handlers, model
+        self.max_payload_bytes = max_payload_bytes
+        self.description = description
+        self.default_accept = default_accept or DEFAULT_CONTENT_TYPE
+        self.lock = threading.Lock()  # one prediction at a time per process; /ping never waits for it
+
+    def __call__(self, environ, start_response):
+        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
+        routes = {"/ping": (("GET", "HEAD"), self.ping), "/invocations": (("POST",), self.invocations)}
+        if path not in routes:
+            status, content_type, body = _error(404, f"no {path} here: SageMaker's contract is GET /ping and "
+                                                     "POST /invocations")
+        elif method not in routes[path][0]:
+            status, content_type, body = _error(405, f"{path} takes {' or '.join(routes[path][0])}, not {method}")
+        else:
+            status, content_type, body = routes[path][1](environ)
+        start_response(f"{status} {HTTPStatus(status).phrase}",
+                       [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def ping(self, environ):
+        return _json(200, {"status": "Healthy", "model": self.description})
+
+    def invocations(self, environ):
+        body = self._body(environ)
+        if body is None:
+            return _error(413, f"the payload is larger than {self.max_payload_bytes} bytes, the limit of this "
+                               f"endpoint (SageMaker real-time endpoints take at most 6 MB): send fewer rows")
+        content_type = environ.get("CONTENT_TYPE") or DEFAULT_CONTENT_TYPE
+        accept = environ.get("HTTP_ACCEPT")
+        if not accept or accept.strip() == "*/*":
+            accept = self.default_accept  # as the SageMaker inference toolkit does
+        try:
+            with self.lock:
+                output, output_type = invoke(self.handlers, self.model, body, content_type, accept)
+        except ValueError as e:  # the handlers refused the payload (UnicodeDecodeError, JSONDecodeError, ...)
+            message = str(e) or type(e).__name__
+            lowered = message.lower()
+            status = 415 if "content type" in lowered and "unsupported" in lowered else \
+                406 if "accept" in lowered and "unsupported" in lowered else 400
+            return _error(status, message)
+        except Exception as e:  # a bug in the handlers: report it, keep serving
+            traceback.print_exc(file=sys.stderr)
+            return _error(500, f"{type(e).__name__}: {e}")
+        return 200, output_type, output
+
+    def _body(self, environ) -> bytes | None:
+        """The request body, or None when it exceeds the limit (then read and dropped, within reason)."""
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        left = int(length) if length else None  # without a length, the server ends the stream (chunked)
+        if left is not None and left > self.max_payload_bytes:
+            _drain(stream, min(left, _DRAIN_LIMIT))
+            return None
+        chunks, size = [], 0
+        while left is None or size < left:
+            chunk = stream.read(_CHUNK if left is None else min(_CHUNK, left - size))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self.max_payload_bytes:
+                _drain(stream, _DRAIN_LIMIT)
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _drain(stream, limit: int) -> None:
+    read = 0
+    while read < limit and (chunk := stream.read(min(_CHUNK, limit - read))):
+        read += len(chunk)
+
+
+def _json(status: int, document: dict) -> tuple[int, str, bytes]:
+    return status, "application/json", (json.dumps(document) + "\n").encode()
+
+
+def _error(status: int, message: str) -> tuple[int, str, bytes]:
+    return _json(status, {"error": HTTPStatus(status).phrase, "message": message})
+
+
+def serve(app: InferenceApp, *, host: str, port: int, workers: int | None = None) -> None:
+    """Serve until stopped, with gunicorn where the environment has it, as SageMaker's scikit-learn and
+    XGBoost serving containers do: one worker process per core (or `$SAGEMAKER_MODEL_SERVER_WORKERS`, the
+    containers' own setting), forked after the model is loaded, each answering on a few threads. Prints
+    READY and the URL once it listens."""
+    workers = workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class Threaded(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        with make_server(host, port, app, server_class=Threaded, handler_class=Quiet) as server:
+            print(f"{READY}{_url(*server.socket.getsockname()[:2])}", flush=True)
+            server.serve_forever()
+        return
+
+    class Server(BaseApplication):
+        def load_config(self):
+            settings = {"bind": bind, "workers": workers, "worker_class": "gthread", "threads": 4,
+                        "preload_app": True, "loglevel": "warning", "accesslog": None, "timeout": 60,
+                        "when_ready": lambda arbiter: print(
+                            f"{READY}{_url(*arbiter.LISTENERS[0].sock.getsockname()[:2])}", flush=True)}
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Batch transform inside the serving container: every file of --input-dir -> <name>.out."""
+    """The serving container: with --serve, an HTTP server; else batch transform over every file of
+    --input-dir into <name>.out under --output-dir."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--code-dir", required=True)
     parser.add_argument("--program", help="the inference program; none: the built-in XGBoost algorithm")
-    parser.add_argument("--input-dir", type=Path, required=True)
-    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--serve", action="store_true", help="serve /ping and /invocations over HTTP")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--description", default="", help="what /ping names")
+    parser.add_argument("--input-dir", type=Path)
+    parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--content-type", default=DEFAULT_CONTENT_TYPE)
     parser.add_argument("--accept", default=DEFAULT_CONTENT_TYPE)
     parser.add_argument("--split-type", default="None")
@@ -251,6 +401,15 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     handlers = load_handlers(options.model_dir, options.code_dir, options.program)
     model = handlers.load_model()
+    if options.serve:
+        default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or \
+            (DEFAULT_CONTENT_TYPE if options.program else BUILTIN_ACCEPT)
+        serve(InferenceApp(handlers, model, max_payload_bytes=int(options.max_payload_mb * 1024 * 1024),
+                           description=options.description, default_accept=default_accept),
+              host=options.host, port=options.port)
+        return
+    if options.input_dir is None or options.output_dir is None:
+        parser.error("batch transform needs --input-dir and --output-dir (or --serve)")
     for src in sorted(p for p in options.input_dir.rglob("*") if p.is_file()):
         rel = src.relative_to(options.input_dir)
         transform_file(handlers, model, src, options.output_dir / f"{rel}.out", options)

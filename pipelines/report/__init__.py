@@ -21,12 +21,13 @@ from pipelines.report.dag import dag_layout
 from pipelines.report.gather import gather, quality_gates, read_definition, registered_model
 from pipelines.report.plots import draw_plots
 from pipelines.report.render import environment
+from pipelines.spec import Definition
 
 __all__ = ["dag_layout", "publish_local_run", "quality_gates", "read_definition", "render_model_card",
            "render_report", "store_model_card"]
 
 
-def render_report(execution: dict, definition: dict | None, store, *, out_path, description: str | None = None,
+def render_report(execution: dict, definition: Definition | None, store, *, out_path, description: str | None = None,
                   model_card_uri: str | None = None, home=None) -> Path:
     """Write the HTML report of one execution to `out_path` (atomically); return the path. With the
     local `home`, the registered model shows its approval status as the registry has it now, and
@@ -56,7 +57,7 @@ def _approval_now(home, registered: dict) -> str | None:
         return registered["status"]
 
 
-def render_model_card(execution: dict, definition: dict | None, store, *, description: str | None = None) -> str:
+def render_model_card(execution: dict, definition: Definition | None, store, *, description: str | None = None) -> str:
     """The Markdown model card of the model an execution trained (and, usually, registered)."""
     context = gather(execution, definition, store, description=description)
     return environment().get_template("model_card.md.j2").render(**context)
@@ -91,7 +92,7 @@ def publish_local_run(record: dict, *, home, store, description: str | None = No
     return record
 
 
-def store_model_card(record: dict, definition: dict | None, store, registered: dict, *, home,
+def store_model_card(record: dict, definition: Definition | None, store, registered: dict, *, home,
                      description: str | None = None) -> str:
     """Render the card, put it beside the model artifact and on the registry version; return its URI."""
     from pipelines.local.registry import Registry

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 from pipelines.report.gather import definition_steps
+from pipelines.spec import Definition
 
 # DAG geometry (px)
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 192, 62, 62, 50, 16
 
-def dag_layout(definition: dict | None, execution: dict) -> dict:
+def dag_layout(definition: Definition | None, execution: dict) -> dict:
     """Nodes and edges of the pipeline laid out in layers, left to right (SVG coordinates).
 
     A step's layer is one more than the deepest step it depends on; a branch step depends on its
     condition. Within a layer, plain steps come first, then each branch (grouped in a box). An edge
     that another path already implies (a step reading an earlier step's output) is drawn faintly.
     """
-    specs = list(definition_steps(definition))
+    specs = [{"name": p.name, "type": p.step.type, "branch": p.branch, "needs": sorted(p.needs)}
+             for p in definition_steps(definition)]
     status = {s["name"]: s for s in execution.get("steps", [])}
     if not specs:  # no definition: the recorded steps, in order, unconnected
         specs = [{"name": s["name"], "type": s.get("type"), "branch": None, "needs": []}

@@ -15,9 +15,9 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from pipelines.local.expressions import ExpressionError, references
+from pipelines import spec
 from pipelines.problems import PROBLEMS
 
 SECTIONS = {p.metrics_key: p.name for p in PROBLEMS.values()}  # evaluation.json section -> problem type
@@ -40,7 +40,7 @@ _FLIPPED = {"GreaterThanOrEqualTo": "LessThanOrEqualTo", "GreaterThan": "LessTha
             "LessThanOrEqualTo": "GreaterThanOrEqualTo", "LessThan": "GreaterThan", "Equals": "Equals"}
 
 
-def gather(execution: dict, definition: dict | None, store, *, description: str | None = None) -> dict:
+def gather(execution: dict, definition: spec.Definition | None, store, *, description: str | None = None) -> dict:
     """Everything both templates show, read from the record, the definition and the store."""
     steps = {s["name"]: s for s in execution.get("steps", [])}
     profile, profile_missing = read_profile(steps, definition, store)
@@ -89,30 +89,13 @@ def run_summary(execution: dict) -> dict:
     return {key: execution.get(key) for key in keys}
 
 
-def definition_steps(definition: dict | None) -> Iterator[dict]:
-    """Each step of the definition, Condition branches flattened, with the steps it depends on
-    (`needs`) and the (condition, "True"/"False") branch it runs under."""
-
-    def walk(raw_steps, branch):
-        for raw in raw_steps if isinstance(raw_steps, list) else []:
-            if not isinstance(raw, dict) or "Name" not in raw:
-                continue
-            arguments = {k: v for k, v in (raw.get("Arguments") or {}).items() if k not in ("IfSteps", "ElseSteps")}
-            try:
-                needs = references(arguments)
-            except ExpressionError:
-                needs = set()
-            yield {"name": raw["Name"], "type": raw.get("Type"), "raw": raw, "branch": branch,
-                   "needs": sorted(needs | set(raw.get("DependsOn") or []))}
-            if raw.get("Type") == "Condition":
-                yield from walk(raw["Arguments"].get("IfSteps"), (raw["Name"], "True"))
-                yield from walk(raw["Arguments"].get("ElseSteps"), (raw["Name"], "False"))
-
-    yield from walk((definition or {}).get("Steps"), None)
+def definition_steps(definition: spec.Definition | None) -> tuple[spec.Placed, ...]:
+    """Each step of the definition, Condition branches flattened (none without a definition)."""
+    return definition.flat if definition else ()
 
 
-def step_rows(execution: dict, definition: dict | None) -> list[dict]:
-    branches = {s["name"]: s["branch"] for s in definition_steps(definition)}
+def step_rows(execution: dict, definition: spec.Definition | None) -> list[dict]:
+    branches = {placed.name: placed.branch for placed in definition_steps(definition)}
     rows = []
     for step in execution.get("steps", []):
         attempts = step.get("attempts") or []
@@ -126,14 +109,15 @@ def step_rows(execution: dict, definition: dict | None) -> list[dict]:
     return rows
 
 
-def parameter_rows(execution: dict, definition: dict | None) -> list[dict]:
-    declared = {p["Name"]: p for p in (definition or {}).get("Parameters", []) if isinstance(p, dict)}
+def parameter_rows(execution: dict, definition: spec.Definition | None) -> list[dict]:
+    declared = {p.name: p for p in (definition.parameters if definition else ())}
     values = execution.get("parameters") or {}
     rows = []
     for name in [*declared, *(n for n in values if n not in declared)]:
-        default = declared.get(name, {}).get("DefaultValue")
+        parameter = declared.get(name)
+        default = parameter and parameter.default
         value = values.get(name, default)
-        rows.append({"name": name, "type": declared.get(name, {}).get("Type"), "value": value, "default": default,
+        rows.append({"name": name, "type": parameter and parameter.type, "value": value, "default": default,
                      "overridden": name in declared and value != default})
     return rows
 
@@ -160,20 +144,20 @@ def _not_done(step: dict) -> str:
     return f"step {step['name']} {'did not run' if step.get('status') == 'NotRun' else str(step.get('status')).lower()}"
 
 
-def read_profile(steps: dict[str, dict], definition: dict | None, store) -> tuple[dict | None, str | None]:
+def read_profile(steps: dict[str, dict], definition: spec.Definition | None, store) -> tuple[dict | None, str | None]:
     """(profile.json of the step with an output named "profile", or None and why)."""
     return _read_output(steps, definition, store, "profile", "Data profile")
 
 
-def read_schema(steps: dict[str, dict], definition: dict | None, store) -> tuple[dict | None, str | None]:
+def read_schema(steps: dict[str, dict], definition: spec.Definition | None, store) -> tuple[dict | None, str | None]:
     """(schema.json of the step with an output named "schema", or None and why)."""
     return _read_output(steps, definition, store, "schema", "Schema")
 
 
 def _read_output(steps, definition, store, output: str, what: str) -> tuple[dict | None, str | None]:
     """(`<output>.json` in the output named `output` of the step that writes it, or None and why)."""
-    declared = [spec["name"] for spec in definition_steps(definition)
-                if output in _outputs({"arguments": spec["raw"].get("Arguments")})]
+    declared = [placed.name for placed in definition_steps(definition)
+                if output in _outputs({"arguments": placed.step.arguments})]
     producer = next((s for s in steps.values() if output in _outputs(s) or s["name"] in declared), None)
     if producer is None:
         return None, f'{what}: no step of this pipeline writes an output named "{output}".'
@@ -198,7 +182,8 @@ def _is_evaluation(document: Any) -> bool:
     return isinstance(document, dict) and any(section in document for section in SECTIONS)
 
 
-def read_evaluation(steps: dict[str, dict], definition: dict | None, store) -> tuple[dict | None, str | None]:
+def read_evaluation(steps: dict[str, dict], definition: spec.Definition | None,
+                    store) -> tuple[dict | None, str | None]:
     """(the model-quality report: a step's property file, else its evaluation output, else the
     metrics the registry recorded; or None and why)."""
     for step in steps.values():
@@ -206,9 +191,8 @@ def read_evaluation(steps: dict[str, dict], definition: dict | None, store) -> t
             if _is_evaluation(document):
                 return document, None
     producers = []
-    for spec in definition_steps(definition):
-        for file in spec["raw"].get("PropertyFiles") or []:
-            producers.append((spec["name"], file.get("OutputName"), file.get("FilePath", "evaluation.json")))
+    for placed in definition_steps(definition):
+        producers += [(placed.name, file.output_name, file.file_path) for file in placed.step.property_files]
     producers += [(s["name"], "evaluation", "evaluation.json") for s in steps.values() if "evaluation" in _outputs(s)]
     problems = []
     for name, output, path in producers:
@@ -348,8 +332,8 @@ def registered_model(execution: dict) -> dict | None:
     if step is None:
         return None
     response = step["response"]
-    spec = response.get("InferenceSpecification") or {}
-    container = next(iter(spec.get("Containers") or []), {})
+    inference = response.get("InferenceSpecification") or {}
+    container = next(iter(inference.get("Containers") or []), {})
     image = container.get("Image") or ""
     framework = container.get("Framework")
     version = container.get("FrameworkVersion") or (image.rsplit(":", 1)[-1] if ":" in image else None)
@@ -362,10 +346,10 @@ def registered_model(execution: dict) -> dict | None:
         "model_data_url": container.get("ModelDataUrl"), "image": image,
         "framework": FRAMEWORK_NAMES.get(str(framework).upper(), framework) if framework else None,
         "framework_version": version,
-        "content_types": spec.get("SupportedContentTypes") or [],
-        "response_types": spec.get("SupportedResponseMIMETypes") or [],
-        "realtime_instance_types": spec.get("SupportedRealtimeInferenceInstanceTypes") or [],
-        "transform_instance_types": spec.get("SupportedTransformInstanceTypes") or [],
+        "content_types": inference.get("SupportedContentTypes") or [],
+        "response_types": inference.get("SupportedResponseMIMETypes") or [],
+        "realtime_instance_types": inference.get("SupportedRealtimeInferenceInstanceTypes") or [],
+        "transform_instance_types": inference.get("SupportedTransformInstanceTypes") or [],
         "metadata": response.get("CustomerMetadataProperties") or {},
     }
 
@@ -392,17 +376,17 @@ def _dig(document: Any, path: str) -> Any:
     return document
 
 
-def quality_gates(definition: dict | None, steps: dict[str, dict], parameters: dict,
+def quality_gates(definition: spec.Definition | None, steps: dict[str, dict], parameters: dict,
                   evaluation: dict | None) -> list[dict]:
     """Each comparison of a Condition step that reads a report (`Std:JsonGet`): the metric, the
     operator, the threshold, the measured value and, once the condition ran, its outcome."""
     gates = []
-    for spec in definition_steps(definition):
-        if spec["type"] != "Condition":
+    for placed in definition_steps(definition):
+        if placed.step.type != "Condition":
             continue
-        step = steps.get(spec["name"]) or {}
+        step = steps.get(placed.name) or {}
         resolved = (step.get("arguments") or {}).get("Conditions") or []
-        for i, condition in enumerate(spec["raw"]["Arguments"].get("Conditions") or []):
+        for i, condition in enumerate(placed.step.arguments.get("Conditions") or []):
             kind = condition.get("Type") if isinstance(condition, dict) else None
             if kind not in OPERATORS:
                 continue
@@ -426,7 +410,7 @@ def quality_gates(definition: dict | None, steps: dict[str, dict], parameters: d
             rule = (evaluation or {}).get("gate") if from_report and from_report.startswith("gate.") else None
             parts = path.split(".")
             gates.append({
-                "condition": spec["name"], "path": path,
+                "condition": placed.name, "path": path,
                 "metric": parts[-2] if len(parts) > 1 and parts[-1] == "value" else parts[-1],
                 "operator": OPERATORS[kind], "threshold": threshold, "threshold_parameter": threshold_name,
                 "rule": (rule or {}).get("rule"), "baseline": (rule or {}).get("baseline"),
@@ -469,10 +453,10 @@ def example_csv(columns: list[dict]) -> str | None:
 
 
 
-def read_definition(run_dir: Path) -> dict | None:
+def read_definition(run_dir: Path) -> spec.Definition | None:
     """The definition a run recorded, or None when it is missing or unreadable (the report then has no DAG)."""
     try:
-        return json.loads((run_dir / "definition.json").read_text())
-    except (OSError, ValueError):
+        return spec.read((run_dir / "definition.json").read_text())
+    except (OSError, spec.SpecError):
         return None
 

@@ -1,12 +1,14 @@
 """Jobs run in the package versions of their image: a cached virtualenv per image, Python and requirements."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from pipelines.local import environments
 from pipelines.local.images import IMAGES, UnknownImage, image_for
-from pipelines.local.jobs import JobContext, run_processing, run_training
+from pipelines.local.container import namespace_unavailable_reason
+from pipelines.local.jobs import JobContext, JobFailed, run_processing, run_training
 from pipelines.local.storage import LocalStore
 
 from test_jobs import SCRIPTS, SKLEARN, processing_request, tar_gz, training_request
@@ -33,10 +35,22 @@ def test_unknown_images_and_versions_are_refused_with_what_is_known():
 
 
 def test_an_environment_tries_the_image_versions_then_the_nearest_above_them():
-    (exact, _), (nearest, options) = environments._attempts(IMAGES[("sagemaker-scikit-learn", "0.23-1")])
-    assert "scikit-learn==0.23.2" in exact and "pandas==1.1.3" in exact
+    (exact, exact_then, _, forced), (nearest, then, options, unforced) = \
+        environments._attempts(IMAGES[("sagemaker-scikit-learn", "0.23-1")])
+    assert forced == exact and unforced == []  # the image's pins win over what its packages declare
+    assert "scikit-learn==0.23.2" in exact and "pandas==1.1.3" in exact and "requests==2.27.1" in exact
     assert "scikit-learn>=0.23.2" in nearest and options == ["--resolution", "lowest-direct"]
     assert "boto3==1.28.0" in exact  # the image's 1.24.17 cannot reach AWS_ENDPOINT_URL_S3
+    assert not any(spec.startswith("botocore") for spec in exact + nearest)  # then boto3's own botocore
+    assert "tqdm" in exact_then and "tqdm" in then  # Miniconda's, at no version: the newest that fits
+
+
+def test_ranges_are_never_taken_at_their_lowest():
+    """lowest-direct would make `requests<2.21` requests 2.0.0 and `setuptools<81` 0.9.8: ranges and
+    unversioned packages go in after the pins, at the newest release that fits, as pip chose them."""
+    _, (nearest, then, _, _) = environments._attempts(IMAGES[("sagemaker-xgboost", "0.90-1")])
+    assert "requests<2.21" in then and "gunicorn<20.0.0" in then
+    assert not any(spec.startswith(("requests", "gunicorn")) for spec in nearest)
 
 
 def _ctx(tmp_path, job="job"):
@@ -98,3 +112,74 @@ def test_without_uv_or_the_package_index_a_job_runs_on_the_host_and_says_why(tmp
     assert chosen.log_lines[0].endswith("job environment: host")
     assert chosen.log_lines[-1] == "[local runner] note: uv is not installed: pip install uv (or run with --job-env host)"
     assert not any((tmp_path / "envs").glob("*/local-env.json"))  # nothing cached: the next job tries again
+
+
+# --- what the issue's public pipelines hit: an image's package, and its working directory -----------------
+
+XGBOOST_305 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+
+
+def test_a_script_imports_what_its_image_has_and_fails_on_what_it_lacks(tmp_path):
+    """SageMaker Projects' seed preprocess.py imports requests, which SKLearn 0.23-1 has from Miniconda."""
+    has, lacks = _ctx(tmp_path, "has"), _ctx(tmp_path, "lacks")
+    for ctx in (has, lacks):
+        ctx.store.put_bytes("s3://bkt/raw/f.csv", b"1\n")
+    run_processing("Preprocess", processing_request(has, "imports.py", ["requests", "sklearn", "pandas"],
+                                                    image=SKLEARN_023), has)
+    assert "imported requests 2." in has.log_path.read_text()
+    with pytest.raises(JobFailed, match="No module named 'xgboost'"):  # an SKLearn image has no xgboost
+        run_processing("Preprocess", processing_request(lacks, "imports.py", ["xgboost"], image=SKLEARN_023), lacks)
+
+
+@pytest.mark.skipif(namespace_unavailable_reason() is not None, reason="extracting to '..' needs a private filesystem")
+def test_an_evaluation_that_extracts_to_its_parent_folder_finds_the_model_in_its_working_directory(tmp_path):
+    import numpy
+    import xgboost
+
+    ctx = _ctx(tmp_path)
+    booster = xgboost.train({"objective": "reg:squarederror"},
+                            xgboost.DMatrix(numpy.array([[1.0, 2.0], [3.0, 4.0]]), label=[0.0, 1.0]), 2)
+    booster.save_model(str(tmp_path / "model.json"))
+    ctx.store.put_bytes("s3://bkt/raw/model.tar.gz", tar_gz({"xgboost-model": (tmp_path / "model.json").read_bytes()}))
+    run_processing("Evaluate", processing_request(ctx, "evaluate_in_cwd.py", [], image=XGBOOST_305), ctx)
+    evaluation = json.loads(ctx.store.get_bytes("s3://bkt/out/report/evaluation.json"))
+    assert evaluation["cwd"] == "/"
+    assert evaluation["prediction"] == pytest.approx(float(booster.predict(xgboost.DMatrix(numpy.array([[1.0, 2.0]])))[0]))
+    assert not any(Path(p, "xgboost-model").exists() for p in ("/", "/opt"))  # it landed in the job's own /
+
+
+def test_serve_local_loads_the_model_in_its_image_environment(tmp_path):
+    """`serve --local` is the serving container as a job's host: the model image's packages, not this Python's."""
+    import os
+    import sys
+    import urllib.request
+
+    import numpy
+    import xgboost
+
+    from conftest import PROJECT_ROOT
+    from fixtures.servers import serving
+    from pipelines.local import LocalHome, Registry, open_store
+
+    booster = xgboost.train({"objective": "binary:logistic"},
+                            xgboost.DMatrix(numpy.array([[0.1, 1.0], [0.9, 2.0]] * 10), label=[0, 1] * 10), 3)
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    home = LocalHome(tmp_path / "home")
+    uri = "s3://bkt/model/model.tar.gz"
+    open_store(None, root=home.s3).put_bytes(uri, tar_gz({"xgboost-model": (tmp_path / "xgboost-model.json").read_bytes()}))
+    Registry.of(home).register({"ModelPackageGroupName": "served", "ModelApprovalStatus": "Approved",
+                                "InferenceSpecification": {"Containers": [{"Image": XGBOOST_305, "ModelDataUrl": uri}]}},
+                               execution_id=None)
+    command = lambda port: [sys.executable, "deploy.py", "serve", "--local", "--home", str(home.root),  # noqa: E731
+                            "--group", "served", "--model-package", "1", "--port", str(port)]
+    env = {**os.environ, "PIPELINES_JOB_ENV": "image"}
+    with serving(command, "/ping", tmp_path / "serve.log", cwd=PROJECT_ROOT, env=env, timeout=600) as url:
+        request = urllib.request.Request(f"{url}/invocations", data=b"0.1,1.0\n0.9,2.0\n", method="POST",
+                                         headers={"Content-Type": "text/csv"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=30) as response:
+            scores = [float(line) for line in response.read().decode().split()]
+    expected = booster.predict(xgboost.DMatrix(numpy.array([[0.1, 1.0], [0.9, 2.0]])))
+    assert scores == pytest.approx([float(v) for v in expected], rel=1e-5)
+    log = (tmp_path / "serve.log").read_text()
+    assert re.search(r"image sagemaker-xgboost:3\.0-5 .*job environment: \S+/sagemaker-xgboost-3\.0-5-", log), log
+    assert not (home.root / "serving").exists() or not any((home.root / "serving").iterdir())  # cleaned up

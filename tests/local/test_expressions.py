@@ -1,12 +1,11 @@
 """The expression evaluator: every form the definition JSON uses, and every way it refuses."""
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import pytest
 
-from pipelines.local.expressions import ExpressionError, Scope, evaluate, evaluate_condition, references, resolve
+from pipelines.local.expressions import ExpressionError, Scope, evaluate, evaluate_condition, resolve
 
 PREPROCESS = {
     "ProcessingOutputConfig": {
@@ -280,26 +279,3 @@ def test_or_does_not_hide_a_broken_operand_behind_a_true_one():
 )
 def test_malformed_conditions(cond, reason):
     fails(cond, reason, condition=True)
-
-
-# --- references ------------------------------------------------------------------------
-
-
-def test_references_collects_step_names_from_every_form():
-    tree = {
-        "A": get("Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"),
-        "B": [{"Std:Join": {"On": "/", "Values": [get("Steps.Tune-Step.TrainingJobSummaries[0].TrainingJobName")]}}],
-        "C": json_get("metrics.auc.value"),
-        "D": get("Parameters.Threshold"),
-        "E": "Steps.NotAReference.X",
-    }
-    assert references(tree) == {"Preprocess", "Tune-Step", "Evaluate"}
-
-
-def test_references_of_plain_data_is_empty():
-    assert references({"a": [1, "b", None]}) == set()
-
-
-def test_references_refuses_a_malformed_step_get():
-    with pytest.raises(ExpressionError, match=re.escape("expected 'Steps.<name>.<path>'")):
-        references({"Get": "Steps.Only"})

@@ -436,3 +436,28 @@ def test_the_built_in_algorithm_serves_its_model_with_its_contract(tmp_path, sav
     assert [round(p["score"], 5) for p in json.loads(as_json)["predictions"]] == [round(s, 5) for s in scores]
     with pytest.raises(ValueError, match="Content-type application/x-recordio-protobuf is not supported"):
         serving.invoke(handlers, model, b"x", "application/x-recordio-protobuf", "text/csv")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_link_out_of_opt_ml_in_an_output_fails_the_job_and_is_not_followed(tmp_path, isolation):
+    """The runner reads a job's outputs from this machine's side: a link to a file of the host (which the
+    job itself cannot read) must not make it upload that file."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host-only secret\n")
+    ctx = make_ctx(tmp_path, isolation)
+    put_raw(ctx, 1)
+    with pytest.raises(JobFailed, match=r"left a symbolic link out of /opt/ml in an output, which is not uploaded: "
+                                        r"/opt/ml/processing/output/report/leak"):
+        run_processing("Leak", processing_request(ctx, "link_out.py", [str(secret), "/opt/ml/processing/output/report"]),
+                       ctx)
+    assert not any(b"host-only secret" in ctx.store.get_bytes(uri) for uri in ctx.store.list("s3://bkt/"))
+
+
+@needs_namespace
+def test_a_scratch_size_that_is_no_size_is_refused_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINES_JOB_SCRATCH", "lots")
+    ctx = make_ctx(tmp_path, "namespace")
+    put_raw(ctx, 1)
+    with pytest.raises(JobFailed, match=r"ClientError: PIPELINES_JOB_SCRATCH='lots' is not a size"):
+        run_processing("Prep", processing_request(ctx, "process.py", PROCESS_ARGS), ctx)
+    assert [p.name for p in ctx.work_dir.iterdir()] == ["algo-1"]  # no scratch folder left behind

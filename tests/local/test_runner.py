@@ -16,6 +16,7 @@ from pipelines.local.jobs import JobFailed
 from pipelines.local.plan import parse_duration
 from pipelines.local.registry import Registry
 from pipelines.local.runner import retry_delay
+from pipelines.spec import RetryPolicy
 from pipelines.local.storage import LocalStore
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -426,7 +427,7 @@ def test_a_permanent_failure_is_not_retried(h):
 
 
 def test_retry_delay_honours_the_expiry_window():
-    policy = ({"ExceptionType": [TRANSIENT], "IntervalSeconds": 10, "BackoffRate": 3.0, "ExpireAfterMin": 1},)
+    policy = (RetryPolicy((TRANSIENT,), interval_seconds=10, backoff_rate=3.0, expire_after_min=1),)
     assert retry_delay(policy, TRANSIENT, 1, elapsed=0) == 10
     assert retry_delay(policy, TRANSIENT, 2, elapsed=20) == 30
     assert retry_delay(policy, TRANSIENT, 3, elapsed=50) is None

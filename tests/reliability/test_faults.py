@@ -27,6 +27,8 @@ from conftest import steps_of
 from pipelines import cli, files
 from pipelines.local import LocalHome, open_store, run_pipeline, storage
 
+from fixtures.steps import fixture_state, job_pid
+
 from .support import PROJECT_ROOT, compile_module, local_store, registry_rows, subprocess_env, wait_for
 
 pytestmark = pytest.mark.reliability
@@ -40,19 +42,19 @@ def compiled():
 
 
 class Held:
-    """The Held step of one execution: its state folder, its announced pid, its release."""
+    """The Held step of one execution: its state (an S3 prefix of the home's store, `fixture_state`),
+    its announced process, its release."""
 
-    def __init__(self, state: Path):
-        self.state = state
-        state.mkdir(parents=True, exist_ok=True)
+    def __init__(self, home: LocalHome):
+        self.uri, self.state = fixture_state(home.root)
 
     def kill(self, alive=lambda: True) -> int:
         """SIGKILL the job's process group once it announces itself (as the OOM killer or an operator would)."""
         pid_file = self.state / "Held.pid"
         wait_for(pid_file, timeout=90, alive=alive)
-        pid = int(pid_file.read_text())
+        pid = job_pid(self.uri, "Held")
         pid_file.unlink()
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
         return pid
 
     def release(self) -> None:
@@ -64,7 +66,7 @@ class Held:
 
 def run(compiled, home: LocalHome, held: Held, **options) -> dict:
     return run_pipeline(compiled.definition, pipeline_name=compiled.name, home=home,
-                        store=local_store(home, compiled), parameters={"StateDir": str(held.state)}, **options)
+                        store=local_store(home, compiled), parameters={"StateDir": held.uri}, **options)
 
 
 def objects(home: LocalHome, execution_id: str, step: str) -> list[str]:
@@ -81,7 +83,8 @@ def debris(home: LocalHome) -> list[Path]:
 
 
 def test_a_job_killed_mid_step_is_retried_with_backoff_until_it_succeeds(compiled, tmp_path):
-    home, held, sleeps = LocalHome(tmp_path / "home"), Held(tmp_path / "state"), []
+    home, sleeps = LocalHome(tmp_path / "home"), []
+    held = Held(home)
     with ThreadPoolExecutor(1) as pool:
         execution = pool.submit(run, compiled, home, held, sleep=sleeps.append)
         alive = lambda: not execution.done()  # noqa: E731
@@ -106,14 +109,15 @@ def test_a_job_killed_mid_step_is_retried_with_backoff_until_it_succeeds(compile
 def interrupted(tmp_path_factory) -> SimpleNamespace:
     """`deploy.py run --local` SIGKILLed while Held runs; the home as the kill left it."""
     root = tmp_path_factory.mktemp("runner-killed")
-    home, held = LocalHome(root / "home"), Held(root / "state")
+    home = LocalHome(root / "home")
+    held = Held(home)
     runner = subprocess.Popen(
         [sys.executable, "deploy.py", "run", "--local", "--json", "--definition", "fixtures.hold_pipeline",
-         "--home", str(home.root), "-p", f"StateDir={held.state}"],
+         "--home", str(home.root), "-p", f"StateDir={held.uri}"],
         cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(held.state / "Held.pid", timeout=90, alive=lambda: runner.poll() is None)
-        job = int((held.state / "Held.pid").read_text())
+        job = job_pid(held.uri, "Held")
         runner.kill()
         runner.wait(timeout=30)
     finally:
@@ -137,7 +141,7 @@ def test_the_job_of_a_killed_runner_dies_with_it(interrupted):
         time.sleep(0.05)
     alive = running(interrupted.job)
     if alive:
-        os.killpg(interrupted.job, signal.SIGKILL)  # stop it as an operator would, so later tests stay valid
+        os.kill(interrupted.job, signal.SIGKILL)  # stop it as an operator would, so later tests stay valid
     assert not alive, "the Held job outlived its SIGKILLed runner"
 
 
@@ -185,7 +189,8 @@ def fail_when(monkeypatch, module, broken) -> None:
 
 
 def test_an_upload_cut_off_leaves_no_object_and_the_execution_resumes(compiled, tmp_path, monkeypatch):
-    home, held = LocalHome(tmp_path / "home"), Held(tmp_path / "state")
+    home = LocalHome(tmp_path / "home")
+    held = Held(home)
     held.release()
     fail_when(monkeypatch, storage, lambda src, dst: "/Held/" in dst.as_posix())
     record = run(compiled, home, held)
@@ -203,7 +208,8 @@ def test_an_upload_cut_off_leaves_no_object_and_the_execution_resumes(compiled, 
 
 def test_a_record_write_cut_off_keeps_the_last_whole_record_and_the_execution_resumes(compiled, tmp_path,
                                                                                      monkeypatch):
-    home, held = LocalHome(tmp_path / "home"), Held(tmp_path / "state")
+    home = LocalHome(tmp_path / "home")
+    held = Held(home)
     held.release()
 
     def first_done(src: Path, dst: Path) -> bool:  # from the save that records First's success on, the disk is full
@@ -223,7 +229,8 @@ def test_a_record_write_cut_off_keeps_the_last_whole_record_and_the_execution_re
 
 
 def test_a_damaged_cache_entry_is_a_miss_the_step_runs_again_and_the_entry_is_rewritten(compiled, tmp_path):
-    home, held = LocalHome(tmp_path / "home"), Held(tmp_path / "state")
+    home = LocalHome(tmp_path / "home")
+    held = Held(home)
     held.release()
     assert run(compiled, home, held)["status"] == "Succeeded"
     (entry,) = home.cache.glob("*.json")

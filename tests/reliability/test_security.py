@@ -30,6 +30,8 @@ from pipelines.local import LocalHome, RunError, open_store, run_pipeline
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.endpoint import LocalEndpointError
 
+from fixtures.steps import fixture_state
+
 from .support import REGION, compile_module, local_store
 
 pytestmark = pytest.mark.reliability
@@ -56,8 +58,8 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
     """With the markers as this process's AWS credentials: a compile, a full local run of the
     purchase-intent pipeline (report and model card included) and a job that records its environment."""
     root = tmp_path_factory.mktemp("credentials")
-    home, state = root / "home", root / "state"
-    state.mkdir()
+    home = root / "home"
+    state_uri, _ = fixture_state(home)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
@@ -67,7 +69,7 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
         _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
                        "-p", "QualityThreshold=0.6")
         _, probe = run_cli("run", "--local", "--definition", "fixtures.environment_pipeline", "--home", home,
-                        "-p", f"StateDir={state}")
+                        "-p", f"StateDir={state_uri}")
     return SimpleNamespace(home=LocalHome(home), compiled=compiled, full=full, probe=probe)
 
 
@@ -133,10 +135,10 @@ def test_a_path_out_of_the_run_is_refused_and_nothing_is_written_outside(probe_p
     store when the job's outputs are uploaded, and the step fails."""
     definition = json.loads(probe_pipeline.definition)
     change(definition["Steps"][0]["Arguments"])
-    home, state = LocalHome(tmp_path / "sandbox" / "home"), tmp_path / "sandbox" / "state"
-    state.mkdir(parents=True)
+    home = LocalHome(tmp_path / "sandbox" / "home")
+    state_uri, _ = fixture_state(home.root)
     run = functools.partial(run_pipeline, json.dumps(definition), pipeline_name=probe_pipeline.name, home=home,
-                            store=local_store(home, probe_pipeline), parameters={"StateDir": str(state)})
+                            store=local_store(home, probe_pipeline), parameters={"StateDir": state_uri})
     if when == "before":
         with pytest.raises(RunError, match=re.escape(reason)):
             run()

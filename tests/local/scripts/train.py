@@ -11,7 +11,7 @@ import time
 parser = argparse.ArgumentParser()
 parser.add_argument("--eta", type=float, default=0.1)
 parser.add_argument("--mode", default="ok")  # ok | fail | failure-file | kill | network
-parser.add_argument("--timeline")
+parser.add_argument("--timeline", help="print start and end times, for a test to see which trials overlapped")
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--reports", type=int, default=0)  # print the objective this many times first, rising to eta
 parser.add_argument("--report_sleep", type=float, default=0.0)
@@ -19,8 +19,7 @@ args, unknown = parser.parse_known_args()
 
 host = os.environ["SM_CURRENT_HOST"]
 if args.timeline:
-    with open(args.timeline, "a") as timeline:
-        timeline.write(f"start {time.time()}\n")
+    print(f"timeline start {time.time()}", flush=True)
 time.sleep(args.sleep)
 for k in range(args.reports):
     print(f"validation:score={args.eta * (k + 1) / args.reports};", flush=True)
@@ -72,5 +71,4 @@ if not args.reports:
     print("validation:score=0.0;")  # an early value: the last match must win
 print(f"validation:score={args.eta};")
 if args.timeline:
-    with open(args.timeline, "a") as timeline:
-        timeline.write(f"end {time.time()}\n")
+    print(f"timeline end {time.time()}", flush=True)

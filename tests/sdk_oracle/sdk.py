@@ -1,7 +1,7 @@
 """Which SageMaker SDK is installed, told from package metadata, and its adapter.
 
 v2 and v3 cannot share an environment, so exactly one is found. Detection reads metadata
-only: a memoised compile needs the SDK's version for its key but must not pay its import.
+only, so that a test can tell which oracle it compares with before importing either SDK.
 """
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import functools
 import importlib
 import importlib.metadata
 
-from pipelines.config import ConfigError
 
 INSTALL_HINT = "pip install -e '.[sdk-v2]' or pip install -e '.[sdk-v3]'"
 # The packages that make each major, in the order their versions are reported.
 PACKAGES = {2: ("sagemaker",), 3: ("sagemaker-mlops", "sagemaker-train", "sagemaker-serve", "sagemaker-core")}
 
 
-class SdkError(ConfigError):
+class SdkError(RuntimeError):
     """No usable SageMaker SDK in this environment; the message says what to install."""
 
 
@@ -47,7 +46,7 @@ def installed() -> tuple[int, str]:
                        f"live; pip install -e '.[sdk-v3]' (sagemaker>=3.27)")
     else:
         found = f"sagemaker {meta} is installed, which this project does not support; " if meta else ""
-        raise SdkError(f"{found}compile needs the SageMaker Python SDK v2 or v3: {INSTALL_HINT}")
+        raise SdkError(f"{found}the SDK oracle needs the SageMaker Python SDK v2 or v3: {INSTALL_HINT}")
     return major, ", ".join(f"{p} {_version(p)}" for p in PACKAGES[major] if _version(p))
 
 
@@ -55,4 +54,4 @@ def installed() -> tuple[int, str]:
 def load():
     """The adapter of the installed SDK (`v2.Sdk` or `v3.Sdk`), imported once and quietly."""
     major, _ = installed()
-    return importlib.import_module(f"pipelines.compiler.v{major}").Sdk()
+    return importlib.import_module(f"sdk_oracle.v{major}").Sdk()

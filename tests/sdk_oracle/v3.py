@@ -13,7 +13,8 @@ import logging
 import os
 import warnings
 
-from pipelines.compiler.adapter import Adapter, environment
+from pipelines.sdk_pipelines import environment
+from sdk_oracle.adapter import Adapter
 
 # v3 makes boto3 clients of its own, outside the session compile gives it: one when a module is
 # imported, one per ProcessingStep (a local-mode client it only reads a name from). They fail

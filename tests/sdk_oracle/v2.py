@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 
-from pipelines.compiler.adapter import Adapter, encryption
+from sdk_oracle.adapter import Adapter, encryption
 
 # dsl framework -> v2's estimator and model classes, whose script mode the JSON comes from.
 ESTIMATORS = {"sklearn": "SKLearn", "xgboost": "XGBoost", "pytorch": "PyTorch", "tensorflow": "TensorFlow",

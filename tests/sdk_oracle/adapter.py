@@ -5,9 +5,7 @@ every request before it is signed; compile is offline by construction, not by lu
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 
 
 class AwsCallDuringCompile(RuntimeError):
@@ -30,25 +28,6 @@ def refusing_boto_session(region: str):
 # The SDK reads a machine's ~/.config/sagemaker/config.yaml unless given a config of its own; this
 # one sets nothing, so no developer's KMS keys or tags reach the JSON.
 EMPTY_SDK_CONFIG = {"SchemaVersion": "1.0"}
-
-
-@contextlib.contextmanager
-def environment(**values: str | None):
-    """`os.environ` with `values` set (None: unset) for the duration, then exactly as it was."""
-    before = {key: os.environ.get(key) for key in values}
-    _set_environment(values)
-    try:
-        yield
-    finally:
-        _set_environment(before)
-
-
-def _set_environment(values: dict[str, str | None]) -> None:
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 class Adapter:
