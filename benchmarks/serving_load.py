@@ -2,7 +2,7 @@
 
 Prepares a fresh home (one small local run without tuning, then `approve latest --local`), then:
 
-- in process (the app itself, no HTTP): one CSV request of --rows sessions by stage (reading and
+- in process (the app itself, no HTTP, in this Python): one CSV request of --rows sessions by stage (reading and
   featurising on the fast path and on the frame path, the served model, the whole handler), and the floor:
   the faster of the served model and the fold models' own predict on the prepared array, with the ratio of
   the whole request to it;
@@ -10,7 +10,8 @@ Prepares a fresh home (one small local run without tuning, then `approve latest 
   each of --clients x --rows-list, sends exactly --requests POST /invocations from that many client threads
   of this process, each a CSV with a header, each timed. Bounded: a request gives up after 30 s and each
   load stops at --deadline seconds (what was not sent is reported). The server is stopped afterwards;
-- batch transform (--batch-rows, 0 for none): the serving container's process (`serving.py`, this Python)
+- batch transform (--batch-rows, 0 for none): the serving container's process (`serving.py`, on the Python
+  of the model's image environment, or this one with PIPELINES_JOB_ENV=host)
   over one CSV object of that many generated sessions, SplitType Line, BatchStrategy MultiRecord,
   MaxPayloadInMB 6; its rows/s and peak memory (its own maximum resident set), against the floor on the
   same rows' prepared array.
@@ -24,6 +25,7 @@ and this command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import http.client
 import io
@@ -147,14 +149,20 @@ def median_ms(call, reps: int) -> float:
 
 
 def loaded(home: Path, root: Path):
-    """(the app as one worker loads it, the unpacked model's files) of the home's approved package."""
+    """(the app as one worker loads it in this Python, the unpacked model's files, the Python of the model's
+    image environment) of the home's approved package."""
     from pipelines.local import endpoint
     from pipelines.local.registry import Registry
 
     registry = Registry.of(endpoint.LocalHome(home))
     package = registry.latest(registry.list_groups()[0]["ModelPackageGroupName"], "Approved")
     store = endpoint.local_store(endpoint.LocalHome(home))
-    return endpoint.load_app(store, package, root), endpoint.unpack(store, package, root / "batch")
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        app = endpoint.load_app(store, package, root)
+    app.log = log.getvalue().splitlines()
+    image = endpoint.image_for(endpoint._container(package).get("Image"))
+    return app, endpoint.unpack(store, package, root / "batch"), endpoint.job_python(image, endpoint.default_job_env())
 
 
 def own_predict(model, x32):
@@ -200,8 +208,9 @@ def stages(app, body: bytes, reps: int) -> dict[str, float]:
     }
 
 
-def batch_transform(files, data: Path, out: Path) -> dict:
-    """The serving container's batch transform over `data` (one object) in its own process: seconds, peak MiB."""
+def batch_transform(files, python, data: Path, out: Path) -> dict:
+    """The serving container's batch transform over `data` (one object) in its own process, on the Python of
+    the model's image environment: seconds, peak MiB."""
     argv = ["serving.py", "--model-dir", str(files.model_dir), "--code-dir", str(files.code_dir), "--program",
             files.program, "--input-dir", str(data.parent), "--output-dir", str(out), "--content-type", "text/csv",
             "--accept", "text/csv", "--split-type", "Line", "--batch-strategy", "MultiRecord", "--max-payload-mb",
@@ -210,7 +219,7 @@ def batch_transform(files, data: Path, out: Path) -> dict:
     program = (f"import resource, runpy, sys; sys.argv = {argv!r}; runpy.run_path({str(script)!r}, "
                "run_name='__main__'); print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", program], env={**_env(), "PYTHONPATH": str(files.code_dir)},
+    done = subprocess.run([python.python, "-c", program], env={**_env(), **python.environment()},
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -252,7 +261,7 @@ def csv_body(data: Path, rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def report(args, command: str, cost: dict, loads: list, batches: list, families: list[str]) -> str:
+def report(args, command: str, cost: dict, loads: list, batches: list, families: list[str], fallbacks) -> str:
     whole = cost["handlers: input_fn, predict_fn, output_fn"]
     bottom = min(cost["the model, served (one booster call for every tree family)"],
                  cost["the fold models, each by its own predict, on the prepared array"])
@@ -260,7 +269,9 @@ def report(args, command: str, cost: dict, loads: list, batches: list, families:
         f"Measured {date.today()} on {machine()} (a shared machine: the figures are noisy; load averages beside"
         " each).", "",
         f"The model: a local run without tuning on 1,000 generated sessions, families {', '.join(families)}"
-        f" (cross-fitted), served by its own `inference.py`.", "",
+        f" (cross-fitted), served by its own `inference.py`. Tree families served by their own predict instead of"
+        f" the merged booster (its check at load): in this Python {', '.join(fallbacks[0])}; in the endpoint's"
+        f" environment {', '.join(fallbacks[1])}.", "",
         f"### One request of {args.rows} sessions in process (median of {args.reps})", "",
         "| stage | ms |", "|---|---|",
         *[f"| {stage} | {ms:.3f} |" for stage, ms in cost.items()], "",
@@ -289,7 +300,8 @@ def report(args, command: str, cost: dict, loads: list, batches: list, families:
                   f" requests/s: **{'met' if met else 'missed'}**."]
     if batches:
         lines += ["", "### Batch transform", "",
-                  "`serving.py` (the serving container's process, this Python) over one CSV object, SplitType Line,"
+                  f"`serving.py` (the serving container's process, on the Python of the jobs' environment:"
+                  f" {os.environ.get('PIPELINES_JOB_ENV') or 'image'}) over one CSV object, SplitType Line,"
                   " BatchStrategy MultiRecord, MaxPayloadInMB 6, AssembleWith Line; peak memory is the process's"
                   " maximum resident set, its model loading included. The floor: the model's predictions on the"
                   " same rows prepared as one array (the faster of the served model and the fold models' own"
@@ -325,14 +337,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="serving-load-") as tmp:
         home, data = Path(tmp) / "home", write_csv(generate(1000, seed=0), Path(tmp) / "sessions.csv")
         prepare(home, data, args.families)
-        app, files = loaded(home, Path(tmp) / "app")
+        app, files, python = loaded(home, Path(tmp) / "app")
         cost = stages(app, csv_body(data, args.rows), args.reps)
         families = list(app.model["ensemble"].members)
         batches = []
         for rows in args.batch_rows:
             big = write_csv(generate(rows, seed=1).drop(columns="Revenue"), Path(tmp) / f"in-{rows}" / "rows.csv")
             before = os.getloadavg()[0]
-            result = batch_transform(files, big, Path(tmp) / f"out-{rows}")
+            result = batch_transform(files, python, big, Path(tmp) / f"out-{rows}")
             if result["predictions"] != rows:
                 raise SystemExit(f"batch transform of {rows} rows gave {result['predictions']} predictions")
             batches.append((rows, result, batch_floor(app, big), before))
@@ -349,7 +361,11 @@ def main(argv=None) -> int:
                     before = os.getloadavg()[0]
                     load, wall = run_load(port, csv_body(data, rows), rows, args.requests, clients, args.deadline)
                     loads.append((clients, rows, load, wall, before))
-    section = report(args, command.strip(), cost, loads, batches, families)
+        fallbacks = sorted({line.split(" (")[0].strip() for line in (Path(tmp) / "serve.log").read_text().splitlines()
+                            if "served by its own predict" in line}) or ["none"]
+        in_process = sorted({line.split(" (")[0].strip() for line in app.log if "served by its own predict" in line}) \
+            or ["none"]
+    section = report(args, command.strip(), cost, loads, batches, families, (in_process, fallbacks))
     print(section)
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", f"{HEADING}: families {args.families}", section)
