@@ -165,6 +165,21 @@ def loaded(home: Path, root: Path):
     return app, endpoint.unpack(store, package, root / "batch"), endpoint.job_python(image, endpoint.default_job_env())
 
 
+def crossover(app, data: Path, sizes=(1, 10, 100, 1000, 2000, 5000)) -> list[tuple[int, float, float]]:
+    """[(rows, fast path ms, frame path ms)]: reading and featurising CSV bodies of each size both ways, which
+    sets inference.FAST_ROWS (the size above which the frame path is cheaper)."""
+    model = app.model
+    inference = SimpleNamespace(**app.handlers.predict_fn.__globals__)
+    spec = model["features"]
+    out = []
+    for rows in sizes:
+        text = csv_body(data, rows).decode()
+        reps = 30 if rows <= 1000 else 7
+        out.append((rows, median_ms(lambda: spec.transform_columns(*inference._csv_columns(text, spec)), reps),
+                    median_ms(lambda: spec.transform(inference.input_fn(text, inference.CSV).rows(spec)), reps)))
+    return out
+
+
 def own_predict(model, x32):
     """A call of the fold models' own predict on the prepared float32 array: XGBoost boosters by
     inplace_predict (no DMatrix), the other families by their own predict (the model as trained)."""
@@ -261,7 +276,9 @@ def csv_body(data: Path, rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def report(args, command: str, cost: dict, loads: list, batches: list, families: list[str], fallbacks) -> str:
+def report(args, command: str, cost: dict, loads: list, batches: list, families: list[str], facts) -> str:
+    """The section. facts: (families served by their own predict in this Python, the same in the endpoint,
+    FAST_ROWS, crossover's figures)."""
     whole = cost["handlers: input_fn, predict_fn, output_fn"]
     bottom = min(cost["the model, served (one booster call for every tree family)"],
                  cost["the fold models, each by its own predict, on the prepared array"])
@@ -270,14 +287,17 @@ def report(args, command: str, cost: dict, loads: list, batches: list, families:
         " each).", "",
         f"The model: a local run without tuning on 1,000 generated sessions, families {', '.join(families)}"
         f" (cross-fitted), served by its own `inference.py`. Tree families served by their own predict instead of"
-        f" the merged booster (its check at load): in this Python {', '.join(fallbacks[0])}; in the endpoint's"
-        f" environment {', '.join(fallbacks[1])}.", "",
+        f" the merged booster (its check at load): in this Python {', '.join(facts[0])}; in the endpoint's"
+        f" environment {', '.join(facts[1])}.", "",
         f"### One request of {args.rows} sessions in process (median of {args.reps})", "",
         "| stage | ms |", "|---|---|",
         *[f"| {stage} | {ms:.3f} |" for stage, ms in cost.items()], "",
         f"The handlers cost {whole:.2f} ms, {whole / bottom:.1f}x the floor ({bottom:.3f} ms: the faster of the"
         " served model and the fold models' own predict on the prepared array)."
         f" Target: <= 2 ms and within 5x the floor: **{'met' if whole <= 2 and whole <= 5 * bottom else 'missed'}**.",
+        "", f"Reading and featurising by request size (the fast path serves up to FAST_ROWS rows,"
+        f" {facts[2]}):", "", "| rows | fast path ms | frame path ms |", "|---|---|---|",
+        *[f"| {rows:,} | {fast:.2f} | {frame:.2f} |" for rows, fast, frame in facts[3]],
         "", "### The endpoint under load", "",
         "`deploy.py serve --local` (gunicorn: a worker process per core, as SageMaker's serving containers run it;"
         f" one prediction at a time per worker; jobs' environment: {os.environ.get('PIPELINES_JOB_ENV') or 'image'})"
@@ -318,7 +338,8 @@ def report(args, command: str, cost: dict, loads: list, batches: list, families:
 
 
 def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of counts; 0 (or nothing) for none."""
+    return [int(v) for v in text.split(",") if v.strip() and int(v)]
 
 
 def main(argv=None) -> int:
@@ -339,6 +360,8 @@ def main(argv=None) -> int:
         prepare(home, data, args.families)
         app, files, python = loaded(home, Path(tmp) / "app")
         cost = stages(app, csv_body(data, args.rows), args.reps)
+        sizes = crossover(app, write_csv(generate(5000, seed=2), Path(tmp) / "sizes.csv"))
+        fast_rows = app.handlers.predict_fn.__globals__["FAST_ROWS"]
         families = list(app.model["ensemble"].members)
         batches = []
         for rows in args.batch_rows:
@@ -365,7 +388,8 @@ def main(argv=None) -> int:
                             if "served by its own predict" in line}) or ["none"]
         in_process = sorted({line.split(" (")[0].strip() for line in app.log if "served by its own predict" in line}) \
             or ["none"]
-    section = report(args, command.strip(), cost, loads, batches, families, (in_process, fallbacks))
+    section = report(args, command.strip(), cost, loads, batches, families,
+                     (in_process, fallbacks, fast_rows, sizes))
     print(section)
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", f"{HEADING}: families {args.families}", section)
