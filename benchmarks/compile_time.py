@@ -1,6 +1,6 @@
 """`deploy.py compile` in a fresh process, as a user runs it: nothing cached, no SageMaker SDK.
 
-Each measurement is a new interpreter, timed from outside (`python deploy.py compile -o FILE`, the
+Each measurement is a new interpreter, timed from outside (`python deploy.py compile --definition examples/purchase_intent -o FILE`, the
 worked example, the region looked up as the command does). Beside it, the same interpreter doing
 nothing (`python -c pass`), which no compile can beat. Writes the section "## Compile in a fresh
 process" of docs/benchmarks.md.
@@ -52,7 +52,7 @@ def main() -> None:
         for rep in range(args.reps):
             loads.append(os.getloadavg()[0])
             bare.append(timed([sys.executable, "-c", "pass"]))
-            compiles.append(timed([sys.executable, "deploy.py", "compile", "-o", str(Path(tmp) / f"{rep}.json")]))
+            compiles.append(timed([sys.executable, "deploy.py", "compile", "--definition", "examples/purchase_intent", "-o", str(Path(tmp) / f"{rep}.json")]))
         outputs = {(Path(tmp) / f"{rep}.json").read_bytes() for rep in range(args.reps)}
     if len(outputs) != 1:
         raise SystemExit("two compiles of the same definition differ")
@@ -66,7 +66,7 @@ def main() -> None:
         f"Machine: {machine()}; load average (1 min) during the runs {min(loads):.1f}–{max(loads):.1f} "
         "(the machine is shared).",
         "",
-        "Each figure is a new interpreter, timed from outside: `python deploy.py compile -o FILE` of the worked "
+        "Each figure is a new interpreter, timed from outside: `python deploy.py compile --definition examples/purchase_intent -o FILE` of the worked "
         "example (imports, settings, the region as the command looks it up, packing and hashing the code, "
         "building and writing the JSON; every compile gave the same bytes), and the same interpreter doing nothing.",
         "",

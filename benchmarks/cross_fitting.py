@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
 from benchmarks.model_selection import holdout_scores, pooled_splits  # noqa: E402
-from pipelines.data import generate, write_csv  # noqa: E402
+from examples.purchase_intent.shoppers_data import generate, write_csv  # noqa: E402
 
 FOLDS = (1, 3, 5)
 REAL = ([0, 1, 2, 3], [0])  # outer split seeds, inner seeds of the real file: its differences are small and noisy

@@ -74,7 +74,8 @@ def env() -> dict[str, str]:
 
 
 def runner_command(home: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home), *extra]
+    return [sys.executable, "deploy.py", "run", "--local", "--json", "--definition", "examples/purchase_intent",
+            "--home", str(home), *extra]
 
 
 def run_runner(home: Path, extra: list[str]) -> dict:
@@ -163,7 +164,7 @@ def floor_script(record: dict, raw: Path, work: Path, code: dict[str, Path]) -> 
         "TIMEFORMAT='%R'",
         f"W={q(work)}",
         'mkdir -p "$W/prep" "$W/best" "$W/eval"',
-        f"t() {{ local name=$1; shift; local s; s=$( {{ time \"$@\" > \"$W/$name.log\" 2>&1; }} 2>&1 ); echo \"$name $s\"; }}",
+        "t() { local name=$1; shift; local s; s=$( { time \"$@\" > \"$W/$name.log\" 2>&1; } 2>&1 ); echo \"$name $s\"; }",
         f"t preprocess {py} {q(code['Preprocess'])} {shlex.join(prep_args)} "
         f"--input-dir {q(raw.parent)} --output-dir \"$W/prep\" --failure-file \"$W/failure\"",
     ]
@@ -261,7 +262,7 @@ def omp_probe(probe: dict, work: Path, reps: int = 3) -> dict[str, list[tuple[fl
 
 def synthetic_data_seconds() -> float:
     """What a fresh home pays before anything runs: generating the default data set (in process here)."""
-    from pipelines.data import generate, write_csv
+    from examples.purchase_intent.shoppers_data import generate, write_csv
 
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -426,7 +427,7 @@ def report(results: dict, cached: list[dict], imports, profile, omp, args) -> st
     lines.append(
         "**Verdict.** (a) by the median wall ratio: "
         + ", ".join(f"{c} {'met' if ok else 'missed'}" for c, ok in verdict_a.items())
-        + f"; but wall ratios here move by ±0.3 from pair to pair. The steadier measures: CPU ratio "
+        + "; but wall ratios here move by ±0.3 from pair to pair. The steadier measures: CPU ratio "
         + ", ".join(f"{c} {v:.2f}" for c, v in cpu.items())
         + f" (the runner spends a median {extra_cpu:.1f} CPU s more than the floor per run), and, for the"
         " sequential pairs, the equalised ratio above. The scheduler alone against the whole floor: "

@@ -112,7 +112,8 @@ def _rdataset(package: str, item: str, label: str, clean: Callable[[pd.DataFrame
 
 def datasets(real: Path) -> dict[str, Dataset]:
     return {d.name: d for d in [
-        Dataset("online shoppers (real)", "binary", "Revenue", lambda folder: real, "shoppers"),
+        Dataset("online shoppers (real)", "binary", "Revenue", lambda folder: real,
+                str(ROOT / "examples" / "purchase_intent" / "shoppers.py")),
         Dataset("breast cancer", "binary", "diagnosis", _sklearn(sk.load_breast_cancer, "diagnosis", True)),
         Dataset("wine", "multiclass", "cultivar", _sklearn(sk.load_wine, "cultivar", True)),
         Dataset("digits", "multiclass", "digit", _sklearn(sk.load_digits, "digit", False)),
@@ -355,7 +356,7 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown data set(s) {', '.join(unknown)}: choose from {', '.join(known)}")
     if "online shoppers (real)" in chosen and not args.data.is_file():
-        raise SystemExit(f"{args.data}: no such file; pass --data PATH (python deploy.py download --dest data)")
+        raise SystemExit(f"{args.data}: no such file; pass --data PATH (python examples/purchase_intent/shoppers_data.py --dest data)")
     results: dict[str, dict[int, dict[str, dict]]] = {}
     real_rows: dict[int, dict] = {}
     load_before = os.getloadavg()[0]
@@ -388,7 +389,7 @@ def main(argv=None) -> int:
     tables = "\n\n".join(f"### {name} ({known[name].problem_type}, label `{known[name].label}`)\n\n"
                          f"{peer_table(known[name].problem_type, by_seed)}" for name, by_seed in results.items())
     write_section(args.doc, HEADING_PEERS, f"""Each data set runs through the whole local pipeline by flags alone
-(`--input-data`, `--label`, `--problem-type`; the real shoppers file adds `--feature-set shoppers`), with its
+(`--input-data`, `--label`, `--problem-type`; the real shoppers file adds `--feature-set examples/purchase_intent/shoppers.py`), with its
 default settings ({f"{args.tuning_jobs} tuning jobs" if args.tuning_jobs else "the default time budget and tuning"}),
 one run per split seed ({', '.join(map(str, args.seeds))}; 70/15/15, stratified for classes). The peers are what a
 user would pick instead, with their libraries' defaults: each trains on the same train + validation rows of the

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
-from pipelines.data import generate, write_csv  # noqa: E402
+from examples.purchase_intent.shoppers_data import generate, write_csv  # noqa: E402
 from pipelines.local import LocalHome  # noqa: E402
 
 FILES = 16  # input objects: 4 hosts get 4 each
@@ -56,7 +56,8 @@ def synthetic(rows: int, work: Path) -> Path:
 def run_local(home: Path, data: Path, *options: str) -> tuple[dict, dict, float]:
     """`deploy.py run --local --json` in a fresh home: (summary, execution record, wall seconds)."""
     subprocess.run(["rm", "-rf", str(home)], check=True)
-    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--home", str(home), "--input-data", str(data),
+    cmd = [sys.executable, "deploy.py", "run", "--local", "--json", "--definition", "examples/purchase_intent",
+           "--home", str(home), "--input-data", str(data),
            "-p", "QualityThreshold=0.5", *options]
     started = time.time()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "AWS_REGION": "us-east-1"})

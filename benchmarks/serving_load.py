@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.doc import machine, write_section  # noqa: E402
 from fixtures.servers import serving  # noqa: E402
-from pipelines.data import generate, write_csv  # noqa: E402
+from examples.purchase_intent.shoppers_data import generate, write_csv  # noqa: E402
 
 HEADING = "Serving at the floor"  # one section per families setting
 TIMEOUT = 30.0  # seconds one request may take

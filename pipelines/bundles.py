@@ -8,8 +8,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
+
+from pipelines.files import user_cache
 
 SKIPPED = ("__pycache__", ".pyc", ".pytest_cache")
 
@@ -41,6 +46,32 @@ def pack(folder: Path) -> bytes:
     with gzip.GzipFile(fileobj=out, mode="wb", filename="", mtime=0) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
+
+
+def with_files(folder: Path, extra: dict[str, Path]) -> Path:
+    """`folder` with `extra` files added (name inside -> file), as a folder of its own in the user cache
+    named by its content: how a definition ships a file it was given (a plug-in) with code it shares.
+    Made once, renamed into place, so concurrent builds and compiles read a whole folder."""
+    names = sorted(extra)
+    key = hashlib.sha256(pack(folder) + b"".join(n.encode() + b"\0" + Path(extra[n]).read_bytes() for n in names))
+    target = user_cache("sources") / key.hexdigest()[:32]
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".making-", dir=target.parent))
+    try:
+        shutil.copytree(folder, work / "folder", ignore=shutil.ignore_patterns(*(f"*{s}" for s in SKIPPED)))
+        for name in names:
+            (work / "folder" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(extra[name], work / "folder" / name)
+        try:
+            os.rename(work / "folder", target)
+        except OSError:  # another process made it first: the same content
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def _digest(data: bytes) -> str:

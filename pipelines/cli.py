@@ -1,37 +1,47 @@
-"""The command line behind deploy.py: parse flags, call `pipelines.commands`, print results.
+"""The command line behind deploy.py (and the `ml-pipelines` command): parse flags, call
+`pipelines.commands`, print results.
 
 Every command compiles first, so what is diffed, upserted, started or run
-locally is always the JSON of the current definition.
+locally is always the JSON of the current definition. `--local` (with `--home`) picks the local
+target for every command that acts on one; the definition's own settings get the flags it declares.
+Output that a closed pipe (`| head`) cuts short ends quietly, and never stops a run.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 
-from pipelines import commands
-from pipelines.commands import DEFAULT_DEFINITION, Settings, Workspace
-from pipelines.config import PROBLEM_TYPES
+from pipelines import commands, definitions
+from pipelines import settings as declared_settings
+from pipelines.commands import DEFAULT_DEFINITION, Flags, Workspace
 from pipelines.files import write_atomically
+from pipelines.targets import program
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _quiet_libraries(getattr(args, "verbose", False))
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        parser = _parser(declared_settings.declared(_definition_module(argv)))
+        args = parser.parse_args(argv)
+        _quiet_libraries(getattr(args, "verbose", False))
         return args.command(args) or 0
     except commands.user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         return 2
     except commands.cloud_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         return 1
     except KeyboardInterrupt:  # outside a run (a run stops its jobs and records itself Stopped)
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): what it wanted it has
+        _quiet_stdout()
+        return 0
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -45,11 +55,56 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line for the person at the terminal (stderr); once the terminal is gone (a closed pipe, a hung-up
+    terminal), nothing: a run goes on, and records what it does."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _print(line: str) -> None:
+    """A line of the command's output (stdout), flushed: a reader gets it as soon as it is known. A reader
+    that went away (`| head`) stops nothing: the rest of the output goes nowhere."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of a closed pipe raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _workspace(args) -> Workspace:
-    return Workspace(Settings.of(args), say=_say)
+    return Workspace(Flags.of(args, args.declared), say=_say)
+
+
+def _definition_module(argv: list[str]):
+    """The module of the definition whose flags the command line may use, read before it is parsed: the
+    one `--definition` names, else the one an execution given with `--from`/`--resume` recorded, else
+    the default (the tabular pipeline)."""
+    first = argparse.ArgumentParser(add_help=False)
+    for flag in ("--definition", "--from", "--resume", "--home"):
+        first.add_argument(flag)
+    first.add_argument("--local", action="store_true")
+    known = first.parse_known_args(argv)[0]
+    recorded = known.local and (getattr(known, "from") or known.resume)
+    ref = known.definition or (recorded and _recorded_definition(known.home, recorded)) or DEFAULT_DEFINITION
+    return definitions.load(ref)
+
+
+def _recorded_definition(home: str | None, execution: str) -> str | None:
+    from pipelines.local import LocalHome
+
+    try:
+        record = (LocalHome(home) if home else LocalHome.default()).execution(execution)
+    except (FileNotFoundError, ValueError):
+        return None
+    definition = (record.get("origin") or {}).get("definition")
+    return definition if definition and (os.path.exists(definition) or "/" not in definition) else None
 
 
 # --- the pipeline -----------------------------------------------------------------------------
@@ -68,7 +123,7 @@ def cmd_diff(args):
     ws = _workspace(args)
     name, lines = commands.diff(ws)
     if lines is None:
-        print(f"{name}: not deployed in {ws.settings_for(None).region} yet (`python deploy.py upsert` creates it)")
+        print(f"{name}: not deployed in {ws.environment.region} yet (`python deploy.py upsert` creates it)")
         return 1
     print("\n".join(lines) if lines else f"{name}: deployed definition is up to date")
     return 1 if lines else 0
@@ -79,55 +134,42 @@ def cmd_upsert(args):
 
 
 def cmd_start(args):
-    ws = _workspace(args)
-    compiled = ws.compiled()
-    return _start(args, ws, compiled, commands.parse_overrides(compiled.parameters, args.parameter))
-
-
-def _start(args, ws, compiled, overrides: dict) -> int:
-    arn = commands.start(ws, compiled, overrides, input_data=args.input_data, source=args.source, steps=args.steps)
-    print(arn)
-    if not args.wait:
-        return 0
-    execution = commands.wait(ws, arn, timeout=args.timeout, poll=args.poll,
-                              on_step=lambda s: _say(f"  {s.get('StepName')}: {s.get('StepStatus')}"))
-    status = execution["PipelineExecutionStatus"]
-    print(f"{status}{': ' + execution['FailureReason'] if execution.get('FailureReason') else ''}", file=sys.stderr)
-    if status == "Failed":
-        print(f"  the rest is in CloudWatch: python deploy.py logs {arn}", file=sys.stderr)
-    return 0 if status == "Succeeded" else 1
+    """Start an execution in SageMaker (no upsert); with --wait, follow it as `run` does."""
+    return _run(args, upsert=False, wait=args.wait)
 
 
 def cmd_run(args):
-    ws = _workspace(args)
-    if args.local:
-        return _run_local(args, ws)
-    if args.resume:
-        raise commands.UserError("--resume works with --local; in SageMaker retry the execution from Studio")
-    compiled = ws.compiled()
-    overrides = commands.parse_overrides(compiled.parameters, args.parameter)  # a bad -p is refused before the upsert
-    print(commands.upsert(ws, compiled))
-    args.wait = True
-    return _start(args, ws, compiled, overrides)
+    return _run(args, upsert=True, wait=True)
 
 
-def _run_local(args, ws) -> int:
+def _run(args, *, upsert: bool, wait: bool) -> int:
     def progress(event):
-        if not (args.quiet and event["event"] in ("trial_finished", "progress")):
+        if not (getattr(args, "quiet", False) and event["event"] in ("trial_finished", "progress")):
             _say(_describe(event))
 
-    record = commands.run_local(ws, parameters=args.parameter, input_data=args.input_data, resume=args.resume,
-                                source=args.source, steps=args.steps, max_parallel_steps=args.max_parallel_steps, definition_json=args.definition_json,
-                                stage=args.stage, job_env=args.job_env, on_event=None if args.json else progress)
-    summary = commands.summarise(record, ws.home)
-    if args.json:
-        print(json.dumps(summary, indent=2))
+    options = commands.RunOptions(
+        parameters=args.parameter, input_data=args.input_data, source=args.source, steps=args.steps,
+        resume=getattr(args, "resume", None), definition_json=getattr(args, "definition_json", None),
+        stage=getattr(args, "stage", []), job_env=getattr(args, "job_env", None),
+        max_parallel_steps=getattr(args, "max_parallel_steps", 4), keep_trials=getattr(args, "keep_trials", False),
+        wait=wait, upsert=upsert, timeout=args.timeout,
+        poll=args.poll, on_event=None if getattr(args, "json", False) else progress,
+        on_started=None if getattr(args, "json", False) else _print)
+    summary = commands.run(_workspace(args), options)
+    if not wait:
+        return 0
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(summary)
-    return 0 if record["status"] == "Succeeded" else 1
+    return 0 if summary["status"] == "Succeeded" else 1
 
 
 def _describe(event: dict) -> str:
+    if event["event"] == "staged":
+        return event["line"]
+    if event["event"] == "step_status":  # SageMaker's step statuses, as `wait` sees them change
+        return f"  {event['step']}: {event['status']}"
     parts = [event.get("time", "")[11:19], f"{event.get('step') or 'execution':<24}", event.get("event", "")]
     if event["event"] == "trial_finished":
         return "  ".join([*parts[:2], _describe_trial(event)])
@@ -172,16 +214,16 @@ def _short_number(text: str) -> str:
 
 
 def _print_summary(summary: dict) -> None:
-    out = sys.stderr
+    out = _Lines()
     took = "" if summary["seconds"] is None else f" in {summary['seconds']:.1f} s"
-    print(f"\nexecution {summary['execution_id']}: {summary['status']}{took}", file=out)
+    print(f"\nexecution {summary['execution_id']} of {summary['pipeline_name']}: {summary['status']}{took}", file=out)
     for step in summary["steps"]:
         if step["reused_from"]:
             print(f"  {step['name']:<24} {step['type']:<14} {'reused':<10} from {step['reused_from']}", file=out)
             continue
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.1f} s"
-        print(f"  {step['name']:<24} {step['type']:<14} {step['status']:<10} {'cached' if step['cache_hit'] else '':<7} {seconds}",
-              file=out)
+        print(f"  {step['name']:<24} {step['type'] or '':<14} {step['status'] or '':<10} "
+              f"{'cached' if step['cache_hit'] else '':<7} {seconds}", file=out)
     gate = summary["gate"]
     if gate and gate["value"] is not None:
         against = "" if gate["threshold"] is None or gate["passed"] is None else \
@@ -194,18 +236,36 @@ def _print_summary(summary: dict) -> None:
     if summary["failure_reason"]:
         print(f"  failure: {summary['failure_reason']}", file=out)
         if summary["failure_log"]:
-            print(f"  the rest is in {summary['failure_log']} "
-                  f"(python deploy.py logs {summary['execution_id']} {summary['failed_step']} --local)", file=out)
+            print(f"  the rest is in {summary['failure_log']}", file=out)
     if summary["status"] == "Stopped":
         print(f"  stopped: {summary['stop_reason']}; steps cut short: {', '.join(summary['stopped_steps']) or 'none'}",
               file=out)
-        print(f"  finish it with: python deploy.py run --local --resume {summary['execution_id']}", file=out)
     if summary.get("report"):
         print(f"  report: {summary['report']}", file=out)
+    if summary.get("next"):
+        print("next:", file=out)
+        for line in summary["next"]:
+            print(f"  {line}", file=out)
+
+
+class _Lines:
+    """stderr as `print` sees it, saying nothing once the terminal is gone (`_say`)."""
+
+    def write(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
+        except (BrokenPipeError, OSError):
+            pass
+
+    def flush(self) -> None:
+        try:
+            sys.stderr.flush()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def cmd_stop(args):
-    print(commands.stop(_workspace(args), args.execution, local=args.local))
+    print(commands.stop(_workspace(args), args.execution))
 
 
 def cmd_report(args):
@@ -213,20 +273,22 @@ def cmd_report(args):
 
 
 def cmd_runs(args):
-    rows = commands.runs(_workspace(args), local=args.local, last=args.last)
+    ws = _workspace(args)
+    rows = commands.runs(ws, last=args.last)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     elif not rows:
-        print("no executions yet" + (": run `python deploy.py run --local`" if args.local else ""))
+        print(f"no executions yet: run `{ws.target.hint('run')}`")
     else:
-        print(f"{'EXECUTION':<14} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9}  {'GATE':<34} MODEL")
+        width = max(len("PIPELINE"), *(len(str(row["pipeline"] or "")) for row in rows))
+        print(f"{'EXECUTION':<14} {'PIPELINE':<{width}} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9}  {'GATE':<34} MODEL")
         for row in rows:
             started = str(row["started"] or "")[:19].replace("T", " ")
             model = f"v{row['model_version']}" if row["model_version"] is not None else "—"
             note = f"  (steps {','.join(row['selective']['selected_steps'])} of {row['selective']['source_execution']})" \
-                if row.get("selective") else ""
-            print(f"{row['execution_id']:<14} {row['status']:<10} {started:<20} {_seconds(row['seconds']):>9}  "
-                  f"{_gate_text(row['gate']):<34} {model}{note}")
+                if row.get("selective") else "  (its runner died)" if row.get("runner_gone") else ""
+            print(f"{row['execution_id']:<14} {row['pipeline'] or '—':<{width}} {row['status']:<10} {started:<20} "
+                  f"{_seconds(row['seconds']):>9}  {_gate_text(row['gate']):<34} {model}{note}")
 
 
 def _seconds(seconds) -> str:
@@ -234,19 +296,28 @@ def _seconds(seconds) -> str:
 
 
 def _gate_text(gate: dict | None) -> str:
-    if not gate:
+    if not gate or gate["value"] is None:
         return "—"
     verdict = "" if gate["passed"] is None else "  pass" if gate["passed"] else "  FAIL"
-    return f"{gate['metric']} {gate['value']:.4f} vs {gate['threshold']:.4f}{verdict}"
+    metric = gate["metric"].removesuffix(".value").rsplit(".", 1)[-1]
+    threshold = f" {gate['operator']} {_number(gate['threshold'])}" if gate["threshold"] is not None else ""
+    return f"{metric} {_number(gate['value'])}{threshold}{verdict}"
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def cmd_compare(args):
-    result = commands.compare(_workspace(args), args.first, args.second, local=args.local)
+    result = commands.compare(_workspace(args), args.first, args.second)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return
     a, b = result["runs"]
+    for warning in result["warnings"]:
+        _say(f"warning: {warning}: their metrics do not measure the same thing")
     print(f"{'':<28} {'A ' + a['execution_id']:<24} {'B ' + b['execution_id']:<24}")
+    print(f"{'pipeline':<28} {_cell(a['pipeline_name']):<24} {_cell(b['pipeline_name']):<24}")
     print(f"{'status':<28} {a['status']:<24} {b['status']:<24}")
     print("parameters")
     for row in result["parameters"]:
@@ -272,7 +343,7 @@ def _cell(value) -> str:
 
 
 def cmd_logs(args):
-    for line in commands.logs(_workspace(args), args.execution, args.step, local=args.local, follow=args.follow):
+    for line in commands.logs(_workspace(args), args.execution, args.step, follow=args.follow):
         print(line, flush=args.follow)
 
 
@@ -280,24 +351,19 @@ def cmd_init(args):
     written = commands.init(args.name, template=args.template, folder=args.dir, config=args.config)
     print("\n".join(str(path) for path in written))
     definition, test = written[0], next(p for p in written if p.name == "test_pipeline.py")
-    _say(f"next: python deploy.py run --local --definition {definition}   and   python -m pytest {test}")
-
-
-def cmd_download(args):
-    print(commands.download(args.dest, args.source))
+    _say(f"next: {program()} run --local --definition {definition}   and   python -m pytest {test}")
 
 
 # --- registered models ------------------------------------------------------------------------
 
 
 def cmd_models(args):
-    groups = commands.models(_workspace(args), local=args.local, group=args.group, every=args.all, last=args.last)
+    ws = _workspace(args)
+    groups = commands.models(ws, group=args.group, every=args.all, last=args.last)
     if args.json:
         print(json.dumps(groups, indent=2, default=str))
         return
-    empty = "no model packages yet: run `python deploy.py run --local`" if args.local else \
-        "no model package groups in SageMaker yet"
-    print("\n".join(format_models(groups)) if groups else empty)
+    print("\n".join(format_models(groups)) if groups else f"no model packages yet: run `{ws.target.hint('run')}`")
 
 
 def format_models(groups: list[dict]) -> list[str]:
@@ -325,7 +391,7 @@ def _key_metrics(version: dict) -> str:
 
 
 def cmd_approve(args, status="Approved"):
-    package = commands.set_approval(_workspace(args), args.version, status, local=args.local, group=args.group,
+    package = commands.set_approval(_workspace(args), args.version, status, group=args.group,
                                     description=args.description)
     print(f"{package['ModelPackageArn']}: {package['ModelApprovalStatus']}")
 
@@ -335,7 +401,7 @@ def cmd_reject(args):
 
 
 def cmd_deploy_endpoint(args):
-    result, hint = commands.deploy_endpoint(_workspace(args), local=args.local, model_package=args.model_package,
+    result, hint = commands.deploy_endpoint(_workspace(args), model_package=args.model_package,
                                             group=args.group, endpoint_name=args.endpoint_name,
                                             instance_type=args.instance_type,
                                             instance_count=args.instance_count, wait=args.wait)
@@ -345,35 +411,46 @@ def cmd_deploy_endpoint(args):
 
 
 def cmd_serve(args):
-    if not args.local:
-        raise commands.UserError("serve runs a local endpoint: add --local (in SageMaker, use deploy-endpoint)")
     commands.serve(_workspace(args), model_package=args.model_package, group=args.group,
                    endpoint_name=args.endpoint_name,
                    host=args.host, port=args.port, max_payload_mb=args.max_payload_mb)
 
 
 def cmd_predict(args):
-    output = commands.predict(_workspace(args), sys.stdin.buffer.read(), local=args.local, url=args.url,
+    output = commands.predict(_workspace(args), sys.stdin.buffer.read(), url=args.url,
                               endpoint_name=args.endpoint, content_type=args.content_type, accept=args.accept)
     sys.stdout.write(output.decode("utf-8"))
 
 
 def cmd_batch_transform(args):
-    job = commands.batch_transform(_workspace(args), local=args.local, input_path=args.input, output=args.output,
+    job = commands.batch_transform(_workspace(args), input_path=args.input, output=args.output,
                                    model_package=args.model_package, group=args.group,
-                                   instance_type=args.instance_type,
-                                   wait=args.wait)
-    output = job["TransformOutput"]["S3OutputPath"]
-    if args.local:
-        print(f"{job['TransformJobName']}: {job['TransformJobStatus']}, output {output}", file=sys.stderr)
-        print(job["LocalOutput"])
-    else:
-        print(output)
+                                   instance_type=args.instance_type, wait=args.wait)
+    if job.get("TransformJobStatus"):
+        _say(f"{job['TransformJobName']}: {job['TransformJobStatus']}, output {job['TransformOutput']['S3OutputPath']}")
+    print(job["Output"])
+
+
+def cmd_prune(args):
+    result = commands.prune(_workspace(args), keep=args.keep, older_than=args.older_than, dry_run=args.dry_run)
+    for what, path, size, execution in result["items"]:
+        label = f"execution {execution}" if what == "execution" else what
+        print(f"  {_bytes(size):>9}  {label:<26} {path}")
+    if result["kept"]:
+        print("kept: " + "; ".join(f"{execution}: {why}" for execution, why in result["kept"].items()))
+    print(f"would free {_bytes(result['size'])}" if args.dry_run else f"freed {_bytes(result['freed'])}")
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
 
 
 def _report_arguments(p):
     p.add_argument("execution_id", metavar="EXECUTION_ID", help="a local execution (see runs/ under the home)")
-    p.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     p.add_argument("--output", "-o", metavar="FILE", help="default: runs/<EXECUTION_ID>/report.html in the home")
 
 
@@ -384,60 +461,76 @@ def _step_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="deploy.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Take a tabular ML pipeline from a Python definition to SageMaker Pipelines, or run the very "
-                    "same definition offline,\nthen follow, compare and serve what it produced.",
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean" for a flag it does not know: the closest flags of the command."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = getattr(parsed, "parser", self)
+            command.error(_unknown(unknown, command))
+        return parsed
+
+
+def _unknown(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    flags = [option for action in parser._actions for option in action.option_strings]
+    words = []
+    for extra in extras:
+        close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.6) if extra.startswith("-") else []
+        words.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
+    return f"unrecognized arguments: {' '.join(words)}"
+
+
+def _parser(declared: type | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=program(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Take an ML pipeline from a Python definition to SageMaker Pipelines, or run the very same "
+                    "definition offline,\nthen follow, compare and serve what it produced. The default pipeline is "
+                    "the tabular one: any table, its label, its problem type.",
         epilog="start here:\n"
-               "  python deploy.py run --local                    the whole pipeline offline, on example data\n"
-               "  python deploy.py runs --local                   what ran, newest first\n"
-               "  python deploy.py report latest                  the report of the newest local run\n"
-               "  python deploy.py upsert && python deploy.py start --wait    the same in SageMaker\n"
+               f"  {program()} run --local --definition examples/purchase_intent   the worked example, offline\n"
+               f"  {program()} run --local --input-data t.csv --label y          your table (--problem-type ...)\n"
+               f"  {program()} runs --local                   what ran, newest first\n"
+               f"  {program()} report latest                  the report of the newest local run\n"
+               f"  {program()} init NAME                      a pipeline of your own\n"
                "each command has its own --help")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     where = argparse.ArgumentParser(add_help=False)  # which settings and AWS account: every command that reads them
     where.add_argument("--verbose", "-v", action="store_true", help="also show the AWS libraries' INFO log lines")
-    w = where.add_argument_group("configuration (pipelines/config.toml, overridden by these flags)")
-    w.add_argument("--env", default="dev", help="environment table of config.toml (default: dev)")
-    w.add_argument("--config", metavar="FILE", help="the settings file (default: pipelines/config.toml)")
+    w = where.add_argument_group("configuration (ml-pipelines.toml over the product's defaults; these flags win)")
+    w.add_argument("--env", default="dev", help="environment table of the config files (default: dev)")
+    w.add_argument("--config", metavar="FILE",
+                   help="the project's settings file, over the product's defaults (default: ./ml-pipelines.toml)")
     w.add_argument("--region", help="AWS region (default: config, then AWS_REGION / profile)")
     which = argparse.ArgumentParser(add_help=False)  # which pipeline: commands that find it by name
     which.add_argument_group("the pipeline").add_argument(
-        "--definition", metavar="FILE.py|MODULE",
-        help=f"the pipeline: a .py file or a dotted module with definition(cfg) (default: {DEFAULT_DEFINITION})")
+        "--definition", metavar="FILE.py|FOLDER|MODULE",
+        help=f"the pipeline: a .py file, a folder holding pipeline.py, or a dotted module with definition(cfg) "
+             f"(default: {DEFAULT_DEFINITION}, any table)")
     common = argparse.ArgumentParser(add_help=False, parents=[where, which])  # what shapes the definition too
-    g = common.add_argument_group("the definition's settings (config.toml's, overridden by these flags)")
+    g = common.add_argument_group("where it runs (the config files', overridden by these flags)")
     g.add_argument("--role-arn", help="SageMaker execution role ARN")
     g.add_argument("--bucket", help="S3 bucket for code, data and outputs")
-    g.add_argument("--problem-type", choices=PROBLEM_TYPES, help="binary, multiclass or regression")
-    g.add_argument("--label", help="name of the label column")
-    g.add_argument("--positive-class", metavar="CLASS",
-                   help="binary: the label value that is the positive class (default: true/yes/1..., "
-                        "else the minority class)")
-    g.add_argument("--schema", metavar="FILE", help='declared column kinds, JSON: {"column": "kind"} '
-                   "overrides inferred kinds; a schema.json (as Preprocess writes it) replaces them")
-    g.add_argument("--feature-set", metavar="NAME",
-                   help="domain features added to the generic ones (training_scripts/feature_sets/), or none")
-    g.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=None,
-                   help="tune hyperparameters (TuningStep) or train once (TrainingStep)")
-    g.add_argument("--time-budget", metavar="DURATION",
-                   help="how long training may take, e.g. 90s, 5m or 1h30m (the TimeBudget parameter's default; "
-                        "config's time_budget, else 2m); a tuning job needs at least 2m")
-    g.add_argument("--families", metavar="NAME[,NAME]",
-                   help="the model's families: auto (every one the training image holds) or a list, e.g. xgboost "
-                        "for one family, faster (config's families)")
-    g.add_argument("--batch-transform", action=argparse.BooleanOptionalAction, default=None,
-                   help="after registration, score the ScoringData parameter (CreateModel + TransformStep)")
+    own = common.add_argument_group("the definition's own settings (its [pipeline.NAME] table's, overridden by these)")
+    own.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="set one of the definition's settings (repeatable)")
+    for option in declared_settings.options(declared).values():
+        if option.flag:
+            _add_setting_flag(own, option)
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    target = argparse.ArgumentParser(add_help=False, parents=[home])  # where a command acts: SageMaker, or --local
+    target.add_argument("--local", action="store_true",
+                        help="the local runner, its home, store and registry (no AWS, no Docker) instead of SageMaker")
 
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                          help="override a pipeline parameter (repeatable)")
     running.add_argument("--input-data", metavar="PATH|s3://...", help="data to run on (sets InputData)")
     running.add_argument("--from", dest="source", metavar="EXECUTION",
-                         help="run only --steps again, reusing this execution's other outputs and its parameters "
-                              "(-p overrides them): an execution id with --local, else its ARN")
+                         help="run only --steps again, reusing this execution's other outputs, its parameters "
+                              "(-p overrides them) and the settings it was built with")
     running.add_argument("--steps", type=_step_list, default=[], metavar="STEP[,STEP]",
                          help="with --from: the steps to run, with today's code and definition")
     running.add_argument("--timeout", type=float, default=6 * 3600,
@@ -446,84 +539,73 @@ def _parser() -> argparse.ArgumentParser:
 
     def add(name, func, help, parents=(common,)):
         p = sub.add_parser(name, parents=list(parents), help=help, description=help)
-        p.set_defaults(command=func)
+        p.set_defaults(command=func, parser=p)
         return p
 
     add("compile", cmd_compile, "print the pipeline definition JSON").add_argument(
         "--output", "-o", help="write it to FILE instead of stdout")
     add("diff", cmd_diff, "compare the compiled definition with the deployed one (exit 1 when they differ)")
     add("upsert", cmd_upsert, "upload code and create or update the pipeline; prints its ARN")
-    start = add("start", cmd_start, "start an execution; prints its ARN", (common, running))
+    start = add("start", cmd_start, "start an execution in SageMaker; prints its ARN", (common, running))
     start.add_argument("--wait", action="store_true", help="follow the execution; exit 1 unless it succeeds")
-    run = add("run", cmd_run, "upsert + start + wait; with --local, run offline instead", (common, running))
-    run.add_argument("--local", action="store_true", help="run with the local runner: no AWS, no Docker")
+    run = add("run", cmd_run, "upsert + start + wait; with --local, on the local runner", (common, running, target))
     run.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
     run.add_argument("--quiet", "-q", action="store_true", help="local: no line per finished tuning trial")
     run.add_argument("--resume", metavar="EXECUTION_ID",
-                     help="local: finish a failed or stopped execution as it was recorded (its definition and "
-                          "parameters); to run today's code on its outputs, use --from and --steps")
-    run.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+                     help="local: finish a failed or stopped execution as it was recorded (its definition, settings "
+                          "and parameters); to run today's code on its outputs, use --from and --steps")
     run.add_argument("--max-parallel-steps", type=int, default=4, help="local: steps running at once")
     run.add_argument("--definition-json", metavar="FILE",
-                     help="local: run this definition JSON (any SageMaker pipeline) instead of compiling --definition")
+                     help="run this definition JSON (any SageMaker pipeline) instead of compiling --definition")
     run.add_argument("--stage", action="append", default=[], metavar="s3://BUCKET/KEY=LOCAL_PATH",
                      help="local: put a file or folder into the local store at that URI first (repeatable)")
+    run.add_argument("--keep-trials", action="store_true",
+                     help="local: keep the folders of a tuning step's losing trials (removed when it ends)")
     run.add_argument("--job-env", choices=("image", "host"),
                      help="local: jobs run in their image's package versions (cached virtualenvs; the default, "
                           "or $PIPELINES_JOB_ENV) or on this Python (host)")
     stop = add("stop", cmd_stop, "stop a running execution: its jobs end, it is recorded Stopped and can be resumed",
-               (where,))
+               (where, target))
     stop.add_argument("execution", metavar="EXECUTION", help="a local execution id with --local, else its ARN")
-    stop.add_argument("--local", action="store_true", help="an execution of the local runner")
-    stop.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     group = argparse.ArgumentParser(add_help=False)
     group.add_argument("--group", metavar="NAME",
-                       help="model package group (default: the one the pipeline's RegisterModel step registers into)")
-    models = add("models", cmd_models, "list the pipeline's model package group and its versions", (common, group))
+                       help="model package group (default: the one the flags and definition name, else the one "
+                            "of the latest run)")
+    models = add("models", cmd_models, "list a model package group's versions (that of the latest run, unless "
+                                       "named) or every group's", (common, group, target))
     models.add_argument("--all", action="store_true", help="every model package group")
-    models.add_argument("--local", action="store_true", help="the local registry")
-    models.add_argument("--home", help="local runner home")
-    models.add_argument("--last", type=int, default=10, help="SageMaker: the newest N versions per group (default 10)")
+    models.add_argument("--last", type=int, default=10, help="the newest N versions per group (default 10)")
     models.add_argument("--json", action="store_true", help="print the groups and versions as JSON")
-    runs = add("runs", cmd_runs, "list the pipeline's executions, newest first: status, start, duration, gate, "
-                                 "registered version", (where, which))
-    runs.add_argument("--local", action="store_true", help="the local runner's executions (every pipeline's)")
-    runs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
+    runs = add("runs", cmd_runs, "list executions, newest first: pipeline, status, start, duration, gate, "
+                                 "registered version", (where, which, target))
     runs.add_argument("--last", type=int, default=20, help="the newest N executions (default 20)")
     runs.add_argument("--json", action="store_true", help="print the rows as JSON")
     compare = add("compare", cmd_compare, "show two executions side by side: parameters, metrics and their "
-                                          "deltas, model versions, code that changed", (where, which))
+                                          "deltas, model versions, code that changed", (where, which, target))
     compare.add_argument("first", metavar="A", help="execution id (or latest; in SageMaker also an ARN)")
     compare.add_argument("second", metavar="B", help="the execution to compare with A (deltas are B - A)")
-    compare.add_argument("--local", action="store_true", help="executions of the local runner")
-    compare.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     logs = add("logs", cmd_logs, "print the logs of an execution's steps and jobs (SageMaker: from CloudWatch)",
-               (where, which))
+               (where, which, target))
     logs.add_argument("execution", metavar="EXECUTION", help="execution id or latest (in SageMaker also an ARN)")
     logs.add_argument("step", nargs="?", metavar="STEP|JOB", help="one step, or one job (a tuning trial), only")
-    logs.add_argument("--local", action="store_true", help="an execution of the local runner")
-    logs.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the execution ends")
 
-    local = argparse.ArgumentParser(add_help=False)
-    local.add_argument("--local", action="store_true", help="against the local registry and store instead of SageMaker")
-    local.add_argument("--home", help="local runner home (default: $PIPELINES_LOCAL_HOME or ./.local-pipelines)")
     package = argparse.ArgumentParser(add_help=False)
     package.add_argument("--model-package", default="latest-approved", metavar="ARN|VERSION|latest-approved",
                          help="the model package version (default: the newest Approved one)")
     package.add_argument("--instance-type", help="default: inference_instance_type of the config")
     for name, func, verb in (("approve", cmd_approve, "approve"), ("reject", cmd_reject, "reject")):
-        p = add(name, func, f"{verb} a version of the model package group", (common, local, group))
+        p = add(name, func, f"{verb} a version of a model package group", (common, group, target))
         p.add_argument("version", metavar="VERSION|latest|ARN", help="version number, latest, or a model package ARN")
         p.add_argument("--description", help="SageMaker: the ApprovalDescription")
     deploy = add("deploy-endpoint", cmd_deploy_endpoint, "create the endpoint, or update it to a new endpoint config",
-                 (common, local, package, group))
-    deploy.add_argument("--endpoint-name", help="default: <pipeline_name>-<env>")
+                 (common, package, group, target))
+    deploy.add_argument("--endpoint-name", help="default: <model package group>-<env>")
     deploy.add_argument("--instance-count", type=int, default=1, help="SageMaker: instances behind the endpoint")
     deploy.add_argument("--wait", action="store_true", help="SageMaker: wait until the endpoint is InService")
     serve = add("serve", cmd_serve, "serve a locally registered model over HTTP (SageMaker's /ping and /invocations)",
-                (common, local, group))
+                (common, group, target))
     serve.add_argument("--model-package", metavar="ARN|VERSION|latest-approved",
                        help="default: what --endpoint-name serves, else the newest Approved version")
     serve.add_argument("--endpoint-name", help="serve what `deploy-endpoint --local` set this endpoint to")
@@ -532,18 +614,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-payload-mb", type=float, default=6,
                        help="larger requests get 413 (default 6, as SageMaker)")
     predict = add("predict", cmd_predict, "score CSV rows from standard input; prints one prediction per row",
-                  (common, local))
+                  (where, target))
     predict.add_argument("--endpoint", help="SageMaker endpoint name")
     predict.add_argument("--url", default="http://127.0.0.1:8080", help="--local: the server (default %(default)s)")
     predict.add_argument("--content-type", default="text/csv", help="of the input (default text/csv)")
-    predict.add_argument("--accept", default="text/csv", help="of the output (default text/csv)")
+    predict.add_argument("--accept", default="text/csv",
+                         help="of the output (default text/csv; text/csv;header=present adds a header row)")
     transform = add("batch-transform", cmd_batch_transform, "score a file or prefix with a batch transform job",
-                    (common, local, package, group))
+                    (common, package, group, target))
     transform.add_argument("--input", required=True, metavar="PATH|s3://...",
-                           help="CSV with a header (a label column is ignored): file, folder (--local) or S3 prefix")
-    transform.add_argument("--output", metavar="s3://...", help="default: <bucket>/<prefix>/transform/<job name>")
+                           help="CSV with a header (a label column is ignored): file, folder or S3 prefix")
+    transform.add_argument("--output", metavar="s3://...",
+                           help="default: <bucket>/ml-pipelines/transform/<job name>")
     transform.add_argument("--wait", action="store_true", help="SageMaker: wait for the job to finish")
-    _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", ()))
+    prune = add("prune", cmd_prune, "free a local home: old executions, losing tuning trials' folders, batch "
+                                     "transforms' unpacked models; never a registered model's run, nor one going on",
+                (where, target))
+    prune.add_argument("--keep", type=int, default=5, help="the newest N executions stay (default 5)")
+    prune.add_argument("--older-than", metavar="AGE", help="only executions started before AGE ago: 30m, 12h, 7d, 2w")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be freed, delete nothing")
+    _report_arguments(add("report", cmd_report, "write the HTML report of a local run; prints its path", (home,)))
     init = add("init", cmd_init, "scaffold a new pipeline: definition, scripts, inference handlers, test, "
                                  "config table", ())
     init.add_argument("name", metavar="NAME", help="the pipeline's name (letters, digits, - and _)")
@@ -551,10 +641,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="tabular: tuning and a quality gate; minimal: train, evaluate, register (default tabular)")
     init.add_argument("--dir", help="folder to write it into (default: ./NAME)")
     init.add_argument("--config", metavar="FILE",
-                      help="settings file to add [pipeline.NAME] to (default: pipelines/config.toml)")
-    download = add("download", cmd_download, "download the public UCI Online Shoppers data set (the worked "
-                                             "example's real data)", ())
-    download.add_argument("--dest", default="data", help="folder to write online_shoppers_intention.csv into")
-    download.add_argument("--from", dest="source", metavar="FILE|URL",
-                          help="a copy you already have: the UCI zip archive or its CSV, as a path or URL")
+                      help="settings file to add [pipeline.NAME] to (default: ./ml-pipelines.toml, made if need be)")
+    parser.set_defaults(declared=declared)
     return parser
+
+
+def _add_setting_flag(group, option: declared_settings.Option) -> None:
+    """The flag a definition declares for one of its settings: --name VALUE, or --name/--no-name."""
+    text = f"{option.help} (default: {option.default!r})" if option.help else f"default: {option.default!r}"
+    if option.type is bool:
+        group.add_argument(option.flag_name, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
+    else:
+        group.add_argument(option.flag_name, dest=option.name, choices=option.choices or None, help=text,
+                           metavar=None if option.choices else option.name.upper())

@@ -15,7 +15,7 @@ from typing import Callable
 from botocore.exceptions import ClientError
 
 from pipelines import spec
-from pipelines.compiler import PLACEHOLDER_ROLE, Compiled
+from pipelines.compiler import PLACEHOLDER_ROLE
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 TERMINAL = ("Succeeded", "Failed", "Stopped")
@@ -29,7 +29,7 @@ def check_role(role_arn: str | None, needed_for: str = "upsert needs the pipelin
     """The role ARN, or a CloudError before any call: SageMaker would only refuse it later."""
     if not role_arn or role_arn == PLACEHOLDER_ROLE:
         raise CloudError(f"{needed_for}: pass --role-arn arn:aws:iam::ACCOUNT:role/NAME "
-                         "or set role_arn in pipelines/config.toml")
+                         "or set role_arn in ml-pipelines.toml")
     if not ROLE_ARN.match(role_arn):
         raise CloudError(f"{role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>")
     return role_arn
@@ -50,6 +50,15 @@ def upload_assets(s3, assets: dict[str, bytes]) -> int:
     return uploaded
 
 
+def exists(s3, uri: str) -> bool:
+    """Whether an object is at `uri`."""
+    bucket, key = split_s3_uri(uri)
+    try:
+        return _exists(s3, bucket, key)
+    except ClientError as e:
+        raise CloudError(f"could not read {uri}: {e.response['Error']['Message']}") from None
+
+
 def _exists(s3, bucket: str, key: str) -> bool:
     """A 404 means "upload it"; S3 also answers 404 for a missing bucket, which put_object then names."""
     try:
@@ -61,14 +70,15 @@ def _exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
-def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
-    """Create the pipeline or update it in place; returns its ARN. Safe to repeat."""
+def upsert(sm, s3, name: str, definition: str, assets: dict[str, bytes], role_arn: str | None, *,
+           display_name: str | None = None, description: str | None = None, tags: dict | None = None) -> str:
+    """Upload the code and create the pipeline or update it in place; returns its ARN. Safe to repeat."""
     role_arn = check_role(role_arn)
-    upload_assets(s3, compiled.assets)
-    fields = dict(PipelineName=compiled.name, PipelineDefinition=compiled.definition, RoleArn=role_arn,
-                  PipelineDisplayName=compiled.display_name, PipelineDescription=compiled.description)
-    tags = tag_list(compiled.tags)
-    if deployed(sm, compiled.name) is None:
+    upload_assets(s3, assets)
+    fields = dict(PipelineName=name, PipelineDefinition=definition, RoleArn=role_arn,
+                  PipelineDisplayName=display_name or name, PipelineDescription=description or "")
+    tags = tag_list(tags)
+    if deployed(sm, name) is None:
         arn = sm.create_pipeline(**fields, Tags=tags, ClientRequestToken=str(uuid.uuid4()))["PipelineArn"]
     else:
         arn = sm.update_pipeline(**fields)["PipelineArn"]
@@ -77,16 +87,20 @@ def upsert(sm, s3, compiled: Compiled, role_arn: str) -> str:
     return arn
 
 
-def start(sm, compiled: Compiled, parameters: dict, selective: dict | None = None) -> str:
+def start(sm, pipeline_name: str, parameters: dict, selective: dict | None = None,
+          description: str | None = None) -> str:
     """Start an execution with already type-checked parameter overrides; returns its ARN.
-    `selective` is a SelectiveExecutionConfig: the steps to run, and the execution to take the rest from."""
+    `selective` is a SelectiveExecutionConfig: the steps to run, and the execution to take the rest from;
+    `description` its PipelineExecutionDescription."""
     params = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
     extra = {"SelectiveExecutionConfig": selective} if selective else {}
+    if description:
+        extra["PipelineExecutionDescription"] = description
     try:
-        return sm.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=params,
+        return sm.start_pipeline_execution(PipelineName=pipeline_name, PipelineParameters=params,
                                            ClientRequestToken=str(uuid.uuid4()), **extra)["PipelineExecutionArn"]
     except ClientError as e:
-        raise CloudError(f"could not start {compiled.name}: {e.response['Error']['Message']} "
+        raise CloudError(f"could not start {pipeline_name}: {e.response['Error']['Message']} "
                          f"(has it been upserted? run `python deploy.py upsert`)") from None
 
 

@@ -1,44 +1,52 @@
 """The commands behind deploy.py: the one layer between the command line and the targets.
 
     deploy.py -> pipelines.cli (parse flags, print) -> pipelines.commands (this module)
-              -> targets: pipelines.cloud, pipelines.endpoints (SageMaker), pipelines.local (offline)
+              -> a target (pipelines.targets): SageMaker, or the local runner and its home
 
 Here settings become actions: load the config, build and compile the definition, check parameter
-overrides, stage input data, then call a target. Nothing here parses flags or prints (progress
-goes through the `say` callback of a `Workspace`), and no target imports this module, so the
-local runner stays an interpreter of JSON. A new command is one function here taking a
-`Workspace`, plus its flags and printing in `pipelines.cli`.
+overrides and input data, then call the `Target` the workspace picked, which never asks which one it
+is. Nothing here parses flags or prints (progress goes through the `say` callback of a `Workspace`),
+and no target imports this module, so the local runner stays an interpreter of JSON. A new command
+is one function here taking a `Workspace`, plus its flags and printing in `pipelines.cli`.
+
+Commands act on what the user just made, and say so: the model package group is the one `--group`
+names, else the one the flags and definition name, else the one of the latest run of the target;
+`--from` and `--resume` rebuild from the settings the execution recorded.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from pipelines import definitions, dsl, spec
-from pipelines.bundles import file_asset
-from pipelines.config import CONFIG_FILE, ConfigError, aws_region, load_config
+from pipelines import definitions, dsl, history, spec
+from pipelines import settings as declared_settings
+from pipelines.config import ConfigError, aws_region, load_config, project_file
+from pipelines.targets import RunRequest, Target, UserError, program
 
-DEFAULT_DEFINITION = "pipelines.purchase_intent"
+__all__ = ["DEFAULT_DEFINITION", "Flags", "UserError", "Workspace"]
+
+DEFAULT_DEFINITION = "pipelines.tabular"  # the product's pipeline, loaded by name as any user's is
 DEFAULT_REGION = "us-east-1"  # image URIs are regional; compile needs one even offline
-
-
-class UserError(ValueError):
-    """Bad input to a command, reported without a traceback."""
+PRODUCT_PREFIX = "ml-pipelines"  # where what belongs to no pipeline goes: scoring input, transform output
 
 
 def user_errors() -> tuple[type[Exception], ...]:
     """What deploy.py reports as a one-line refusal (exit 2): every layer's own "your input is wrong".
-    Imported only when an error is being handled, so a command pays for no target it does not use."""
-    from pipelines.local import RunError
-    from pipelines.local.endpoint import LocalEndpointError
+    A target's errors are looked up only where its module was imported (else none of them was raised), so
+    a refusal costs no import of a target the command did not use."""
+    from pipelines.inputs import InputError
 
-    return ConfigError, dsl.DefinitionError, UserError, RunError, LocalEndpointError
+    found = [ConfigError, dsl.DefinitionError, UserError, InputError]
+    for module, name in (("pipelines.local.plan", "RunError"), ("pipelines.local.endpoint", "LocalEndpointError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
 
 
 def cloud_errors() -> tuple[type[Exception], ...]:
@@ -49,48 +57,71 @@ def cloud_errors() -> tuple[type[Exception], ...]:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The flags every command shares; None means "as config.toml says"."""
+class Flags:
+    """The flags every command shares; None means "as the config files say". `settings` are the
+    definition's own (`pipelines.settings`) as given: by `-s NAME=VALUE` or the flags it declares."""
 
     env: str = "dev"
     region: str | None = None
     role_arn: str | None = None
     bucket: str | None = None
-    problem_type: str | None = None
-    label: str | None = None
-    positive_class: str | None = None
-    schema: str | None = None  # a file: {column: kind}, or a whole schema.json
-    feature_set: str | None = None
-    tuning: bool | None = None
-    time_budget: str | None = None  # a duration: 90s, 5m, 1h30m
-    families: str | None = None  # train.py's model families: auto, or a comma-separated list
-    batch_transform: bool | None = None
-    definition: str = DEFAULT_DEFINITION
+    settings: tuple[tuple[str, object], ...] = ()
+    named: tuple[str, ...] = ()  # the settings given with -s NAME=VALUE (the others by the definition's flags)
+    definition: str | None = None  # None: the default definition (not named by the user)
     home: str | None = None
-    config: str | None = None  # the settings file; default pipelines/config.toml
+    config: str | None = None  # the project's settings file; default ./ml-pipelines.toml where it exists
+    local: bool = False  # the local runner and its home, rather than SageMaker
 
     @classmethod
-    def of(cls, namespace) -> Settings:
-        """The settings among a namespace's attributes (argparse's), the rest at their defaults."""
-        return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
-                      if getattr(namespace, f.name, None) is not None})
+    def of(cls, namespace, declared: type | None = None) -> Flags:
+        """The flags among a namespace's attributes (argparse's), the rest at their defaults; with the
+        definition's `declared` settings, those its flags set and those of `-s NAME=VALUE`."""
+        given = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
+                 if f.name not in ("settings", "named") and getattr(namespace, f.name, None) is not None}
+        values = {name: getattr(namespace, name) for name in declared_settings.options(declared)
+                  if getattr(namespace, name, None) is not None}
+        named = []
+        for pair in getattr(namespace, "set", None) or []:
+            name, sep, value = pair.partition("=")
+            if not sep:
+                raise UserError(f"-s {pair!r}: write a setting as NAME=VALUE")
+            values[name.replace("-", "_")] = value
+            named.append(name.replace("-", "_"))
+        return cls(**given, settings=tuple(values.items()), named=tuple(named))
+
+    @property
+    def shaping(self) -> dict[str, object]:
+        """What shapes the compiled definition, as given: the definition, the framework's flags that reach
+        it and the definition's own settings (what an execution records, and `--from` re-applies)."""
+        framework = {k: getattr(self, k) for k in ("region", "bucket", "role_arn") if getattr(self, k) is not None}
+        return {**({"definition": self.definition} if self.definition else {}), **framework, **dict(self.settings)}
 
 
 class Workspace:
     """What one command works with, each made once, on first use: the definition built with its own
-    settings, its compiled JSON, the local home and store, SageMaker clients."""
+    settings, its compiled JSON, the target (SageMaker, or the local home) and its clients."""
 
-    def __init__(self, settings: Settings = Settings(), *, say: Callable[[str], None] = lambda line: None):
-        self.settings, self.say = settings, say
+    def __init__(self, flags: Flags = Flags(), *, say: Callable[[str], None] = lambda line: None):
+        self.flags, self.say = flags, say
+
+    @property
+    def definition(self) -> str:
+        return self.flags.definition or DEFAULT_DEFINITION
 
     def settings_for(self, pipeline: str | None):
-        """config.toml's settings of `pipeline` (None: of no pipeline in particular), then the flags."""
-        s = self.settings
-        cfg = load_config(s.env, Path(s.config or CONFIG_FILE), pipeline=pipeline, region=s.region,
-                          role_arn=s.role_arn, bucket=s.bucket, problem_type=s.problem_type, label=s.label,
-                          positive_class=s.positive_class, feature_set=s.feature_set,
-                          schema=s.schema and read_schema(s.schema), tuning=s.tuning,
-                          time_budget=s.time_budget, families=s.families, batch_transform=s.batch_transform)
+        """The config files' settings of `pipeline` (None: of no pipeline in particular, while the
+        definition is asked its name), the definition's own settings included, then the flags."""
+        f = self.flags
+        return load_config(f.env, project_file(f.config), pipeline=pipeline, declared=self.declared, region=f.region,
+                           role_arn=f.role_arn, bucket=f.bucket, given_as={name: f"-s {name}" for name in f.named},
+                           **dict(f.settings))
+
+    @cached_property
+    def environment(self):
+        """The settings of the environment alone (region, bucket, ...): what commands that build no
+        definition read."""
+        f = self.flags
+        cfg = load_config(f.env, project_file(f.config), region=f.region, role_arn=f.role_arn, bucket=f.bucket)
         return cfg if cfg.region else cfg.replace(region=self._default_region)
 
     @cached_property
@@ -99,8 +130,13 @@ class Workspace:
 
     @cached_property
     def module(self):
-        """The definition's module (`--definition`: a file path or a dotted module name)."""
-        return definitions.load(self.settings.definition)
+        """The definition's module (`--definition`: a file path, a folder or a dotted module name)."""
+        return definitions.load(self.definition)
+
+    @cached_property
+    def declared(self) -> type | None:
+        """The definition's `Settings` class, if it declares one."""
+        return declared_settings.declared(self.module)
 
     @cached_property
     def _built(self):
@@ -115,62 +151,63 @@ class Workspace:
         """The settings of the definition's pipeline."""
         return self._built[1]
 
+    @cached_property
+    def pipeline_name(self) -> str:
+        """The definition's pipeline name, asked without building the rest (which may need settings)."""
+        return definitions.pipeline_name(self.module.definition, self.settings_for(None))
+
     def compiled(self, cfg=None):
         """The definition compiled with its settings, or built anew with `cfg` and compiled."""
         from pipelines.compiler import compile_pipeline
 
         pipeline = self.pipeline if cfg is None else definitions.build(self.module.definition, cfg)
-        return compile_pipeline(pipeline, cfg or self.config)
-
-    def group(self, given: str | None, *, local: bool) -> str:
-        """`--group`, else the model package group the pipeline's RegisterModel step registers into."""
-        if given:
-            return given
-        compiled = self.compiled()
-        groups = registered_groups(compiled.definition)
-        if len(groups) != 1:
-            found = f"registers into groups {', '.join(groups)}" if groups else "has no RegisterModel step"
-            raise UserError(f"pipeline {compiled.name} {found}: name the model package group with --group NAME")
-        return groups[0]
+        cfg = cfg or self.config
+        cfg = cfg if cfg.region else cfg.replace(region=self._default_region)  # asked only when compiling
+        return compile_pipeline(pipeline, cfg)
 
     @cached_property
     def home(self):
-        from pipelines.local import LocalHome
+        from pipelines.local.home import LocalHome
 
-        return LocalHome(Path(self.settings.home)) if self.settings.home else LocalHome.default()
-
-    @cached_property
-    def store(self):
-        from pipelines.local import open_store
-
-        return open_store(None, root=self.home.s3)
+        return LocalHome(Path(self.flags.home)) if self.flags.home else LocalHome.default()
 
     @cached_property
-    def clients(self):
-        """(sagemaker, s3) clients of the configured region."""
-        import boto3
+    def target(self) -> Target:
+        """The local runner and its home with --local, else SageMaker in the configured region."""
+        if self.flags.local:
+            from pipelines.targets.local import LocalTarget
 
-        session = boto3.Session(region_name=self.settings_for(None).region)
-        return session.client("sagemaker"), session.client("s3")
+            return LocalTarget(self.home, home_given=bool(self.flags.home))
+        from pipelines.targets.sagemaker import SageMakerTarget
+
+        return SageMakerTarget(self.environment.region)
+
+    @property
+    def root(self) -> str:
+        """Where what belongs to no one pipeline goes (scoring input, transform output): s3://<bucket>/ml-pipelines."""
+        return f"s3://{self.environment.artifact_bucket}/{PRODUCT_PREFIX}"
+
+    def group(self, given: str | None = None) -> str:
+        """The model package group a command acts on, said: `--group`; else the group the definition's
+        RegisterModel step registers into, when flags name the definition or its settings; else the
+        group of what was made last (the latest run, locally). Two groups that could be meant are refused."""
+        if given:
+            return given
+        if self.flags.definition or self.flags.settings:
+            compiled = self.compiled()
+            groups, source = history.registered_groups(spec.read(compiled.definition)), f"pipeline {compiled.name}"
+        else:
+            groups, source = self.target.latest_groups()
+        if len(groups) == 1:
+            self.say(f"model package group {groups[0]}: of {source}")
+            return groups[0]
+        if groups:
+            raise UserError(f"{source} registers into groups {', '.join(groups)}: name one with "
+                            f"--group NAME (`{self.target.hint('models', '--all')}` lists them)")
+        raise UserError(f"{source} registers no model: name the model package group with --group NAME "
+                        f"(`{self.target.hint('models', '--all')}` lists them)")
 
 
-def read_schema(path: str) -> dict:
-    """A declared schema file: {column: kind}, or a whole schema.json."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise UserError(f"--schema {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UserError(f"--schema {path} is not JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise UserError(f'--schema {path} must hold a JSON object: {{"column": "kind"}} or a schema.json')
-    return doc
-
-
-def registered_groups(definition: str) -> list[str]:
-    """The model package groups a definition's RegisterModel steps register into, in order."""
-    steps = [placed.step for placed in spec.read(definition).flat]
-    return list(dict.fromkeys(s.arguments["ModelPackageGroupName"] for s in steps if s.type == "RegisterModel"))
 
 
 # --- inputs of a run ----------------------------------------------------------------------------
@@ -197,31 +234,237 @@ def scoring_follows_input(parameters: dict, overrides: dict) -> dict:
     return overrides
 
 
-def stage_input(path_or_uri: str, cfg, put) -> str:
-    """An s3:// URI as it is; a local file is put under the data prefix, addressed by its content
-    (so a changed file never hides behind a cached step, and an unchanged one is uploaded once). A
-    folder's files go under one prefix addressed by all of them: one object each, for instances to share."""
-    if path_or_uri.startswith("s3://"):
-        return path_or_uri
-    path = Path(path_or_uri)
-    if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
-        if not files:
-            raise UserError(f"--input-data {path_or_uri}: the folder has no files (give CSV/Parquet files)")
-        names = {f: f.relative_to(path).as_posix() for f in files}
-        prefix = f"{cfg.s3_root}/data/" + hashlib.sha256(
-            "".join(f"{names[f]}\0{file_asset(f, '')[0]}\0" for f in files).encode()).hexdigest()
-        for f in files:  # one at a time: a big data set need not fit in memory
-            put(f"{prefix}/{names[f]}", f.read_bytes())
-        return prefix
+# --- executions ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    """What `run` and `start` are asked beyond the workspace's flags."""
+
+    parameters: list[str] = dataclasses.field(default_factory=list)  # -p Name=Value
+    input_data: str | None = None
+    source: str | None = None  # --from
+    steps: list[str] = dataclasses.field(default_factory=list)
+    resume: str | None = None
+    definition_json: str | None = None
+    stage: list[str] = dataclasses.field(default_factory=list)
+    job_env: str | None = None
+    max_parallel_steps: int = 4
+    keep_trials: bool = False
+    wait: bool = True
+    upsert: bool = True
+    timeout: float = 6 * 3600
+    poll: float = 15.0
+    on_event: Callable[[dict], None] | None = None
+    on_started: Callable[[str], None] | None = None  # told the execution's id or ARN as soon as it has one
+
+
+def run(ws: Workspace, options: RunOptions) -> dict:
+    """Build, stage, upsert, start and (unless told not to) wait for one execution on the workspace's
+    target; its summary (`history.summary`), with `next`, the commands to type next. `--from` and
+    `--resume` rebuild from the settings that execution recorded (`rebuilt`)."""
+    if bool(options.source) != bool(options.steps):
+        raise UserError("--from EXECUTION and --steps STEP[,STEP] go together: which steps to run again, "
+                        "reusing which execution's other outputs")
+    target = ws.target
+    if options.resume:
+        _refuse_with_resume(options)
+        ws = rebuilt(ws, options.resume, resuming=True)
+        ws.say(_resuming(ws, options.resume))
+        request = RunRequest(pipeline_name="", resume=options.resume, origin={})
+    elif options.definition_json:
+        request = _request_from_json(ws, options)
+    else:
+        if options.source:
+            ws = rebuilt(ws, options.source)
+        request = _request_from_definition(ws, options)
+    request.stage, request.job_env = list(options.stage), options.job_env
+    request.max_parallel_steps, request.on_event = options.max_parallel_steps, options.on_event
+    request.keep_trials = options.keep_trials
+    if options.upsert and request.definition:
+        said = target.upsert(request.pipeline_name, request.definition, request.assets, role_arn=request.role_arn,
+                             display_name=request.display_name, description=request.description, tags=request.tags)
+        if said:
+            ws.say(said)
+    execution = target.start(request)
+    if options.on_started:
+        options.on_started(execution)
+    if not options.wait:
+        return {"execution_id": execution, "status": "Executing"}
+    summary = target.wait(execution, timeout=options.timeout, poll=options.poll, on_event=options.on_event)
+    summary["failure_reason"] = _in_users_words(summary.get("failure_reason"), request.origin.get("staged") or {})
+    return {**summary, "next": next_commands(ws, summary)}
+
+
+def _request_from_definition(ws: Workspace, options: RunOptions) -> RunRequest:
+    """The compiled definition with checked overrides and its input data staged; nothing recorded yet."""
+    check = getattr(ws.module, "check_input", None)
+    local_input = options.input_data and not options.input_data.startswith("s3://")
+    if check and local_input:
+        check(Path(options.input_data), ws.config)  # the header and first rows, in the user's words, before anything
+    compiled = ws.compiled()
+    overrides = parse_overrides(compiled.parameters, options.parameters)
+    staged = {}
+    if options.input_data:
+        overrides["InputData"] = ws.target.stage_input(options.input_data, f"{ws.config.s3_root}/data")
+        if local_input:
+            staged[overrides["InputData"]] = options.input_data
+    elif "InputData" in compiled.parameters and "InputData" not in overrides and not options.source:
+        _put_example_data(ws, compiled.parameters["InputData"].default)
+    scoring_follows_input(compiled.parameters, overrides)
+    origin = {"definition": _definition_ref(ws.definition), "config": _config_ref(ws.flags.config),
+              "env": ws.flags.env, "flags": ws.flags.shaping, "settings": declared_settings.as_dict(ws.config.settings),
+              **({"staged": staged} if staged else {})}
+    return RunRequest(pipeline_name=compiled.name, definition=compiled.definition, assets=compiled.assets,
+                      parameters=overrides, display_name=compiled.display_name, description=compiled.description,
+                      tags=compiled.tags, role_arn=ws.config.role_arn, source=options.source,
+                      steps=list(options.steps), origin=origin)
+
+
+def _request_from_json(ws: Workspace, options: RunOptions) -> RunRequest:
+    """A definition JSON written by anything, run as it is: -p values are typed by its own Parameters."""
+    path = Path(options.definition_json)
     if not path.is_file():
-        raise UserError(f"--input-data {path_or_uri}: no such file or folder (give CSV/Parquet files or an s3:// URI)")
-    uri, data = file_asset(path, f"{cfg.s3_root}/data")
-    put(uri, data)
-    return uri
+        raise UserError(f"--definition-json {path}: no such file")
+    malformed = [pair for pair in options.parameters if "=" not in pair]
+    if malformed:
+        raise UserError(f"-p {malformed[0]!r}: write parameters as Name=Value")
+    return RunRequest(pipeline_name=path.stem, definition=path.read_text(),
+                      parameters=dict(pair.partition("=")[::2] for pair in options.parameters),
+                      role_arn=ws.environment.role_arn, source=options.source, steps=list(options.steps),
+                      origin={"definition_json": str(path.resolve())})
 
 
-# --- the pipeline in SageMaker ------------------------------------------------------------------
+def _definition_ref(ref: str) -> str:
+    """A definition as recorded: a path made absolute (a run may be repeated from elsewhere), a module as it is."""
+    path = Path(ref)
+    return str(path.resolve()) if path.exists() else ref
+
+
+def _config_ref(given: str | None) -> str | None:
+    found = project_file(given)
+    return str(found.resolve()) if found else None
+
+
+def rebuilt(ws: Workspace, execution: str, *, resuming: bool = False) -> Workspace:
+    """The workspace of what built `execution` (its recorded definition, config file, environment and
+    settings), with today's code; a flag given now that contradicts the record is refused, naming both."""
+    origin = ws.target.origin(execution)
+    if not origin or "definition_json" in origin:
+        return ws  # an execution of an earlier version, or of a JSON file: the flags alone
+    recorded = dict(origin.get("flags") or {})
+    settings = {**(origin.get("settings") or {}), **{k: v for k, v in recorded.items()
+                                                       if k not in ("definition", "region", "bucket", "role_arn")}}
+    now = ws.flags
+    conflicts = []
+    if now.definition and _definition_ref(now.definition) != origin.get("definition"):
+        conflicts.append(("--definition", now.definition, origin.get("definition")))
+    for name in ("region", "bucket", "role_arn"):
+        if getattr(now, name) is not None and name in recorded and getattr(now, name) != recorded[name]:
+            conflicts.append((f"--{name.replace('_', '-')}", getattr(now, name), recorded[name]))
+    if now.env != origin.get("env", now.env):
+        conflicts.append(("--env", now.env, origin["env"]))
+    for name, value in now.settings:
+        if name in settings and not _same(value, settings[name]):
+            conflicts.append((f"--{name.replace('_', '-')}", value, settings[name]))
+        elif resuming and name not in settings:
+            raise UserError(f"-s {name}={value} would be ignored: --resume reruns execution {execution} as it was "
+                            f"recorded; to change its settings, start a new run")
+    if conflicts:
+        flag, given, was = conflicts[0]
+        how = "--resume reruns it as it was recorded" if resuming else \
+            f"--from {execution} re-runs steps of it with its settings"
+        raise UserError(f"{flag} {given} contradicts execution {execution}, which ran with {flag} {was}: {how}; "
+                        f"drop {flag}, or start a new run to change it")
+    framework = {k: recorded[k] for k in ("region", "bucket", "role_arn") if k in recorded}
+    flags = dataclasses.replace(
+        now, definition=now.definition or origin.get("definition"), config=now.config or origin.get("config"),
+        env=origin.get("env", now.env), settings=tuple({**settings, **dict(now.settings)}.items()),
+        **{k: getattr(now, k) or v for k, v in framework.items()})
+    ws.say(f"execution {execution} was built from {flags.definition}"
+           + (f" with {', '.join(f'{k}={v}' for k, v in dict(flags.settings).items() if k in dict(recorded))}"
+              if any(k in recorded for k in dict(flags.settings)) else "")
+           + ": the same settings again")
+    return Workspace(flags, say=ws.say)
+
+
+def _same(given, recorded) -> bool:
+    return str(given).lower() == str(recorded).lower() if isinstance(recorded, bool) else str(given) == str(recorded)
+
+
+def _refuse_with_resume(options: RunOptions) -> None:
+    """--resume reruns the recorded definition with the recorded parameters: a flag that would change
+    either is refused rather than silently ignored, with the command that does honour it."""
+    flags = {"parameters": "-p", "input_data": "--input-data", "definition_json": "--definition-json",
+             "source": "--from"}
+    ignored = [flag for name, flag in flags.items() if getattr(options, name)]
+    if ignored:
+        raise UserError(f"--resume {options.resume} reruns its recorded definition and parameters, so "
+                        f"{', '.join(ignored)} would be ignored: to run today's definition on its outputs, "
+                        f"use --from {options.resume} --steps STEP[,STEP] instead")
+
+
+def _resuming(ws: Workspace, execution_id: str) -> str:
+    """What --resume is about to do, said before it does it."""
+    try:
+        view = ws.target.view(execution_id, None)
+    except UserError:
+        return f"resuming execution {execution_id}"  # the runner refuses it with the reason
+    if view["status"] == "Succeeded":
+        raise UserError(f"execution {execution_id} succeeded: there is nothing to resume (run steps of it again "
+                        f"with --from {execution_id} --steps STEP[,STEP])")
+    again = [s["name"] for s in view["steps"] if s["status"] != "Succeeded"]
+    return (f"resuming execution {execution_id} ({view['status']}) with its recorded definition and parameters: "
+            f"{', '.join(again)} may run again, what succeeded is kept; for today's code use --from {execution_id} "
+            f"--steps ...")
+
+
+def _put_example_data(ws: Workspace, uri: str) -> None:
+    """InputData's default, when the target lacks it and the definition's module can write it
+    (`example_data(dest: Path) -> Path`): the data a run needs no --input-data for."""
+    write = getattr(ws.module, "example_data", None)
+    if write is None or ws.target.exists(uri):
+        return
+    ws.say(f"writing the example data of {ws.pipeline.name} -> {uri}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ws.target.put_file(uri, write(Path(tmp) / uri.rsplit("/", 1)[-1]))
+
+
+def _in_users_words(reason: str | None, staged: dict[str, str]) -> str | None:
+    """A job's failure with the container's view of staged input (`/opt/ml/processing/input/raw/x.csv`, or
+    the job folder standing in for /opt/ml) put back as the path the user gave."""
+    if not reason:
+        return reason
+    for uri, path in staged.items():
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        inside = r"(?:/opt/ml|\S*/algo-\d+)/processing/input/[^/\s'\"]+/"
+        if Path(path).is_dir():
+            reason = re.sub(inside, lambda _: f"{path.rstrip('/')}/", reason)
+        else:
+            reason = re.sub(inside + re.escape(name) + r"\b", lambda _: path, reason)
+    return reason
+
+
+def next_commands(ws: Workspace, summary: dict) -> list[str]:
+    """What to type next after a run, with every flag it needs."""
+    target, execution = ws.target, summary["execution_id"]
+    registered = summary.get("registered_model")
+    if summary["status"] == "Failed" and summary.get("failed_step"):
+        return [target.hint("logs", execution, summary["failed_step"]),
+                *([target.hint("run", "--resume", execution)] if ws.flags.local else [])]
+    if summary["status"] == "Stopped":
+        return [target.hint("run", "--resume", execution)]
+    if not registered:
+        return [" ".join([program(), "report", execution, *target.flags[1:]])] if ws.flags.local else []
+    group, version = registered["ModelPackageGroupName"], str(registered["ModelPackageVersion"])
+    pick = ("--group", group, "--model-package", version)
+    lines = [target.hint("approve", version, "--group", group)]
+    if ws.flags.local:
+        lines += [target.hint("serve", *pick) + " &", " ".join([program(), "predict", "--local", "< rows.csv"])]
+    else:
+        lines += [target.hint("deploy-endpoint", *pick), target.hint("predict", "--endpoint", "NAME") + " < rows.csv"]
+    lines.append(target.hint("batch-transform", *pick, "--input", "rows.csv"))
+    return lines
 
 
 def diff(ws: Workspace) -> tuple[str, list[str] | None]:
@@ -230,8 +473,8 @@ def diff(ws: Workspace) -> tuple[str, list[str] | None]:
     from pipelines import cloud
 
     cfg = ws.config
-    sm, _ = ws.clients
-    current = cloud.deployed(sm, cfg.pipeline_name)
+    target = ws.target
+    current = cloud.deployed(target.sm, cfg.pipeline_name)
     if current is None:
         return cfg.pipeline_name, None
     if not cfg.role_arn and current.get("RoleArn"):  # compare like with like, not with the placeholder role
@@ -240,336 +483,68 @@ def diff(ws: Workspace) -> tuple[str, list[str] | None]:
     return compiled.name, cloud.diff(current.get("PipelineDefinition"), compiled.definition)
 
 
-def upsert(ws: Workspace, compiled=None) -> str:
+def upsert(ws: Workspace) -> str:
     """Upload the code and create or update the pipeline; its ARN."""
-    from pipelines import cloud
-
-    sm, s3 = ws.clients
-    return cloud.upsert(sm, s3, compiled or ws.compiled(), ws.config.role_arn)
-
-
-def start(ws: Workspace, compiled, overrides: dict, *, input_data: str | None = None, source: str | None = None,
-          steps: list[str] = ()) -> str:
-    """Start an execution with checked overrides (and --input-data uploaded); its ARN. With `source`
-    (an execution ARN) and `steps`, a selective execution: those steps only, on the source's other
-    outputs and, unless overridden, its parameter values (as `run --local --from` does)."""
-    from pipelines import cloud
-
-    sm, s3 = ws.clients
-    if bool(source) != bool(steps):
-        raise UserError("--from EXECUTION_ARN and --steps STEP[,STEP] go together")
-    if input_data:
-        overrides["InputData"] = stage_input(input_data, ws.config,
-                                             lambda uri, data: cloud.upload_assets(s3, {uri: data}))
-    selective = None
-    if source:
-        unknown = [name for name in steps if name not in _step_names(compiled.definition)]
-        if unknown:
-            raise UserError(f"--steps {unknown[0]}: pipeline {compiled.name} has no such step")
-        overrides = {**cloud.execution_parameters(sm, source), **overrides}
-        selective = {"SourcePipelineExecutionArn": source, "SelectedSteps": [{"StepName": s} for s in steps]}
-    return cloud.start(sm, compiled, scoring_follows_input(compiled.parameters, overrides), selective=selective)
-
-
-def _step_names(definition: str) -> list[str]:
-    return [placed.name for placed in spec.read(definition).flat]
-
-
-def wait(ws: Workspace, execution_arn: str, *, timeout: float, poll: float, on_step) -> dict:
-    from pipelines import cloud
-
-    return cloud.wait(ws.clients[0], execution_arn, timeout=timeout, poll=poll, on_step=on_step)
-
-
-# --- the pipeline on the local runner -----------------------------------------------------------
-
-
-def run_local(ws: Workspace, *, parameters: list[str] = (), input_data: str | None = None,
-              resume: str | None = None, source: str | None = None, steps: list[str] = (),
-              max_parallel_steps: int = 4, on_event=None,
-              definition_json: str | None = None, stage: list[str] = (), job_env: str | None = None) -> dict:
-    """Compile, put the code bundles and the input data into the local store (what upsert does for
-    S3), run, write the report; the execution record. With `definition_json`, run that file (any
-    SageMaker definition) as it is instead; `stage` (``s3://bucket/key=LOCAL_PATH``) fills the store
-    first; `job_env` chooses the jobs' Python (`pipelines.local.environments`). With `source` (an
-    execution id), run only `steps`, reusing that execution's other outputs (`local.selection`);
-    with `resume`, finish that execution as it was recorded."""
-    from pipelines.local import run_pipeline
-    from pipelines.report import publish_local_run
-
-    home, store = ws.home, ws.store
-    options = dict(home=home, store=store, max_parallel_steps=max_parallel_steps, on_event=on_event, job_env=job_env)
-    if source or steps:
-        if not (source and steps):
-            raise UserError("--from EXECUTION and --steps STEP[,STEP] go together: which steps to run again, "
-                            "reusing which execution's other outputs")
-        options.update(source=source, selected=list(steps))
-    if resume:
-        _refuse_with_resume(ws, resume, parameters=parameters, input_data=input_data,
-                            definition_json=definition_json, source=source)
-    _stage(ws, stage)
-    description = None  # the report's subtitle (kept in the record): the compiled definition's description
-    if resume:  # the recorded definition and pipeline name, not the current ones
-        ws.say(_resuming(home, resume))
-        record = run_pipeline(None, resume=resume, **options)
-    elif definition_json:  # -p values are typed against the file's own Parameters by the runner
-        path = Path(definition_json)
-        if not path.is_file():
-            raise UserError(f"--definition-json {path}: no such file")
-        malformed = [pair for pair in parameters if "=" not in pair]
-        if malformed:
-            raise UserError(f"-p {malformed[0]!r}: write parameters as Name=Value")
-        overrides = dict(pair.partition("=")[::2] for pair in parameters)
-        record = run_pipeline(path.read_text(), pipeline_name=path.stem, parameters=overrides, **options)
-    else:
-        compiled = ws.compiled()
-        overrides = parse_overrides(compiled.parameters, parameters)
-        for uri, data in compiled.assets.items():
-            if not store.exists(uri):
-                store.put_bytes(uri, data)
-        if input_data:
-            overrides["InputData"] = stage_input(input_data, ws.config, store.put_bytes)
-        elif "InputData" in compiled.parameters and "InputData" not in overrides and not source:
-            _put_example_data(ws, compiled.parameters["InputData"].default)
-        scoring_follows_input(compiled.parameters, overrides)
-        record = run_pipeline(compiled.definition, pipeline_name=compiled.name, parameters=overrides, **options)
-        description = compiled.description
-    return publish_local_run(record, home=home, store=store, description=description)  # report, model card
-
-
-# Settings that shape the definition a run compiles: a resumed run keeps its recorded one, so they would be ignored.
-_DEFINITION_SETTINGS = ("bucket", "role_arn", "region", "problem_type", "label", "positive_class", "schema",
-                        "feature_set", "tuning", "time_budget", "families", "batch_transform")
-
-
-def _refuse_with_resume(ws: Workspace, execution_id: str, **given) -> None:
-    """--resume reruns the recorded definition with the recorded parameters: a flag that would change
-    either is refused rather than silently ignored, with the command that does honour it."""
-    flags = {"parameters": "-p", "input_data": "--input-data", "definition_json": "--definition-json",
-             "source": "--from"}
-    ignored = [flags[name] for name, value in given.items() if value]
-    ignored += [f"--{name.replace('_', '-')}" for name in _DEFINITION_SETTINGS if getattr(ws.settings, name) is not None]
-    if ws.settings.definition != DEFAULT_DEFINITION:
-        ignored.append("--definition")
-    if ignored:
-        raise UserError(f"--resume {execution_id} reruns its recorded definition and parameters, so "
-                        f"{', '.join(ignored)} would be ignored: to run today's definition on its outputs, "
-                        f"use --from {execution_id} --steps STEP[,STEP] instead")
-
-
-def _resuming(home, execution_id: str) -> str:
-    """What --resume is about to do, said before it does it."""
-    try:
-        record = home.execution(execution_id)
-    except FileNotFoundError:
-        return f"resuming execution {execution_id}"  # the runner refuses it with the reason
-    if record["status"] == "Succeeded":
-        raise UserError(f"execution {execution_id} succeeded: there is nothing to resume (run steps of it again "
-                        f"with --from {execution_id} --steps STEP[,STEP])")
-    again = [s["name"] for s in record["steps"] if s["status"] != "Succeeded"]
-    return (f"resuming execution {execution_id} ({record['status']}) with its recorded definition and parameters: "
-            f"{', '.join(again)} may run again, what succeeded is kept; for today's code use --from {execution_id} "
-            f"--steps ...")
-
-
-def _stage(ws: Workspace, pairs: list[str]) -> None:
-    from pipelines.local.staging import StagingError, stage
-
-    try:
-        for uri in stage(ws.store, list(pairs)):
-            ws.say(f"staged {uri}")
-    except StagingError as e:
-        raise UserError(str(e)) from None
-
-
-def _put_example_data(ws: Workspace, uri: str) -> None:
-    """InputData's default, when the local store lacks it and the definition's module can write it
-    (`example_data(dest: Path) -> Path`): the data a local run needs no --input-data for."""
-    write = getattr(ws.module, "example_data", None)
-    if write is None or ws.store.exists(uri):
-        return
-    ws.say(f"writing the example data of {ws.pipeline.name} -> {uri}")
-    with tempfile.TemporaryDirectory() as tmp:
-        ws.store.put_file(uri, write(Path(tmp) / uri.rsplit("/", 1)[-1]))
-
-
-def summarise(record: dict, home=None) -> dict:
-    """The `--json` document: what a script or a CI job wants to know about a run. The gate is the
-    first comparison of a Condition step with a report value, as the report shows it (read from the
-    definition that ran, kept in `home`), with the rule and baseline behind its threshold when the
-    report states them (its `gate` section)."""
-    from pipelines.report import quality_gates, read_definition
-
-    definition = read_definition(home.runs / record["execution_id"]) if home else None
-    steps = {s["name"]: s for s in record["steps"]}
-    metrics = next((files[name] for step in record["steps"] for files in [step.get("property_files") or {}]
-                    for name in files), None)
-    registered = next((step["response"] for step in record["steps"]
-                       if step["type"] == "RegisterModel" and step["status"] == "Succeeded"), None)
-    gate = next(iter(quality_gates(definition, steps, record.get("parameters") or {}, metrics)), None)
-    stated = (metrics or {}).get("gate") or {}
-    failed = steps.get(record.get("failed_step")) or {}
-    return {
-        "execution_id": record["execution_id"],
-        "status": record["status"],
-        "failure_reason": record.get("failure_reason"),
-        "failed_step": record.get("failed_step"),
-        "failure_log": failed.get("log"),
-        "stop_reason": record.get("stop_reason"),
-        "stopped_steps": record.get("stopped_steps") or [],
-        "seconds": record.get("seconds"),
-        "steps": [{"name": s["name"], "type": s["type"], "status": s["status"], "cache_hit": bool(s.get("cache_hit")),
-                   "reused_from": s.get("reused_from"), "seconds": s.get("seconds")} for s in record["steps"]],
-        "selective": record.get("selective"),
-        "gate": gate and {"metric": gate["path"], "value": gate["value"], "operator": gate["operator"],
-                          "threshold": gate["threshold"], "outcome": gate["outcome"],
-                          "passed": None if gate["outcome"] is None else gate["outcome"] == "True",
-                          "rule": stated.get("rule"), "baseline": stated.get("baseline")},
-        "registered_model": registered and {k: registered.get(k) for k in
-                                            ("ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus")},
-        "metrics": metrics,
-        "report": record.get("report"),
-        "model_card": record.get("model_card"),
-    }
+    compiled, cfg = ws.compiled(), ws.config
+    return ws.target.upsert(compiled.name, compiled.definition, compiled.assets, role_arn=cfg.role_arn,
+                            display_name=compiled.display_name, description=compiled.description, tags=compiled.tags)
 
 
 def report(ws: Workspace, execution_id: str, output: str | None = None) -> Path:
     """The HTML report of a local run (succeeded or not, `latest` the newest), written again from its
     records, with the registered model's approval status as the registry has it now."""
     from pipelines.report import read_definition, render_report
+    from pipelines.targets.local import LocalTarget
 
-    record = _local_record(ws, execution_id)
+    target = ws.target if isinstance(ws.target, LocalTarget) else LocalTarget(ws.home, home_given=bool(ws.flags.home))
+    record = target.record(execution_id)
     run_dir = ws.home.runs / record["execution_id"]
     out = Path(output) if output else run_dir / "report.html"
-    return render_report(record, read_definition(run_dir), ws.store, out_path=out, home=ws.home)
+    return render_report(record, read_definition(run_dir), target.store, out_path=out, home=ws.home)
 
 
-def _local_record(ws: Workspace, execution_id: str) -> dict:
-    """The record of a local execution, `latest` being the newest."""
-    home = ws.home
-    if execution_id == "latest":
-        records = home.executions()
-        if not records:
-            raise UserError(f"no local executions under {home.runs} yet: run `python deploy.py run --local`")
-        return records[-1]
-    try:
-        return home.execution(execution_id)
-    except FileNotFoundError as e:
-        raise UserError(f"{e}; `python deploy.py runs --local` lists them") from None
+def runs(ws: Workspace, *, last: int = 20) -> list[dict]:
+    """The executions, newest first, one row each (`history.run_row`): locally every execution of the
+    home, in SageMaker the definition's pipeline's."""
+    name = None if ws.flags.local else ws.pipeline_name
+    return [history.run_row(view) for view in ws.target.views(name, last)]
 
 
-# --- runs, logs and comparisons -----------------------------------------------------------------
-
-
-def runs(ws: Workspace, *, local: bool, last: int = 20) -> list[dict]:
-    """The pipeline's executions, newest first, one row each (`history.run_row`); locally, every
-    execution of the home."""
-    from pipelines import history
-
-    if local:
-        from pipelines.report import read_definition
-
-        records = ws.home.executions()[::-1][:last]
-        return [history.run_row(history.local_view(r, read_definition(ws.home.runs / r["execution_id"])))
-                for r in records]
-    from pipelines import executions
-
-    sm, s3 = ws.clients
-    return [history.run_row(executions.view(sm, s3, arn))
-            for arn in executions.execution_arns(sm, ws.config.pipeline_name, last)]
-
-
-def compare(ws: Workspace, first: str, second: str, *, local: bool) -> dict:
+def compare(ws: Workspace, first: str, second: str) -> dict:
     """Two executions side by side (`history.compare`): parameters, metrics and deltas, model versions,
-    changed code. Local ids (or `latest`), else execution ids or ARNs of the pipeline."""
-    from pipelines import history
-
-    if local:
-        from pipelines.report import read_definition
-
-        views = [history.local_view(r, read_definition(ws.home.runs / r["execution_id"]))
-                 for r in (_local_record(ws, ref) for ref in (first, second))]
-
-        def read(uri):
-            return ws.store.get_bytes(uri) if ws.store.exists(uri) else None
-    else:
-        from botocore.exceptions import ClientError
-
-        from pipelines import cloud, executions
-
-        sm, s3 = ws.clients
-        views = [executions.view(sm, s3, executions.resolve(sm, ws.config.pipeline_name, ref))
-                 for ref in (first, second)]
-
-        def read(uri):
-            try:
-                bucket, key = cloud.split_s3_uri(uri)
-                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            except (cloud.CloudError, ClientError):  # a bundle that cannot be read is shown by name only
-                return None
-    return history.compare(*views, read)
+    changed code, and why their metrics may not compare. Ids (or `latest`), or ARNs in SageMaker."""
+    name = None if ws.flags.local else ws.pipeline_name
+    views = [ws.target.view(ref, name) for ref in (first, second)]
+    return history.compare(*views, ws.target.read)
 
 
-def logs(ws: Workspace, execution: str, step: str | None = None, *, local: bool, follow: bool = False):
+def logs(ws: Workspace, execution: str, step: str | None = None, *, follow: bool = False):
     """The log lines of an execution's jobs (one step's, or one job's, with `step`), a header before each
     log; with `follow`, new lines as they are written until the execution ends."""
-    if local:
-        from pipelines.local.logs import chosen_logs, lines
-
-        record = _local_record(ws, execution)
-        try:
-            chosen_logs(record, step)
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
-        yield from lines(ws.home, record, step, follow=follow)
-        return
-    import boto3
-
-    from pipelines import executions
-
-    sm, _ = ws.clients
-    arn = executions.resolve(sm, ws.config.pipeline_name, execution)
-    client = boto3.Session(region_name=ws.settings_for(None).region).client("logs")
-    yield from executions.logs(sm, client, arn, step, follow=follow)
+    name = None if ws.flags.local else ws.pipeline_name
+    yield from ws.target.logs(execution, step, follow=follow, pipeline_name=name)
 
 
-def stop(ws: Workspace, execution: str, *, local: bool) -> str:
-    """Stop a local execution (its runner ends its jobs and records it Stopped) or a SageMaker one."""
-    if local:
-        from pipelines.local.stopping import request_stop
-
-        record = request_stop(ws.home, execution)
-        if record["status"] == "Stopped":
-            return f"{execution}: Stopped (its runner had already ended)"
-        return f"{execution}: asked its runner (pid {record.get('runner_pid')}) to stop it"
-    from pipelines import cloud
-
-    if not execution.startswith("arn:"):
-        raise UserError(f"{execution}: give the execution's ARN (as start printed it), or add --local")
-    return f"{cloud.stop(ws.clients[0], execution)}: Stopping"
+def stop(ws: Workspace, execution: str) -> str:
+    """Stop an execution: a local one's runner ends its jobs and records it Stopped."""
+    return ws.target.stop(execution)
 
 
-# --- registered models: pipelines.endpoints (SageMaker), pipelines.local.endpoint (local) ------------
+def prune(ws: Workspace, *, keep: int = 5, older_than: str | None = None, dry_run: bool = False) -> dict:
+    """Free what runs left behind in a local home (`pipelines.local.prune`): executions beyond the newest
+    `keep` (and older than `older_than`), losing trials' folders, batch transforms' unpacked models."""
+    return ws.target.prune(keep=keep, older_than=older_than, dry_run=dry_run)
 
 
-def models(ws: Workspace, *, local: bool, group: str | None = None, every: bool = False, last: int = 10) -> list[dict]:
-    """The pipeline's model package group (or `group`, or with `every` all groups) with its versions
-    (the newest `last` in SageMaker)."""
-    names = None if every else [ws.group(group, local=local)]
-    if local:
-        from pipelines.local.registry import Registry
+# --- registered models --------------------------------------------------------------------------
 
-        registry = Registry.of(ws.home)
-        known = [g["ModelPackageGroupName"] for g in registry.list_groups()]
-        groups = [{"ModelPackageGroupName": name, "Versions": registry.list_versions(name)}
-                  for name in known if names is None or name in names]
-    else:
-        from pipelines import endpoints
 
-        sm, s3 = ws.clients
-        groups = endpoints.list_models(sm, s3, last=last, names=names)
-    for group in groups:
-        _mark_identical(group["Versions"])
+def models(ws: Workspace, *, group: str | None = None, every: bool = False, last: int = 10) -> list[dict]:
+    """The model package group the command acts on (or `group`, or with `every` all groups) with its
+    newest `last` versions."""
+    groups = ws.target.groups(None if every else [ws.group(group)], last)
+    for found in groups:
+        _mark_identical(found["Versions"])
     return groups
 
 
@@ -588,126 +563,63 @@ def _mark_identical(versions: list[dict]) -> None:
                 seen[model] = version.get("ModelPackageVersion")
 
 
-def set_approval(ws: Workspace, version: str, status: str, *, local: bool, group: str | None = None,
+def set_approval(ws: Workspace, version: str, status: str, *, group: str | None = None,
                  description: str | None = None) -> dict:
     """Approve or reject the version `version` names; the version afterwards."""
-    group = ws.group(group, local=local)
-    if local:
-        from pipelines.local import endpoint
-
-        return endpoint.set_approval(ws.home, group, version, status)
-    from pipelines import endpoints
-
-    return endpoints.set_approval(ws.clients[0], group, version, status, description)
+    named = group or _group_of_arn(version)
+    return ws.target.set_approval(named or ws.group(), version, status, description)
 
 
-def deploy_endpoint(ws: Workspace, *, local: bool, model_package: str, group: str | None = None,
-                    endpoint_name: str | None = None, instance_type: str | None = None, instance_count: int = 1,
-                    wait: bool = False) -> tuple[dict, str]:
+def deploy_endpoint(ws: Workspace, *, model_package: str, group: str | None = None, endpoint_name: str | None = None,
+                    instance_type: str | None = None, instance_count: int = 1, wait: bool = False) -> tuple[dict, str]:
     """Point an endpoint at an Approved version: (what was done, what to do or know next)."""
-    cfg = ws.config
-    name = endpoint_name or f"{cfg.pipeline_name}-{cfg.env}"
-    instance_type = instance_type or cfg.inference_instance_type
-    group = ws.group(group, local=local)
-    if local:
-        from pipelines.local import endpoint
-
-        package = endpoint.approved_package(ws.home, group, model_package)
-        result = endpoint.deploy(ws.home, package, endpoint_name=name, instance_type=instance_type)
-        return result, f"serve it with: python deploy.py serve --local --endpoint-name {name}"
-    from pipelines import endpoints
-
-    sm, _ = ws.clients
-    package = endpoints.approved_package(sm, group, model_package)
-    result = endpoints.deploy_endpoint(sm, package, endpoint_name=name, role_arn=cfg.role_arn,
-                                       instance_type=instance_type, instance_count=instance_count,
-                                       tags=cfg.all_tags())
-    hint = endpoints.wait_in_service(sm, name)["EndpointStatus"] if wait else \
-        "SageMaker is bringing it into service (add --wait to follow)"
-    return result, hint
+    cfg = ws.environment
+    package = ws.target.package(group or _group_of_arn(model_package) or ws.group(), model_package, approved=True)
+    name = endpoint_name or f"{package['ModelPackageGroupName']}-{cfg.env}"[:63]
+    return ws.target.deploy(package, endpoint_name=name, instance_type=instance_type or cfg.inference_instance_type,
+                            instance_count=instance_count, role_arn=cfg.role_arn, tags=cfg.all_tags(), wait=wait)
 
 
 def serve(ws: Workspace, *, model_package: str | None, endpoint_name: str | None, host: str, port: int,
           max_payload_mb: float, group: str | None = None) -> None:
-    """Serve a locally registered version over HTTP until stopped."""
-    from pipelines.local import endpoint
-
-    home, ref = ws.home, model_package
-    if endpoint_name:
-        record = endpoint.endpoint_record(home, endpoint_name)
-        if record is None:
-            raise UserError(f"no local endpoint {endpoint_name}: create it with "
-                            f"`python deploy.py deploy-endpoint --local --endpoint-name {endpoint_name}`")
-        ref = ref or record["ModelPackageArn"]
-    ref = ref or "latest-approved"
-    # An ARN names its own group; only a version number or latest needs the pipeline's.
-    group = group or ("" if ref.startswith("arn:") else ws.group(None, local=True))
-    package = endpoint.resolve(endpoint.Registry.of(home), group, ref)
-    endpoint.serve_package(home, package, host=host, port=port, max_payload_mb=max_payload_mb, announce=ws.say)
+    """Serve a registered version over HTTP until stopped: what `endpoint_name` serves, else
+    `model_package` (default: the newest Approved one) of the group the command acts on."""
+    ref = model_package or (ws.target.endpoint_package(endpoint_name) if endpoint_name else "latest-approved")
+    package = ws.target.package(group or _group_of_arn(ref) or ws.group(), ref)
+    ws.target.serve(package, endpoint_name=endpoint_name, host=host, port=port, max_payload_mb=max_payload_mb,
+                    say=ws.say)
 
 
-def predict(ws: Workspace, body: bytes, *, local: bool, url: str, endpoint_name: str | None,
-            content_type: str, accept: str) -> bytes:
+def predict(ws: Workspace, body: bytes, *, url: str, endpoint_name: str | None, content_type: str,
+            accept: str) -> bytes:
     """Score rows with the local server at `url` or the SageMaker endpoint `endpoint_name`."""
     if not body.strip():
-        raise UserError("predict reads the rows to score from standard input: deploy.py predict ... < rows.csv")
-    if local:
-        from pipelines.local import endpoint
-
-        return endpoint.post(url, body, content_type=content_type, accept=accept)
-    import boto3
-
-    from pipelines import endpoints
-
-    if not endpoint_name:
-        raise UserError("predict needs --endpoint NAME (or --local for the local server)")
-    runtime = boto3.Session(region_name=ws.settings_for(None).region).client("sagemaker-runtime")
-    return endpoints.invoke(runtime, endpoint_name, body, content_type=content_type, accept=accept)
+        raise UserError(f"predict reads the rows to score from standard input: {ws.target.hint('predict')} < rows.csv")
+    return ws.target.predict(body, endpoint_name=endpoint_name, url=url, content_type=content_type, accept=accept)
 
 
-def batch_transform(ws: Workspace, *, local: bool, input_path: str, output: str | None, model_package: str,
+def batch_transform(ws: Workspace, *, input_path: str, output: str | None, model_package: str,
                     group: str | None = None, instance_type: str | None = None, wait: bool = False) -> dict:
-    """Score a file or prefix with an Approved version; the job (request or Describe response), and with
-    --local `LocalOutput`, the folder holding the results."""
-    cfg = ws.config
-    instance_type = instance_type or cfg.inference_instance_type
-    group = ws.group(group, local=local)
-    if local:
-        from pipelines.local import endpoint
+    """Score a file or prefix with an Approved version; the job (request or Describe response) and
+    `Output`, where the results are (locally, a folder)."""
+    cfg = ws.environment
+    package = ws.target.package(group or _group_of_arn(model_package) or ws.group(), model_package, approved=True)
+    return ws.target.batch_transform(package, input_path=input_path, output=output, root=ws.root,
+                                     instance_type=instance_type or cfg.inference_instance_type,
+                                     role_arn=cfg.role_arn, tags=cfg.all_tags(), wait=wait, say=ws.say)
 
-        package = endpoint.approved_package(ws.home, group, model_package)
-        job = endpoint.batch_transform(ws.home, ws.store, package, input_path=input_path, output_uri=output,
-                                       data_root=cfg.s3_root, instance_type=instance_type)
-        return {**job, "LocalOutput": str(ws.store.path(job["TransformOutput"]["S3OutputPath"]))}
-    from pipelines import cloud, endpoints
 
-    sm, s3 = ws.clients
-    package = endpoints.approved_package(sm, group, model_package)
-    if not input_path.startswith("s3://") and not Path(input_path).is_file():
-        raise UserError(f"--input {input_path}: give an s3:// URI (a file or a prefix) or a local file to upload")
-    input_uri = stage_input(input_path, cfg, lambda uri, data: cloud.upload_assets(s3, {uri: data}))
-    request = endpoints.batch_transform(sm, package, input_uri=input_uri, output_uri=output,
-                                        output_root=f"{cfg.s3_root}/transform", role_arn=cfg.role_arn,
-                                        instance_type=instance_type, tags=cfg.all_tags())
-    ws.say(f"transform job {request['TransformJobName']} started")
-    if wait:
-        endpoints.wait_transform(sm, request["TransformJobName"])
-    return request
+def _group_of_arn(ref: str | None) -> str | None:
+    """The group a model package ARN names (it needs no other)."""
+    if ref and ref.startswith("arn:") and ":model-package/" in ref:
+        return ref.split(":model-package/", 1)[1].rsplit("/", 1)[0]
+    return None
 
 
 def init(name: str, *, template: str, folder: str | None, config: str | None) -> list[Path]:
-    """Scaffold the pipeline `name` (into ./NAME unless `folder`) and its table in the config file."""
+    """Scaffold the pipeline `name` (into ./NAME unless `folder`) and its table in the project's settings
+    file (`config`, else ./ml-pipelines.toml, made if need be)."""
+    from pipelines.config import PROJECT_FILE
     from pipelines.scaffold import scaffold
 
-    return scaffold(name, Path(folder or name), Path(config or CONFIG_FILE), template)
-
-
-def download(dest: str, source: str | None = None) -> Path:
-    """The UCI Online Shoppers CSV into `dest`: fetched from UCI, or from `source` (a path or URL of
-    the archive or of the CSV itself, for a machine without the network)."""
-    from pipelines.data import UCI_URL, DownloadError, download_uci
-
-    try:
-        return download_uci(Path(dest), url=source or UCI_URL)
-    except DownloadError as e:
-        raise UserError(str(e)) from None
+    return scaffold(name, Path(folder or name), Path(config or PROJECT_FILE), template)

@@ -1,31 +1,33 @@
-"""Settings from `pipelines/config.toml`: per environment and per pipeline, overridable by flags.
+"""Settings: the framework's (`Config`) per environment and per pipeline, and each pipeline's own.
 
+Two files, the later winning: the product's defaults (`pipelines/config.toml`, installed with it) and
+the project's (`ml-pipelines.toml` in the working directory, or `--config FILE`). In each,
 `[default]`, then the environment's table (`[dev]`), then the pipeline's (`[pipeline.NAME]`, NAME
-being the name its definition gives `Pipeline(...)`), then flags. Environments say where things
-run (bucket, region, instance types); a pipeline's table says what it needs (label, threshold,
-prefix, model package group) and wins over the environment. One frozen object travels from the
-command line to the compiler, so two compiles with the same settings produce the same bytes.
+being the name its definition gives `Pipeline(...)`); then flags. Environments say where things run
+(bucket, region, instance types); a pipeline's table says what it needs (threshold, prefix, model
+package group) and also sets the settings its definition declares (`pipelines.settings`: a label, a
+problem type...), which `Config.settings` carries. One frozen object travels from the command line
+to the compiler, so two compiles with the same settings produce the same bytes.
 """
 from __future__ import annotations
 
 import configparser
 import dataclasses
-import json
 import os
-import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pipelines.problems import PROBLEMS
+from pipelines import settings as declared_settings
+from pipelines.settings import ConfigError
 
-CONFIG_FILE = Path(__file__).with_name("config.toml")
+__all__ = ["DEFAULTS_FILE", "PROJECT_FILE", "Config", "ConfigError", "load_config", "project_file"]
+
+DEFAULTS_FILE = Path(__file__).with_name("config.toml")  # the product's defaults
+PROJECT_FILE = "ml-pipelines.toml"  # the project's settings, in the working directory
 PIPELINES = "pipeline"  # [pipeline.NAME]: the settings of one pipeline
-PROBLEM_TYPES = tuple(PROBLEMS)
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message says where and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,13 @@ class Config:
     bucket: str | None = None
     prefix: str | None = None  # of the pipeline's S3 objects; None: the pipeline's name
     model_package_group: str | None = None  # None: the group the definition names
-    problem_type: str = "binary"
-    label: str = ""  # the column to predict
-    positive_class: str | None = None  # binary: the class that is 1 (default: True/yes/1..., else the minority)
-    feature_set: str = "none"  # domain features on top of the generic ones (training_scripts/feature_sets/)
-    schema: dict = field(default_factory=dict)  # declared column kinds {column: kind}, or a whole schema.json
-    tuning: bool = True
-    batch_transform: bool = False  # after registration, score ScoringData with the new model (CreateModel + Transform)
     processing_instance_type: str = "ml.m5.xlarge"
     training_instance_type: str = "ml.m5.xlarge"
     inference_instance_type: str = "ml.m5.large"
     max_tuning_jobs: int = 8
     max_parallel_tuning_jobs: int = 2
-    time_budget: str = "2m"  # how long training may take: the TimeBudget parameter's default (90s, 5m, 1h30m)
-    families: str = "auto"  # the model's families (train.py --families): auto, or e.g. "xgboost" for one, faster
     model_approval_status: str = "PendingManualApproval"
-    quality_threshold: float | str | None = None  # a number, or baseline+N% (default baseline+10%)
+    quality_threshold: float | str | None = None  # a number, or baseline+N% where the definition reads it so
     input_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     sagemaker_project_name: str | None = None
@@ -63,26 +56,18 @@ class Config:
     security_group_ids: tuple[str, ...] = ()
     network_isolation: bool = False  # containers get no network at all
     encrypt_inter_container_traffic: bool = False
+    settings: Any = None  # the definition's own settings: an instance of its `Settings` dataclass, if it declares one
 
     def __post_init__(self):
-        if self.problem_type not in PROBLEM_TYPES:
-            raise ConfigError(
-                f"problem_type {self.problem_type!r} is not supported: use one of {', '.join(PROBLEM_TYPES)}"
-            )
-        duration_seconds(self.time_budget)  # a mistake is refused here, naming the setting
         if bool(self.subnets) != bool(self.security_group_ids):
             raise ConfigError("a VPC needs both subnets and security_group_ids: set both or neither")
-
-    @property
-    def time_budget_seconds(self) -> int:
-        return duration_seconds(self.time_budget)
 
     @property
     def artifact_bucket(self) -> str:
         if not self.bucket:
             raise ConfigError(
                 f"no S3 bucket for environment {self.env!r}: pass --bucket NAME "
-                f"or set `bucket` under [{self.env}] in {CONFIG_FILE}"
+                f"or set `bucket` under [{self.env}] in {PROJECT_FILE}"
             )
         return self.bucket
 
@@ -96,11 +81,6 @@ class Config:
         """Where this pipeline's code, data and outputs live: s3://<bucket>/<key prefix>."""
         return "/".join(filter(None, [f"s3://{self.artifact_bucket}", self.key_prefix]))
 
-    @property
-    def declared_schema(self) -> str:
-        """The declared schema as the Schema parameter carries it: compact JSON, or empty for none."""
-        return json.dumps(self.schema, sort_keys=True, separators=(",", ":")) if self.schema else ""
-
     def all_tags(self) -> dict[str, str]:
         """Tags for the pipeline, with SageMaker project tags when a project is named."""
         tags = dict(self.tags)
@@ -110,23 +90,76 @@ class Config:
             tags["sagemaker:project-id"] = self.sagemaker_project_id
         return tags
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         """A copy with `changes`; None values mean "not given" and keep the current setting."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_config(env: str = "dev", path: Path = CONFIG_FILE, *, pipeline: str | None = None, **overrides) -> Config:
-    """The settings of `pipeline` in `env`: [default], [env], [pipeline.<pipeline>], then non-None `overrides`."""
-    with open(path, "rb") as f:
-        doc = tomllib.load(f)
-    envs = sorted(k for k in doc if k not in ("default", PIPELINES))
+# What a file may set: the fields above but those the command line fixes.
+FILE_FIELDS = {name: kind for name, kind in typing.get_type_hints(Config).items()
+               if name not in ("env", "pipeline_name", "settings")}
+
+
+def project_file(given: str | Path | None = None) -> Path | None:
+    """The project's settings file: `given` (--config), else ./ml-pipelines.toml when it exists."""
+    if given:
+        return Path(given)
+    here = Path.cwd() / PROJECT_FILE
+    return here if here.is_file() else None
+
+
+def load_config(env: str = "dev", path: str | Path | None = None, *, pipeline: str | None = None,
+                declared: type | None = None, given_as: dict[str, str] | None = None, **overrides) -> Config:
+    """The settings of `pipeline` in `env`: the product's defaults, then the project file `path` (None:
+    none), each [default], [env], [pipeline.<pipeline>]; then non-None `overrides`. `declared` is the
+    definition's `Settings` class: its fields may be set in the pipeline's table and in `overrides`.
+    `given_as` names how an override was given, for messages (default: its flag, `--name`)."""
+    given_as = given_as or {}
+    files = [DEFAULTS_FILE] + ([Path(path)] if path else [])
+    docs = [(f, _read(f)) for f in files]
+    envs = sorted({k for _, doc in docs for k in doc if k not in ("default", PIPELINES)})
     if env not in envs:
-        raise ConfigError(f"environment {env!r} is not in {path}: choose one of {', '.join(envs)}")
-    pipelines = doc.get(PIPELINES, {})
-    if not isinstance(pipelines, dict) or not all(isinstance(t, dict) for t in pipelines.values()):
-        raise ConfigError(f"{PIPELINES!r} in {path} must hold one table per pipeline: [{PIPELINES}.NAME]")
-    merged = _merge(_merge(doc.get("default", {}), doc[env]), pipelines.get(pipeline, {}) if pipeline else {})
-    return Config(env=env, pipeline_name=pipeline, **_checked(merged, path)).replace(**overrides)
+        raise ConfigError(f"environment {env!r} is not in {' nor '.join(map(str, files))}: choose one of "
+                          f"{', '.join(envs)}")
+    own = declared_settings.options(declared)
+    clash = sorted(set(own) & set(FILE_FIELDS))
+    if clash:
+        raise ConfigError(f"the pipeline's Settings declare {', '.join(clash)}, a framework setting: name it otherwise")
+    merged: dict = {}
+    table: dict = {}  # the pipeline's own settings, from its tables
+    where: dict[str, str] = {}
+    for source, doc in docs:
+        for name in ("default", env):
+            merged = _merge(merged, _checked(doc.get(name, {}), f"[{name}] of {source}", {}))
+        pipelines = doc.get(PIPELINES, {})
+        if not isinstance(pipelines, dict) or not all(isinstance(t, dict) for t in pipelines.values()):
+            raise ConfigError(f"{PIPELINES!r} in {source} must hold one table per pipeline: [{PIPELINES}.NAME]")
+        if pipeline and pipeline in pipelines:
+            values = dict(pipelines[pipeline])
+            ours = {k: values.pop(k) for k in list(values) if k in own}
+            merged = _merge(merged, _checked(values, f"[{PIPELINES}.{pipeline}] of {source}", own))
+            table.update(ours)
+            where.update({k: f"setting {k!r} in [{PIPELINES}.{pipeline}] of {source}" for k in ours})
+    given = {k: v for k, v in overrides.items() if k in own and v is not None}
+    unknown = [k for k in overrides if k not in own and k not in FILE_FIELDS]
+    if unknown:
+        raise ConfigError(declared_settings.unknown(unknown[0], {**own, **FILE_FIELDS},
+                                                    given_as.get(unknown[0], f"--{unknown[0].replace('_', '-')}")))
+    where.update({k: given_as.get(k, f"--{k.replace('_', '-')}") for k in given})
+    from_files = frozenset(table) - frozenset(given)
+    chosen = declared_settings.make(declared, {**table, **given}, where, typed=from_files) if declared else None
+    framework = {k: v for k, v in overrides.items() if k in FILE_FIELDS}
+    return Config(env=env, pipeline_name=pipeline, settings=chosen, **merged).replace(**framework)
+
+
+def _read(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -136,36 +169,14 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _checked(values: dict, path: Path) -> dict:
-    """Refuse unknown keys and values of the wrong type, naming the key and the file."""
-    fields = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("env", "pipeline_name")}
+def _checked(values: dict, where: str, own: dict) -> dict:
+    """Refuse unknown keys and values of the wrong type, naming the key and the table."""
+    out = {}
     for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"unknown setting {key!r} in {path}: known settings are {', '.join(sorted(fields))}")
-        expected = _python_types(fields[key].type)
-        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            names = " or ".join(t.__name__ for t in expected)
-            raise ConfigError(f"setting {key!r} in {path} must be {names}, got {value!r}")
-        if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
-            what = "column kinds" if key == "schema" else "AWS tag values"
-            raise ConfigError(f"setting {key!r} in {path} must be a table of strings ({what}), got {value!r}")
-        if isinstance(value, list):
-            if not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"setting {key!r} in {path} must be a list of strings, got {value!r}")
-            values[key] = tuple(value)  # frozen config, hashable and comparable
-    return values
-
-
-def _python_types(annotation: str) -> tuple[type, ...]:
-    names = {"str": str, "int": int, "float": (float, int), "bool": bool, "dict[str, str]": dict, "dict": dict,
-             "tuple[str, ...]": list}
-    types: list[type] = []
-    for part in annotation.split("|"):
-        part = part.strip()
-        if part != "None":
-            found = names[part]
-            types.extend(found if isinstance(found, tuple) else (found,))
-    return tuple(types)
+        if key not in FILE_FIELDS:
+            raise ConfigError(declared_settings.unknown(key, {**FILE_FIELDS, **own}, where))
+        out[key] = declared_settings.check(value, FILE_FIELDS[key], f"setting {key!r} in {where}")
+    return out
 
 
 def aws_region() -> str | None:
@@ -182,18 +193,3 @@ def aws_region() -> str | None:
         return None
     sections = ["default", "profile default"] if profile == "default" else [f"profile {profile}"]
     return next((parser.get(s, "region") for s in sections if parser.has_option(s, "region")), None)
-
-
-def duration_seconds(text: str) -> int:
-    """Whole seconds of a duration as people write it: 90, 90s, 5m, 1h30m, 2h."""
-    match = _DURATION.fullmatch(str(text).strip().lower())
-    if not match or not any(match.groups()):
-        raise ConfigError(f"time budget {text!r} is not a duration: write it like 90s, 5m or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = round(hours * 3600 + minutes * 60 + seconds)
-    if total < 1:
-        raise ConfigError(f"time budget {text!r} is shorter than a second")
-    return total
-
-
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?")

@@ -23,10 +23,16 @@ from pipelines.dsl import DefinitionError, Pipeline
 
 
 def load(ref: str) -> ModuleType:
-    """The module of a file path (anything ending in .py or naming a file) or of a dotted module name
-    importable from `sys.path`, checked to have a `definition` function."""
+    """The module of a file path (anything ending in .py or naming a file), of a folder (its
+    `pipeline.py`, as `init` writes it) or of a dotted module name importable from `sys.path`,
+    checked to have a `definition` function."""
     path = Path(ref)
-    module = _from_file(path) if ref.endswith(".py") or path.is_file() else _from_module(ref)
+    if path.is_dir():
+        path = path / "pipeline.py"
+        if not path.is_file():
+            raise DefinitionError(f"--definition {ref}: the folder has no pipeline.py (give a .py file, a folder "
+                                  f"holding pipeline.py, or a dotted module name)")
+    module = _from_file(path) if path.suffix == ".py" or path.is_file() else _from_module(ref)
     if not callable(getattr(module, "definition", None)):
         raise DefinitionError(f"{getattr(module, '__file__', None) or ref} has no function definition(cfg): add "
                               f"`def definition(cfg) -> Pipeline:` that builds and returns the pipeline")
@@ -67,7 +73,7 @@ def build(func: Callable, cfg: Config) -> Pipeline:
         pipeline = func(cfg)
     except (DefinitionError, ConfigError, dsl.Named):
         raise
-    except Exception as e:  # noqa: BLE001 - a bug in the user's definition, reported where it is
+    except Exception as e:  # a bug in the user's definition, reported where it is
         raise DefinitionError(f"definition(cfg) failed at {_innermost(e, func)}: {type(e).__name__}: {e}") from None
     if not isinstance(pipeline, Pipeline):
         raise DefinitionError(f"definition(cfg) in {where} returned {type(pipeline).__name__}, not a "

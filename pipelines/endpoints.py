@@ -96,6 +96,13 @@ def list_models(sm, s3=None, *, last: int = 10, names: list[str] | None = None) 
     return out
 
 
+def latest_package(sm) -> dict | None:
+    """The newest versioned model package of any group (what commands act on when nothing names one)."""
+    found = _call(sm.list_model_packages, ModelPackageType="Versioned", SortBy="CreationTime",
+                  SortOrder="Descending", MaxResults=1)["ModelPackageSummaryList"]
+    return found[0] if found else None
+
+
 def _metrics(s3, package: dict) -> dict:
     uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
     if not uri or s3 is None:

@@ -59,35 +59,58 @@ def steps(sm, execution_arn: str) -> list[dict]:
         raise CloudError(f"steps of {execution_arn}: {e.response['Error']['Message']}") from None
 
 
+def describe(sm, execution_arn: str) -> dict:
+    """DescribePipelineExecution."""
+    return _call(sm.describe_pipeline_execution, PipelineExecutionArn=execution_arn)
+
+
 def view(sm, s3, execution_arn: str) -> dict:
     """The execution as `history` shows runs: the same keys as a local record's view."""
-    described = _call(sm.describe_pipeline_execution, PipelineExecutionArn=execution_arn)
+    described = describe(sm, execution_arn)
     definition = _definition(_call(sm.describe_pipeline_definition_for_execution,
                                    PipelineExecutionArn=execution_arn)["PipelineDefinition"], execution_arn)
     parameters = {p["Name"]: p["Value"] for page in sm.get_paginator("list_pipeline_parameters_for_execution")
                   .paginate(PipelineExecutionArn=execution_arn) for p in page["PipelineParameters"]}
     declared = {p.name: p.default for p in definition.parameters}
-    listed = steps(sm, execution_arn)
+    try:
+        listed = steps(sm, execution_arn)
+    except NotImplementedError:  # an emulator without ListPipelineExecutionSteps (moto): the execution alone
+        listed = []
     started, ended = described.get("CreationTime"), described.get("LastModifiedTime")
     status = described["PipelineExecutionStatus"]
+    evaluation = _evaluation(sm, s3, definition, listed)
+    failed = next((s for s in listed if s.get("StepStatus") == "Failed"), {})
     return {
         "execution_id": execution_arn.rsplit("/", 1)[-1], "execution_arn": execution_arn, "status": status,
+        "pipeline_name": execution_arn.split(":pipeline/", 1)[-1].split("/", 1)[0],
         "started": started.isoformat() if started else None,
         "seconds": (ended - started).total_seconds() if started and ended and status in TERMINAL else None,
         "parameters": {**declared, **parameters}, "definition": definition,
-        "failure_reason": described.get("FailureReason"),
-        "steps": [{"name": s["StepName"], "status": s.get("StepStatus"), "metadata": s.get("Metadata") or {},
-                   "failure_reason": s.get("FailureReason")} for s in listed],
-        "metrics": _evaluation(sm, s3, definition, listed),
+        "failure_reason": described.get("FailureReason"), "failed_step": failed.get("StepName"),
+        "steps": [_step(s, definition) for s in listed],
+        "metrics": evaluation, "report_file": evaluation,
         "registered": _registered(listed),
     }
+
+
+def _step(step: dict, definition: spec.Definition) -> dict:
+    """A listed step as a view's step: its type (the definition's), status, seconds, and for a Condition
+    the outcome (what `history.gate` reads, as a local record's response holds it)."""
+    types = {placed.name: placed.step.type for placed in definition.flat}
+    metadata = step.get("Metadata") or {}
+    began, ended = step.get("StartTime"), step.get("EndTime")
+    return {"name": step["StepName"], "type": types.get(step["StepName"]), "status": step.get("StepStatus"),
+            "seconds": (ended - began).total_seconds() if began and ended else None, "metadata": metadata,
+            "failure_reason": step.get("FailureReason"),
+            "response": {"Outcome": str(metadata["Condition"]["Outcome"])} if "Condition" in metadata else None}
 
 
 def _registered(listed: list[dict]) -> dict | None:
     for step in listed:
         arn = ((step.get("Metadata") or {}).get("RegisterModel") or {}).get("Arn")
         if arn:
-            return {"ModelPackageArn": arn, "ModelPackageVersion": int(arn.rsplit("/", 1)[-1])}
+            return {"ModelPackageArn": arn, "ModelPackageVersion": int(arn.rsplit("/", 1)[-1]),
+                    "ModelPackageGroupName": arn.split(":model-package/", 1)[-1].rsplit("/", 1)[0]}
     return None
 
 

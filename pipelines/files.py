@@ -26,8 +26,19 @@ def write_atomically(path: Path | str, data: str | bytes) -> Path:
     return path
 
 
+PRODUCT = "ml-pipelines"  # the distribution, its command, and the per-user cache folder
+EARLIER_CACHE = "purchase-pipelines"  # the cache folder's name before 0.2 (the product was named after its example)
+
+
 def user_cache(name: str, override: str | None = None) -> Path:
-    """`$<override>` when set, else `$XDG_CACHE_HOME` (or `~/.cache`) / `purchase-pipelines/<name>`."""
+    """`$<override>` when set, else `$XDG_CACHE_HOME` (or `~/.cache`) / `ml-pipelines/<name>`.
+
+    An earlier version's `purchase-pipelines` folder is used where it is while no `ml-pipelines` folder
+    exists, so an upgrade keeps its built job environments (minutes of downloads) and compiled
+    definitions; `mv ~/.cache/purchase-pipelines ~/.cache/ml-pipelines` moves it for good."""
     if override and os.environ.get(override):
         return Path(os.environ[override])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purchase-pipelines" / name
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    earlier = base / EARLIER_CACHE
+    folder = earlier if earlier.is_dir() and not (base / PRODUCT).exists() else base / PRODUCT
+    return folder / name

@@ -1,9 +1,10 @@
-"""Runs side by side: the listing of `deploy.py runs` and the comparison of `deploy.py compare`.
+"""Executions in words: the summary of `deploy.py run`, the listing of `runs`, the comparison of `compare`.
 
-Both work on views, one plain dict per execution whatever ran it: the local runner's record
-(`local_view`) or SageMaker's answers (`executions.view`). A view has `execution_id`, `status`,
-`started`, `seconds`, `parameters`, `definition`, `metrics` (the model-quality report) and
-`registered` (ModelPackageArn and ModelPackageVersion), so nothing here knows where a run happened.
+All work on views, one plain dict per execution whatever ran it: the local runner's record
+(`local_view`) or SageMaker's answers (`executions.view`). A view has `execution_id`, `pipeline_name`,
+`status`, `started`, `seconds`, `parameters`, `definition`, `steps` (name, type, status, and what each
+step answered), `metrics` (the model-quality report), `report_file` (the first report a condition
+read), `registered` and `failure_reason`, so nothing here knows where a run happened.
 """
 from __future__ import annotations
 
@@ -14,62 +15,94 @@ import re
 import tarfile
 from typing import Callable
 
-from pipelines.problems import PROBLEMS
+from pipelines import quality
 from pipelines.spec import Definition
 
-_SECTIONS = [p.metrics_key for p in PROBLEMS.values()]
 _CODE_URI = re.compile(r"s3://[^\s\"']+/code/[0-9a-f]{64}/[^\s\"']+")
+# Parameters that choose the rows a model is tested on, besides the data itself.
+_SPLIT = re.compile(r"split|seed|fold", re.IGNORECASE)
 
 
 def local_view(record: dict, definition: Definition | None) -> dict:
     """A local execution record as a view."""
     steps = record.get("steps") or []
-    metrics = next((doc for step in steps for doc in (step.get("property_files") or {}).values()
-                    if any(section in doc for section in _SECTIONS)), None)
+    reports = [doc for step in steps for doc in (step.get("property_files") or {}).values()]
     registered = next((s["response"] for s in steps if s.get("type") == "RegisterModel"
                        and s.get("status") == "Succeeded" and s.get("response")), None)
     return {
-        "execution_id": record["execution_id"], "execution_arn": record.get("execution_arn"),
-        "status": record["status"], "started": record.get("started"), "seconds": record.get("seconds"),
-        "parameters": record.get("parameters") or {}, "definition": definition,
-        "failure_reason": record.get("failure_reason"), "metrics": metrics,
-        "registered": registered and {k: registered.get(k) for k in ("ModelPackageArn", "ModelPackageVersion")},
-        "selective": record.get("selective"),
+        **{k: record.get(k) for k in ("execution_id", "execution_arn", "pipeline_name", "status", "started",
+                                      "seconds", "failure_reason", "failed_step", "stop_reason", "selective",
+                                      "report", "model_card", "runner_gone")},
+        "stopped_steps": record.get("stopped_steps") or [],
+        "parameters": record.get("parameters") or {}, "definition": definition, "steps": steps,
+        "metrics": next((doc for doc in reports if quality.is_report(doc)), None),
+        "report_file": next(iter(reports), None),
+        "registered": registered and {k: registered.get(k) for k in
+                                      ("ModelPackageArn", "ModelPackageVersion", "ModelPackageGroupName",
+                                       "ModelApprovalStatus")},
     }
 
 
-def scalar_metrics(evaluation: dict | None) -> dict[str, float]:
-    """The model-quality section's scalar metrics, e.g. {"roc_auc": 0.93, ...}."""
-    section = next((evaluation[s] for s in _SECTIONS if evaluation and s in evaluation), None) or {}
-    values = {name: value.get("value") if isinstance(value, dict) else value for name, value in section.items()}
-    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+def registered_groups(definition: Definition | None) -> list[str]:
+    """The model package groups a definition's RegisterModel steps register into, in order."""
+    return list(dict.fromkeys(placed.step.arguments["ModelPackageGroupName"]
+                              for placed in (definition.flat if definition else ())
+                              if placed.step.type == "RegisterModel"))
 
 
-def gate(evaluation: dict | None) -> dict | None:
-    """The gate section evaluate.py writes: metric, value, threshold, passed."""
-    stated = (evaluation or {}).get("gate")
-    if not isinstance(stated, dict) or stated.get("value") is None:
+def gate(view: dict) -> dict | None:
+    """The execution's quality gate: the first comparison of a Condition step with a report value (as the
+    report shows it), with the rule and baseline behind its threshold when the report states them."""
+    from pipelines.report.gather import quality_gates
+
+    steps = {s["name"]: s for s in view.get("steps") or []}
+    found = next(iter(quality_gates(view.get("definition"), steps, view.get("parameters") or {},
+                                    view.get("report_file"))), None)
+    if found is None:
         return None
-    return {k: stated.get(k) for k in ("metric", "value", "threshold", "passed", "rule")}
+    stated = (view.get("report_file") or {}).get("gate") or {}
+    return {"metric": found["path"], "value": found["value"], "operator": found["operator"],
+            "threshold": found["threshold"], "outcome": found["outcome"],
+            "passed": stated.get("passed") if found["outcome"] is None else found["outcome"] == "True",
+            "rule": stated.get("rule"), "baseline": stated.get("baseline")}
+
+
+def summary(view: dict) -> dict:
+    """What a person or a script wants to know about a run (the `run --json` document)."""
+    failed = next((s for s in view.get("steps") or [] if s["name"] == view.get("failed_step")), {})
+    return {
+        **{k: view.get(k) for k in ("execution_id", "pipeline_name", "status", "failure_reason", "failed_step",
+                                    "stop_reason", "stopped_steps", "seconds", "selective", "report", "model_card")},
+        "failure_log": failed.get("log"),
+        "steps": [{"name": s["name"], "type": s.get("type"), "status": s.get("status"),
+                   "cache_hit": bool(s.get("cache_hit")), "reused_from": s.get("reused_from"),
+                   "seconds": s.get("seconds")} for s in view.get("steps") or []],
+        "gate": gate(view),
+        "registered_model": view.get("registered"),
+        "metrics": view.get("report_file"),
+    }
 
 
 def run_row(view: dict) -> dict:
-    """One line of `deploy.py runs`: id, status, start, duration, gate metric, registered version."""
+    """One line of `deploy.py runs`: id, pipeline, status, start, duration, gate, registered version."""
     return {
-        "execution_id": view["execution_id"], "status": view["status"], "started": view["started"],
-        "seconds": view["seconds"], "gate": gate(view["metrics"]),
+        "execution_id": view["execution_id"], "pipeline": view.get("pipeline_name"), "status": view["status"],
+        "started": view["started"], "seconds": view["seconds"], "gate": gate(view),
         "model_version": (view["registered"] or {}).get("ModelPackageVersion"),
-        "selective": view.get("selective"),
+        "selective": view.get("selective"), "runner_gone": view.get("runner_gone"),
     }
 
 
 def compare(a: dict, b: dict, read: Callable[[str], bytes | None]) -> dict:
-    """Two views side by side: parameters, metrics with their deltas (b - a), model versions, and
-    the code that changed between the definitions (`read(uri)` fetches a bundle, None if gone)."""
+    """Two views side by side: parameters, metrics with their deltas (b - a), model versions, the
+    code that changed between the definitions (`read(uri)` fetches a bundle, None if gone), and
+    `warnings`: why their metrics may not be comparable (another pipeline, other data, another split)."""
     names = list(dict.fromkeys([*a["parameters"], *b["parameters"]]))
-    metrics_a, metrics_b = scalar_metrics(a["metrics"]), scalar_metrics(b["metrics"])
+    metrics_a, metrics_b = quality.scalar_metrics(a["metrics"]), quality.scalar_metrics(b["metrics"])
     return {
-        "runs": [{k: view[k] for k in ("execution_id", "status", "started", "seconds")} for view in (a, b)],
+        "runs": [{k: view.get(k) for k in ("execution_id", "pipeline_name", "status", "started", "seconds")}
+                 for view in (a, b)],
+        "warnings": not_comparable(a, b),
         "parameters": [{"name": n, "a": a["parameters"].get(n), "b": b["parameters"].get(n),
                         "changed": str(a["parameters"].get(n)) != str(b["parameters"].get(n))} for n in names],
         "metrics": [{"name": n, "a": metrics_a.get(n), "b": metrics_b.get(n),
@@ -78,6 +111,23 @@ def compare(a: dict, b: dict, read: Callable[[str], bytes | None]) -> dict:
         "models": [(view["registered"] or {}).get("ModelPackageVersion") for view in (a, b)],
         "code": code_changes(a["definition"], b["definition"], read),
     }
+
+
+def not_comparable(a: dict, b: dict) -> list[str]:
+    """Why two executions' metrics do not measure the same thing: another pipeline, other input data
+    (the InputData parameter; a file given by path is addressed by its content), or another test split
+    (a parameter that chooses it: a split, seed or fold)."""
+    warnings = []
+    if a.get("pipeline_name") != b.get("pipeline_name"):
+        warnings.append(f"different pipelines: A ran {a.get('pipeline_name')}, B ran {b.get('pipeline_name')}")
+    pa, pb = a["parameters"], b["parameters"]
+    if "InputData" in pa or "InputData" in pb:
+        if str(pa.get("InputData")) != str(pb.get("InputData")):
+            warnings.append(f"different input data: A read {pa.get('InputData')}, B read {pb.get('InputData')}")
+    for name in dict.fromkeys([*pa, *pb]):
+        if _SPLIT.search(name) and str(pa.get(name)) != str(pb.get(name)):
+            warnings.append(f"different test split: {name} is {pa.get(name)} in A, {pb.get(name)} in B")
+    return warnings
 
 
 def code_uris(definition: Definition | None) -> dict[str, list[str]]:

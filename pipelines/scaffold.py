@@ -8,13 +8,13 @@ config file. Nothing that exists is overwritten.
 from __future__ import annotations
 
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 
 from pipelines.config import PIPELINES, ConfigError
 from pipelines.dsl import STEP_NAME, DefinitionError
 from pipelines.files import write_atomically
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "init"
 KINDS = ("tabular", "minimal")
 # template file -> where it goes in the new pipeline's folder
 FILES = {"pipeline.py.j2": "pipeline.py", "prepare.py": "processing/prepare.py", "evaluate.py": "processing/evaluate.py",
@@ -36,16 +36,18 @@ def scaffold(name: str, folder: Path, config: Path, template: str = "tabular") -
         raise ConfigError(f"{config} already has a [{PIPELINES}.{name}] table: choose another name or remove it")
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("templates") / "init")), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     values = dict(name=name, template=template, description=DESCRIPTIONS[template],
                   definition=_shown(folder / "pipeline.py"), test=_shown(folder / "test_pipeline.py"))
     written = []
     for source, target in FILES.items():
         written.append(write_atomically(folder / target, env.get_template(source).render(**values)))
-    table = (f"\n[{PIPELINES}.{name}]  # written by `deploy.py init {name}`: settings over [default] and the "
+    table = (f"\n[{PIPELINES}.{name}]  # written by `init {name}`: settings over [default] and the "
              f"environment\nlabel = \"label\"\n" + ('quality_threshold = 0.75\n' if template == "tabular" else ""))
-    written.append(write_atomically(config, text.rstrip("\n") + "\n" + table))
+    header = text.rstrip("\n") or ("# This project's settings, over the product's defaults (pipelines/config.toml): "
+                                    "[default], [dev], [prod], [pipeline.NAME].")
+    written.append(write_atomically(config, header + "\n" + table))
     return written
 
 

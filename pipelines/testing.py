@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import commands
-from pipelines.commands import Settings, Workspace
+from pipelines.commands import Flags, Workspace
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ class StepResult:
 class LocalRun:
     """What one local execution did: statuses, outputs, metrics, registration, and its model to call."""
 
-    def __init__(self, workspace: Workspace, record: dict):
-        self.workspace, self.record = workspace, record
+    def __init__(self, workspace: Workspace, summary: dict):
+        self.workspace, self.summary = workspace, summary
+        self.record = workspace.target.record(summary["execution_id"])
 
     def __repr__(self) -> str:
         return f"<LocalRun {self.execution_id} {self.status}: {self.failure_reason or 'no failure'}>"
@@ -92,11 +93,6 @@ class LocalRun:
                                       s.get("failure_reason"), s.get("arguments") or {}, s.get("response") or {})
                 for s in self.record["steps"]}
 
-    @cached_property
-    def summary(self) -> dict:
-        """The document `deploy.py run --local --json` prints."""
-        return commands.summarise(self.record, self.home)
-
     @property
     def metrics(self) -> dict | None:
         """The first report (property file) the run read, e.g. evaluation.json."""
@@ -128,7 +124,7 @@ class LocalRun:
 
     def output(self, step: str, name: str) -> Path:
         """The local folder holding a processing step's output `name`."""
-        return self.workspace.store.path(self.steps[step].outputs[name])
+        return self.workspace.target.store.path(self.steps[step].outputs[name])
 
     def read_json(self, step: str, output: str, file: str):
         """A JSON file a processing step wrote into one of its outputs."""
@@ -145,7 +141,8 @@ class LocalRun:
         if package is None:
             raise AssertionError(f"run {self.execution_id} registered no model ({self.failure_reason or self.status})")
         root = self.home.root / "test-endpoints" / f"v{package['ModelPackageVersion']}"
-        app = self._apps.get(root) or self._apps.setdefault(root, endpoint.load_app(self.workspace.store, package, root))
+        app = self._apps.get(root) or self._apps.setdefault(root, endpoint.load_app(self.workspace.target.store,
+                                                                                    package, root))
         data = body.encode() if isinstance(body, str) else body
         response = Client(app).post("/invocations", data=io.BytesIO(data).read(),
                                     headers={"Content-Type": content_type, "Accept": accept})
@@ -166,16 +163,19 @@ def run_locally(definition: str | Path, *, home: str | Path, parameters: dict | 
     `parameters` override the pipeline's parameters (checked against their types); `input_data` is a
     local file or s3:// URI for InputData; `job_env` is "image" (jobs get their image's package
     versions) or "host" (this Python; default: $PIPELINES_JOB_ENV, else "image"); `settings` are what
-    deploy.py's flags set (label=..., tuning=False, bucket=..., region=...). A failed run is
+    deploy.py's flags set: the framework's (bucket=..., region=...) and the definition's own (label=...,
+    tuning=False). A failed run is
     returned, not raised: assert on it. With `resume`, the execution's recorded definition runs again
     (as `run --resume` does), so `definition` only names the pipeline for the reader."""
+    framework = {k: settings.pop(k) for k in ("region", "role_arn", "bucket", "config") if k in settings}
     if not resume:
-        settings["definition"] = str(definition)
-    workspace = Workspace(Settings(env=env, home=str(home), **settings))
-    record = commands.run_local(workspace, parameters=[f"{k}={v}" for k, v in (parameters or {}).items()],
-                                input_data=str(input_data) if input_data else None, resume=resume,
-                                job_env=job_env, max_parallel_steps=max_parallel_steps)
-    return LocalRun(workspace, record)
+        framework["definition"] = str(definition)
+    workspace = Workspace(Flags(env=env, home=str(home), local=True, settings=tuple(settings.items()), **framework))
+    summary = commands.run(workspace, commands.RunOptions(
+        parameters=[f"{k}={v}" for k, v in (parameters or {}).items()],
+        input_data=str(input_data) if input_data else None, resume=resume, job_env=job_env,
+        max_parallel_steps=max_parallel_steps))
+    return LocalRun(workspace, summary)
 
 
 @pytest.fixture

@@ -484,6 +484,13 @@ def class_order(values):
         return names
 
 
+def _quantity(classes, counts):
+    """Whether a label's "classes" are the values of a quantity: many numbers, most of them rare."""
+    if len(classes) <= 20 or pd.to_numeric(pd.Series(classes), errors="coerce").isna().any():
+        return False
+    return sum(counts[c] < 5 for c in classes) > len(classes) / 2
+
+
 def label_kind(classes, y):
     if classes is None:
         return "number"
@@ -508,6 +515,9 @@ def positive_class(classes, counts, wanted):
 def label_classes(counts, problem_type, wanted_positive, name):
     """Class names in code order (binary: the positive class last), from each class's count over all hosts."""
     classes = class_order(counts)
+    if problem_type != "regression" and _quantity(classes, counts):
+        raise DataError(f"label {name!r} has {len(classes)} distinct numbers, most of them in a row or two: it is a "
+                        f"quantity, not classes; use --problem-type regression")
     if len(classes) < 2:
         raise DataError(f"label {name!r} has a single class ({classes[0] if classes else 'no rows'}); "
                         f"a classifier needs at least two, check the input data or the --label")
@@ -563,6 +573,12 @@ def cut_points(hashes, strata, names, validation_fraction, test_fraction):
         cuts[name] = [int(ranked[i]) if i < n else None for i in (n_test, n_held)]
         sizes[name] = (n - n_held, n_held - n_test, n_test)
     return cuts, sizes
+
+
+def rows_needed(validation_fraction, test_fraction):
+    """The fewest rows that give every split at least one (as cut_points rounds its shares)."""
+    return next(n for n in range(3, 10_000) if round(test_fraction * n) >= 1
+                and round(validation_fraction * n) >= 1 and n - round(test_fraction * n) - round(validation_fraction * n) >= 1)
 
 
 def check_split(sizes, classified):
@@ -893,6 +909,11 @@ def _agree_on_schema(payloads, args, seen):
     facts = {name: merge_facts([p["facts"][name] for p in payloads]) for name in payloads[0]["facts"]}
     columns = schema_columns(names, args.label, declared, whole, facts)
     kept = [c for c in columns if c["kind"] != "dropped"]
+    needed = rows_needed(args.validation_fraction, args.test_fraction)
+    if rows < needed:  # said before the columns (in so few rows every one looks constant), after the values
+        return [{"error": f"{', '.join(seen['files'])} has {rows} row(s) with a {args.label!r} value; splitting "
+                          f"into train, validation and test needs at least {needed}",
+                 "schema": {"columns": columns}}] * len(payloads)
     if not kept:
         raise DataError(f"no usable column besides the label {args.label!r}: "
                         + "; ".join(f"{c['name']} dropped ({c['reason']})" for c in columns))

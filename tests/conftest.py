@@ -13,6 +13,20 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = PROJECT_ROOT / "examples" / "purchase_intent"  # the worked example: --definition examples/purchase_intent
+EXAMPLE_DEF = str(EXAMPLE)
+
+
+def _ship_the_examples_feature_set() -> None:
+    """Tests that train in this process find the worked example's feature set where compile ships it
+    (`feature_sets/shoppers.py` of the training code, `pipelines.bundles.with_files`)."""
+    import feature_sets
+
+    if str(EXAMPLE) not in feature_sets.__path__:
+        feature_sets.__path__.append(str(EXAMPLE))
+
+
+_ship_the_examples_feature_set()
 # Jobs run on this Python unless a test is about its image's environment (pipelines.local.environments);
 # subprocesses inherit it.
 os.environ.setdefault("PIPELINES_JOB_ENV", "host")
@@ -100,21 +114,45 @@ def dev_aws(moto_aws):
     return boto3.client("sagemaker", region_name=REGION), s3
 
 
-@pytest.fixture(scope="session")
-def compile_with():
-    """compile_with(env="dev", **config overrides) -> Compiled purchase-intent pipeline, cached per arguments."""
-    from pipelines import purchase_intent
-    from pipelines.compiler import compile_pipeline
+def example():
+    """The worked example's definition module, loaded as `--definition examples/purchase_intent` loads it."""
+    from pipelines import definitions
+
+    return definitions.load(str(EXAMPLE))
+
+
+def example_config(env: str = "dev", path=None, **overrides):
+    """The worked example's settings in `env`: the framework's and its own (label, problem_type, tuning...)."""
     from pipelines.config import load_config
 
+    return load_config(env, path, pipeline="purchase-intent", declared=example().Settings,
+                       **{"region": REGION, **overrides})
+
+
+def compile_example(**overrides):
+    from pipelines.compiler import compile_pipeline
+
+    cfg = example_config(**overrides)
+    return compile_pipeline(example().definition(cfg), cfg)
+
+
+def upsert_compiled(sm, s3, compiled, role_arn):
+    """`cloud.upsert` of a compiled definition, as `deploy.py upsert` calls it."""
+    from pipelines import cloud
+
+    return cloud.upsert(sm, s3, compiled.name, compiled.definition, compiled.assets, role_arn,
+                        display_name=compiled.display_name, description=compiled.description, tags=compiled.tags)
+
+
+@pytest.fixture(scope="session")
+def compile_with():
+    """compile_with(env="dev", **settings) -> the compiled worked example, cached per arguments."""
     cache = {}
 
     def compile_(**overrides):
         key = tuple(sorted(overrides.items()))
         if key not in cache:
-            env = overrides.pop("env", "dev")
-            cfg = load_config(env, pipeline="purchase-intent", **{"region": REGION, **overrides})
-            cache[key] = compile_pipeline(purchase_intent.definition(cfg), cfg)
+            cache[key] = compile_example(**overrides)
         return cache[key]
 
     return compile_

@@ -25,10 +25,9 @@ subnets = ["subnet-aaa", "subnet-bbb"]
 security_group_ids = ["sg-123"]
 network_isolation = true
 encrypt_inter_container_traffic = true
-label = "Revenue"
 [dev]
 """
-PURCHASE, DIABETES = "pipelines.purchase_intent", "tests/fixtures/diabetes/pipeline.py"
+PURCHASE, DIABETES = "examples/purchase_intent", "tests/fixtures/diabetes/pipeline.py"
 # name -> (definition, config file text or None for the project's own, flags)
 CONFIGS = {
     "tuning": (PURCHASE, None, {}),
@@ -112,11 +111,11 @@ def compile_all() -> dict:
     from pipelines.compiler import compile_pipeline
     from pipelines.config import load_config
 
-    def settings(path: Path | None, flags: dict):
+    def settings(path: Path | None, flags: dict, module):
         """A definition's settings, as `deploy.py --config PATH --env ENV --FLAG ...` gives them."""
         env, flags = flags.get("env", "dev"), {k: v for k, v in flags.items() if k != "env"}
         return lambda pipeline: load_config(env, **({"path": path} if path else {}), pipeline=pipeline,
-                                            region=REGION, **flags)
+                                            declared=getattr(module, "Settings", None), region=REGION, **flags)
 
     built = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +123,8 @@ def compile_all() -> dict:
             path = Path(tmp) / f"{len(built)}.toml" if text else None
             if path:
                 path.write_text(text)
-            built[name] = definitions.build_with_settings(definitions.load(ref).definition, settings(path, flags))
+            module = definitions.load(ref)
+            built[name] = definitions.build_with_settings(module.definition, settings(path, flags, module))
     built.update(cases())
     return {"sdk": installed()[1], "major": installed()[0],
             "sdk_json": {name: compile_with_sdk(p, cfg) for name, (p, cfg) in built.items()},

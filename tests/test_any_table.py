@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,10 @@ from werkzeug.test import Client
 from conftest import run_cli, steps_of
 from fixtures.tables import SHAPES, string_label, with_identifier
 
-from pipelines.data import write_csv
+from examples.purchase_intent.shoppers_data import write_csv
 from pipelines.local import LocalHome, Registry, open_store
 from pipelines.local import endpoint as local_endpoint
-from pipelines.problems import PROBLEMS
+from pipelines.tabular.problems import PROBLEMS
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_a_new_table_reaches_and_passes_its_gate_by_flags_alone(runs, name):
     assert all("baseline" in section[m] for m in problem.metrics if m not in ("threshold", "calibration_error_floor"))
     registered = summary["registered_model"]
     assert registered["ModelPackageArn"].endswith(
-        f"/purchase-intent-{table.label.lower()}-{table.problem_type}/1")  # a group of its own
+        f"/tabular-{table.label.lower()}-{table.problem_type}/1")  # a group of its own
     assert {c["name"]: c["kind"] for c in schema["columns"] if c["name"] in table.kinds} == table.kinds
     assert schema["label"]["classes"] == table.classes
     assert Path(summary["report"]).is_file() and summary["model_card"]  # both rendered for every shape
@@ -78,15 +79,15 @@ def test_each_model_lands_in_its_own_group_and_models_says_what_it_predicts(runs
     groups = {g["ModelPackageGroupName"] for g in Registry.of(LocalHome(home)).list_groups()}
     assert len(groups) == len(SHAPES)
     assert cli.main(["models", "--local", "--all", "--home", str(home)]) == 0
-    assert "purchase-intent-tier-multiclass  (multiclass model of 'tier')" in capsys.readouterr().out
+    assert "tabular-tier-multiclass  (multiclass model of 'tier')" in capsys.readouterr().out
     # Without --all: the group of the pipeline the flags describe.
     assert cli.main(["models", "--local", "--home", str(home), "--label", "tier", "--problem-type", "multiclass"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "purchase-intent-tier-multiclass  (multiclass model of 'tier')"
+    assert capsys.readouterr().out.splitlines()[0] == "tabular-tier-multiclass  (multiclass model of 'tier')"
 
 
 def served(home, name, label, problem_type, tmp_path):
     """A test client of the local endpoint serving the newest version of a shape's group."""
-    group = f"purchase-intent-{label.lower()}-{problem_type}"
+    group = f"tabular-{label.lower()}-{problem_type}"
     package = Registry.of(LocalHome(home)).latest(group)
     store = open_store(None, root=LocalHome(home).s3)
     return Client(local_endpoint.load_app(store, package, tmp_path / name))
@@ -105,6 +106,30 @@ def test_multiclass_predictions_name_their_classes(runs, home, tmp_path):
     csv_lines = client.post("/invocations", data=body, headers={"Content-Type": "text/csv",
                                                                 "Accept": "text/csv"}).text.splitlines()
     assert [line.split(",")[0] for line in csv_lines] == [p["predicted_class"] for p in predictions]
+    headed = client.post("/invocations", data=body, headers={"Content-Type": "text/csv",
+                                                             "Accept": "text/csv;header=present"}).text.splitlines()
+    assert headed == ["predicted_class,p_bronze,p_gold,p_silver", *csv_lines]  # asked for: the class order named
+
+
+def test_nothing_of_the_worked_example_shows_in_the_runs_of_other_tables(runs, home):
+    """Every file of the home these tables' runs made (records, logs, reports, model cards, the store's
+    outputs and the code and models in it, archives unpacked) names neither the example nor its columns."""
+    found = []
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        for name, data in _contents(path):
+            text = data.decode("utf-8", errors="replace")
+            found += [f"{name}: {word}" for word in ("purchase", "shopper", "Revenue")
+                      if (word in text if word == "Revenue" else word in text.lower())]
+    assert found == []
+
+
+def _contents(path: Path):
+    """(name, bytes) of a file, or of each member of a tar archive."""
+    if path.name.endswith(".tar.gz"):
+        with tarfile.open(path) as tar:
+            yield from ((f"{path}!{m.name}", tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile())
+    else:
+        yield str(path), path.read_bytes()
 
 
 def test_the_endpoint_reads_rows_by_the_schema_and_names_what_is_wrong(runs, home, tmp_path):
@@ -154,8 +179,8 @@ def test_approve_acts_in_the_group_of_the_current_flags(runs, home, capsys):
 
     assert cli.main(["approve", "latest", "--local", "--home", str(home), "--label", "tier",
                      "--problem-type", "multiclass"]) == 0
-    assert capsys.readouterr().out.strip().endswith("model-package/purchase-intent-tier-multiclass/1: Approved")
+    assert capsys.readouterr().out.strip().endswith("model-package/tabular-tier-multiclass/1: Approved")
     registry = Registry.of(LocalHome(home))
     statuses = {g["ModelPackageGroupName"]: registry.latest(g["ModelPackageGroupName"])["ModelApprovalStatus"]
                 for g in registry.list_groups()}
-    assert [g for g, s in statuses.items() if s == "Approved"] == ["purchase-intent-tier-multiclass"]
+    assert [g for g, s in statuses.items() if s == "Approved"] == ["tabular-tier-multiclass"]

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import BUCKET, FAKE_ROLE, REGION
+from conftest import BUCKET, FAKE_ROLE, REGION, upsert_compiled
 
 from pipelines import cloud
 from pipelines.cloud import CloudError
@@ -19,21 +19,21 @@ def test_upsert_twice_leaves_one_pipeline_with_the_latest_definition(dev_aws, co
     sm, s3 = dev_aws
     first, second = compile_with(), compile_with(max_tuning_jobs=7)
     assert first.definition != second.definition
-    arn = cloud.upsert(sm, s3, first, FAKE_ROLE)
-    assert cloud.upsert(sm, s3, second, FAKE_ROLE) == arn
+    arn = upsert_compiled(sm, s3, first, FAKE_ROLE)
+    assert upsert_compiled(sm, s3, second, FAKE_ROLE) == arn
     assert [p["PipelineName"] for p in sm.list_pipelines()["PipelineSummaries"]] == ["purchase-intent"]
     deployed = sm.describe_pipeline(PipelineName="purchase-intent")
     assert deployed["PipelineDefinition"] == second.definition
     assert (deployed["PipelineDisplayName"], deployed["RoleArn"]) == ("Purchase intent", FAKE_ROLE)
     assert deployed["PipelineDescription"].startswith("Predicts the likelihood")
     tags = sm.list_tags(ResourceArn=arn)["Tags"]
-    assert {t["Key"]: t["Value"] for t in tags} == {"project": "purchase-intent", "environment": "dev"}
+    assert {t["Key"]: t["Value"] for t in tags} == {"environment": "dev"}
 
 
 def test_upsert_uploads_the_code_at_its_content_hash_keys_once(dev_aws, compile_with):
     sm, s3 = dev_aws
     compiled = compile_with()
-    cloud.upsert(sm, s3, compiled, FAKE_ROLE)
+    upsert_compiled(sm, s3, compiled, FAKE_ROLE)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert keys == {cloud.split_s3_uri(uri)[1] for uri in compiled.assets}
     for uri, data in compiled.assets.items():
@@ -72,7 +72,7 @@ def no_calls(fake_aws):
 def test_upsert_refuses_a_bad_role_before_any_call(no_calls, compile_with, role, message):
     sm, s3, calls = no_calls
     with pytest.raises(CloudError, match=message):
-        cloud.upsert(sm, s3, compile_with(), role)
+        upsert_compiled(sm, s3, compile_with(), role)
     assert calls == []
 
 
@@ -84,8 +84,8 @@ def test_good_role_arns_pass(role):
 def test_start_passes_the_overrides_to_the_execution(dev_aws, compile_with):
     sm, s3 = dev_aws
     compiled = compile_with()
-    cloud.upsert(sm, s3, compiled, FAKE_ROLE)
-    arn = cloud.start(sm, compiled, {"MaxTuningJobs": 3, "QualityThreshold": 0.5, "ModelApprovalStatus": "Approved"})
+    upsert_compiled(sm, s3, compiled, FAKE_ROLE)
+    arn = cloud.start(sm, compiled.name, {"MaxTuningJobs": 3, "QualityThreshold": 0.5, "ModelApprovalStatus": "Approved"})
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in params} == {
         "MaxTuningJobs": "3", "QualityThreshold": "0.5", "ModelApprovalStatus": "Approved"}
@@ -96,14 +96,14 @@ def test_start_passes_the_overrides_to_the_execution(dev_aws, compile_with):
 def test_start_before_upsert_says_to_upsert(dev_aws, compile_with):
     sm, _ = dev_aws
     with pytest.raises(CloudError, match=r"could not start purchase-intent: .*run `python deploy.py upsert`"):
-        cloud.start(sm, compile_with(), {})
+        cloud.start(sm, compile_with().name, {})
 
 
 def test_wait_returns_the_finished_execution(dev_aws, compile_with):
     sm, s3 = dev_aws
     compiled = compile_with()
-    cloud.upsert(sm, s3, compiled, FAKE_ROLE)
-    arn = cloud.start(sm, compiled, {})
+    upsert_compiled(sm, s3, compiled, FAKE_ROLE)
+    arn = cloud.start(sm, compiled.name, {})
     execution = cloud.wait(sm, arn, timeout=5, poll=0.1)
     assert execution["PipelineExecutionStatus"] == "Succeeded"  # moto finishes executions at once
 

@@ -14,13 +14,12 @@ import sys
 import tarfile
 
 import pytest
-from conftest import FAKE_ROLE, PROJECT_ROOT, REGION, json_steps
+from conftest import EXAMPLE_DEF, FAKE_ROLE, PROJECT_ROOT, REGION, example, example_config, json_steps
 
-from pipelines import dsl, purchase_intent
 from pipelines.bundles import pack
 from pipelines.compiler import PLACEHOLDER_ROLE, compile_pipeline
-from pipelines.config import ConfigError, load_config
-from pipelines.problems import PROBLEMS
+from pipelines.config import ConfigError
+from pipelines.tabular.problems import PROBLEMS
 
 BEST_MODEL = {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}
 EVALUATION_REPORT = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
@@ -275,14 +274,14 @@ def test_the_role_is_the_placeholder_until_one_is_given(compile_with):
 
 
 def test_compile_needs_a_region():
-    cfg = load_config("dev", pipeline="purchase-intent")
+    cfg = example_config(region=None)
     with pytest.raises(ConfigError, match="compile needs a region"):
-        compile_pipeline(purchase_intent.definition(cfg), cfg)
+        compile_pipeline(example().definition(cfg), cfg)
 
 
 def test_compiling_twice_in_one_process_gives_the_same_bytes(compile_with):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    assert compile_pipeline(purchase_intent.definition(cfg), cfg).definition == compile_with().definition
+    cfg = example_config()
+    assert compile_pipeline(example().definition(cfg), cfg).definition == compile_with().definition
 
 
 def test_the_tuning_job_name_is_not_timestamped(compile_with):
@@ -306,8 +305,8 @@ def test_compile_opens_no_connection_at_all(monkeypatch, fake_aws, tuning):
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=tuning)
-    compile_pipeline(purchase_intent.definition(cfg), cfg)
+    cfg = example_config(tuning=tuning)
+    compile_pipeline(example().definition(cfg), cfg)
     assert attempts == []
 
 
@@ -328,7 +327,7 @@ runpy.run_path("deploy.py", run_name="__main__")
 
 def test_compile_needs_no_sagemaker_sdk(offline_env, tmp_path, compile_with):
     out = tmp_path / "pipeline.json"
-    done = subprocess.run([sys.executable, "-c", WITHOUT_THE_SDK, "compile", "--region", REGION, "--output", str(out)],
+    done = subprocess.run([sys.executable, "-c", WITHOUT_THE_SDK, "compile", "--definition", EXAMPLE_DEF, "--region", REGION, "--output", str(out)],
                           cwd=PROJECT_ROOT, env=offline_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert out.read_text() == compile_with().definition
@@ -337,7 +336,7 @@ def test_compile_needs_no_sagemaker_sdk(offline_env, tmp_path, compile_with):
 def test_compile_says_one_line_even_when_warnings_are_errors(offline_env, tmp_path):
     """No warning or log may reach the user's terminal, or fail a run that treats warnings as errors."""
     out = tmp_path / "pipeline.json"
-    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--region", REGION, "--output",
+    done = subprocess.run([sys.executable, "-W", "error", "deploy.py", "compile", "--definition", EXAMPLE_DEF, "--region", REGION, "--output",
                            str(out)], cwd=PROJECT_ROOT, env=offline_env, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", f"wrote {out} ({out.stat().st_size} bytes)\n")
 
@@ -360,21 +359,29 @@ def test_code_uris_carry_the_sha256_of_the_bytes_uploaded(compile_with):
     by_name = {uri.rsplit("/", 1)[1]: data for uri, data in compiled.assets.items()}
     assert by_name["preprocess.py"] == (PROJECT_ROOT / "processing_scripts/preprocess.py").read_bytes()
     assert by_name["evaluate.py"] == (PROJECT_ROOT / "processing_scripts/evaluate.py").read_bytes()
-    assert by_name["sourcedir.tar.gz"] == pack(PROJECT_ROOT / "training_scripts")
+    with tarfile.open(fileobj=io.BytesIO(by_name["sourcedir.tar.gz"])) as tar:  # the training code and the feature set
+        shipped = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    training = PROJECT_ROOT / "training_scripts"
+    assert shipped == {**{p.relative_to(training).as_posix(): p.read_bytes() for p in training.rglob("*.py")
+                          if "__pycache__" not in p.parts},
+                       "feature_sets/shoppers.py": (PROJECT_ROOT / "examples/purchase_intent/shoppers.py").read_bytes()}
 
 
 @pytest.fixture
 def project_copy(tmp_path, monkeypatch):
-    """The container scripts copied to a root of our own, so a test can change them."""
+    """The container scripts copied to a root of our own, where the tabular pipeline finds them, so a test can
+    change them."""
+    from pipelines import tabular
+
     for folder in ("processing_scripts", "training_scripts"):
         shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(dsl, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(tabular, "files", lambda package: tmp_path / package)
     return tmp_path
 
 
 def fresh_compile():
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-    return compile_pipeline(purchase_intent.definition(cfg), cfg)
+    cfg = example_config()
+    return compile_pipeline(example().definition(cfg), cfg)
 
 
 def test_changing_a_script_changes_its_uri_and_nothing_else(project_copy, compile_with):

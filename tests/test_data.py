@@ -7,7 +7,7 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 
 import features
 import preprocess
@@ -118,7 +118,7 @@ def test_download_uci_errors_name_the_source_and_the_fix(tmp_path):
         raise urllib.error.URLError("no route")
 
     with pytest.raises(data.DownloadError, match=r"could not fetch https://archive\.ics\.uci\.edu.* \(no route\): "
-                                                  r"check the network, or .*download --from FILE\|URL"):
+                                                  r"check the network, or .*shoppers_data.py --from FILE\|URL"):
         data.download_uci(tmp_path / "out", opener=offline)
     assert not (tmp_path / "out").exists()
 
@@ -135,9 +135,9 @@ def test_download_without_a_network_is_one_line_naming_from(tmp_path, offline_en
 
     from conftest import PROJECT_ROOT
 
-    result = subprocess.run([sys.executable, "deploy.py", "download", "--dest", str(tmp_path)], cwd=PROJECT_ROOT,
-                            env=offline_env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "examples/purchase_intent/shoppers_data.py", "--dest", str(tmp_path)],
+                            cwd=PROJECT_ROOT, env=offline_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: could not fetch https://")
-    assert "download --from FILE|URL" in result.stderr
+    assert "shoppers_data.py --from FILE|URL" in result.stderr
 

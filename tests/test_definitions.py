@@ -67,13 +67,22 @@ def test_a_definition_that_is_not_there_says_what_to_give(capsys, ref, expected)
 
 
 NEEDS_ITS_TABLE = '''
+from dataclasses import dataclass
+
 from pipelines.dsl import DefinitionError, Pipeline
+from pipelines.settings import setting
+
+
+@dataclass(frozen=True)
+class Settings:
+    label: str = setting("")
+
 
 def definition(cfg):
     p = Pipeline({name})
-    if not cfg.label:
+    if not cfg.settings.label:
         raise DefinitionError("no label: set it under [pipeline.needs-label]")
-    p.processing("Only", "{script}", arguments=["--label", cfg.label], instance_type="ml.m5.large")
+    p.processing("Only", "{script}", arguments=["--label", cfg.settings.label], instance_type="ml.m5.large")
     return p
 '''
 
@@ -89,7 +98,7 @@ def test_settings_of_the_pipelines_own_table_reach_it_and_its_name_may_not_depen
     assert code == 0, err
     assert '"--label",\n            "y"' in out and "s3://b/teams/x/code/" in out
 
-    path.write_text(NEEDS_ITS_TABLE.format(name='"needs-label" if not cfg.label else "renamed"', script=script))
+    path.write_text(NEEDS_ITS_TABLE.format(name='"needs-label" if not cfg.settings.label else "renamed"', script=script))
     code = cli.main(["compile", "--region", REGION, "--config", str(config), "--definition", str(path)])
     assert code == 2
     assert "names its pipeline 'needs-label' without, and 'renamed' with, the settings of [pipeline.needs-label]" \

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import time
 
 import botocore.client
 import pytest
-from conftest import BUCKET, FAKE_ROLE, PROJECT_ROOT, REGION
+from conftest import BUCKET, EXAMPLE_DEF, FAKE_ROLE, PROJECT_ROOT, REGION
 
 from pipelines import cli
 
@@ -25,8 +26,8 @@ def deploy(args: list[str], env: dict) -> subprocess.Popen:
 def test_compile_is_byte_identical_across_processes_without_aws(offline_env, tmp_path, compile_with):
     """No credentials, region, profile or network; different hash seeds; stdout and --output agree."""
     out = tmp_path / "definition.json"
-    runs = [deploy(["compile"], {**offline_env, "PYTHONHASHSEED": "1"}),
-            deploy(["compile", "--output", str(out)], {**offline_env, "PYTHONHASHSEED": "2"})]
+    runs = [deploy(["compile", "--definition", EXAMPLE_DEF], {**offline_env, "PYTHONHASHSEED": "1"}),
+            deploy(["compile", "--definition", EXAMPLE_DEF, "--output", str(out)], {**offline_env, "PYTHONHASHSEED": "2"})]
     (first, err1), (nothing, err2) = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], (err1 + err2).decode()
     assert first and out.read_bytes() == first and nothing == b""
@@ -42,12 +43,12 @@ def test_compile_is_byte_identical_across_processes_without_aws(offline_env, tmp
     (["--env", "prod", "--bucket", "mine"], {"env": "prod", "bucket": "mine"}),
 ])
 def test_compile_flags_reach_the_config(fake_aws, capsys, compile_with, flags, overrides):
-    assert cli.main(["compile", *flags]) == 0
+    assert cli.main(["compile", "--definition", EXAMPLE_DEF, *flags]) == 0
     assert capsys.readouterr().out == compile_with(**overrides).definition
 
 
 def test_compile_errors_exit_2_with_the_message(capsys):
-    assert cli.main(["compile", "--env", "staging"]) == 2
+    assert cli.main(["compile", "--definition", EXAMPLE_DEF, "--env", "staging"]) == 2
     assert capsys.readouterr().err.startswith("error: environment 'staging' is not in")
 
 
@@ -78,20 +79,20 @@ def no_api_calls(monkeypatch, fake_aws):
     ("QualityThreshold", "-p 'QualityThreshold': write parameters as Name=Value"),
 ])
 def test_a_bad_override_is_refused_before_any_call(no_api_calls, capsys, pair, message):
-    assert cli.main(["start", "--role-arn", FAKE_ROLE, "-p", pair]) == 2
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "-p", pair]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert no_api_calls == []
 
 
 def test_run_refuses_a_bad_override_before_upserting(no_api_calls, capsys):
-    assert cli.main(["run", "--role-arn", FAKE_ROLE, "-p", "MaxTuningJobs=abc"]) == 2
+    assert cli.main(["run", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "-p", "MaxTuningJobs=abc"]) == 2
     assert "parameter MaxTuningJobs is Integer" in capsys.readouterr().err
     assert no_api_calls == []
 
 
 def test_upsert_without_a_role_is_refused_before_any_call(no_api_calls, capsys):
-    assert cli.main(["upsert"]) == 1
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF]) == 1
     assert "upsert needs the pipeline's execution role: pass --role-arn" in capsys.readouterr().err
     assert no_api_calls == []
 
@@ -100,28 +101,28 @@ def test_upsert_without_a_role_is_refused_before_any_call(no_api_calls, capsys):
 
 
 def test_diff_exits_1_on_a_change_and_0_when_equal(dev_aws, capsys):
-    assert cli.main(["diff", "--role-arn", FAKE_ROLE]) == 1  # nothing deployed: one line, not the whole definition
+    assert cli.main(["diff", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 1  # nothing deployed: one line, not the whole definition
     assert capsys.readouterr().out == \
         f"purchase-intent: not deployed in {REGION} yet (`python deploy.py upsert` creates it)\n"
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
     assert capsys.readouterr().out.strip() == f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/purchase-intent"
-    assert cli.main(["diff", "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["diff", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
     assert capsys.readouterr().out.strip() == "purchase-intent: deployed definition is up to date"
-    assert cli.main(["diff", "--role-arn", FAKE_ROLE, "--label", "Bought"]) == 1
+    assert cli.main(["diff", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--label", "Bought"]) == 1
     out = capsys.readouterr().out
     assert "changed: step Preprocess" in out and '"Bought"' in out and "added:" not in out
 
 
 def test_diff_without_role_compares_with_the_deployed_role(dev_aws, capsys):
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
     capsys.readouterr()
-    assert cli.main(["diff"]) == 0, capsys.readouterr().out
+    assert cli.main(["diff", "--definition", EXAMPLE_DEF]) == 0, capsys.readouterr().out
 
 
 def test_start_sends_typed_overrides(dev_aws, capsys):
     sm, _ = dev_aws
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
-    assert cli.main(["start", "-p", "MaxTuningJobs=3", "-p", "QualityThreshold=1", "-p", "ModelApprovalStatus=Approved"]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "-p", "MaxTuningJobs=3", "-p", "QualityThreshold=1", "-p", "ModelApprovalStatus=Approved"]) == 0
     arn = capsys.readouterr().out.splitlines()[-1]
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in params} == {
@@ -132,8 +133,8 @@ def test_start_with_a_local_file_uploads_it_by_content_and_sets_input_data(dev_a
     sm, s3 = dev_aws
     data = tmp_path / "sessions.csv"
     data.write_bytes(b"Revenue,x\n1,2\n")
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
-    assert cli.main(["start", "--input-data", str(data)]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--input-data", str(data)]) == 0
     arn = capsys.readouterr().out.splitlines()[-1]
     params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     key = f"purchase-intent/data/{hashlib.sha256(data.read_bytes()).hexdigest()}/sessions.csv"
@@ -146,22 +147,22 @@ def test_start_with_a_local_folder_uploads_each_file_under_one_prefix(dev_aws, c
     for name in ("a.csv", "more/b.csv"):
         (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "data" / name).write_bytes(f"Revenue,x\n1,{name}\n".encode())
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
-    assert cli.main(["start", "--input-data", str(tmp_path / "data")]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--input-data", str(tmp_path / "data")]) == 0
     arn = capsys.readouterr().out.splitlines()[-1]
     (param,) = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     prefix = param["Value"].removeprefix(f"s3://{BUCKET}/")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/")["Contents"])
     assert keys == [f"{prefix}/a.csv", f"{prefix}/more/b.csv"]  # one object per file: instances share them
-    assert cli.main(["start", "--input-data", str(tmp_path / "data")]) == 0  # the same files, the same prefix
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--input-data", str(tmp_path / "data")]) == 0  # the same files, the same prefix
     arn = capsys.readouterr().out.splitlines()[-1]
     assert sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"] == [param]
 
 
 def test_start_wait_reports_success(dev_aws, capsys):
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
-    assert cli.main(["start", "--wait", "--timeout", "5", "--poll", "0.1"]) == 0
-    assert capsys.readouterr().err.strip().endswith("Succeeded")
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--wait", "--timeout", "5", "--poll", "0.1"]) == 0
+    assert re.search(r"execution \S+ of purchase-intent: Succeeded", capsys.readouterr().err)
 
 
 def test_start_wait_times_out_with_a_message(dev_aws, capsys, monkeypatch):
@@ -175,14 +176,14 @@ def test_start_wait_times_out_with_a_message(dev_aws, capsys, monkeypatch):
         self.pipeline_execution_status = "Executing"
 
     monkeypatch.setattr(FakePipelineExecution, "__init__", executing)
-    assert cli.main(["upsert", "--role-arn", FAKE_ROLE]) == 0
+    assert cli.main(["upsert", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 0
     began = time.monotonic()
-    assert cli.main(["start", "--wait", "--timeout", "1", "--poll", "0.2"]) == 1
+    assert cli.main(["start", "--definition", EXAMPLE_DEF, "--wait", "--timeout", "1", "--poll", "0.2"]) == 1
     assert 0.8 < time.monotonic() - began < 5
     err = capsys.readouterr().err
     assert "still Executing after 1 s; it keeps running in SageMaker (raise --timeout to wait longer)" in err
 
 
 def test_start_before_upsert_says_to_upsert(dev_aws, capsys):
-    assert cli.main(["start"]) == 1
+    assert cli.main(["start", "--definition", EXAMPLE_DEF]) == 1
     assert "run `python deploy.py upsert`" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 from pipelines.bundles import pack
 from pipelines.local.container import namespace_unavailable_reason
 from pipelines.local.jobs import JobContext, JobFailed, run_training

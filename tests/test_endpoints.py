@@ -7,13 +7,13 @@ import json
 
 import botocore.client
 import pytest
-from conftest import BUCKET, FAKE_ROLE
+from conftest import BUCKET, EXAMPLE_DEF, FAKE_ROLE
 
 from pipelines import cli, endpoints
 from pipelines.cloud import CloudError
 
 GROUP = "purchase-intent-revenue-binary"  # the model group the pipeline registers into
-ENDPOINT = "purchase-intent-dev"  # the default endpoint name: <pipeline_name>-<env>
+ENDPOINT = "purchase-intent-revenue-binary-dev"  # the default endpoint name: <model package group>-<env>
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
 
@@ -65,7 +65,7 @@ def status(sm, arn):
 
 
 def test_models_lists_versions_with_status_and_key_metrics(aws, capsys):
-    assert cli.main(["models"]) == 0
+    assert cli.main(["models", "--definition", EXAMPLE_DEF]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == GROUP
     assert out[1].startswith("  v1   PendingManualApproval") and "roc_auc=0.9100" in out[1]
@@ -74,13 +74,13 @@ def test_models_lists_versions_with_status_and_key_metrics(aws, capsys):
 
 def test_approve_latest_and_reject_a_version(aws, capsys):
     sm, _, (v1, v2) = aws
-    assert cli.main(["approve", "latest", "--description", "looks good"]) == 0
+    assert cli.main(["approve", "--definition", EXAMPLE_DEF, "latest", "--description", "looks good"]) == 0
     assert capsys.readouterr().out.strip() == f"{v2}: Approved"
     assert (status(sm, v1), status(sm, v2)) == ("PendingManualApproval", "Approved")
     assert sm.describe_model_package(ModelPackageName=v2)["ApprovalDescription"] == "looks good"
-    assert cli.main(["reject", "1"]) == 0
-    assert cli.main(["approve", v1]) == 0  # by ARN
-    assert cli.main(["reject", "v2"]) == 0  # as `models` prints it
+    assert cli.main(["reject", "--definition", EXAMPLE_DEF, "1"]) == 0
+    assert cli.main(["approve", "--definition", EXAMPLE_DEF, v1]) == 0  # by ARN
+    assert cli.main(["reject", "--definition", EXAMPLE_DEF, "v2"]) == 0  # as `models` prints it
     assert (status(sm, v1), status(sm, v2)) == ("Approved", "Rejected")
 
 
@@ -90,14 +90,14 @@ def test_approve_latest_and_reject_a_version(aws, capsys):
                "package ARN"),
 ])
 def test_approve_refuses_what_names_no_version(aws, capsys, ref, message):
-    assert cli.main(["approve", ref]) == 1
+    assert cli.main(["approve", "--definition", EXAMPLE_DEF, ref]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_deploy_endpoint_creates_then_updates_to_a_new_config(aws, moto_update_endpoint, capsys):
     sm, _, (v1, v2) = aws
     sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
-    assert cli.main(["deploy-endpoint", "--role-arn", FAKE_ROLE, "--wait"]) == 0
+    assert cli.main(["deploy-endpoint", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--wait"]) == 0
     first = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert capsys.readouterr().out.startswith(f"created endpoint {ENDPOINT}: config {first['EndpointConfigName']} "
                                               f"serves {v1}")
@@ -109,7 +109,7 @@ def test_deploy_endpoint_creates_then_updates_to_a_new_config(aws, moto_update_e
     assert moto_update_endpoint == []
 
     sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
-    assert cli.main(["deploy-endpoint", "--role-arn", FAKE_ROLE, "--instance-type", "ml.c5.xlarge"]) == 0
+    assert cli.main(["deploy-endpoint", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--instance-type", "ml.c5.xlarge"]) == 0
     second = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert capsys.readouterr().out.startswith(f"updated endpoint {ENDPOINT}: config {second['EndpointConfigName']}")
     assert moto_update_endpoint == [(ENDPOINT, second["EndpointConfigName"])]
@@ -123,12 +123,12 @@ def test_deploy_endpoint_creates_then_updates_to_a_new_config(aws, moto_update_e
 
 def test_deploy_refuses_unapproved_versions_and_a_missing_role(aws, capsys):
     sm, _, (v1, _) = aws
-    assert cli.main(["deploy-endpoint", "--role-arn", FAKE_ROLE]) == 1
+    assert cli.main(["deploy-endpoint", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE]) == 1
     assert "has no approved version yet: approve one with `python deploy.py approve VERSION`" in capsys.readouterr().err
-    assert cli.main(["deploy-endpoint", "--role-arn", FAKE_ROLE, "--model-package", "1"]) == 1
+    assert cli.main(["deploy-endpoint", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--model-package", "1"]) == 1
     assert f"{v1} is PendingManualApproval, not Approved: approve it first" in capsys.readouterr().err
     sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
-    assert cli.main(["deploy-endpoint"]) == 1
+    assert cli.main(["deploy-endpoint", "--definition", EXAMPLE_DEF]) == 1
     assert "SageMaker needs an execution role for the model: pass --role-arn" in capsys.readouterr().err
     assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
 
@@ -137,12 +137,12 @@ def test_batch_transform_creates_a_job_over_the_input_with_a_model_of_the_packag
     sm, _, (v1, _) = aws
     sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
     source = f"s3://{BUCKET}/scoring/sessions.csv"
-    assert cli.main(["batch-transform", "--role-arn", FAKE_ROLE, "--input", source, "--wait"]) == 0
+    assert cli.main(["batch-transform", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--input", source, "--wait"]) == 0
     output = capsys.readouterr().out.strip()
     (summary,) = sm.list_transform_jobs()["TransformJobSummaries"]
     job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
     assert output == job["TransformOutput"]["S3OutputPath"] == \
-        f"s3://{BUCKET}/purchase-intent/transform/{job['TransformJobName']}"
+        f"s3://{BUCKET}/ml-pipelines/transform/{job['TransformJobName']}"
     assert job["TransformJobName"].startswith(f"{GROUP}-v1-")
     assert job["TransformInput"] == {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
                                      "ContentType": "text/csv", "SplitType": "None"}
@@ -156,14 +156,14 @@ def test_batch_transform_uploads_a_local_file_by_content(aws, tmp_path, capsys):
     sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
     rows = tmp_path / "rows.csv"
     rows.write_text("Administrative,Revenue\n1,FALSE\n")
-    assert cli.main(["batch-transform", "--role-arn", FAKE_ROLE, "--input", str(rows), "--output",
+    assert cli.main(["batch-transform", "--definition", EXAMPLE_DEF, "--role-arn", FAKE_ROLE, "--input", str(rows), "--output",
                      f"s3://{BUCKET}/scores"]) == 0
     assert capsys.readouterr().out.strip() == f"s3://{BUCKET}/scores"
     (summary,) = sm.list_transform_jobs()["TransformJobSummaries"]
     uri = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])[
         "TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     bucket, key = uri[5:].split("/", 1)
-    assert key.startswith("purchase-intent/data/") and key.endswith("/rows.csv")
+    assert key.startswith("ml-pipelines/scoring/") and key.endswith("/rows.csv")
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == rows.read_bytes()
 
 

@@ -14,7 +14,7 @@ import time
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import BUCKET, FAKE_ROLE, REGION
+from conftest import BUCKET, EXAMPLE_DEF, FAKE_ROLE, REGION, upsert_compiled
 
 from pipelines import cli, cloud
 
@@ -40,7 +40,7 @@ def steps(monkeypatch):
 def executed(sm, s3, steps, compiled, threshold: str, roc_auc: float, version: int | None) -> str:
     """Start an execution and make it look as SageMaker leaves it: Evaluate's job wrote evaluation.json
     and its log, and (with `version`) Register registered that model package version."""
-    arn = cloud.start(sm, compiled, {"QualityThreshold": threshold})
+    arn = cloud.start(sm, compiled.name, {"QualityThreshold": threshold})
     execution_id = arn.rsplit("/", 1)[-1]
     job = f"pipelines-{execution_id}-Evaluate-abc"
     output = EVALUATION.format(bucket=BUCKET, id=execution_id)
@@ -70,9 +70,10 @@ def executed(sm, s3, steps, compiled, threshold: str, roc_auc: float, version: i
 
 
 def deploy(*args) -> tuple[int, str]:
+    """deploy.py ARGS about the worked example's executions in SageMaker."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cli.main([*map(str, args)])
+        code = cli.main([*map(str, args), "--definition", EXAMPLE_DEF])
     return code, out.getvalue()
 
 
@@ -80,7 +81,7 @@ def deploy(*args) -> tuple[int, str]:
 def two_runs(dev_aws, compile_with, steps):
     sm, s3 = dev_aws
     compiled = compile_with()
-    cloud.upsert(sm, s3, compiled, FAKE_ROLE)
+    upsert_compiled(sm, s3, compiled, FAKE_ROLE)
     first = executed(sm, s3, steps, compiled, "baseline+10%", 0.91, 1)
     second = executed(sm, s3, steps, compiled, "0.05", 0.93, None)
     return first, second
@@ -96,7 +97,7 @@ def test_runs_lists_executions_newest_first_with_gate_and_model(two_runs):
     assert [r["model_version"] for r in rows] == [None, 1]
     assert all(r["status"] == "Succeeded" for r in rows)
     code, out = deploy("runs")
-    assert "roc_auc 0.9300 vs 0.5500  pass" in out and " v1" in out
+    assert "purchase-intent" in out and "roc_auc 0.9300 ≥ 0.5500  pass" in out and " v1" in out
 
 
 def test_compare_shows_parameters_metrics_with_deltas_and_models(two_runs):
@@ -122,7 +123,7 @@ def test_logs_come_from_cloudwatch(two_runs):
 
 
 def test_logs_of_an_unknown_step_name_the_steps(two_runs, capsys):
-    assert cli.main(["logs", two_runs[0], "Nope"]) == 1
+    assert cli.main(["logs", two_runs[0], "Nope", "--definition", EXAMPLE_DEF]) == 1
     assert "has no step 'Nope' (its steps: Evaluate, Register-RegisterModel)" in capsys.readouterr().err
 
 
@@ -132,11 +133,12 @@ def test_a_selective_start_sends_the_source_and_steps_and_the_source_parameters(
     sent = []
     sm.meta.events.register("provide-client-params.sagemaker.StartPipelineExecution",
                             lambda params, **kw: sent.append(params))
-    from pipelines.commands import Settings, Workspace, start
+    from pipelines.commands import Flags, RunOptions, Workspace, run
 
-    ws = Workspace(Settings())
-    ws.__dict__["clients"] = (sm, boto3.client("s3", region_name=REGION))
-    start(ws, compile_with(), {"ProcessingInstanceType": "ml.m5.xlarge"}, source=first, steps=["Evaluate"])
+    ws = Workspace(Flags(definition=EXAMPLE_DEF))
+    ws.target.__dict__["sm"] = sm
+    run(ws, RunOptions(parameters=["ProcessingInstanceType=ml.m5.xlarge"], source=first, steps=["Evaluate"],
+                       wait=False, upsert=False))
     (params,) = sent
     assert params["SelectiveExecutionConfig"] == {"SourcePipelineExecutionArn": first,
                                                   "SelectedSteps": [{"StepName": "Evaluate"}]}

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 
 import features
 from feature_sets import shoppers

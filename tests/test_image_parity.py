@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli, steps_of
-from pipelines.data import generate, write_csv
+from conftest import EXAMPLE_DEF, run_cli, steps_of
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import LocalHome
 
 EXPECTED = {  # the first versions line of each job's log
@@ -20,7 +20,7 @@ EXPECTED = {  # the first versions line of each job's log
 
 def test_the_project_pipeline_passes_in_the_images_versions(tmp_path):
     csv = write_csv(generate(1500, seed=3), tmp_path / "sessions.csv")
-    code, summary = run_cli("run", "--local", "--job-env", "image", "--home", tmp_path / "home", "--input-data", csv,
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--job-env", "image", "--home", tmp_path / "home", "--input-data", csv,
                             "-p", "MaxTuningJobs=2", "-p", "MaxParallelTuningJobs=2", "-p", "QualityThreshold=0.6")
     assert code == 0, summary["failure_reason"]
     steps = steps_of(LocalHome(tmp_path / "home").execution(summary["execution_id"]))

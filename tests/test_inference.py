@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fixtures.tables import string_label
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 from test_preprocess import run_preprocess
 from test_train import train_model
 

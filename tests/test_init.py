@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -10,8 +9,8 @@ import pytest
 
 from conftest import PROJECT_ROOT, offline_environ
 
-from pipelines import cli
-from pipelines.config import CONFIG_FILE, load_config
+from pipelines import cli, definitions
+from pipelines.config import load_config
 
 
 def deploy(cwd, env, *args, timeout=300) -> subprocess.CompletedProcess:
@@ -25,17 +24,17 @@ def deploy(cwd, env, *args, timeout=300) -> subprocess.CompletedProcess:
 ])
 def test_a_scaffolded_pipeline_compiles_runs_and_passes_its_own_test(tmp_path, template, steps):
     env = offline_environ(tmp_path)
-    config = tmp_path / "config.toml"
-    shutil.copy(CONFIG_FILE, config)
-    made = deploy(tmp_path, env, "init", "churn", "--template", template, "--config", config)
+    made = deploy(tmp_path, env, "init", "churn", "--template", template)
     assert made.returncode == 0, made.stderr
     assert made.stdout.split() == [str(p) for p in ("churn/pipeline.py", "churn/processing/prepare.py",
                                                     "churn/processing/evaluate.py", "churn/model/train.py",
-                                                    "churn/model/inference.py", "churn/test_pipeline.py", config)]
-    settings = load_config("dev", config, pipeline="churn")
-    assert settings.label == "label" and settings.s3_root == "s3://ml-pipelines-dev/churn"
+                                                    "churn/model/inference.py", "churn/test_pipeline.py",
+                                                    "ml-pipelines.toml")]  # the project's settings, made
+    declared = definitions.load(str(tmp_path / "churn/pipeline.py")).Settings
+    settings = load_config("dev", tmp_path / "ml-pipelines.toml", pipeline="churn", declared=declared)
+    assert settings.settings.label == "label" and settings.s3_root == "s3://ml-pipelines-dev/churn"
 
-    compiled = deploy(tmp_path, env, "compile", "--definition", "churn/pipeline.py", "--config", config)
+    compiled = deploy(tmp_path, env, "compile", "--definition", "churn/pipeline.py")
     assert compiled.returncode == 0, compiled.stderr
     definition = json.loads(compiled.stdout)
     names = [s["Name"] for s in definition["Steps"]]
@@ -72,8 +71,7 @@ def test_a_fixed_evaluation_script_reaches_a_selective_rerun_that_reuses_the_tun
     """The user's day: Evaluate crashes, the script is fixed, and only Evaluate and what follows run
     again, with today's script, on the tuning job's model from the failed execution."""
     monkeypatch.chdir(tmp_path)
-    config, home = tmp_path / "config.toml", tmp_path / "home"
-    shutil.copy(CONFIG_FILE, config)
+    config, home = tmp_path / "settings.toml", tmp_path / "home"
     assert cli.main(["init", "churn", "--config", str(config)]) == 0
     capsys.readouterr()
     script = tmp_path / "churn/processing/evaluate.py"

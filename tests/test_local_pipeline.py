@@ -18,10 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import PROJECT_ROOT, offline_environ, run_cli, steps_of
+from conftest import EXAMPLE, EXAMPLE_DEF, PROJECT_ROOT, example, example_config, offline_environ, run_cli, steps_of
 
 from pipelines import cli
-from pipelines.data import generate, write_csv
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import LocalHome, Registry, open_store
 from pipelines.testing import run_locally
 
@@ -51,7 +51,8 @@ def deploy(ws, *args: str) -> subprocess.CompletedProcess:
 def run_json(ws, *args: str, home: Path | None = None) -> SimpleNamespace:
     """`deploy.py run --local --json` on the small data set; its exit code, summary and record."""
     home = home or ws.home
-    proc = deploy(ws, "run", "--local", "--json", "--home", home, "--input-data", ws.data, *SMALL, *args)
+    proc = deploy(ws, "run", "--local", "--json", "--definition", EXAMPLE_DEF, "--home", home, "--input-data", ws.data,
+                  *SMALL, *args)
     try:
         summary = json.loads(proc.stdout)  # exactly one JSON document, nothing else on stdout
     except ValueError:
@@ -285,12 +286,9 @@ def test_a_script_with_hard_coded_opt_ml_paths_runs_in_the_pipeline(fixture_home
 def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
     """Where unshare is unavailable the runner maps /opt/ml paths in arguments: the scripts get theirs spelled out."""
     from pipelines.compiler import compile_pipeline
-    from pipelines.config import load_config
     from pipelines.local import run_pipeline
-    from pipelines.purchase_intent import definition
-
-    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1", tuning=False)
-    compiled = compile_pipeline(definition(cfg), cfg)
+    cfg = example_config(tuning=False)
+    compiled = compile_pipeline(example().definition(cfg), cfg)
     home = LocalHome(tmp_path / "home")
     store = open_store(None, root=home.s3)
     for uri, code in compiled.assets.items():
@@ -309,7 +307,7 @@ def test_the_purchase_pipeline_runs_without_a_mount_namespace(tmp_path):
 def test_other_problem_types_run_end_to_end_through_flags_alone(tmp_path, problem_type, label, threshold, section):
     """A raw feature column as the label: the model must not need it as an input, nor leak it."""
     csv = write_csv(generate(1200, seed=5), tmp_path / "sessions.csv")
-    run = run_locally("pipelines.purchase_intent", home=tmp_path / "home", input_data=csv, tuning=False,
+    run = run_locally(EXAMPLE, home=tmp_path / "home", input_data=csv, tuning=False,
                       problem_type=problem_type, label=label, parameters={"QualityThreshold": threshold})
     assert run.succeeded, run.failure_reason
     assert run.registered["ModelPackageVersion"] == 1
@@ -325,7 +323,7 @@ def test_two_instances_per_job_share_the_work_and_train_one_model(tmp_path):
     for i in range(3):  # three objects: the processing instances divide them
         write_csv(frame.iloc[i::3], sessions / f"part-{i}.csv")
     home = tmp_path / "home"
-    code, summary = run_cli("run", "--local", "--home", home, "--input-data", sessions, *PASSING_GATE,
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--home", home, "--input-data", sessions, *PASSING_GATE,
                             "-p", "MaxTuningJobs=1", "-p", "ProcessingInstanceCount=2", "-p", "TrainingInstanceCount=2")
     assert code == 0, summary["failure_reason"]
     steps = steps_of(LocalHome(home).execution(summary["execution_id"]))

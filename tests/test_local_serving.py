@@ -16,13 +16,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import EXAMPLE_DEF, PROJECT_ROOT, example, example_config
 from fixtures.servers import serving
 
 from pipelines import cli
-from pipelines.data import generate, write_csv
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.home import LocalHome
+from pipelines.targets.local import LocalTarget
 
 ROWS = 1500
 LABEL = "Revenue"
@@ -60,13 +61,13 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving")
     data = write_csv(generate(ROWS, seed=1), tmp / "sessions.csv")
     home = tmp / "home"
-    status, out, err = deploy("run", "--local", "--home", str(home), "--input-data", str(data), "--batch-transform",
+    status, out, err = deploy("run", "--definition", EXAMPLE_DEF, "--local", "--home", str(home), "--input-data", str(data), "--batch-transform",
                               "-p", "MaxTuningJobs=1", "-p", "MaxParallelTuningJobs=1", "-p", "QualityThreshold=0.5",
                               "--json")
     assert status == 0, err + out
     summary = json.loads(out)
     record = json.loads((home / "runs" / summary["execution_id"] / "execution.json").read_text())
-    status, out, err = deploy("approve", "latest", "--local", "--home", str(home))
+    status, out, err = deploy("approve", "--definition", EXAMPLE_DEF, "latest", "--local", "--home", str(home))
     assert status == 0, err
     assert out.strip().endswith("model-package/purchase-intent-revenue-binary/1: Approved")
     with open(data, newline="") as f:
@@ -88,7 +89,8 @@ def scored(run) -> list[str]:
 def server(run):
     """`deploy.py serve --local` on a free loopback port; stopped at the end of the module."""
     def command(port: int) -> list[str]:
-        return [sys.executable, "deploy.py", "serve", "--local", "--home", str(run["home"]), "--port", str(port)]
+        return [sys.executable, "deploy.py", "serve", "--local", "--definition", EXAMPLE_DEF, "--home", str(run["home"]),
+                "--port", str(port)]
 
     with serving(command, "/ping", run["tmp"] / "serve.log", cwd=PROJECT_ROOT) as url:
         yield url
@@ -144,11 +146,9 @@ def test_the_compiled_pipeline_scores_with_the_registered_model_after_the_gate(c
                            split_type="RecordIO"), "split_type must be one of None, Line"),
 ])
 def test_model_and_transform_steps_refuse_mistakes_when_built(build, message):
-    from pipelines import purchase_intent
-    from pipelines.config import load_config
     from pipelines.dsl import DefinitionError
 
-    pipeline = purchase_intent.definition(load_config("dev", pipeline="purchase-intent", region="us-east-1", batch_transform=True))
+    pipeline = example().definition(example_config(batch_transform=True))
     with pytest.raises(DefinitionError, match=re.escape(message)):
         build(pipeline)
 
@@ -270,7 +270,7 @@ def test_batch_transform_local_scores_a_file_without_the_label(run, scored):
     path = run["tmp"] / "to-score.csv"
     path.write_text(csv_text([[v for i, v in enumerate(row) if i != label]
                               for row in [run["header"], *run["rows"][:300]]]))
-    status, out, err = deploy("batch-transform", "--local", "--home", str(run["home"]), "--input", str(path))
+    status, out, err = deploy("batch-transform", "--definition", EXAMPLE_DEF, "--local", "--home", str(run["home"]), "--input", str(path))
     assert status == 0, err
     output_dir = Path(out.strip())
     assert output_dir.is_relative_to(run["home"] / "s3")
@@ -278,8 +278,8 @@ def test_batch_transform_local_scores_a_file_without_the_label(run, scored):
 
 
 def test_deploy_endpoint_local_records_a_new_config_each_time(run):
-    first = deploy("deploy-endpoint", "--local", "--home", str(run["home"]), "--endpoint-name", "shop")
-    second = deploy("deploy-endpoint", "--local", "--home", str(run["home"]), "--endpoint-name", "shop")
+    first = deploy("deploy-endpoint", "--definition", EXAMPLE_DEF, "--local", "--home", str(run["home"]), "--endpoint-name", "shop")
+    second = deploy("deploy-endpoint", "--definition", EXAMPLE_DEF, "--local", "--home", str(run["home"]), "--endpoint-name", "shop")
     assert first[0] == second[0] == 0
     assert first[1].startswith("created endpoint shop: config shop-")
     assert second[1].startswith("updated endpoint shop: config shop-")
@@ -296,7 +296,7 @@ def _deploy_busy(home: Path, package: dict, times: int) -> None:
 
 def test_concurrent_deploys_to_one_local_endpoint_all_land(run):
     home = LocalHome(run["home"])
-    package = local_endpoint.approved_package(home, "purchase-intent-revenue-binary", "latest")
+    package = LocalTarget(home).package("purchase-intent-revenue-binary", "latest", approved=True)
     workers, times = 4, 5
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         pool.starmap(_deploy_busy, [(run["home"], package, times)] * workers)

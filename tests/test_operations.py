@@ -134,14 +134,25 @@ def test_stopping_an_execution_whose_runner_is_gone_records_it_stopped(tmp_path,
 @pytest.mark.parametrize("flags, named", [
     (["-p", "StateDir=/elsewhere"], "-p"),
     (["--input-data", "data.csv"], "--input-data"),
-    (["--problem-type", "regression", "--label", "y"], "--problem-type, --label"),
-    (["--definition", HOLD], "--definition"),
 ])
 def test_resume_refuses_flags_it_would_ignore_and_points_to_from(tmp_path, capsys, flags, named):
     code = cli.main(["run", "--local", "--home", str(tmp_path), "--resume", "abc", *flags])
     err = capsys.readouterr().err
     assert code == 2
     assert f"so {named} would be ignored" in err and "--from abc --steps STEP[,STEP]" in err
+
+
+def test_resume_refuses_settings_that_contradict_or_were_never_recorded(stopped, capsys):
+    home, execution = str(stopped.home.root), stopped.execution_id
+    code = cli.main(["run", "--local", "--home", home, "--resume", execution, "--definition", "fixtures.retry_pipeline"])
+    assert code == 2
+    assert f"--definition fixtures.retry_pipeline contradicts execution {execution}, which ran with --definition " \
+           f"fixtures.hold_pipeline: --resume reruns it as it was recorded" in capsys.readouterr().err
+    code = cli.main(["run", "--local", "--home", home, "--resume", execution, "-s", "label=y"])
+    assert code == 2
+    assert f"-s label=y would be ignored: --resume reruns execution {execution} as it was recorded" \
+        in capsys.readouterr().err
+    assert stopped.record()["status"] == "Stopped"  # nothing ran
 
 
 # --- selective execution --------------------------------------------------------------------------
@@ -195,7 +206,7 @@ def test_runs_lists_the_local_executions_newest_first(stopped, capsys):
     assert code == 0 and [r["execution_id"] for r in rows] == [stopped.execution_id]
     assert (rows[0]["status"], rows[0]["gate"], rows[0]["model_version"]) == ("Stopped", None, None)
     code, out, _ = deploy(capsys, "runs", "--local", "--home", stopped.home.root)
-    assert out.splitlines()[1].startswith(f"{stopped.execution_id}   Stopped")
+    assert out.splitlines()[1].split()[:3] == [stopped.execution_id, "local-fixture-hold", "Stopped"]
 
 
 def test_logs_print_each_step_log_or_one_step_and_name_what_exists(stopped, capsys):
@@ -219,3 +230,67 @@ def test_compare_of_local_runs_shows_what_changed(interrupted, capsys):
     assert code == 0 and [r["execution_id"] for r in result["runs"]] == [executions[0], executions[-1]]
     assert [p["name"] for p in result["parameters"] if p["changed"]] == []
     assert result["code"] == [] and result["metrics"] == []
+
+
+# --- runs that end without a word, and readers that go away ------------------------------------------
+
+
+def test_a_closed_terminal_sighup_stops_the_run_as_ctrl_c_does(tmp_path):
+    run = Run(tmp_path)
+    run.process.send_signal(signal.SIGHUP)
+    run.code, _, err = run.finish()
+    record = run.record()
+    assert run.code == 1 and "Traceback" not in err and not alive(run.job)
+    assert (record["status"], record["stop_reason"], record["stopped_steps"]) == (
+        "Stopped", "its terminal closed (SIGHUP)", ["Held"])
+    assert steps_of(record)["Held"]["status"] == "Stopped"
+
+
+def test_a_runner_killed_without_a_word_is_seen_dead_by_runs_logs_and_resume(tmp_path, capsys):
+    run = Run(tmp_path)
+    run.process.kill()  # SIGKILL: nothing is recorded, its jobs die with it
+    run.process.communicate(timeout=60)
+    assert run.record()["status"] == "Executing"  # as the runner left it
+    flags = ["--local", "--home", str(run.home.root)]
+    assert cli.main(["runs", *flags]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.execution_id))
+    assert "Failed" in row and "its runner died" in row
+    record = run.record()
+    assert record["status"] == "Failed" and "ended without recording an end" in record["failure_reason"]
+    assert steps_of(record)["Held"]["status"] == "Failed"
+    assert cli.main(["logs", run.execution_id, "Held", "--follow", *flags]) == 0  # ends: nothing runs any more
+    capsys.readouterr()
+    (run.state / "Held.go").touch()
+    assert cli.main(["run", "--resume", run.execution_id, *flags]) == 0, capsys.readouterr().err
+    assert run.record()["status"] == "Succeeded"
+
+
+def test_resume_refuses_an_execution_whose_runner_is_alive(tmp_path, capsys):
+    run = Run(tmp_path)
+    try:
+        assert cli.main(["run", "--local", "--home", str(run.home.root), "--resume", run.execution_id]) == 2
+        assert "is still running (its runner, pid" in capsys.readouterr().err
+    finally:
+        (run.state / "Held.go").touch()
+        run.finish()
+
+
+def test_a_reader_that_goes_away_neither_stops_a_run_nor_gets_a_traceback(tmp_path):
+    """`run --local ... | head` and a closed terminal: stdout and stderr closed before the run writes a line."""
+    home = tmp_path / "home"
+    state_uri, state = fixture_state(home)
+    (state / "Held.go").touch()  # Held runs through
+    closed = subprocess.Popen([sys.executable, "deploy.py", "run", "--local", "--definition", HOLD, "--home", str(home),
+                               "-p", f"StateDir={state_uri}"], cwd=PROJECT_ROOT, env=subprocess_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed.stdout.close()
+    closed.stderr.close()
+    assert closed.wait(timeout=120) == 0
+    (record,) = LocalHome(home).executions()
+    assert record["status"] == "Succeeded"
+    assert not any("Traceback" in path.read_text() for path in (home / "runs").rglob("*.log"))
+    listing = subprocess.Popen([sys.executable, "deploy.py", "runs", "--local", "--home", str(home)],
+                               cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listing.stdout.close()  # `runs --local | head -0`
+    assert listing.wait(timeout=60) == 0
+    assert b"Traceback" not in listing.stderr.read()

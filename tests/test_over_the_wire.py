@@ -7,7 +7,7 @@ import sys
 
 import boto3
 import pytest
-from conftest import FAKE_ROLE, PROJECT_ROOT, REGION
+from conftest import EXAMPLE_DEF, FAKE_ROLE, PROJECT_ROOT, REGION
 from fixtures.servers import serving
 
 BUCKET = "wire-bucket"
@@ -48,9 +48,9 @@ def test_upsert_and_start_over_the_wire(fake_aws, monkeypatch, moto_server, wire
     s3.create_bucket(Bucket=BUCKET)
     flags = ["--role-arn", FAKE_ROLE, "--bucket", BUCKET]
 
-    compiling = deploy(["compile", *flags], wire_env)  # meanwhile: the same flags, compiled on its own
-    arn = finish(deploy(["upsert", *flags], wire_env)).strip()
-    execution = finish(deploy(["start", *flags, "-p", "QualityThreshold=0.5"], wire_env)).strip()
+    compiling = deploy(["compile", "--definition", EXAMPLE_DEF, *flags], wire_env)  # meanwhile: the same flags, compiled on its own
+    arn = finish(deploy(["upsert", "--definition", EXAMPLE_DEF, *flags], wire_env)).strip()
+    execution = finish(deploy(["start", "--definition", EXAMPLE_DEF, *flags, "-p", "QualityThreshold=0.5"], wire_env)).strip()
     compiled = finish(compiling)
 
     assert arn == f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/purchase-intent"
@@ -63,7 +63,8 @@ def test_upsert_and_start_over_the_wire(fake_aws, monkeypatch, moto_server, wire
     assert params == [{"Name": "QualityThreshold", "Value": "0.5"}]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     code = set(re.findall(rf"s3://{BUCKET}/(purchase-intent/code/[0-9a-f]{{64}}/[\w.]+)", compiled))
-    assert len(code) == 3 and keys == code
+    example = "purchase-intent/data/online_shoppers_synthetic.csv"  # InputData's default, written once by the run
+    assert len(code) == 3 and keys == code | {example}
 
 
 def test_cloud_commands_print_no_library_info_lines_unless_verbose(fake_aws, monkeypatch, moto_server, wire_env):
@@ -72,13 +73,13 @@ def test_cloud_commands_print_no_library_info_lines_unless_verbose(fake_aws, mon
     boto3.client("s3", region_name=REGION, endpoint_url=moto_server).create_bucket(Bucket=BUCKET)
     env = wire_env
     flags = ["--role-arn", FAKE_ROLE, "--bucket", BUCKET]
-    quiet = deploy(["diff", *flags], env)
+    quiet = deploy(["diff", "--definition", EXAMPLE_DEF, *flags], env)
     out, err = quiet.communicate(timeout=120)
     assert quiet.returncode == 1 and out == f"purchase-intent: not deployed in {REGION} yet " \
                                             "(`python deploy.py upsert` creates it)\n"
-    upsert = deploy(["upsert", *flags], env)
+    upsert = deploy(["upsert", "--definition", EXAMPLE_DEF, *flags], env)
     out, err = upsert.communicate(timeout=120)
     assert upsert.returncode == 0 and "INFO" not in err, err
-    verbose = deploy(["diff", *flags, "--verbose"], env)
+    verbose = deploy(["diff", "--definition", EXAMPLE_DEF, *flags, "--verbose"], env)
     _, err = verbose.communicate(timeout=120)
     assert "INFO:botocore.credentials:Found credentials in environment variables." in err

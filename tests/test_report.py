@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import EXAMPLE_DEF, run_cli
 
 from pipelines import cli, report, spec
 from pipelines.local import LocalHome
@@ -415,11 +415,11 @@ def test_the_registry_adds_the_model_card_column_to_an_older_database(tmp_path):
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     """One real local run on 1,500 generated rows (one tuning job); returns (home, summary)."""
-    from pipelines.data import generate, write_csv
+    from examples.purchase_intent.shoppers_data import generate, write_csv
 
     tmp = tmp_path_factory.mktemp("report-run")
     csv = write_csv(generate(1500, seed=3), tmp / "sessions.csv")
-    code, summary = run_cli("run", "--local", "--home", tmp / "home", "--input-data", csv,
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--home", tmp / "home", "--input-data", csv,
                             "-p", "MaxTuningJobs=1", "-p", "QualityThreshold=0.5")
     assert code == 0, summary
     return LocalHome(tmp / "home"), summary

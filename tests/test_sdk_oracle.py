@@ -4,19 +4,17 @@ what tests/test_same_json.py compares the compiler with is the SDK's own JSON an
 from __future__ import annotations
 
 import pytest
-from conftest import REGION
+from conftest import example, example_config
 from sdk_oracle import SdkError, compile_with_sdk
 from sdk_oracle import builder as oracle
 from sdk_oracle import sdk as sdks
 from sdk_oracle.adapter import AwsCallDuringCompile
 
-from pipelines import purchase_intent
-from pipelines.config import load_config
 
 
 def purchase(**overrides):
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION, **overrides)
-    return purchase_intent.definition(cfg), cfg
+    cfg = example_config(**overrides)
+    return example().definition(cfg), cfg
 
 
 def test_the_oracles_session_refuses_every_aws_call(monkeypatch):

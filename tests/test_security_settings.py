@@ -4,14 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import json_steps
+from conftest import example, example_config, json_steps
 from sdk_matrix import KMS, SECURE
 
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.compiler import compile_pipeline
-from pipelines.config import ConfigError, load_config
-from pipelines.data import generate, write_csv
+from pipelines.config import ConfigError
 from pipelines.local import LocalHome, open_store, run_pipeline
-from pipelines.purchase_intent import definition
 
 JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
 
@@ -19,7 +18,7 @@ JOB_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model")
 def _config(tmp_path, text=SECURE, **overrides):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    return load_config("dev", path=path, region="us-east-1", label="Revenue", **overrides)
+    return example_config("dev", path, **overrides)
 
 
 def _job_settings(step: dict) -> dict:
@@ -47,7 +46,7 @@ def _job_settings(step: dict) -> dict:
 @pytest.mark.parametrize("tuning", [True, False])
 def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
     cfg = _config(tmp_path, tuning=tuning, batch_transform=True)
-    compiled = compile_pipeline(definition(cfg), cfg)
+    compiled = compile_pipeline(example().definition(cfg), cfg)
     jobs = [s for s in json_steps(compiled.definition).values() if s["Type"] in JOB_TYPES]
     assert {s["Type"] for s in jobs} == {"Processing", "Tuning" if tuning else "Training", "Model", "Transform"}
     vpc = {"Subnets": ["subnet-aaa", "subnet-bbb"], "SecurityGroupIds": ["sg-123"]}
@@ -63,8 +62,8 @@ def test_every_job_carries_the_configured_security_settings(tmp_path, tuning):
 
 
 def test_the_default_config_adds_no_security_settings():
-    cfg = load_config("dev", pipeline="purchase-intent", region="us-east-1")
-    compiled = compile_pipeline(definition(cfg), cfg)
+    cfg = example_config(region="us-east-1")
+    compiled = compile_pipeline(example().definition(cfg), cfg)
     for word in ("KmsKeyId", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption"):
         assert word not in compiled.definition
 
@@ -72,14 +71,14 @@ def test_the_default_config_adds_no_security_settings():
 def test_a_vpc_needs_subnets_and_security_groups(tmp_path):
     with pytest.raises(ConfigError, match="both subnets and security_group_ids"):
         _config(tmp_path, '[default]\nbucket = "b"\nsubnets = ["subnet-1"]\n[dev]\n')
-    with pytest.raises(ConfigError, match="'subnets' .* must be a list of strings"):
+    with pytest.raises(ConfigError, match="'subnets' .* must be a list of strings, got \\[1\\]"):
         _config(tmp_path, '[default]\nbucket = "b"\nsubnets = [1]\nsecurity_group_ids = ["sg"]\n[dev]\n')
 
 
 def test_a_network_isolated_training_job_runs_locally_from_its_code_channel(tmp_path):
     """With isolation the code travels as a `code` channel; the local runner must still find it."""
     cfg = _config(tmp_path, tuning=False)
-    compiled = compile_pipeline(definition(cfg), cfg)
+    compiled = compile_pipeline(example().definition(cfg), cfg)
     train = next(s for s in json_steps(compiled.definition).values() if s["Type"] == "Training")
     assert "code" in [c["ChannelName"] for c in train["Arguments"]["InputDataConfig"]]
     home = LocalHome(tmp_path / "home")

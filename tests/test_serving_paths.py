@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from examples.purchase_intent import shoppers_data as data
 from fixtures.tables import SHAPES
-from pipelines import data
 from test_preprocess import run_preprocess
 from test_train import train_model
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import data
+from examples.purchase_intent import shoppers_data as data
 from test_preprocess import read_splits
 
 import preprocess

@@ -352,8 +352,9 @@ def _load_feature_set(name):
         return importlib.import_module(f"feature_sets.{name}")
     except ModuleNotFoundError:
         known = sorted(p.stem for p in (Path(_HERE) / "feature_sets").glob("*.py") if not p.stem.startswith("_"))
-        raise FeatureError(f"unknown feature set {name!r}: choose one of {', '.join(known) or 'none'}, "
-                           f"or 'none'") from None
+        raise FeatureError(f"unknown feature set {name!r}: the training code holds no feature_sets/{name}.py "
+                           f"(it holds {', '.join(known) or 'none'}); the definition ships the file it names "
+                           f"(the tabular pipeline's --feature-set FILE.py), or give none") from None
 
 
 def _applies(name, columns, label):

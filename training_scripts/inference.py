@@ -296,10 +296,22 @@ def _accept_type(accept):
     raise ValueError(f"unsupported accept type {accept!r}; use {CSV} or {JSON}")
 
 
+def _wants_header(accept):
+    """Whether the CSV part of an Accept header asks for a header line (`text/csv;header=present`)."""
+    for part in (accept or "").split(","):
+        media, _, parameters = part.partition(";")
+        if media.strip().lower() == CSV:
+            return any(p.strip().lower().replace(" ", "") == "header=present" for p in parameters.split(";"))
+    return False
+
+
 def output_fn(prediction, accept):
     """(body, content type). Binary and regression: one value per row (CSV lines, or {"predictions": [...]}).
     Multiclass: the predicted class and a probability per class, as CSV `class,p_1,...,p_k` lines (the
-    model's class order) or {"predictions": [{"predicted_class": name, "probabilities": {name: p}}]}."""
+    model's class order) or {"predictions": [{"predicted_class": name, "probabilities": {name: p}}]}.
+    An Accept of `text/csv;header=present` (RFC 4180's parameter) puts a header line first:
+    `predicted_class,p_<class>,...`, so the class order need not be known; without it, no header, as
+    SageMaker's containers answer."""
     media = _accept_type(accept)
     if isinstance(prediction, pd.DataFrame):
         names = list(prediction.columns)
@@ -311,6 +323,8 @@ def output_fn(prediction, accept):
                 for c, row in zip(predicted, probabilities)]}), media
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
+        if _wants_header(accept):
+            writer.writerow(["predicted_class", *(f"p_{name}" for name in names)])
         for c, row in zip(predicted, probabilities):
             writer.writerow([c, *(f"{v:.10g}" for v in row)])
         return text.getvalue(), media

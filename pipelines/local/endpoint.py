@@ -19,7 +19,6 @@ with a JSON message; a body above the limit (6 MB, as SageMaker's real-time endp
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -41,7 +40,6 @@ from pipelines.local.environments import default_job_env, job_python
 from pipelines.local.images import UnknownImage, image_for
 from pipelines.local.home import LocalHome
 from pipelines.local.records import arn, now, write_json_atomically
-from pipelines.local.registry import Registry
 from pipelines.scoring import MAX_PAYLOAD_MB, transform_request
 
 DEFAULT_HOST = "127.0.0.1"
@@ -54,51 +52,6 @@ _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 class LocalEndpointError(ValueError):
     """A local registry, endpoint or scoring request that cannot be carried out; the message says why
     (deploy.py reports it without a traceback, exit status 2)."""
-
-
-# --- model packages in the local registry -------------------------------------------------------
-
-
-def resolve(registry: Registry, group: str, ref: str) -> dict:
-    """The version `ref` names: a number, ``latest``, ``latest-approved`` or a model package ARN."""
-    try:
-        ref = packages.parse_reference(ref)
-    except ValueError as e:
-        raise LocalEndpointError(str(e)) from None
-    try:
-        if isinstance(ref, int):
-            return registry.get(group, ref)
-        if ref.startswith("arn:"):
-            _, _, rest = ref.partition(":model-package/")
-            package_group, _, version = rest.rpartition("/")
-            return registry.get(package_group, int(version))
-    except LookupError:
-        raise LocalEndpointError(f"no model package {ref} in the local registry {registry.path} "
-                                 f"(list them with `python deploy.py models --local`)") from None
-    approved = ref == packages.LATEST_APPROVED
-    version = registry.latest(group, packages.APPROVED if approved else None)
-    if version is None:
-        hint = ("approve one with `python deploy.py approve VERSION --local`" if approved
-                else "register one with `python deploy.py run --local`")
-        raise LocalEndpointError(f"model package group {group!r} has no {'approved ' if approved else ''}version "
-                                 f"in the local registry {registry.path}: {hint}")
-    return version
-
-
-def set_approval(home: LocalHome, group: str, ref: str, status: str) -> dict:
-    registry = Registry.of(home)
-    package = resolve(registry, group, ref)
-    return registry.set_status(package["ModelPackageGroupName"], package["ModelPackageVersion"], status)
-
-
-def approved_package(home: LocalHome, group: str, ref: str) -> dict:
-    """What deploy-endpoint and batch-transform use: refused unless Approved, as in SageMaker."""
-    package = resolve(Registry.of(home), group, ref)
-    if package["ModelApprovalStatus"] != packages.APPROVED:
-        raise LocalEndpointError(
-            f"{package['ModelPackageArn']} is {package['ModelApprovalStatus']}, not Approved: approve it first "
-            f"(`python deploy.py approve {package['ModelPackageVersion']} --local`)")
-    return package
 
 
 def _container(package: dict) -> dict:
@@ -299,8 +252,9 @@ def local_store(home: LocalHome):
 
 
 def post(url: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
-         timeout: float = 60) -> bytes:
-    """POST `body` to a local server's /invocations; the response body, or the server's message."""
+         timeout: float = 60, start: str = "python deploy.py serve --local") -> bytes:
+    """POST `body` to a local server's /invocations; the response body, or the server's message (with
+    `start`, the command that starts a server, when none answers)."""
     target = url.rstrip("/") + "/invocations"
     request = urllib.request.Request(target, data=body, method="POST",
                                      headers={"Content-Type": content_type, "Accept": accept})
@@ -315,21 +269,20 @@ def post(url: str, body: bytes, *, content_type: str = "text/csv", accept: str =
             pass
         raise LocalEndpointError(f"{target} answered {e.code}: {detail}") from None
     except urllib.error.URLError as e:
-        raise LocalEndpointError(f"no endpoint answers at {url} ({e.reason}): start one with "
-                                 f"`python deploy.py serve --local`") from None
+        raise LocalEndpointError(f"no endpoint answers at {url} ({e.reason}): start one with `{start}`") from None
 
 
-def batch_transform(home: LocalHome, store, package: dict, *, input_path: str, output_uri: str | None,
-                    data_root: str, instance_type: str) -> dict:
-    """Score a local file or folder, or an s3:// prefix of the local store, with the local
-    runner's Transform job (the same request SageMaker gets). Returns its Describe response."""
-    input_uri = stage_input(store, input_path, f"{data_root}/scoring")
+def batch_transform(home: LocalHome, store, package: dict, *, input_uri: str, output_uri: str | None,
+                    output_root: str, instance_type: str) -> dict:
+    """Score an s3:// prefix or object of the local store with the local runner's Transform job (the
+    same request SageMaker gets), into `output_uri` (default `<output_root>/<job name>`). Returns its
+    Describe response."""
     container = _container(package)
     job_name = packages.unique_name(f"{package['ModelPackageGroupName']}-v{package['ModelPackageVersion']}",
                                      packages.stamp())
     model = {"ModelName": job_name, "PrimaryContainer": {k: container[k] for k in ("Image", "ModelDataUrl",
                                                                                    "Environment") if k in container}}
-    output_uri = output_uri or f"{data_root}/transform/{job_name}"
+    output_uri = output_uri or f"{output_root}/{job_name}"
     request = transform_request(job_name, job_name, input_uri, output_uri, instance_type=instance_type)
     work_dir = home.root / "transforms" / job_name
     work_dir.mkdir(parents=True)
@@ -339,25 +292,3 @@ def batch_transform(home: LocalHome, store, package: dict, *, input_path: str, o
         return jobs.run_transform(job_name, request, ctx)
     except jobs.JobFailed as e:
         raise LocalEndpointError(f"batch transform {job_name} failed: {e.reason} (log: {ctx.log_path})") from None
-
-
-def stage_input(store, path_or_uri: str, prefix: str) -> str:
-    """An s3:// URI of the local store as it is; a local file or folder copied under `prefix`,
-    addressed by its content."""
-    if path_or_uri.startswith("s3://"):
-        if not store.list(path_or_uri):
-            raise LocalEndpointError(f"--input {path_or_uri}: no objects there in the local store")
-        return path_or_uri
-    path = Path(path_or_uri)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
-    if not files:
-        raise LocalEndpointError(f"--input {path_or_uri}: no such file or non-empty folder")
-    base = path if path.is_dir() else path.parent
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(base).as_posix().encode() + b"\0" + file.read_bytes())
-    root = f"{prefix}/{digest.hexdigest()}"
-    for file in files:
-        store.put_file(f"{root}/{file.relative_to(base).as_posix()}", file)
-    return f"{root}/{path.name}" if path.is_file() else root
-

@@ -5,7 +5,7 @@ than the image carries, so by default every job runs in a virtualenv holding
 the framework versions of the image its definition names (`pipelines.local.images`).
 Each environment is built once per image, Python and requirements, with uv,
 in a per-user cache (``$PIPELINES_ENV_CACHE``, else ``$XDG_CACHE_HOME`` or
-``~/.cache``, ``/purchase-pipelines/envs``), under a file lock, into a
+``~/.cache``, ``/ml-pipelines/envs``), under a file lock, into a
 temporary folder that is renamed into place: concurrent jobs share one
 build and an interrupted build leaves nothing half made.
 

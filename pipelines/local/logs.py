@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipelines.local.home import LocalHome
+from pipelines.local.records import settle
 
 
 def chosen_logs(record: dict, name: str | None) -> list[tuple[str, Path, str | None]]:
@@ -60,4 +61,4 @@ def lines(home: LocalHome, record: dict, name: str | None = None, *, follow: boo
         if not follow or record["status"] != "Executing":
             return
         time.sleep(poll)
-        record = home.execution(record["execution_id"])
+        record = settle(home.runs / record["execution_id"], home.execution(record["execution_id"]))

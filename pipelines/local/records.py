@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.files import write_atomically
+from pipelines.local import liveness
 from pipelines.local.home import LocalHome
 from pipelines.local.plan import RunError, parse_definition
 
@@ -37,8 +38,9 @@ def definition_text(definition: str | dict | None, pipeline_name: str | None) ->
 
 
 def new_record(home: LocalHome, pipeline_name: str, execution_id: str | None, parameters: dict,
-               steps: dict[str, Step]) -> dict:
-    """The record of a new execution, every step NotRun; RunError for an unusable execution id."""
+               steps: dict[str, Step], origin: dict | None = None) -> dict:
+    """The record of a new execution, every step NotRun; RunError for an unusable execution id. `origin`
+    is what built the definition (kept as given: the runner reads JSON only, and never this)."""
     execution_id = execution_id or secrets.token_hex(6)
     if not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,127}", execution_id):
         raise RunError(f"execution id {execution_id!r}: use letters, digits and hyphens")
@@ -56,6 +58,7 @@ def new_record(home: LocalHome, pipeline_name: str, execution_id: str | None, pa
         "seconds": None,
         "resumes": 0,
         "parameters": parameters,
+        **({"origin": origin} if origin else {}),
         "steps": [{"name": step.name, "type": step.type, **_blank_step_fields()} for step in steps.values()],
     }
 
@@ -81,6 +84,9 @@ def resumable(home: LocalHome, execution_id: str, definition: str | dict | None,
     text = (home.runs / execution_id / "definition.json").read_text()
     if record["status"] == "Succeeded":
         raise RunError(f"execution {execution_id} succeeded; there is nothing to resume")
+    if record["status"] == "Executing" and not liveness.gone(home.runs / execution_id, record):
+        raise RunError(f"execution {execution_id} is still running (its runner, pid {record.get('runner_pid')}, is "
+                       f"alive): stop it first (deploy.py stop {execution_id} --local), then resume it")
     if parameters:
         raise RunError("a resumed execution keeps its parameters; start a new run to change them")
     if pipeline_name and pipeline_name != record["pipeline_name"]:
@@ -90,10 +96,26 @@ def resumable(home: LocalHome, execution_id: str, definition: str | dict | None,
         if given != parse_definition(text):
             raise RunError(f"execution {execution_id} resumes its recorded definition; the one given differs")
     record.update(status="Executing", failure_reason=None, failed_step=None, ended=None, resumes=record["resumes"] + 1)
-    for key in ("stop_reason", "stopped_steps"):  # of an earlier stop
+    for key in ("stop_reason", "stopped_steps", "runner", "runner_gone"):  # of an earlier stop, an earlier runner
         record.pop(key, None)
     record["steps"] = [s if s["status"] == "Succeeded" else {**s, **_blank_step_fields()} for s in record["steps"]]
     return text, record
+
+
+def settle(run_dir: Path, record: dict) -> dict:
+    """The record as it is: an `Executing` one whose runner is gone (`liveness.gone`) is recorded `Failed`
+    now, with the steps it had in flight, so `runs`, `logs` and `--resume` see what happened."""
+    reason = liveness.gone(run_dir, record)
+    if reason is None:
+        return record
+    ended = now()
+    steps = [{**s, "status": "Failed", "ended": ended, "failure_reason": reason}
+             if s["status"] in ("Starting", "Executing") else s for s in record["steps"]]
+    failed = next((s["name"] for s in steps if s.get("failure_reason") == reason), None)
+    settled = {**record, "steps": steps, "status": "Failed", "ended": ended, "failed_step": failed, "runner_gone": reason,
+               "failure_reason": f"{reason}; finish it with --resume {record['execution_id']}"}
+    save_record(run_dir, settled)
+    return settled
 
 
 def _blank_step_fields() -> dict:

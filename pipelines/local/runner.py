@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pipelines import spec
-from pipelines.local import s3_endpoint, scope, selection, stopping, storage
+from pipelines.local import liveness, prune, s3_endpoint, scope, selection, stopping, storage
 from pipelines.local.cache import StepCache
 from pipelines.local.environments import check_job_env, default_job_env
 from pipelines.local.expressions import ExpressionError, Key, Scope, resolve, walk
@@ -59,6 +60,8 @@ def run_pipeline(
     handlers: Mapping[str, Callable[..., dict]] | None = None,
     isolation: str = "auto",
     job_env: str | None = None,
+    origin: dict | None = None,
+    keep_trials: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
     """Run (or with `resume=ID`, finish) one execution; return its record. With `source=ID`, run
@@ -70,9 +73,11 @@ def run_pipeline(
     receives progress events (dicts), one at a time, from worker threads.
     `job_env` is "image" (jobs run in a cached environment with their image's
     package versions, `pipelines.local.environments`) or "host" (this Python);
-    None: `$PIPELINES_JOB_ENV`, else "image".
+    None: `$PIPELINES_JOB_ENV`, else "image". `origin` (what built the definition: its settings...) is
+    kept in the record, for the commands that re-run it. The working folders of a tuning step's losing
+    trials are removed when it succeeds, unless `keep_trials`.
     Problems found before anything runs raise `RunError`; a step that fails
-    makes the returned record `Failed` instead. SIGINT and SIGTERM (on the main thread), or
+    makes the returned record `Failed` instead. SIGINT, SIGTERM and SIGHUP (on the main thread), or
     `stopping.request_stop` from another process, stop the jobs and make it `Stopped`.
     """
     if max_parallel_steps < 1:
@@ -100,7 +105,7 @@ def run_pipeline(
             declared = {p.name for p in document.parameters}  # the source's values, then -p
             overrides = {**{k: v for k, v in earlier["parameters"].items() if k in declared}, **overrides}
         values = resolve_parameters(document.parameters, overrides)
-        record = new_record(home, pipeline_name, execution_id, values, steps)
+        record = new_record(home, pipeline_name, execution_id, values, steps, origin)
         if source:
             record["selective"] = {"source_execution": source, "selected_steps": list(selected)}
             record["steps"] = [reused.get(s["name"], s) for s in record["steps"]]
@@ -116,6 +121,7 @@ def run_pipeline(
     execution = Execution(
         home=home, record=record, steps=steps, store=store, handlers=handlers,
         on_event=on_event, max_parallel=max_parallel_steps, isolation=isolation, job_env=job_env, sleep=sleep,
+        keep_trials=keep_trials,
     )
     return execution.run()
 
@@ -172,7 +178,8 @@ class Execution:
 
     def __init__(self, *, home: LocalHome, record: dict, steps: dict[str, Step], store: storage.Store,
                  handlers: Mapping[str, Callable[..., dict]], on_event: Callable[[dict], None] | None,
-                 max_parallel: int, isolation: str, job_env: str, sleep: Callable[[float], None]):
+                 max_parallel: int, isolation: str, job_env: str, sleep: Callable[[float], None],
+                 keep_trials: bool = False):
         self.home = home
         self.run_dir = home.runs / record["execution_id"]
         self.record = record
@@ -183,6 +190,7 @@ class Execution:
         self.max_parallel = max_parallel
         self.isolation = isolation
         self.job_env = job_env
+        self.keep_trials = keep_trials
         self._s3_access: dict[str, str] | None = None  # what jobs need to reach the store over S3 (`_job_s3`)
         self._closing = contextlib.ExitStack()  # what run() started and ends with it
         self.sleep = sleep
@@ -198,8 +206,11 @@ class Execution:
 
     def run(self) -> dict:
         started = time.monotonic()
-        self.record["runner_pid"] = os.getpid()  # `deploy.py stop` tells a live runner from a dead one
+        # Who runs it, and a heartbeat: `runs`, `logs` and `--resume` tell a live runner from a dead one.
+        self.record.update(runner_pid=os.getpid(), runner=liveness.runner())
         self._save()
+        liveness.beat(self.run_dir)
+        beaten = time.monotonic()
         self._emit("execution_started", resumes=self.record["resumes"], parameters=self.record["parameters"])
         with self._closing, stopping.on_signals(self.stop, self._still_stopping), \
                 ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
@@ -215,6 +226,9 @@ class Execution:
                 for future in done:
                     self.state[running.pop(future).name] = future.result()
                 self._check_stop_request(running.values())
+                if time.monotonic() - beaten > liveness.BEAT_SECONDS:
+                    liveness.beat(self.run_dir)
+                    beaten = time.monotonic()
         return self._finish(time.monotonic() - started)
 
     def _check_stop_request(self, running) -> None:
@@ -386,6 +400,9 @@ class Execution:
                 raise
             else:
                 self._record_attempt(step, attempt, name, started, "Succeeded")
+                if step.type == "Tuning" and not self.keep_trials:
+                    for folder in prune.losing_trial_folders(work_dir, response):
+                        shutil.rmtree(folder, ignore_errors=True)
                 return response
 
     def _job_s3(self) -> dict[str, str]:
@@ -482,7 +499,10 @@ class Execution:
         if step is not None:
             payload.update(step=step.name, type=step.type)
         with self.lock:
-            self.on_event({**payload, **fields})
+            try:
+                self.on_event({**payload, **fields})
+            except Exception:  # an observer that fails (a closed terminal...) must not fail a step: it is dropped
+                self.on_event = None
 
 
 PROGRESS_SECONDS = 4.0  # at most one progress line per job this often

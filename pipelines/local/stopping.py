@@ -1,4 +1,4 @@
-"""Stopping an execution: Ctrl-C, SIGTERM, or `deploy.py stop` from another terminal.
+"""Stopping an execution: Ctrl-C, SIGTERM, a closed terminal (SIGHUP), or `deploy.py stop` from another terminal.
 
 A stop is a request, not a crash: the scheduler starts nothing new, every running job's process
 group is ended (`container.run_hosts`), and the execution is recorded `Stopped`, SageMaker's own
@@ -10,17 +10,19 @@ a file works whatever the runner's pid, user or terminal, and survives a runner 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from typing import Callable, Iterator
 
 from pipelines.files import write_atomically
+from pipelines.local import liveness
 from pipelines.local.home import LocalHome
 from pipelines.local.plan import RunError
 from pipelines.local.records import now, save_record
 
 REQUEST_FILE = "stop"
+REASONS = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM to the runner",
+           signal.SIGHUP: "its terminal closed (SIGHUP)"}
 
 
 class Stop:
@@ -49,9 +51,9 @@ class JobStopped(Exception):
 
 @contextlib.contextmanager
 def on_signals(stop: Stop, again: Callable[[str], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM request `stop` while the block runs (on the main thread only: Python
-    delivers signals there); a repeated signal calls `again` instead of killing the runner
-    half-way through recording what it stopped."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal closed) request `stop` while the block runs (on the
+    main thread only: Python delivers signals there); a repeated signal calls `again` instead of
+    killing the runner half-way through recording what it stopped."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -61,9 +63,9 @@ def on_signals(stop: Stop, again: Callable[[str], None]) -> Iterator[None]:
         if stop:
             again(name)
         else:
-            stop.request("Ctrl-C (SIGINT)" if signum == signal.SIGINT else f"{name} to the runner")
+            stop.request(REASONS.get(signum, f"{name} to the runner"))
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handle) for sig in REASONS}
     try:
         yield
     finally:
@@ -94,7 +96,7 @@ def request_stop(home: LocalHome, execution_id: str, reason: str = "deploy.py st
     if record["status"] != "Executing":
         raise RunError(f"execution {execution_id} is {record['status']}: only an executing run can be stopped")
     write_atomically(home.runs / execution_id / REQUEST_FILE, f"{reason} at {now()}")
-    if not _alive(record.get("runner_pid")):
+    if liveness.gone(home.runs / execution_id, record):
         record = mark_stopped(record, f"{reason} (its runner had already ended)")
         save_record(home.runs / execution_id, record)
     return record
@@ -108,14 +110,3 @@ def mark_stopped(record: dict, reason: str) -> dict:
     return {**record, "steps": steps, "status": "Stopped", "stop_reason": reason, "ended": ended,
             "stopped_steps": [s["name"] for s in steps if s["status"] == "Stopped"]}
 
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

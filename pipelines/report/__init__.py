@@ -79,13 +79,13 @@ def publish_local_run(record: dict, *, home, store, description: str | None = No
         try:
             record["model_card"] = store_model_card(record, definition, store, registered, home=home,
                                                     description=description)
-        except Exception as exc:  # noqa: BLE001 - a card that cannot be written must not fail a good run
+        except Exception as exc:  # a card that cannot be written must not fail a good run
             warn(f"model card not written: {type(exc).__name__}: {exc}")
     try:
         record["report"] = str(render_report(record, definition, store, out_path=run_dir / "report.html",
                                              description=description, model_card_uri=record.get("model_card"),
                                              home=home))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # nor must a report
         warn(f"report not written: {type(exc).__name__}: {exc}")
     if (run_dir / "execution.json").is_file():
         save_record(run_dir, record)

@@ -3,9 +3,10 @@
 Small functions over those three, each answering one question (the steps, the parameters, the data
 profile, the evaluation, the gate, the training and its trials, the registered model); a piece that
 cannot be found comes back as None with the reason, which the report lists instead of failing.
-Nothing here is specific to the purchase pipeline: the profile is the output named "profile"
-(`profile.json`), the evaluation the property file (or output) in SageMaker's model-quality layout,
-the gate the Condition that reads it.
+Nothing here is specific to one pipeline: all of it is what the run declares. The profile is the
+output named "profile" (`profile.json`), the evaluation the property file (or output) in SageMaker's
+model-quality layout (`pipelines.quality`), the gate the Condition that reads it, the label and problem
+type what the registered model's metadata or the profile state.
 """
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import spec
-from pipelines.problems import PROBLEMS
+from pipelines.quality import SECTIONS, is_report
 
-SECTIONS = {p.metrics_key: p.name for p in PROBLEMS.values()}  # evaluation.json section -> problem type
 PROBLEM_NAMES = {"binary": "binary classification", "multiclass": "multiclass classification",
                  "regression": "regression"}
 # metric -> (label, which direction is better)
@@ -66,7 +66,7 @@ def gather(execution: dict, definition: spec.Definition | None, store, *, descri
         "label_balance": label_balance(profile),
         "problem_type": problem_type,
         "problem_name": PROBLEM_NAMES.get(problem_type, problem_type or "unknown"),
-        "label": (profile or {}).get("label") or _metadata(steps).get("label") or _container_argument(steps, "--label"),
+        "label": (profile or {}).get("label") or _metadata(steps).get("label"),
         "classes": (profile or {}).get("classes") or (evaluation or {}).get("classes"),
         "evaluation": evaluation,
         "metrics": metric_rows(evaluation, gates),
@@ -178,17 +178,13 @@ def schema_rows(schema: dict | None, profile: dict | None) -> list[dict]:
     return [{"kind": "", **stats.get(c.get("name"), {}), **c} for c in columns if isinstance(c, dict)]
 
 
-def _is_evaluation(document: Any) -> bool:
-    return isinstance(document, dict) and any(section in document for section in SECTIONS)
-
-
 def read_evaluation(steps: dict[str, dict], definition: spec.Definition | None,
                     store) -> tuple[dict | None, str | None]:
     """(the model-quality report: a step's property file, else its evaluation output, else the
     metrics the registry recorded; or None and why)."""
     for step in steps.values():
         for document in (step.get("property_files") or {}).values():
-            if _is_evaluation(document):
+            if is_report(document):
                 return document, None
     producers = []
     for placed in definition_steps(definition):
@@ -204,12 +200,12 @@ def read_evaluation(steps: dict[str, dict], definition: spec.Definition | None,
             continue
         uri = _outputs(step).get(output)
         document, problem = _read_json(store, f"{uri.rstrip('/')}/{path}") if isinstance(uri, str) else (None, None)
-        if _is_evaluation(document):
+        if is_report(document):
             return document, None
         problems.append(problem or f"step {name} wrote no model-quality report")
     for step in steps.values():
         metrics = ((step.get("response") or {}).get("Metrics") or {}).get("ModelQuality.Statistics")
-        if _is_evaluation(metrics):
+        if is_report(metrics):
             return metrics, None
     why = problems[0] if problems else "no step of this pipeline writes a model-quality report"
     return None, f"Evaluation (metrics and plots): {why}."
@@ -231,18 +227,7 @@ def find_problem_type(evaluation: dict | None, profile: dict | None, steps: dict
             return problem
     if profile and profile.get("problem_type"):
         return profile["problem_type"]
-    if _metadata(steps).get("problem_type"):
-        return _metadata(steps)["problem_type"]
-    return _container_argument(steps, "--problem-type")
-
-
-def _container_argument(steps: dict[str, dict], flag: str) -> str | None:
-    """The value of `flag` in a processing step's container arguments, e.g. Preprocess's --label."""
-    for step in steps.values():
-        args = ((step.get("arguments") or {}).get("AppSpecification") or {}).get("ContainerArguments") or []
-        if flag in args[:-1]:
-            return str(args[args.index(flag) + 1])
-    return None
+    return _metadata(steps).get("problem_type")
 
 
 def metric_rows(evaluation: dict | None, gates: list[dict]) -> list[dict]:

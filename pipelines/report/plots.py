@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.files import write_atomically
-from pipelines.report.gather import SECTIONS
+from pipelines.quality import SECTIONS
 
 # plot palette, shared with the page's CSS
 BLUE, GREY, INK = "#2563eb", "#94a3b8", "#1e293b"

@@ -1,14 +1,13 @@
-"""The templates (`templates/report.html.j2`, `templates/model_card.md.j2`) and the filters they format values with."""
+"""The templates (`templates/report.html.j2`, `templates/model_card.md.j2`, shipped with the product) and the
+filters they format values with."""
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 from pipelines.files import user_cache
-
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 def environment():
@@ -19,7 +18,7 @@ def environment():
     cache = user_cache("templates")
     cache.mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+        loader=jinja2.FileSystemLoader(str(files("templates"))), undefined=jinja2.StrictUndefined,
         bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)),
         autoescape=lambda name: bool(name) and name.endswith(".html.j2"), trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True,

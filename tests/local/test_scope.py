@@ -1,6 +1,9 @@
 """What the runner refuses before anything runs (pipelines.local.scope), on definitions built here."""
 from __future__ import annotations
 
+import json
+
+from pipelines import spec
 from pipelines.local.expressions import Scope
 from pipelines.local.plan import plan
 from pipelines.local.scope import refusals
@@ -21,7 +24,7 @@ def processing(name, reads=(), writes=(), depends_on=()):
 
 
 def problems(tmp_path, *steps):
-    planned = plan({"Version": "2020-12-01", "Steps": list(steps)}, in_process=IN_PROCESS, job_types=JOB_HANDLERS)
+    planned = plan(spec.read(json.dumps({"Version": "2020-12-01", "Steps": list(steps)})), in_process=IN_PROCESS, job_types=JOB_HANDLERS)
     return refusals(planned, Scope(parameters={}, execution={"PipelineExecutionId": "e1"}), LocalStore(tmp_path))
 
 

@@ -18,7 +18,7 @@ from pipelines.local import LocalHome, Registry, open_store
 
 def compile_module(module: str, **overrides) -> Compiled:
     """The pipeline of `module` (e.g. "fixtures.hold_pipeline") compiled with the dev config."""
-    cfg = load_config("dev", pipeline="purchase-intent", region=REGION, **overrides)
+    cfg = load_config("dev", region=REGION, **overrides)
     return compile_pipeline(importlib.import_module(module).definition(cfg), cfg)
 
 

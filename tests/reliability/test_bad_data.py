@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli, steps_of
+from conftest import EXAMPLE_DEF, example_config, run_cli, steps_of
 
-from pipelines import commands
-from pipelines.config import load_config
-from pipelines.data import LABEL, generate, write_csv
+from pipelines import history
+from pipelines.inputs import stage_input
+from examples.purchase_intent.shoppers_data import LABEL, generate, write_csv
 from pipelines.local import LocalHome, run_pipeline
 
 from .support import REGION, fingerprint, local_store, registry_rows
@@ -99,7 +99,7 @@ class Lab:
 
     def __init__(self, root: Path, compiled):
         self.root, self.compiled = root, compiled
-        self.cfg = load_config("dev", pipeline="purchase-intent", region=REGION, tuning=False)
+        self.cfg = example_config(tuning=False)
         self.home = LocalHome(root / "home")
         self.store = local_store(self.home, compiled)
         self.sessions = write_csv(generate(300, seed=7), root / "sessions.csv").read_text()
@@ -108,7 +108,7 @@ class Lab:
 
     def run(self, path: Path, **parameters) -> dict:
         """`run --local --input-data PATH`, through the runner API."""
-        uri = commands.stage_input(str(path), self.cfg, self.store.put_bytes)
+        uri = stage_input(str(path), f"{self.cfg.s3_root}/data", self.store.put_file)
         return run_pipeline(self.compiled.definition, pipeline_name=self.compiled.name, home=self.home,
                             store=self.store, parameters={"InputData": uri, **parameters})
 
@@ -160,7 +160,7 @@ def test_a_bad_file_fails_preprocess_with_a_clear_reason_and_nothing_after_it_ru
     assert {n: s["status"] for n, s in steps.items() if n != "Preprocess"} == dict.fromkeys(
         set(steps) - {"Preprocess"}, "NotRun")
     assert [a["error_type"] for a in steps["Preprocess"]["attempts"]] == ["AlgorithmError"]  # bad data: no retry
-    assert record["failure_reason"] == reason == commands.summarise(record)["failure_reason"]
+    assert record["failure_reason"] == reason == history.summary(history.local_view(record, None))["failure_reason"]
     assert CLEAR.match(reason), reason
     assert all(part in reason for part in expected), f"{reason!r} should say {expected}"
 
@@ -170,14 +170,28 @@ def test_bad_files_leave_the_earlier_execution_and_the_registry_as_they_were(lab
     assert lab.changes() == []
 
 
-def test_the_command_line_fails_with_the_reason_in_its_json_summary(lab, tmp_path):
-    path = tmp_path / "semicolons.csv"
-    path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
-    code, summary = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", lab.home.root,
-                            "--input-data", path)
+def test_the_command_line_fails_with_the_reason_in_the_users_words_in_its_json_summary(lab, tmp_path):
+    path = tmp_path / "text.csv"
+    path.write_bytes(with_value(lab.sessions, "PageValues", {40: "lots"}))
+    code, summary = run_cli("run", "--definition", EXAMPLE_DEF, "--local", "--no-tuning", "--region", REGION,
+                            "--home", lab.home.root, "--input-data", path)
     record = lab.home.execution(summary["execution_id"])
     assert (code, summary["status"], record["status"]) == (1, "Failed", "Failed")
-    assert summary["failure_reason"] == record["failure_reason"]
-    assert "semicolons.csv is separated by ';'" in summary["failure_reason"]
+    assert "/opt/ml/processing/input/raw/text.csv line 42" in record["failure_reason"]  # what the job saw
+    assert summary["failure_reason"] == record["failure_reason"].replace("/opt/ml/processing/input/raw/text.csv",
+                                                                         str(path))  # what the user gave
     assert [s["status"] for s in summary["steps"] if s["name"] != "Preprocess"] == ["NotRun"] * 5
     assert lab.changes() == []
+
+
+def test_a_file_that_is_not_comma_separated_is_refused_before_anything_is_recorded(lab, tmp_path, capsys):
+    from pipelines import cli
+
+    path = tmp_path / "semicolons.csv"
+    path.write_bytes(csv_bytes(frame(lab.sessions), sep=";"))
+    runs = len(lab.home.executions())
+    assert cli.main(["run", "--definition", EXAMPLE_DEF, "--local", "--home", str(lab.home.root),
+                     "--input-data", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path} is separated by ';', not by commas (its header is one " \
+                                      f"column): save it as comma-separated CSV\n"
+    assert len(lab.home.executions()) == runs and lab.changes() == []

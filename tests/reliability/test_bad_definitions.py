@@ -11,13 +11,11 @@ import re
 
 import pytest
 
-from pipelines import purchase_intent
 from pipelines.compiler import compile_pipeline
-from pipelines.config import load_config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline
-from pipelines.problems import PROBLEMS
+from pipelines.tabular.problems import PROBLEMS
 
-from .support import REGION
+from conftest import example, example_config
 
 pytestmark = pytest.mark.reliability
 
@@ -158,7 +156,7 @@ MISTAKES = [  # (the mistake, what the message must name: the step or parameter,
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config("dev", pipeline="purchase-intent", region=REGION)
+    return example_config()
 
 
 @pytest.mark.parametrize("mistake, named", MISTAKES, ids=[m.__name__ for m, _ in MISTAKES])
@@ -176,4 +174,4 @@ def test_a_gate_on_a_metric_evaluate_never_writes_is_refused(cfg, monkeypatch):
     """evaluate.py writes binary_classification_metrics.roc_auc.value; a gate on `.auc.` could never pass."""
     monkeypatch.setitem(PROBLEMS, "binary", dataclasses.replace(PROBLEMS["binary"], gate_metric="auc"))
     with pytest.raises(DefinitionError, match=re.escape("binary_classification_metrics.auc.value")):
-        compile_pipeline(purchase_intent.definition(cfg), cfg)
+        compile_pipeline(example().definition(cfg), cfg)

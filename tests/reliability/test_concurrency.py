@@ -17,9 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import steps_of
+from conftest import EXAMPLE_DEF, steps_of
 
-from pipelines.data import generate, write_csv
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import LocalHome, open_store
 
 from .support import PROJECT_ROOT, REGION, registry_rows, subprocess_env
@@ -36,7 +36,7 @@ def runs(tmp_path_factory) -> SimpleNamespace:
     home = LocalHome(root / "home")
     data = write_csv(generate(1000, seed=5), root / "sessions.csv")
     processes = [subprocess.Popen(
-        [sys.executable, "deploy.py", "run", "--local", "--json", "--no-tuning", "--region", REGION,
+        [sys.executable, "deploy.py", "run", "--definition", EXAMPLE_DEF, "--local", "--json", "--no-tuning", "--region", REGION,
          "--home", str(home.root), "--input-data", str(data), "-p", "QualityThreshold=0.6", "-p", f"SplitSeed={seed}"],
         cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed in SEEDS]

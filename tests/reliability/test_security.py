@@ -20,12 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_cli, steps_of
+from conftest import EXAMPLE_DEF, example, example_config, run_cli, steps_of
 
-from pipelines import purchase_intent
 from pipelines.compiler import compile_pipeline
-from pipelines.config import load_config
-from pipelines.data import generate, write_csv
+from examples.purchase_intent.shoppers_data import generate, write_csv
 from pipelines.local import LocalHome, RunError, open_store, run_pipeline
 from pipelines.local import endpoint as local_endpoint
 from pipelines.local.endpoint import LocalEndpointError
@@ -63,11 +61,11 @@ def with_credentials(tmp_path_factory) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
-        cfg = load_config("dev", pipeline="purchase-intent", region=REGION)
-        compiled = compile_pipeline(purchase_intent.definition(cfg), cfg)
+        cfg = example_config()
+        compiled = compile_pipeline(example().definition(cfg), cfg)
         data = write_csv(generate(1000, seed=9), root / "sessions.csv")
-        _, full = run_cli("run", "--local", "--no-tuning", "--region", REGION, "--home", home, "--input-data", data,
-                       "-p", "QualityThreshold=0.6")
+        _, full = run_cli("run", "--local", "--definition", EXAMPLE_DEF, "--no-tuning", "--region", REGION, "--home", home,
+                          "--input-data", data, "-p", "QualityThreshold=0.6")
         _, probe = run_cli("run", "--local", "--definition", "fixtures.environment_pipeline", "--home", home,
                         "-p", f"StateDir={state_uri}")
     return SimpleNamespace(home=LocalHome(home), compiled=compiled, full=full, probe=probe)
@@ -217,7 +215,9 @@ def test_a_model_archive_with_a_member_out_of_its_directory_is_neither_served_no
     with pytest.raises(LocalEndpointError, match=f"cannot unpack s3://.*/model.tar.gz: {refusal}"):
         local_endpoint.unpack(sandbox.store, package, sandbox.root / "endpoint")
     rows = write_csv(generate(5, seed=1), sandbox.root / "rows.csv")
+    sandbox.store.put_file("s3://ml-pipelines-dev/scoring/rows.csv", rows)
     with pytest.raises(LocalEndpointError, match=f"ClientError: cannot unpack model.tar.gz: {refusal}"):
-        local_endpoint.batch_transform(sandbox.home, sandbox.store, package, input_path=str(rows), output_uri=None,
-                                       data_root="s3://ml-pipelines-dev/purchase-intent", instance_type="ml.m5.large")
+        local_endpoint.batch_transform(sandbox.home, sandbox.store, package,
+                                       input_uri="s3://ml-pipelines-dev/scoring/rows.csv", output_uri=None,
+                                       output_root="s3://ml-pipelines-dev/transform", instance_type="ml.m5.large")
     assert escaped(sandbox.root) == []

@@ -173,7 +173,7 @@ class Sdk(Adapter):
 
     # -- models --
 
-    def ModelStep(self, name, *, step_args, **options):  # noqa: N802 (the builder calls it as v2's class)
+    def ModelStep(self, name, *, step_args, **options):  # the builder calls it as v2's class
         """v3's ModelStep names its step `name`; v2's, `<name>-RegisterModel` or `<name>-CreateModel`.
         v2's names are kept, so a pipeline's step names, and with them its executions' history,
         caches and resumes, stay the same when it moves to v3."""

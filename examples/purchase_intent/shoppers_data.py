@@ -1,9 +1,13 @@
 """Data for the worked example: a synthetic UCI-shaped generator and the UCI downloader.
 
 The generator is the embedded default, so the pipeline runs on a fresh machine
-with no download; `download_uci` fetches the real file when it is wanted.
+with no download; `download_uci` fetches the real file when it is wanted:
+
+    python examples/purchase_intent/shoppers_data.py --dest data [--from FILE|URL]
 """
+import argparse
 import io
+import sys
 import urllib.parse
 import urllib.request
 import zipfile
@@ -140,7 +144,7 @@ def download_uci(dest_dir, url=UCI_URL, opener=urllib.request.urlopen):
     except OSError as e:
         raise DownloadError(
             f"could not fetch {url} ({getattr(e, 'reason', None) or e.strerror or e}): check the network, or "
-            f"give a copy you already have with `python deploy.py download --from FILE|URL`") from None
+            f"give a copy you already have with `python examples/purchase_intent/shoppers_data.py --from FILE|URL`") from None
     if zipfile.is_zipfile(io.BytesIO(payload)):
         archive = zipfile.ZipFile(io.BytesIO(payload))
         members = [m for m in archive.namelist() if Path(m).name == CSV_NAME]
@@ -157,3 +161,22 @@ def download_uci(dest_dir, url=UCI_URL, opener=urllib.request.urlopen):
             f"{source} has header {header[:4]}{'...' if len(header) > 4 else ''}, not the UCI Online Shoppers "
             f"columns: give the archive from {UCI_URL} or its {CSV_NAME}")
     return write_atomically(Path(dest_dir) / CSV_NAME, data)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Download the UCI Online Shoppers Purchasing Intention data "
+                                                 "set (the worked example's real data).")
+    parser.add_argument("--dest", default="data", help=f"folder to write {CSV_NAME} into (default: data)")
+    parser.add_argument("--from", dest="source", metavar="FILE|URL",
+                        help="a copy you already have: the UCI zip archive or its CSV, as a path or URL")
+    args = parser.parse_args(argv)
+    try:
+        print(download_uci(Path(args.dest), url=args.source or UCI_URL))
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""What follows from the problem type: XGBoost objective, tuning metric, gate.
+"""What follows from the tabular pipeline's problem type: XGBoost objective, tuning metric, gate.
 
 One table, so binary, multiclass and regression share every code path and
 differ only in these values. The gate's threshold is a number or
@@ -15,7 +15,7 @@ class Problem:
     name: str
     tuning_metric: str  # printed by training_scripts/train.py as `name=value;`
     tuning_direction: str
-    metrics_key: str  # section of evaluation.json (SageMaker model-quality layout)
+    metrics_key: str  # section of evaluation.json (SageMaker's model-quality layout, `pipelines.quality`)
     gate_metric: str
     gate_direction: str  # Maximize: gate passes when metric >= threshold; Minimize: <=
     metrics: tuple[str, ...]  # the scalar metrics processing_scripts/evaluate.py writes for this type

@@ -1,38 +1,78 @@
-"""The purchase-likelihood pipeline: will this browsing session end in a purchase?
+"""The tabular pipeline, the product's default: any table, its label and its problem type.
 
 Preprocess -> Tune (or Train) -> Evaluate -> QualityGate -> Register | Fail.
-Nothing in it is specific to the shoppers table: Preprocess writes the schema
-of whatever table it is given, the model builds its features from that schema
-(plus the `shoppers` feature set, chosen in config.toml, where the table has
-its columns), and the problem type and label come from the config; everything
-that depends on them comes from `pipelines.problems`.
+Preprocess writes the schema of whatever table it is given, the model builds its features from that
+schema (plus a feature set, when the settings name one), and everything that depends on the problem
+type comes from `problems`. It is a definition like any user's: the framework loads it by name
+(`--definition pipelines.tabular`, the default) and never imports it; another definition may build
+on it (`pipeline(cfg, name, ...)`, `Settings` with its own defaults), as the worked example does.
 """
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
+from pipelines.bundles import with_files
 from pipelines.config import Config
 from pipelines.dsl import Continuous, DefinitionError, Integer, Objective, Pipeline, Report, Sharded
-from pipelines.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 from pipelines.scoring import MAX_PAYLOAD_MB, SCORING
+from pipelines.settings import duration_seconds, setting
+from pipelines.tabular.inputs import check_input
+from pipelines.tabular.problems import DEFAULT_THRESHOLD, PROBLEMS, THRESHOLD_PATTERN
 
+__all__ = ["NAME", "Settings", "check_input", "definition", "model_group", "pipeline"]
+
+NAME = "tabular"
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-NAME = "purchase-intent"  # its settings are [pipeline.purchase-intent] of config.toml
-SYNTHETIC_DATA = "data/online_shoppers_synthetic.csv"  # under the pipeline's prefix; `run --local` writes it
-SYNTHETIC_ROWS = 12_330  # the size of the real data set
+NO_FEATURE_SET = ("", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the tabular pipeline needs to know of a table (its `[pipeline.NAME]` table, -s, or these flags)."""
+
+    label: str = setting("", "the column to predict", flag=True)
+    problem_type: str = setting("binary", "binary, multiclass or regression", choices=tuple(PROBLEMS), flag=True)
+    positive_class: str = setting("", "binary: the label value that is the positive class (default: true/yes/1..., "
+                                      "else the minority class)", flag=True)
+    schema: dict = setting({}, 'declared column kinds, JSON or a JSON file: {"column": "kind"} overrides inferred '
+                               "kinds; a schema.json (as Preprocess writes it) replaces them", flag=True)
+    feature_set: str = setting("none", "domain features added to the generic ones: a .py file "
+                                       "(training_scripts/feature_sets/ says what it holds), or none", flag=True)
+    tuning: bool = setting(True, "tune hyperparameters (TuningStep) or train once (TrainingStep)", flag=True)
+    time_budget: str = setting("2m", "how long training may take, e.g. 90s, 5m or 1h30m (the TimeBudget "
+                                     "parameter's default); a tuning job needs at least 2m", flag=True)
+    families: str = setting("auto", "the model's families: auto (every one the training image holds) or a "
+                                    "list, e.g. xgboost for one family, faster", flag=True)
+    batch_transform: bool = setting(False, "after registration, score the ScoringData parameter "
+                                           "(CreateModel + TransformStep)", flag=True)
+
+    def __post_init__(self):
+        duration_seconds(self.time_budget)  # a mistake is refused here, naming the setting
 
 
 def definition(cfg: Config) -> Pipeline:
-    problem = PROBLEMS[cfg.problem_type]
-    p = Pipeline(NAME, display_name="Purchase intent",
-                 description="Predicts the likelihood that a browsing session ends in a purchase (XGBoost).")
-    if not cfg.label:
-        raise DefinitionError(f"no label: set `label` under [pipeline.{NAME}] in config.toml or pass --label COLUMN")
-    default_data = cfg.input_data or f"{cfg.s3_root}/{SYNTHETIC_DATA}"
+    return pipeline(cfg, NAME, display_name="Tabular",
+                    description="Predicts a column of any table from the others (XGBoost, tuned, gated "
+                                "against a constant predictor).")
+
+
+def pipeline(cfg: Config, name: str, *, display_name: str, description: str, default_data: str | None = None) -> Pipeline:
+    """The tabular pipeline named `name`, built with `cfg` (whose `settings` are a `Settings`); its
+    InputData defaults to `input_data`, else `default_data`, else the `input/` prefix of the pipeline."""
+    p = Pipeline(name, display_name=display_name, description=description)
+    s: Settings = cfg.settings
+    problem = PROBLEMS[s.problem_type]
+    if not s.label:
+        raise DefinitionError(f"pipeline {name} needs the column to predict: pass --label COLUMN (and --input-data "
+                              f"PATH), or set `label` under [pipeline.{name}] in ml-pipelines.toml")
+    default_data = cfg.input_data or default_data or f"{cfg.s3_root}/input/"
 
     input_data = p.parameter("InputData", default_data,
-                             description="S3 URI of the raw sessions: one CSV/Parquet file or a prefix")
+                             description="S3 URI of the raw table: one CSV/Parquet file or a prefix")
     processing_type = p.parameter("ProcessingInstanceType", cfg.processing_instance_type)
     processing_count = p.parameter("ProcessingInstanceCount", 1)
     training_type = p.parameter("TrainingInstanceType", cfg.training_instance_type)
@@ -41,7 +81,7 @@ def definition(cfg: Config) -> Pipeline:
                                              "collective); each reads its share of the data")
     max_jobs = p.parameter("MaxTuningJobs", cfg.max_tuning_jobs)
     max_parallel = p.parameter("MaxParallelTuningJobs", cfg.max_parallel_tuning_jobs)
-    time_budget = p.parameter("TimeBudget", cfg.time_budget_seconds,
+    time_budget = p.parameter("TimeBudget", duration_seconds(s.time_budget),
                               description="Seconds training may take: the tuning job's and each training job's "
                                           "MaxRuntimeInSeconds (a tuning job needs at least 120); train.py plans "
                                           "folds, rounds and model families to fit in it")
@@ -52,41 +92,42 @@ def definition(cfg: Config) -> Pipeline:
                     f"score to a perfect one)")
     approval = p.parameter("ModelApprovalStatus", cfg.model_approval_status, enum=APPROVAL_STATUSES)
     seed = p.parameter("SplitSeed", 42, description="Seed of the train/validation/test split")
-    schema = p.parameter("Schema", cfg.declared_schema,
+    schema = p.parameter("Schema", declared_schema(s),
                          description='Declared column kinds, JSON: {"column": "number|code|category|boolean|'
                                      'datetime|dropped"} overrides those inferred, a whole schema.json replaces them')
-    if cfg.batch_transform:
+    if s.batch_transform:
         scoring_data = p.parameter(
             "ScoringData", default_data,
             description="S3 URI (CSV file or prefix) scored after registration; rows need a header, "
                         "and a label column is ignored. Default: the input data")
 
-    task = ["--problem-type", cfg.problem_type, "--label", cfg.label]
+    task = ["--problem-type", s.problem_type, "--label", s.label]
     prep = p.processing(
-        "Preprocess", "processing_scripts/preprocess.py",
+        "Preprocess", script("preprocess.py"),
         inputs={"raw": Sharded(input_data)},  # each instance reads its own objects: split big inputs into several
         outputs=["train", "validation", "test", "profile", "schema"],
         # Paths are spelled out (they are the scripts' defaults) so the local runner can map them
         # where it has no mount namespace to put the job's directory at /opt/ml.
-        arguments=[*task, "--seed", seed, "--schema", schema, "--positive-class", cfg.positive_class or "",
+        arguments=[*task, "--seed", seed, "--schema", schema, "--positive-class", s.positive_class or "",
                    "--input-dir", "/opt/ml/processing/input/raw",
                    "--output-dir", "/opt/ml/processing/output", "--failure-file", "/opt/ml/output/message"],
         instance_type=processing_type, instance_count=processing_count,
     )
 
+    source, feature_set = training_source(s.feature_set)
     training = dict(
         channels={"train": Sharded(prep.out.train), "validation": Sharded(prep.out.validation),
                   "schema": prep.out.schema},
-        hyperparameters={"problem_type": cfg.problem_type, "label": cfg.label, "feature_set": cfg.feature_set,
-                         "time_budget": time_budget, "families": cfg.families},
+        hyperparameters={"problem_type": s.problem_type, "label": s.label, "feature_set": feature_set,
+                         "time_budget": time_budget, "families": s.families},
         metrics=[problem.tuning_metric],
         instance_type=training_type, instance_count=training_count, max_runtime=time_budget,
     )
-    if cfg.tuning:
+    if s.tuning:
         # A trial plans for its share of the budget: TimeBudget x MaxParallelTuningJobs / MaxTuningJobs
         training["hyperparameters"].update(tuning_jobs=max_jobs, tuning_parallel=max_parallel)
         train = p.tuning(
-            "Tune", "training_scripts", **training,
+            "Tune", source, **training,
             objective=Objective(problem.tuning_metric, problem.tuning_direction),
             ranges={
                 "eta": Continuous(0.01, 0.3, log=True),
@@ -101,10 +142,10 @@ def definition(cfg: Config) -> Pipeline:
             early_stopping=True,  # a trial worse than the median of earlier ones at the same point stops
         )
     else:
-        train = p.training("Train", "training_scripts", **training)
+        train = p.training("Train", source, **training)
 
     evaluate = p.processing(
-        "Evaluate", "processing_scripts/evaluate.py", image="xgboost",
+        "Evaluate", script("evaluate.py"), image="xgboost",
         inputs={"model": train.model, "test": prep.out.test},
         outputs=["evaluation"],
         arguments=[*task, "--gate-metric", problem.gate_metric, "--gate-direction", problem.gate_direction,
@@ -118,18 +159,18 @@ def definition(cfg: Config) -> Pipeline:
     metric, minimum = report[problem.gate_path], report["gate.threshold"]
 
     register = p.register(
-        "Register", train.model, group=cfg.model_package_group or model_group(cfg), report=report,
+        "Register", train.model, group=cfg.model_package_group or model_group(name, s), report=report,
         approval_status=approval,
         inference_instance_type=cfg.inference_instance_type,
-        description=f"{cfg.problem_type} XGBoost model of {cfg.label!r} from pipeline {NAME}",
-        metadata={"problem_type": cfg.problem_type, "label": cfg.label},
+        description=f"{s.problem_type} XGBoost model of {s.label!r} from pipeline {name}",
+        metadata={"problem_type": s.problem_type, "label": s.label},
     )
     fail = p.fail("Fail", f"Quality gate failed: test {problem.gate_metric} =", metric,
                   "is not", ">=" if problem.gate_direction == "Maximize" else "<=", minimum,
                   "from QualityThreshold", threshold)
     passed = metric >= minimum if problem.gate_direction == "Maximize" else metric <= minimum
     then = [register]
-    if cfg.batch_transform:
+    if s.batch_transform:
         # Score with exactly the registered artifact, as batch-transform and predict do (pipelines.scoring:
         # each CSV object whole, so its header travels with every row; docs/ARCHITECTURE.md, "Scoring data").
         model = p.model("ScoringModel", register.model_data, instance_type=cfg.inference_instance_type)
@@ -141,16 +182,31 @@ def definition(cfg: Config) -> Pipeline:
     return p
 
 
-def model_group(cfg: Config) -> str:
+def model_group(name: str, s: Settings) -> str:
     """One model package group per model: the pipeline, the label and the problem type, so a multiclass model
     of one column never lands beside the binary versions of another (config's model_package_group wins)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{NAME}-{cfg.label}-{cfg.problem_type}").strip("-").lower()
-    return name[:63].rstrip("-")
+    group = re.sub(r"[^A-Za-z0-9]+", "-", f"{name}-{s.label}-{s.problem_type}").strip("-").lower()
+    return group[:63].rstrip("-")
 
 
-def example_data(dest: Path) -> Path:
-    """What `run --local` puts at InputData's default when it is not in the local store yet:
-    sessions generated with the real data set's schema and size, from a fixed seed."""
-    from pipelines.data import generate, write_csv
+def declared_schema(s: Settings) -> str:
+    """The declared schema as the Schema parameter carries it: compact JSON, or empty for none."""
+    return json.dumps(s.schema, sort_keys=True, separators=(",", ":")) if s.schema else ""
 
-    return write_csv(generate(SYNTHETIC_ROWS, seed=0), dest)
+
+def script(name: str) -> Path:
+    """A processing script the product ships (processing_scripts/)."""
+    return Path(str(files("processing_scripts") / name))
+
+
+def training_source(feature_set: str) -> tuple[Path, str]:
+    """(the training source folder, the feature set's name for train.py): the shipped training_scripts/,
+    with the feature set file, when one is named, added as feature_sets/<name>.py."""
+    folder = Path(str(files("training_scripts")))
+    if feature_set in NO_FEATURE_SET:
+        return folder, "none"
+    path = Path(feature_set).expanduser()
+    if path.suffix != ".py" or not path.is_file():
+        raise DefinitionError(f"--feature-set {feature_set}: no such .py file (a feature set is a Python file, "
+                              f"training_scripts/feature_sets/__init__.py says what it holds; or none)")
+    return with_files(folder, {f"feature_sets/{path.name}": path.resolve()}), path.stem

@@ -1,0 +1,1 @@
+"""Worked examples of pipelines built with the framework (which never imports them)."""
