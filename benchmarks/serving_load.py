@@ -72,7 +72,8 @@ def _env() -> dict[str, str]:
 
 def prepare(home: Path, data: Path, families: str) -> None:
     """A registered and approved model in `home`, as a user gets one."""
-    summary = json.loads(deploy(home, "run", "--local", "--json", "--no-tuning", "--input-data", str(data),
+    summary = json.loads(deploy(home, "run", "--local", "--json", "--definition", "examples/purchase_intent",
+                                "--no-tuning", "--input-data", str(data),
                                 "--families", families, "-p", "QualityThreshold=0.5"))
     if summary["status"] != "Succeeded":
         raise SystemExit(f"the preparing run failed: {summary['failure_reason']}")
