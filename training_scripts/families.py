@@ -16,6 +16,7 @@ training image's, which serving uses too).
 """
 import importlib.util
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ def xgboost_predict(boosters, x, types):
     import xgboost as xgb
 
     data = xgb.DMatrix(x, feature_types=types, enable_categorical=True)
-    return np.mean([b.predict(data) for b in boosters], axis=0)
+    return np.mean([b.predict(data, validate_features=False) for b in boosters], axis=0)
 
 
 # --- scikit-learn and LightGBM families ------------------------------------------------------------------
@@ -238,27 +239,47 @@ def linear_fit(task, x, y):
     return {**spec, "coef": np.asarray(coef).tolist(), "intercept": np.asarray(intercept).tolist()}
 
 
-def _design(spec, a):
-    parts = []
-    for j, column in enumerate(spec["columns"]):
-        col = a[:, j]
-        if column["kind"] == "c":
-            if column["levels"]:
-                parts.append((col[:, None] == np.arange(column["levels"])[None, :]).astype("float64"))
-            continue
-        missing = np.isnan(col)
-        z = (np.where(missing, column["median"], col) - column["mean"]) / column["std"]
-        parts.append(np.clip(z, -5, 5)[:, None])
-        if column["missing"]:
-            parts.append(missing[:, None].astype("float64"))
-    return np.hstack(parts) if parts else np.zeros((len(a), 0))
+def _plan(spec):
+    """Where the linear model's design columns come from, as arrays: numbers (position, median, mean,
+    deviation), which of them have a missing-value indicator, category levels (position, level), and the
+    order of [numbers, indicators, levels] in the design."""
+    columns = spec["columns"]
+    numbers = [j for j, c in enumerate(columns) if c["kind"] == "q"]
+    flagged = [i for i, j in enumerate(numbers) if columns[j]["missing"]]
+    levels = [(j, level) for j, c in enumerate(columns) if c["kind"] == "c" for level in range(c["levels"])]
+    place, order = {}, []
+    for i, j in enumerate(numbers):
+        place[j] = [i] + ([len(numbers) + flagged.index(i)] if i in flagged else [])
+    start = len(numbers) + len(flagged)
+    for k, (j, _) in enumerate(levels):
+        place.setdefault(j, []).append(start + k)
+    for j in range(len(columns)):
+        order += place.get(j, [])
+    stats = np.array([[columns[j][k] for k in ("median", "mean", "std")] for j in numbers]).reshape(-1, 3)
+    return {"numbers": np.array(numbers, dtype=int), "stats": stats, "flagged": np.array(flagged, dtype=int),
+            "level_columns": np.array([j for j, _ in levels], dtype=int),
+            "levels": np.array([level for _, level in levels], dtype="float64"), "order": np.array(order, dtype=int)}
 
 
-def linear_predict(members, x, task):
+def _design(spec, a, plan=None):
+    """Standardised numbers (clipped at 5 deviations) each followed by its missing-value indicator, and
+    categories one-hot, in column order."""
+    plan = plan or _plan(spec)
+    x = a[:, plan["numbers"]]
+    missing = np.isnan(x)
+    median, mean, std = plan["stats"].T
+    z = np.clip((np.where(missing, median, x) - mean) / std, -5, 5)
+    one_hot = a[:, plan["level_columns"]] == plan["levels"]
+    parts = np.hstack([z, missing[:, plan["flagged"]], one_hot]).astype("float64")
+    return parts[:, plan["order"]]
+
+
+def linear_predict(members, x, task, plans=None):
+    """The mean of the fold models' predictions; `plans` (from _plan) spares re-reading their columns."""
     a = np.asarray(x, dtype="float64")
     outputs = []
-    for m in members:
-        z = _design(m, a) @ np.asarray(m["coef"]).T + np.asarray(m["intercept"])
+    for m, plan in zip(members, plans or [None] * len(members)):
+        z = _design(m, a, plan) @ np.asarray(m["coef"]).T + np.asarray(m["intercept"])
         if not task.classify:
             outputs.append(z[:, 0])
         elif task.problem_type == "binary":
@@ -369,3 +390,145 @@ def predict(name, members, x, task):
     if name in ("extratrees", "randomforest"):
         return forest_predict(members, x, task)
     return sklearn_predict(members, x, task)
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+
+PARALLEL_ROWS = 10_000  # below this many rows a prediction runs on one thread (threads cost more than they save)
+TREE_FAMILIES = ("xgboost", "histgb", "extratrees", "randomforest")
+
+
+class Served:
+    """The ensemble's families as serving runs them, prepared once when the model loads: every tree of every
+    tree family in one XGBoost booster (trees.py), so one call on the float32 feature array predicts them all,
+    and the linear model's columns planned once. `predict(a)` is {family: predictions}, each equal to the
+    family's `predict` (up to float32 sums of the trees). A tree family whose copy does not route and score
+    probe rows as its own predict does is served by that predict instead, and the log says why."""
+
+    def __init__(self, members, task):
+        self.members, self.task = members, task
+        self.plans = {name: [_plan(m) for m in models] for name, models in members.items() if name == "linear"}
+        self.parts = {}
+        for name in TREE_FAMILIES:
+            if name in members:
+                try:
+                    self.parts[name] = _Part(name, members[name], task)
+                except Exception as e:  # an xgboost or scikit-learn this code does not read: correct, only slower
+                    print(f"{name}: served by its own predict ({type(e).__name__}: {e})", flush=True)
+        self.booster, self.threads = None, None
+        while self.parts:
+            self._build()
+            wrong = self._check()
+            if not wrong:
+                break
+            for name, reason in wrong.items():
+                print(f"{name}: served by its own predict ({reason})", flush=True)
+                del self.parts[name]
+
+    def _build(self):
+        import trees
+
+        pieces, start = [], 0
+        for part in self.parts.values():
+            part.first_output, part.first_tree = start, len(pieces)
+            pieces += [(tree, start + output) for tree, output in part.pieces]
+            start += part.outputs
+        self.outputs = start
+        self.booster = trees.booster(pieces, len(self.task.types), start)
+
+    def _check(self):
+        """{family: why} for the families whose copy disagrees with their own predict on probe rows."""
+        import trees
+        import xgboost as xgb
+
+        probe = trees.probe_rows([p for part in self.parts.values() for p in part.pieces], self.task.types)
+        margins = self._margins(probe)
+        leaves = self.booster.predict(xgb.DMatrix(probe), pred_leaf=True).reshape(len(probe), -1).astype(int)
+        wrong = {}
+        for name, part in self.parts.items():
+            reason = part.check(probe, margins, leaves[:, part.first_tree:part.first_tree + len(part.pieces)])
+            if reason:
+                wrong[name] = reason
+        return wrong
+
+    def _margins(self, a):
+        wanted = 1 if len(a) < PARALLEL_ROWS else (os.cpu_count() or 1)
+        if wanted != self.threads:
+            self.booster.set_param({"nthread": wanted})
+            self.threads = wanted
+        return np.asarray(self.booster.inplace_predict(a, validate_features=False)).reshape(len(a), self.outputs)
+
+    def predict(self, a):
+        """{family: predictions} from the float32 feature array `a`."""
+        out = {}
+        if self.parts:
+            margins = self._margins(a)
+            out = {name: part.finish(margins) for name, part in self.parts.items()}
+        for name, models in self.members.items():
+            if name not in out:
+                out[name] = linear_predict(models, a, self.task, self.plans[name]) if name == "linear" else \
+                    predict(name, models, a, self.task)
+        return out
+
+
+class _Part:
+    """One tree family in the served booster: its trees (each adding to one of its outputs), and how its
+    outputs' margins become its predictions."""
+
+    def __init__(self, name, members, task):
+        import trees
+
+        self.name, self.members, self.task = name, members, task
+        if name == "xgboost":
+            self.pieces, self.width = trees.xgboost_trees(members)
+            self.intercepts = np.concatenate([_base_margin(b, len(task.types), self.width) for b in members])
+        elif name == "histgb":
+            self.pieces, self.intercepts = trees.histgb_trees(members, task)
+            self.width = len(self.intercepts) // len(members)
+        else:  # a forest: the leaves already hold each tree's share of the mean
+            self.pieces, self.intercepts = trees.forest_trees(members, task), None
+            self.width = 1 + max(output for _, output in self.pieces)
+        self.outputs = self.width if self.intercepts is None else self.width * len(members)
+
+    def finish(self, margins):
+        """The family's predictions from the booster's margins (all outputs)."""
+        own = margins[:, self.first_output:self.first_output + self.outputs].astype("float64")
+        if self.intercepts is None:
+            return own[:, 0] if self.task.problem_type != "multiclass" else own
+        raw = (own + self.intercepts).reshape(len(own), len(self.members), self.width)
+        if self.task.problem_type == "binary":
+            out = 1 / (1 + np.exp(-raw[:, :, 0]))
+        elif self.task.problem_type == "multiclass":
+            e = np.exp(raw - raw.max(axis=2, keepdims=True))
+            out = e / e.sum(axis=2, keepdims=True)
+        else:
+            out = raw[:, :, 0]
+        return out.mean(axis=1)
+
+    def check(self, probe, margins, leaves):
+        """Why the copy disagrees with the family's own predict on the probe rows, or None. Forests: every row
+        reaches the same leaf of every tree; every family: the same predictions, up to float32 sums."""
+        if self.name in ("extratrees", "randomforest"):
+            got = np.stack([tree.original[leaves[:, i]] for i, (tree, _) in enumerate(self.pieces)], axis=1)
+            repeat = len(self.pieces) // sum(len(m["model"].estimators_) for m in self.members)
+            expected = np.repeat(np.hstack([e.apply(_filled(probe, m["fill"])).reshape(len(probe), -1)
+                                            for m in self.members for e in m["model"].estimators_]), repeat, axis=1)
+            if not np.array_equal(got, expected):
+                return f"its copy routes {int((got != expected).any(axis=1).sum())} of {len(probe)} probe rows elsewhere"
+        expected = predict(self.name, self.members, probe, self.task)
+        got = self.finish(margins)
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        if not np.allclose(got, expected, rtol=1e-5, atol=1e-5 * scale):
+            return f"its copy's predictions differ by up to {float(np.max(np.abs(got - expected))):.3g} on probe rows"
+        return None
+
+
+def _base_margin(booster, n_features, width):
+    """A booster's intercept per output: its margin less the sum of its trees, as xgboost computes both."""
+    import xgboost as xgb
+
+    row = np.zeros((1, n_features), dtype=np.float32)
+    with_base = booster.predict(xgb.DMatrix(row), output_margin=True, validate_features=False).reshape(-1)
+    zero = xgb.DMatrix(row, base_margin=np.zeros(width, dtype=np.float32))  # a new matrix: xgboost caches by matrix
+    without = booster.predict(zero, output_margin=True, validate_features=False).reshape(-1)
+    return (with_base.astype("float64") - without).reshape(width)

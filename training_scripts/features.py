@@ -15,6 +15,16 @@ A named feature set (feature_sets/<name>.py) adds domain features on top. It
 applies when the table has the columns it reads; otherwise the model records
 why it did not. train.py and inference.py both use this module, and train.py
 copies it into the model archive, so serving can never drift from training.
+
+Two ways in, one result. `transform` reads a frame, column by column in pandas:
+training, evaluation and large requests. `transform_columns` reads a small
+request's values ({column: [value]}) straight into the float array, without a
+frame (pandas' per-column overhead was most of a 10-row request's cost). It
+parses numbers with the frame path's own function and shares its vocabularies,
+spellings and feature set; where it cannot vouch for reading a value as the
+frame path would (an unusual type, a value the frame path refuses, a feature
+set without an array form), it raises `Decline` and the caller uses
+`transform`. tests/test_serving_paths.py holds the two equal, bit for bit.
 """
 import importlib
 import sys
@@ -41,6 +51,10 @@ MIXED_FORMATS = int(pd.__version__.split(".")[0]) >= 2  # pandas 1 reads each va
 
 class FeatureError(ValueError):
     """A raw column is absent or holds a value of the wrong kind; the message names both."""
+
+
+class Decline(Exception):
+    """The fast path cannot vouch for reading these values as `transform` does: read them with `transform`."""
 
 
 def number(s):
@@ -88,9 +102,13 @@ def to_dates(s):
 def category_keys(s, kind):
     """The text a category value is known by: codes as whole numbers ('3', never '3.0')."""
     if kind == "code":
-        codes = number(s)
-        return codes.map(lambda v: None if pd.isna(v) else str(int(v)) if v % 1 == 0 else str(v))
+        return pd.Series([code_key(v) for v in number(s).tolist()], index=s.index, dtype=object)
     return s.astype("string").str.strip().astype(object).where(s.notna(), None)
+
+
+def code_key(v):
+    """A code's text from its number (a Python float): '3' for 3.0, None for missing."""
+    return None if v != v else str(int(v)) if v % 1 == 0 else str(v)
 
 
 class Features:
@@ -107,6 +125,9 @@ class Features:
             self.kinds.update({name: kind for name, kind in self._plugin.KINDS.items()
                                if name in self.kinds and _source(columns, name) == "inferred"})
         self.names, self.types = self._layout()
+        self._index = {name: {value: i for i, value in enumerate(vocabulary)}
+                       for name, vocabulary in self.vocabularies.items()}
+        self._at = {name: i for i, name in enumerate(self.names)}
 
     # -- fitting and saving --
 
@@ -123,8 +144,8 @@ class Features:
         counts = {name: category_keys(raw[name], kind).dropna().value_counts().to_dict()
                   for name, kind in spec.kinds.items() if kind in ("code", "category")}
         shares = combine(counts) if combine else [counts]
-        spec.vocabularies = {name: _vocabulary([share[name] for share in shares]) for name in counts}
-        return spec
+        return cls(label, columns, {name: _vocabulary([share[name] for share in shares]) for name in counts},
+                   spec.feature_set)
 
     def to_dict(self):
         return {"label": self.label, "columns": self.columns, "kinds": self.kinds, "names": self.names,
@@ -156,7 +177,7 @@ class Features:
         missing = self.missing(raw)
         if missing:
             raise FeatureError(f"missing required column(s): {', '.join(missing)}")
-        out, unseen = {}, {}
+        out, unseen, keyed = {}, {}, {}
         for name, kind in self.kinds.items():
             s = raw[name]
             if kind == "number":
@@ -166,15 +187,75 @@ class Features:
             elif kind == "datetime":
                 out.update(_date_parts(name, dates(s)))
             else:
-                out[name], count = _codes(category_keys(s, kind), self.vocabularies[name])
+                keys = category_keys(s, kind)
+                out[name], count = _codes(keys, self._index[name])
                 if count:
                     unseen[name] = count
+                keyed[name] = keys
         if self._plugin is not None:
-            parsed = {**{n: v for n, v in out.items() if n in self.kinds},
-                      **{n: raw[n] for n in self.kinds if self.kinds[n] in ("code", "category")}}
-            parsed[self.label] = pd.Series(np.nan, index=raw.index)  # a label it reads is blanked, never leaked
-            out.update({k: v.astype("float64") for k, v in self._plugin.add(parsed).items()})
+            if self.arrays:
+                parsed = {**{n: out[n].to_numpy() for n in self._parsed_kinds},
+                          **{n: keys.to_numpy(dtype=object) for n, keys in keyed.items()}}
+                blank = np.full(len(raw), np.nan)
+            else:  # the older form: Series, categories as they came
+                parsed = {**{n: v for n, v in out.items() if n in self.kinds},
+                          **{n: raw[n] for n in keyed}}
+                blank = pd.Series(np.nan, index=raw.index)
+            parsed[self.label] = blank  # a label it reads is blanked, never leaked
+            out.update({k: pd.Series(np.asarray(v, dtype="float64"), index=raw.index)
+                        for k, v in self._plugin.add(parsed).items()})
         return pd.DataFrame(out, index=raw.index)[self.names], unseen
+
+    @property
+    def _parsed_kinds(self):
+        """The columns a feature set gets parsed (numbers and booleans; categories come as their keys)."""
+        return [n for n, kind in self.kinds.items() if kind in ("number", "boolean")]
+
+    @property
+    def arrays(self):
+        """Whether the feature set (if any) declares the array form (ARRAYS = True), which the fast path needs."""
+        return self._plugin is None or getattr(self._plugin, "ARRAYS", False)
+
+    def transform_columns(self, columns, rows):
+        """(float64 array of `rows` x `names`, unseen counts) from {column: [raw value]}: text (None where
+        missing) or JSON's values. Equal to `transform` of the same values as a frame, bit for bit; raises
+        Decline where it cannot vouch for that (the frame path then reads them, or names what is wrong)."""
+        if not self.arrays or rows == 0 or any(name not in columns for name in self.kinds):
+            raise Decline()
+        out, at = np.empty((rows, len(self.names))), self._at
+        numeric = [n for n, kind in self.kinds.items() if kind in ("number", "code")]
+        parsed = dict(zip(numeric, np.split(_numbers([columns[n] for n in numeric]), len(numeric)))) \
+            if numeric else {}
+        keyed, unseen = {}, {}
+        for name, kind in self.kinds.items():
+            values = columns[name]
+            if kind == "number":
+                out[:, at[name]] = parsed[name]
+            elif kind == "boolean":
+                parsed[name] = np.array([_boolean(v) for v in values], dtype="float64")
+                out[:, at[name]] = parsed[name]
+            elif kind == "datetime":
+                if any(v is not None and not isinstance(v, str) for v in values):
+                    raise Decline()
+                try:
+                    stamps = dates(pd.Series(values, dtype=object, name=name))
+                except FeatureError:
+                    raise Decline() from None
+                for part, v in _date_parts(name, stamps).items():
+                    out[:, at[part]] = v.to_numpy()
+            else:
+                keys = [code_key(v) for v in parsed[name].tolist()] if kind == "code" else [_key(v) for v in values]
+                index = self._index[name]
+                out[:, at[name]] = [index.get(k, np.nan) if k is not None else np.nan for k in keys]
+                count = sum(k is not None and k not in index for k in keys)
+                if count:
+                    unseen[name] = count
+                keyed[name] = np.array(keys, dtype=object)
+        if self._plugin is not None:
+            arrays = {**{n: parsed[n] for n in self._parsed_kinds}, **keyed, self.label: np.full(rows, np.nan)}
+            for k, v in self._plugin.add(arrays).items():
+                out[:, at[k]] = v
+        return out, unseen
 
     def _layout(self):
         names, types = [], []
@@ -204,11 +285,59 @@ def _vocabulary(shares):
     return [str(value) for value, _ in ranked[:MAX_CATEGORIES]]
 
 
-def _codes(keys, vocabulary):
-    """(category codes 0..k-1, missing where unseen; the number of unseen values)."""
-    index = {value: i for i, value in enumerate(vocabulary)}
+def _codes(keys, index):
+    """(category codes 0..k-1, missing where unseen; the number of unseen values), `index` {value: code}."""
     codes = keys.map(index).astype("float64")
     return codes, int((codes.isna() & keys.notna()).sum())
+
+
+# --- the fast path's readers: each vouches for a value read as the frame path reads it, or declines ----------
+
+_EXACT_INTEGER = 2 ** 53
+
+
+def _numbers(columns):
+    """Float64 values of several columns at once, by the frame path's own parser (pd.to_numeric)."""
+    flat = np.array([v for values in columns for v in values], dtype=object)
+    for v in flat:
+        if v is None or isinstance(v, float):
+            continue
+        if isinstance(v, str):
+            # An integer of 16 or more digits is read exactly as a whole column of integers, rounded otherwise
+            if len(v) >= 16 and v.strip().lstrip("+-").isdigit():
+                raise Decline()
+        elif isinstance(v, bool) or not isinstance(v, int) or abs(v) >= _EXACT_INTEGER:
+            raise Decline()
+    out = pd.to_numeric(flat, errors="coerce").astype("float64")
+    if np.isnan(out).any() and any(v is not None and o != o for v, o in zip(flat, out)):
+        raise Decline()  # a value the frame path refuses (or JSON's NaN): it names it
+    return out
+
+
+def _boolean(v):
+    if v is None:
+        return np.nan
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return float(v)
+    if isinstance(v, str) and v.isascii():  # pandas' lower() and Python's differ outside ASCII
+        text = v.strip().lower()
+        if text in TRUE_SPELLINGS:
+            return 1.0
+        if text in FALSE_SPELLINGS:
+            return 0.0
+    raise Decline()
+
+
+def _key(v):
+    """A category's key as category_keys makes it; only text is vouched for (pandas writes JSON's numbers
+    by the column's type)."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise Decline()
+    return v.strip()
 
 
 def _date_parts(name, stamps):

@@ -10,7 +10,15 @@ category value the model never saw becomes missing and is counted in the log.
 Predictions: binary, the probability of the positive class; multiclass, the
 predicted class name and a probability per class (CSV: `class,p_<first>,...` in
 the model's class order); regression, the value. train.py copies this file,
-features.py and the feature sets into the model archive's code/ directory.
+features.py, families.py, trees.py and the feature sets into the model
+archive's code/ directory.
+
+The serving path costs what the model costs: a request of up to FAST_ROWS rows
+is read straight into the models' float array (features.transform_columns),
+larger ones through a frame (features.transform), which is cheaper per row once
+pandas' fixed costs are spread; both give the same array, bit for bit. The
+model is loaded once (model_fn) and predicts from that one array
+(families.Served: every tree of every family in one XGBoost booster).
 """
 import csv
 import io
@@ -31,6 +39,15 @@ import features  # noqa: E402
 CSV = "text/csv"
 JSON = "application/json"
 _EPS = 1e-7
+# Requests of at most this many rows take the fast path; larger ones the frame path (docs/benchmarks.md,
+# "Serving at the floor": per row, the fast path costs about 4 us a column, the frame path's fixed ~5 ms
+# is repaid from about this size)
+FAST_ROWS = 2000
+# read_csv's default missing-value strings (pandas' STR_NA_VALUES), which the fast path reads as missing too
+try:
+    from pandas._libs.parsers import STR_NA_VALUES as NA_STRINGS
+except ImportError:  # pragma: no cover - a pandas that moved it: only empty fields are missing then
+    NA_STRINGS = frozenset({""})
 
 
 def logit(p):
@@ -39,7 +56,8 @@ def logit(p):
 
 
 def calibrate(calibrator, p):
-    """Apply a calibrator saved by train.py (plain JSON, no pickle) to raw probabilities."""
+    """Apply a calibrator saved by train.py (plain JSON, no pickle) to raw probabilities: a vectorised lookup
+    (isotonic: its steps as arrays, made once by `prepared`) or a closed form (sigmoid)."""
     method = calibrator["method"]
     if method == "isotonic":
         return np.interp(p, calibrator["x"], calibrator["y"])  # same as IsotonicRegression.predict with clip
@@ -50,6 +68,11 @@ def calibrate(calibrator, p):
     raise ValueError(f"unknown calibration method {method!r} in calibrator.json")
 
 
+def prepared(calibrator):
+    """The calibrator with its isotonic steps as float arrays, so a request does not convert them again."""
+    return {k: np.asarray(v, dtype="float64") if k in ("x", "y") else v for k, v in calibrator.items()}
+
+
 def dmatrix(frame, types, label=None):
     """XGBoost DMatrix of a feature frame; columns of type "c" are categories (codes 0..k-1)."""
     return xgb.DMatrix(frame, label=label, feature_types=types, enable_categorical=True)
@@ -57,8 +80,9 @@ def dmatrix(frame, types, label=None):
 
 class Ensemble:
     """The served model: model families (families.py), each the mean of its fold models, blended with the
-    weights train.py chose on out-of-fold predictions. `predict` takes one prepared feature frame and calls
-    each family once on it."""
+    weights train.py chose on out-of-fold predictions. `predict` takes one prepared feature array (float32, as
+    training fitted on): one XGBoost call for every tree of every family (families.Served), the linear
+    model's product, no DMatrix per booster."""
 
     def __init__(self, members, weights, task):
         """members: {family: [fold model]}; weights: {family: weight}, summing to 1."""
@@ -66,13 +90,16 @@ class Ensemble:
         if not self.members or not all(self.members.values()):
             raise ValueError("an ensemble needs at least one family with a weight and a fold model")
         self.weights, self.task = {name: float(weights[name]) for name in self.members}, task
+        self.served = families.Served(self.members, task)
 
     def __len__(self):
         return sum(map(len, self.members.values()))
 
-    def predict(self, frame):
-        """Binary: P(positive); multiclass: (rows, classes) probabilities; regression: values."""
-        return sum(w * families.predict(name, self.members[name], frame, self.task) for name, w in self.weights.items())
+    def predict(self, x):
+        """Binary: P(positive); multiclass: (rows, classes) probabilities; regression: values. `x`: the feature
+        array (or frame) in `names` order."""
+        predictions = self.served.predict(np.ascontiguousarray(x, dtype=np.float32))
+        return sum(w * predictions[name] for name, w in self.weights.items())
 
     def get_score(self, importance_type="weight"):
         """Feature importance of the XGBoost fold models (the family that measures it), over all their trees:
@@ -105,7 +132,7 @@ def model_fn(model_dir):
     return {
         "ensemble": Ensemble(members, {e["family"]: e["weight"] for e in metadata["ensemble"]}, task),
         "metadata": metadata,
-        "calibrator": json.loads((d / "calibrator.json").read_text()),
+        "calibrator": prepared(json.loads((d / "calibrator.json").read_text())),
         "features": features.Features.from_dict(json.loads((d / "features.json").read_text())),
     }
 
@@ -119,9 +146,81 @@ class Request:
 
     def __init__(self, text, media):
         self.text, self.media = text, media
+        self._payload = None
+
+    @property
+    def payload(self):
+        """A JSON body, parsed once."""
+        if self._payload is None:
+            self._payload = json.loads(self.text)
+        return self._payload
 
     def rows(self, spec):
-        return _read_csv(self.text, spec) if self.media == CSV else _read_json(self.text)
+        """The frame path: the body as a frame of raw columns."""
+        return _read_csv(self.text, spec) if self.media == CSV else _read_json(self.payload)
+
+    def features(self, spec):
+        """(float64 feature array, unseen counts): the fast path for a small body, else (or where it declines)
+        the frame path."""
+        if self.media == JSON or self.text.count("\n") <= FAST_ROWS:
+            try:
+                columns = _csv_columns(self.text, spec) if self.media == CSV else _json_columns(self.payload, spec)
+                if columns[1] <= FAST_ROWS:
+                    return spec.transform_columns(*columns)
+            except features.Decline:
+                pass
+        rows = self.rows(spec)
+        if rows.empty:
+            raise ValueError("request has no rows")
+        x, unseen = spec.transform(rows)
+        return x.to_numpy(dtype="float64"), unseen
+
+
+def _csv_columns(text, spec):
+    """({column the model reads: [text, None where missing]}, rows) of a CSV body, as _read_csv reads it;
+    Decline where pandas' reader could read it otherwise (quotes, tabs, a BOM, lone CRs, blank or short
+    lines, header names it would rename) or the frame path would refuse it."""
+    if '"' in text or "\t" in text or text.startswith("\ufeff") or text.count("\r") != text.count("\r\n"):
+        raise features.Decline()
+    lines = text.replace("\r\n", "\n").split("\n") if "\r" in text else text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or not lines[0].strip(" ") or any(line.isspace() for line in lines):
+        raise features.Decline()
+    first = lines[0].split(",")
+    if {name.strip() for name in first} & {*spec.input_columns, spec.label}:
+        names, lines = [name.lstrip(" ") for name in first], lines[1:]
+        if "" in names or len(set(names)) < len(names):
+            raise features.Decline()
+    else:
+        width = len(first)
+        names = spec.input_columns if width == len(spec.input_columns) else \
+            spec.required if width == len(spec.required) else None
+        if names is None:
+            raise features.Decline()
+    rows = [line.split(",") for line in lines if line]
+    if not rows or any(len(row) != len(names) for row in rows):
+        raise features.Decline()
+    position = {name: i for i, name in enumerate(names)}
+    if any(name not in position for name in spec.required):
+        raise features.Decline()
+    columns = {}
+    for name in spec.required:
+        values = [row[position[name]].lstrip(" ") for row in rows]
+        columns[name] = [None if v in NA_STRINGS else v for v in values]
+    return columns, len(rows)
+
+
+def _json_columns(payload, spec):
+    """({column the model reads: [value]}, rows) of a JSON body of records, as _read_json reads it (a record
+    without a key holds None there); Decline where the frame path would refuse it."""
+    records = payload.get("instances") if isinstance(payload, dict) else payload
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise features.Decline()
+    columns = {name: [r.get(name) for r in records] for name in spec.required}
+    if any(not any(name in r for r in records) for name in spec.required):
+        raise features.Decline()
+    return columns, len(records)
 
 
 def _read_csv(text, spec):
@@ -138,8 +237,7 @@ def _read_csv(text, spec):
                      f"{','.join(spec.required)}); got {rows.shape[1]}")
 
 
-def _read_json(text):
-    payload = json.loads(text)
+def _read_json(payload):
     records = payload.get("instances") if isinstance(payload, dict) else payload
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ValueError('JSON requests must be a list of records or {"instances": [records]}, '
@@ -164,14 +262,21 @@ def predict_fn(input_data, model):
 
     A missing column or a malformed value raises ValueError naming it (a client error)."""
     spec = model["features"]
-    rows = input_data.rows(spec) if isinstance(input_data, Request) else input_data
-    if rows.empty:
-        raise ValueError("request has no rows")
-    x, unseen = spec.transform(rows)
+    if isinstance(input_data, Request):
+        x, unseen = input_data.features(spec)
+    else:
+        if input_data.empty:
+            raise ValueError("request has no rows")
+        frame, unseen = spec.transform(input_data)
+        x = frame.to_numpy(dtype="float64")
     if unseen:
         print("unseen category values (scored as missing): "
               + ", ".join(f"{name}={count}" for name, count in unseen.items()), file=sys.stderr, flush=True)
-    raw = model["ensemble"].predict(x)
+    return finish(model, model["ensemble"].predict(x))
+
+
+def finish(model, raw):
+    """The ensemble's raw predictions as served: binary calibrated, multiclass as a frame with class names."""
     meta = model["metadata"]
     if meta["problem_type"] == "binary":
         return calibrate(model["calibrator"], raw)

@@ -75,7 +75,7 @@ OBJECTIVES = {
     "regression": ("reg:squarederror", "rmse"),
 }
 BOOSTER_PARAMS = ("eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "gamma", "alpha", "lambda")
-SERVING_CODE = ("inference.py", "families.py", "features.py", "feature_sets")
+SERVING_CODE = ("inference.py", "families.py", "trees.py", "features.py", "feature_sets")
 DATA_FILES = (".parquet", ".csv", ".csv.gz")
 # Fit metrics and a numeric label's median read at most about this many rows: those with the smallest row
 # keys, a sample that is the same whichever host holds a row, so no host gathers every row of the data.

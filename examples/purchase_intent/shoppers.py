@@ -5,7 +5,6 @@ with nested validation on the real file (benchmarks/model_selection.py), never
 its test split: see docs/benchmarks.md for its gain over the generic features.
 """
 import numpy as np
-import pandas as pd
 
 PAGE_TYPES = ("Administrative", "Informational", "ProductRelated")
 REQUIRED = (*PAGE_TYPES, *(f"{t}_Duration" for t in PAGE_TYPES), "PageValues", "BounceRates", "ExitRates",
@@ -23,13 +22,16 @@ FEATURES = (
 )
 
 
+ARRAYS = True  # add() takes and returns numpy arrays (feature_sets/__init__.py)
+
+
 def _ratio(num, den):
     """num/den with 0 where den is 0 (no pages means no time per page), NaN kept."""
-    return (num / den.where(den != 0)).mask(den == 0, 0.0)
+    return np.where(den == 0, 0.0, num / np.where(den == 0, np.nan, den))
 
 
 def _positive(s):
-    return (s > 0).astype("float64").mask(s.isna())
+    return np.where(np.isnan(s), np.nan, (s > 0).astype("float64"))
 
 
 def add(columns):
@@ -37,12 +39,13 @@ def add(columns):
     durations = {t: columns[f"{t}_Duration"] for t in PAGE_TYPES}
     pv = columns["PageValues"]
     # "June" and "Jun" both occur in the UCI file; unknown months become missing.
-    month = columns["Month"].astype("string").str.strip().str[:3].str.lower().map(MONTHS).astype("float64")
+    month = np.array([np.nan if m is None else MONTHS.get(m[:3].lower(), np.nan) for m in columns["Month"]],
+                     dtype="float64")
     f = {"total_pages": sum(pages.values()), "total_duration": sum(durations.values())}
     f["duration_per_page"] = _ratio(f["total_duration"], f["total_pages"])
     for t in PAGE_TYPES:
         f[f"{t}_duration_per_page"] = _ratio(durations[t], pages[t])
-    f["page_values_log1p"] = np.log1p(pv.clip(lower=0))
+    f["page_values_log1p"] = np.log1p(np.maximum(pv, 0.0))
     f["page_values_positive"] = _positive(pv)
     f["page_values_per_product_page"] = _ratio(pv, pages["ProductRelated"])
     f["bounce_x_exit"] = columns["BounceRates"] * columns["ExitRates"]
@@ -50,4 +53,4 @@ def add(columns):
     f["month_sin"] = np.sin(2 * np.pi * month / 12)
     f["month_cos"] = np.cos(2 * np.pi * month / 12)
     f["special_day_positive"] = _positive(columns["SpecialDay"])
-    return {name: pd.Series(f[name]).astype("float64") for name in FEATURES}
+    return {name: np.asarray(f[name], dtype="float64") for name in FEATURES}

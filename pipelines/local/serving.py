@@ -27,7 +27,7 @@ import traceback
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 _UTF8_TYPES = ("application/json", "text/csv")  # bodies the toolkit hands over as str
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -201,19 +201,23 @@ def invoke(handlers: Handlers, model, body: bytes, content_type: str, accept: st
     return (response.encode("utf-8") if isinstance(response, str) else bytes(response)), response_type
 
 
-def payloads(data: bytes, split_type: str, batch_strategy: str, max_payload: int) -> Iterator[bytes]:
-    """Cut one input object into request bodies as batch transform does.
+def payloads(stream: BinaryIO, split_type: str, batch_strategy: str, max_payload: int) -> Iterator[bytes]:
+    """Cut one input object (a binary file, read as it goes) into request bodies as batch transform does.
 
     SplitType "Line" makes each non-blank line a record; MultiRecord packs as many
     records as fit in ``max_payload`` bytes (0: unlimited), SingleRecord sends one each.
+    Only one body is held at a time, so memory is bounded by MaxPayloadInMB, not the object.
     """
     if split_type != "Line":
-        _check_size(len(data), max_payload, "the object (SplitType None)")
+        data = stream.read(max_payload + 1) if max_payload else stream.read()  # no more than it can refuse
+        if max_payload and len(data) > max_payload:
+            raise ValueError(f"the object (SplitType None) is more than {max_payload} bytes, more than "
+                             "MaxPayloadInMB allows; use SplitType Line, or a larger MaxPayloadInMB")
         yield data
         return
     batch: list[bytes] = []
     size = 0
-    for record in (line.rstrip(b"\r\n") for line in data.splitlines()):
+    for record in (line.rstrip(b"\r\n") for line in stream):
         if not record.strip():
             continue
         _check_size(len(record), max_payload, "a record")
@@ -231,16 +235,22 @@ def _check_size(size: int, max_payload: int, what: str) -> None:
         raise ValueError(f"{what} is {size} bytes, more than MaxPayloadInMB allows ({max_payload} bytes)")
 
 
-def transform_file(handlers: Handlers, model, src: Path, dst: Path, options: argparse.Namespace) -> None:
-    """Score one input object into ``dst``, assembling responses one per line or as-is."""
+def transform_file(handlers: Handlers, model, src: Path, dst: Path, options: argparse.Namespace) -> int:
+    """Score one input object into ``dst``, assembling responses one per line or as-is, streaming: one
+    request body in memory at a time. Written under a temporary name, renamed once whole. -> bodies sent."""
     max_payload = int(options.max_payload_mb * 1024 * 1024)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(dst, "wb") as out:
-        for body in payloads(src.read_bytes(), options.split_type, options.batch_strategy, max_payload):
+    partial = dst.with_name(dst.name + ".partial")
+    sent = 0
+    with open(src, "rb") as stream, open(partial, "wb") as out:
+        for body in payloads(stream, options.split_type, options.batch_strategy, max_payload):
             response, _ = invoke(handlers, model, body, options.content_type, options.accept)
             if options.assemble_with == "Line" and not response.endswith(b"\n"):
                 response += b"\n"
             out.write(response)
+            sent += 1
+    os.replace(partial, dst)
+    return sent
 
 
 # --- the HTTP side: SageMaker's serving contract ------------------------------------------------

@@ -355,13 +355,31 @@ def test_transform_of_an_unknown_model_is_a_client_error(tmp_path):
 
 
 def test_payloads_respect_split_strategy_and_size():
-    data = b"aa\nbb\n\ncc\n"
-    assert list(serving.payloads(data, "Line", "MultiRecord", 0)) == [b"aa\nbb\ncc"]
-    assert list(serving.payloads(data, "Line", "MultiRecord", 5)) == [b"aa\nbb", b"cc"]
-    assert list(serving.payloads(data, "Line", "SingleRecord", 0)) == [b"aa", b"bb", b"cc"]
-    assert list(serving.payloads(data, "None", "MultiRecord", 0)) == [data]
+    data = b"aa\nbb\n\ncc\r\n"
+
+    def cut(*args):
+        return list(serving.payloads(io.BytesIO(data), *args))
+    assert cut("Line", "MultiRecord", 0) == [b"aa\nbb\ncc"]
+    assert cut("Line", "MultiRecord", 5) == [b"aa\nbb", b"cc"]
+    assert cut("Line", "SingleRecord", 0) == [b"aa", b"bb", b"cc"]
+    assert cut("None", "MultiRecord", 0) == [data]
     with pytest.raises(ValueError, match="MaxPayloadInMB"):
-        list(serving.payloads(data, "None", "MultiRecord", 4))
+        cut("None", "MultiRecord", 4)
+    with pytest.raises(ValueError, match="a record is 2 bytes, more than MaxPayloadInMB"):
+        cut("Line", "MultiRecord", 1)
+
+
+def test_payloads_read_the_object_as_they_go():
+    """A large object is cut while it is read: the first body comes before the reader reaches the end."""
+    class Lines(io.BytesIO):
+        def __iter__(self):
+            for i in range(1_000_000):
+                self.last = i
+                yield b"%d\n" % i
+
+    stream = Lines()
+    first = next(serving.payloads(stream, "Line", "MultiRecord", 64))
+    assert first.split(b"\n")[0] == b"0" and len(first) <= 64 and stream.last < 100
 
 
 def test_default_handlers_decode_predict_and_encode(tmp_path):
