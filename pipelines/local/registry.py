@@ -9,6 +9,7 @@ registering at once get distinct version numbers.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -109,6 +110,32 @@ class Registry:
         where, args = ("AND status = ?", (group, _check_status(status))) if status else ("", (group,))
         rows = self._query(f"{_SELECT} WHERE group_name = ? {where} ORDER BY version DESC LIMIT 1", args)
         return self._describe(rows[0]) if rows else None
+
+    def model_containers(self, request: dict) -> dict:
+        """A CreateModel request with each container that names a model package version
+        (`ModelPackageName`, its ARN) given that version's inference container: its image, model
+        data and environment (the container's own Environment on top), as SageMaker creates a
+        model from a package. LookupError names a version this registry does not hold."""
+        def resolve(container: dict) -> dict:
+            name = container.get("ModelPackageName")
+            if not isinstance(name, str):
+                return container
+            match = re.fullmatch(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)", name)
+            if not match:
+                raise LookupError(f"ModelPackageName {name!r}: only a model package version's ARN "
+                                  "(arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION) is resolved locally")
+            package = self.get(match[1], int(match[2]))
+            inference = ((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0]
+            environment = {**(inference.get("Environment") or {}), **(container.get("Environment") or {})}
+            return {**{k: inference[k] for k in ("Image", "ModelDataUrl") if k in inference}, **container,
+                    **({"Environment": environment} if environment else {})}
+
+        resolved = dict(request)
+        if request.get("PrimaryContainer"):
+            resolved["PrimaryContainer"] = resolve(request["PrimaryContainer"])
+        if request.get("Containers"):
+            resolved["Containers"] = [resolve(c) for c in request["Containers"]]
+        return resolved
 
     def set_status(self, group: str, version: int, status: str) -> dict:
         return self._set(group, version, "status", _check_status(status))
