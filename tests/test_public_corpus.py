@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import SDK_V2_SAMPLES, run_cli, steps_of
-from fixtures.public_corpus import CASES, PUBLIC, Passes, Refused, blob_hash, compile_case, input_flags
+from fixtures.public_corpus import CASES, PUBLIC, Fails, Passes, Refused, blob_hash, compile_case, input_flags
 from pipelines.local import LocalHome, open_store
 from pipelines.local.registry import Registry
 
@@ -59,26 +59,38 @@ def test_a_public_pipeline_runs_unchanged_in_its_image_environments(tmp_path, ca
 
 
 def _passes(case, work, home, compiled=None):
-    """Run `case` (compiled already, or now) in `home` and check it passes as `case.expect` says."""
+    """Run `case` (compiled already, or now) in `home` and check it passes (or fails) as `case.expect` says."""
     work.mkdir(exist_ok=True)
     definition, uploads = compiled or compile_case(case, work)
     code, summary = run_cli("run", "--local", "--home", home, "--definition-json", definition, *uploads,
                             *input_flags(case, work), "--job-env", "image")
-    assert code == 0, f"{summary['failure_reason']} (log: {summary['failure_log']})"
     status = {s["name"]: s["status"] for s in summary["steps"]}
-    assert set(status.values()) == {"Succeeded"}, status
     expect = case.expect
+    if isinstance(expect, Fails):
+        assert code != 0 and [n for n, s in status.items() if s == "Failed"] == [expect.step], status
+        assert set(status.values()) <= {"Succeeded", "Failed", "NotRun"}, status
+        for reason in expect.reasons:
+            assert reason in summary["failure_reason"], summary["failure_reason"]
+        _ran_in_image_environments(summary, home)
+        return
+    assert code == 0, f"{summary['failure_reason']} (log: {summary['failure_log']})"
+    assert set(status.values()) == {"Succeeded"}, status
     if expect.gate:
         assert summary["gate"]["passed"] is True, summary["gate"]
     if expect.register:
         assert status[expect.register] == "Succeeded"
         assert summary["registered_model"]["ModelPackageVersion"] == 1
-    record = steps_of(LocalHome(home).execution(summary["execution_id"]))
     if expect.transform:
+        record = steps_of(LocalHome(home).execution(summary["execution_id"]))
         _one_prediction_per_input_line(record[expect.transform], home)
-    # Every job ran in its image's environment, not on the host's packages (its log's first lines say which).
+    _ran_in_image_environments(summary, home)
+
+
+def _ran_in_image_environments(summary, home):
+    """Every job ran in its image's environment, not on the host's packages (its log's first lines say which)."""
+    record = steps_of(LocalHome(home).execution(summary["execution_id"]))
     for name, step in record.items():
-        if step["type"] in ("Processing", "Training", "Transform"):
+        if step["type"] in ("Processing", "Training", "Transform") and step["status"] != "NotRun":
             log = (home / "runs" / summary["execution_id"] / "logs" / f"{name}.log").read_text()
             where = re.search(r"job environment: (\S+)", log)
             notes = [line for line in log.splitlines()[:40] if line.startswith("[local runner] note:")]
