@@ -112,7 +112,8 @@ def run_pipeline(
             record["steps"] = [reused.get(s["name"], s) for s in record["steps"]]
     if isinstance(store, str) or store is None:
         store = storage.open_store(store, root=home.s3)
-    problems = scope.refusals(steps, execution_scope(home, record, store), store, Registry.of(home)) if emulated else []
+    registry = Registry.of(home) if any(step.type == "Model" for step in steps.values()) else None  # opening creates it
+    problems = scope.refusals(steps, execution_scope(home, record, store), store, registry) if emulated else []
     if problems:
         raise RunError(f"the local runner cannot run this definition: {'; '.join(problems)}")
     if resume:
