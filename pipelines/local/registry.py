@@ -9,13 +9,13 @@ registering at once get distinct version numbers.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines.local.records import now
+from pipelines.packages import group_and_version
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _SCHEMA = """
@@ -120,11 +120,11 @@ class Registry:
             name = container.get("ModelPackageName")
             if not isinstance(name, str):
                 return container
-            match = re.fullmatch(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)", name)
-            if not match:
-                raise LookupError(f"ModelPackageName {name!r}: only a model package version's ARN "
-                                  "(arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION) is resolved locally")
-            package = self.get(match[1], int(match[2]))
+            try:
+                group, version = group_and_version(name)
+            except ValueError as exc:
+                raise LookupError(f"ModelPackageName: {exc}; only a version is resolved locally") from None
+            package = self.get(group, version)
             inference = ((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0]
             environment = {**(inference.get("Environment") or {}), **(container.get("Environment") or {})}
             return {**{k: inference[k] for k in ("Image", "ModelDataUrl") if k in inference}, **container,

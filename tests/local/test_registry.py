@@ -132,5 +132,5 @@ def test_a_container_naming_a_version_gets_its_image_model_data_and_environment(
     assert registry.model_containers(plain) == plain
     with pytest.raises(LookupError, match="no model package purchase-intent/2"):
         registry.model_containers({"Containers": [{"ModelPackageName": arn[:-1] + "2"}]})
-    with pytest.raises(LookupError, match="only a model package version's ARN"):
+    with pytest.raises(LookupError, match="is not a model package version's ARN"):
         registry.model_containers({"PrimaryContainer": {"ModelPackageName": "purchase-intent"}})
