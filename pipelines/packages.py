@@ -29,6 +29,15 @@ def parse_reference(ref: str) -> str | int:
                      f"or a model package ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)")
 
 
+def group_and_version(arn: str) -> tuple[str, int]:
+    """The group and version number a model package version's ARN names; ValueError for anything else."""
+    if not _PACKAGE_ARN.match(arn):
+        raise ValueError(f"{arn!r} is not a model package version's ARN "
+                         f"(arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)")
+    group, _, version = arn.split(":model-package/", 1)[1].rpartition("/")
+    return group, int(version)
+
+
 def stamp() -> str:
     """A UTC timestamp to the millisecond: names of models, configs and jobs never repeat."""
     now = datetime.now(timezone.utc)

@@ -81,9 +81,13 @@ class OfflineSdk:
 
 
 @contextlib.contextmanager
-def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()) -> Iterator[OfflineSdk]:
+def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = (),
+            model_packages: tuple[dict, ...] | list[dict] = ()) -> Iterator[OfflineSdk]:
     """Build SDK pipelines inside: every AWS call goes to moto in this process, with throwaway
-    credentials (the caller's are hidden), and `buckets` exist for the SDK's uploads."""
+    credentials (the caller's are hidden), and `buckets` exist for the SDK's uploads.
+
+    `model_packages` (DescribeModelPackage responses, a local registry's) are the versions the
+    in-process SageMaker knows: the SDK describes a package before it creates a model from it."""
     import boto3
 
     try:
@@ -92,9 +96,36 @@ def offline(region: str = "us-east-1", buckets: tuple[str, ...] | list[str] = ()
         raise ImportError("plain-SDK pipelines are built against moto's in-process AWS: "
                           "pip install -e '.[sdk-v2]' (or '.[sdk-v3]')") from None
 
-    with environment(**FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_PROFILE=None), mock_aws():
+    with environment(**FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_PROFILE=None), mock_aws(), \
+            _sagemaker_answers(model_packages):
         s3 = boto3.client("s3", region_name=region)
         for bucket in buckets:
             s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
                 "CreateBucketConfiguration": {"LocationConstraint": region}}))
         yield OfflineSdk(region)
+
+
+@contextlib.contextmanager
+def _sagemaker_answers(model_packages):
+    """What moto's SageMaker lacks and pipeline code calls while it builds: DescribeImageVersion
+    (seed code looks for a custom image and falls back to AWS's on ResourceNotFound, which an
+    account without that image answers) and DescribeModelPackage for the given versions."""
+    import json
+    from unittest import mock
+
+    from moto.sagemaker.exceptions import ResourceNotFound
+    from moto.sagemaker.responses import SageMakerResponse
+
+    packages = {p["ModelPackageArn"]: p for p in model_packages}
+    moto_describe = SageMakerResponse.describe_model_package
+
+    def describe_image_version(self):
+        raise ResourceNotFound(f"Image {self._get_param('ImageName')} does not exist.")
+
+    def describe_model_package(self):
+        package = packages.get(self._get_param("ModelPackageName"))
+        return moto_describe(self) if package is None else json.dumps(package, default=str)
+
+    with mock.patch.object(SageMakerResponse, "describe_image_version", describe_image_version, create=True), \
+            mock.patch.object(SageMakerResponse, "describe_model_package", describe_model_package):
+        yield

@@ -141,3 +141,22 @@ def test_offline_hides_the_callers_aws_settings_and_puts_them_back(monkeypatch):
         assert [b["Name"] for b in boto3.client("s3", region_name="eu-west-1").list_buckets()["Buckets"]] == ["staged"]
     assert os.environ["AWS_PROFILE"] == "host-profile" and os.environ["AWS_ACCESS_KEY_ID"] == "AKIAHOSTKEY"
     assert "AWS_DEFAULT_REGION" not in os.environ
+
+
+def test_offline_sagemaker_has_no_custom_images_and_describes_the_packages_it_is_given():
+    # Seed code falls back to AWS's image when DescribeImageVersion raises ResourceNotFound; the SDK's
+    # ModelPackage describes the version (in a local registry) before it creates a model from it.
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:model-package/abalone/1"
+    package = {"ModelPackageArn": arn, "ModelPackageGroupName": "abalone", "ModelPackageVersion": 1,
+               "ModelApprovalStatus": "Approved", "CreationTime": "2026-01-01T00:00:00.000+00:00",
+               "InferenceSpecification": {"Containers": [{"Image": "xgb", "ModelDataUrl": "s3://b/model.tar.gz"}]}}
+    with offline(model_packages=[package]):
+        import boto3
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        with pytest.raises(sm.exceptions.ResourceNotFound):
+            sm.describe_image_version(ImageName="sagemaker-p-123-processingimagebuild")
+        described = sm.describe_model_package(ModelPackageName=arn)
+        assert described["ModelApprovalStatus"] == "Approved"
+        assert described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == "s3://b/model.tar.gz"
+        with pytest.raises(sm.exceptions.ClientError):
+            sm.describe_model_package(ModelPackageName=arn[:-1] + "2")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines.local.records import now
+from pipelines.packages import group_and_version
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _SCHEMA = """
@@ -109,6 +110,32 @@ class Registry:
         where, args = ("AND status = ?", (group, _check_status(status))) if status else ("", (group,))
         rows = self._query(f"{_SELECT} WHERE group_name = ? {where} ORDER BY version DESC LIMIT 1", args)
         return self._describe(rows[0]) if rows else None
+
+    def model_containers(self, request: dict) -> dict:
+        """A CreateModel request with each container that names a model package version
+        (`ModelPackageName`, its ARN) given that version's inference container: its image, model
+        data and environment (the container's own Environment on top), as SageMaker creates a
+        model from a package. LookupError names a version this registry does not hold."""
+        def resolve(container: dict) -> dict:
+            name = container.get("ModelPackageName")
+            if not isinstance(name, str):
+                return container
+            try:
+                group, version = group_and_version(name)
+            except ValueError as exc:
+                raise LookupError(f"ModelPackageName: {exc}; only a version is resolved locally") from None
+            package = self.get(group, version)
+            inference = ((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0]
+            environment = {**(inference.get("Environment") or {}), **(container.get("Environment") or {})}
+            return {**{k: inference[k] for k in ("Image", "ModelDataUrl") if k in inference}, **container,
+                    **({"Environment": environment} if environment else {})}
+
+        resolved = dict(request)
+        if request.get("PrimaryContainer"):
+            resolved["PrimaryContainer"] = resolve(request["PrimaryContainer"])
+        if request.get("Containers"):
+            resolved["Containers"] = [resolve(c) for c in request["Containers"]]
+        return resolved
 
     def set_status(self, group: str, version: int, status: str) -> dict:
         return self._set(group, version, "status", _check_status(status))

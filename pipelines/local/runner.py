@@ -35,6 +35,7 @@ from pipelines.local.expressions import ExpressionError, Key, Scope, resolve, wa
 from pipelines.local.home import LocalHome
 from pipelines.local.jobs import JobContext, JobFailed
 from pipelines.local.plan import RunError, Step, parse_definition, plan, resolve_parameters
+from pipelines.local.registry import Registry
 from pipelines.local.records import (
     arn, definition_text, new_record, now, resumable, save_record, write_definition,
 )
@@ -111,7 +112,8 @@ def run_pipeline(
             record["steps"] = [reused.get(s["name"], s) for s in record["steps"]]
     if isinstance(store, str) or store is None:
         store = storage.open_store(store, root=home.s3)
-    problems = scope.refusals(steps, execution_scope(home, record, store), store) if emulated else []
+    registry = Registry.of(home) if any(step.type == "Model" for step in steps.values()) else None  # opening creates it
+    problems = scope.refusals(steps, execution_scope(home, record, store), store, registry) if emulated else []
     if problems:
         raise RunError(f"the local runner cannot run this definition: {'; '.join(problems)}")
     if resume:

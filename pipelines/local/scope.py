@@ -9,7 +9,8 @@ are not known yet and are skipped (`UNRESOLVED`).
 The supported scope (README "Local runs" repeats it):
 
 - step types: Processing, Training, Tuning, Transform, Condition, Fail,
-  RegisterModel, Model (CreateModel);
+  RegisterModel, Model (CreateModel, from an image or a model package version
+  the local registry holds);
 - images: the scikit-learn and XGBoost images of `pipelines.local.images`;
   training in script mode (``sagemaker_program``) on either, or the built-in
   XGBoost algorithm on the XGBoost image;
@@ -164,6 +165,8 @@ def transform(request: dict) -> Iterator[str]:
 def model(request: dict) -> Iterator[str]:
     containers = [request.get("PrimaryContainer"), *(request.get("Containers") or [])]
     for container in filter(None, containers):
+        if "Image" not in container and container.get("ModelPackageName"):
+            continue  # the version's image, known once the registry resolves it (`refusals`, `run_model`)
         if problem := image_problem(container.get("Image")):
             yield problem
 
@@ -171,13 +174,19 @@ def model(request: dict) -> Iterator[str]:
 CHECKS = {"Processing": processing, "Training": training, "Tuning": tuning, "Transform": transform, "Model": model}
 
 
-def refusals(steps: dict[str, Step], scope: Scope, store) -> list[str]:
+def refusals(steps: dict[str, Step], scope: Scope, store, registry=None) -> list[str]:
     """Everything in the definition the runner would refuse, and every input it already knows is missing:
-    missing from the store and from the fixed S3 destinations of the steps that run before it."""
+    missing from the store and from the fixed S3 destinations of the steps that run before it, and
+    model package versions missing from `registry` (a `Registry`)."""
     problems = []
     requests = {name: resolve_known(step.arguments, scope) for name, step in steps.items()}
     for step in steps.values():
         request = requests[step.name]
+        if step.type == "Model" and registry is not None:
+            try:
+                request = registry.model_containers(request)
+            except LookupError as exc:
+                problems.append(f"step {step.name}: {exc}")
         written = [uri for name in _upstream(step.name, steps) for uri in _outputs(steps[name].type, requests[name])]
         problems += [f"step {step.name}: {problem}" for problem in CHECKS.get(step.type, _nothing)(request)]
         problems += [f"step {step.name}: {problem}" for problem in _missing(step.type, request, store, written)]

@@ -70,8 +70,15 @@ def run_register_model(execution: Execution, step: Step, arguments: dict) -> dic
 
 
 def run_model(execution: Execution, step: Step, arguments: dict) -> dict:
-    """CreateModel: SageMaker names the model; Transform steps find it by that name."""
+    """CreateModel: SageMaker names the model; Transform steps find it by that name. A container
+    naming a model package version serves that version's image and model data."""
     name = arguments.get("ModelName") or resource_name(step.name, execution.salt(step, "model"))
+    containers = [arguments.get("PrimaryContainer") or {}, *(arguments.get("Containers") or [])]
+    if any(c.get("ModelPackageName") for c in containers):
+        try:
+            arguments = Registry.of(execution.home).model_containers(arguments)
+        except LookupError as exc:
+            raise StepFailure(f"ValidationException: {exc}") from None
     return {"EnableNetworkIsolation": False, **arguments, "ModelName": name,
             "ModelArn": arn(execution.home, "model", name), "CreationTime": now()}
 

@@ -163,7 +163,7 @@ class LocalTarget(Target):
         except ValueError as e:
             raise UserError(str(e)) from None
         if isinstance(parsed, int) or parsed.startswith("arn:"):
-            group, version = (group, parsed) if isinstance(parsed, int) else _group_and_version(parsed)
+            group, version = (group, parsed) if isinstance(parsed, int) else packages.group_and_version(parsed)
             try:
                 package = self.registry.get(group, version)
             except LookupError:
@@ -233,12 +233,6 @@ class LocalTarget(Target):
         job = endpoint.batch_transform(self.home, self.store, package, input_uri=input_uri, output_uri=output,
                                        output_root=f"{root}/transform", instance_type=instance_type)
         return {**job, "Output": str(self.store.path(job["TransformOutput"]["S3OutputPath"]))}
-
-
-def _group_and_version(arn: str) -> tuple[str, int]:
-    _, _, rest = arn.partition(":model-package/")
-    group, _, version = rest.rpartition("/")
-    return group, int(version)
 
 
 def _say(request: RunRequest, line: str) -> None:

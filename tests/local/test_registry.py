@@ -118,3 +118,19 @@ def test_two_processes_registering_at_once_get_distinct_versions(tmp_path):
         worker.join(30)
     assert [w.exitcode for w in workers] == [0, 0]
     assert [v["ModelPackageVersion"] for v in Registry(path).list_versions("purchase-intent")] == list(range(1, 21))
+
+
+def test_a_container_naming_a_version_gets_its_image_model_data_and_environment(registry):
+    arn = registry.register(request(InferenceSpecification={"Containers": [{
+        "Image": "xgb", "ModelDataUrl": "s3://bkt/model.tar.gz", "Environment": {"A": "1", "B": "2"}}]}),
+        execution_id="e1")["ModelPackageArn"]
+    model = {"ExecutionRoleArn": "role", "Containers": [{"ModelPackageName": arn, "Environment": {"B": "mine"}}]}
+    assert registry.model_containers(model) == {"ExecutionRoleArn": "role", "Containers": [{
+        "ModelPackageName": arn, "Image": "xgb", "ModelDataUrl": "s3://bkt/model.tar.gz",
+        "Environment": {"A": "1", "B": "mine"}}]}
+    plain = {"PrimaryContainer": {"Image": "own", "ModelDataUrl": "s3://bkt/own.tar.gz"}}
+    assert registry.model_containers(plain) == plain
+    with pytest.raises(LookupError, match="no model package purchase-intent/2"):
+        registry.model_containers({"Containers": [{"ModelPackageName": arn[:-1] + "2"}]})
+    with pytest.raises(LookupError, match="is not a model package version's ARN"):
+        registry.model_containers({"PrimaryContainer": {"ModelPackageName": "purchase-intent"}})

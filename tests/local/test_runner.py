@@ -630,3 +630,23 @@ def test_a_job_name_variable_outside_its_step_type_is_an_error(h):
     step["Arguments"]["Environment"] = {"JOB": get("Execution.TrainingJobName")}
     record = h.run(definition(step))
     assert record["status"] == "Failed" and "unknown execution variable 'TrainingJobName'" in record["failure_reason"]
+
+
+def test_a_model_from_a_registered_version_serves_its_container_and_a_missing_one_fails_the_step(h):
+    from pipelines.local.registry import Registry
+
+    arn = Registry.of(h.home).register({"ModelPackageGroupName": "g", "InferenceSpecification": {"Containers": [
+        {"Image": "xgb", "ModelDataUrl": "s3://bkt/model.tar.gz"}]}}, execution_id=None)["ModelPackageArn"]
+    model = {"Name": "Make-CreateModel", "Type": "Model",
+             "Arguments": {"ExecutionRoleArn": "role", "Containers": [{"ModelPackageName": arn}]}}
+    transform = {"Name": "Score", "Type": "Transform", "Arguments": {
+        "ModelName": get("Steps.Make-CreateModel.ModelName"), "TransformOutput": {"S3OutputPath": "s3://bkt/scores"}}}
+    record = h.run(definition(model, transform))
+    model_name = step_record(record, "Make-CreateModel")["response"]["ModelName"]
+    assert h.jobs.calls[0][3].models[model_name]["Containers"] == [
+        {"ModelPackageName": arn, "Image": "xgb", "ModelDataUrl": "s3://bkt/model.tar.gz"}]
+    model["Arguments"]["Containers"] = [{"ModelPackageName": arn[:-1] + "7"}]
+    failed = h.run(definition(model, transform))
+    assert failed["status"] == "Failed"
+    assert step_record(failed, "Make-CreateModel")["failure_reason"] == (
+        f"ValidationException: no model package g/7 in {h.home.registry}")

@@ -48,3 +48,31 @@ def test_outputs_of_steps_before_the_upstream_step_count_too(tmp_path):
                      processing("Middle", depends_on=["Prep"]),
                      processing("Last", reads=["s3://bkt/prep/part-0.csv"], depends_on=["Middle"]))
     assert found == []
+
+
+XGBOOST = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.0-1-cpu-py3"
+
+
+def model_from(package_arn):
+    return {"Name": "Make-CreateModel", "Type": "Model",
+            "Arguments": {"ExecutionRoleArn": "role", "Containers": [{"ModelPackageName": package_arn}]}}
+
+
+def test_a_model_from_a_package_version_is_checked_against_the_registry_before_anything_runs(tmp_path):
+    from pipelines.local.registry import Registry
+
+    registry = Registry(tmp_path / "registry.sqlite")
+    arn = registry.register({"ModelPackageGroupName": "abalone", "InferenceSpecification": {"Containers": [
+        {"Image": XGBOOST, "ModelDataUrl": "s3://bkt/model.tar.gz"}]}}, execution_id=None)["ModelPackageArn"]
+    unsupported = registry.register({"ModelPackageGroupName": "abalone", "InferenceSpecification": {"Containers": [
+        {"Image": "1234.dkr.ecr.us-east-1.amazonaws.com/mine:1", "ModelDataUrl": "s3://bkt/m.tar.gz"}]}},
+        execution_id=None)["ModelPackageArn"]
+    definition = parse_definition(json.dumps({"Version": "2020-12-01", "Steps": [model_from(arn)]}))
+    check = lambda d: refusals(plan(d, in_process=IN_PROCESS, job_types=JOB_HANDLERS),  # noqa: E731
+                               Scope(parameters={}, execution={"PipelineExecutionId": "e1"}), LocalStore(tmp_path), registry)
+    assert check(definition) == []
+    missing = arn.replace("/abalone/1", "/abalone/9")
+    assert check(parse_definition(json.dumps({"Version": "2020-12-01", "Steps": [model_from(missing)]}))) == [
+        f"step Make-CreateModel: no model package abalone/9 in {registry.path}"]
+    assert "is not supported locally" in check(parse_definition(json.dumps(
+        {"Version": "2020-12-01", "Steps": [model_from(unsupported)]})))[0]
