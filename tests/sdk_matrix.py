@@ -132,5 +132,5 @@ def compile_all() -> dict:
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "processing_scripts"), str(ROOT / "training_scripts")]  # as pytest.ini_options.pythonpath
     json.dump(compile_all(), sys.stdout)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import SDK_V2_SAMPLES, run_cli, steps_of
-from fixtures.public_corpus import CASES, PUBLIC, Fails, Passes, Refused, blob_hash, compile_case, input_flags
+from fixtures.public_corpus import CASES, PUBLIC, Fails, Refused, blob_hash, compile_case, input_flags
 from pipelines.local import LocalHome, open_store
 from pipelines.local.registry import Registry
 
