@@ -25,7 +25,7 @@ check_input = tabular.check_input  # its first look at a local input, before any
 
 def definition(cfg):
     return tabular.pipeline(cfg, NAME, display_name="Purchase intent",
-                            description="Predicts the likelihood that a browsing session ends in a purchase (XGBoost).",
+                            description="Predicts the likelihood that a browsing session ends in a purchase (an ensemble of model families).",
                             default_data=f"{cfg.s3_root}/{SYNTHETIC_DATA}")
 
 

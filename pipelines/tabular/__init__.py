@@ -70,7 +70,7 @@ class Settings:
 
 def definition(cfg: Config) -> Pipeline:
     return pipeline(cfg, NAME, display_name="Tabular",
-                    description="Predicts a column of any table from the others (XGBoost, tuned, gated "
+                    description="Predicts a column of any table from the others (an ensemble of model families, tuned, gated "
                                 "against a constant predictor).")
 
 
