@@ -86,3 +86,28 @@ def test_the_local_runner_imports_neither_the_definition_language_the_compiler_n
     wrong = {module: sorted(m for m in imported if m.startswith(above))
              for module, imported in import_graph().items() if module.startswith("pipelines.local")}
     assert {m: found for m, found in wrong.items() if found} == {}
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module name `path` imports (absolute imports), project or not."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_framework_and_its_job_scripts_never_import_the_worked_example():
+    shipped = [p for folder in ("pipelines", "processing_scripts", "training_scripts", "templates")
+               for p in sorted((PROJECT_ROOT / folder).rglob("*.py"))]
+    wrong = {str(p.relative_to(PROJECT_ROOT)): sorted(m for m in imported_names(p) if m.split(".")[0] == "examples")
+             for p in shipped}
+    assert len(shipped) > 50 and {p: m for p, m in wrong.items() if m} == {}
+
+
+def test_the_example_check_finds_an_import_of_the_example(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\nfrom examples.purchase_intent import shoppers_data\n")
+    assert "examples.purchase_intent" in imported_names(module)
