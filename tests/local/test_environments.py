@@ -90,14 +90,20 @@ def test_an_image_whose_versions_do_not_install_here_gets_the_nearest_and_says_s
     assert tuple(int(p) for p in versions["scikit-learn"].split(".")[:2]) >= (1, 1)  # the first with wheels here
 
 
-def test_a_training_source_dir_requirements_txt_is_installed_as_the_toolkit_does(tmp_path):
-    ctx = _ctx(tmp_path)
+def _source_dir_request(ctx, extra: dict[str, bytes]) -> dict:
+    """A scikit-learn training job whose source dir holds versions.py and `extra` files, put in ctx's store."""
     request = training_request(ctx)
     request["AlgorithmSpecification"]["TrainingImage"] = SKLEARN
     request["HyperParameters"] = {"sagemaker_program": '"versions.py"',
                                   "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"'}
     ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({
-        "versions.py": (SCRIPTS / "versions.py").read_bytes(), "requirements.txt": b"tabulate==0.9.0\n"}))
+        "versions.py": (SCRIPTS / "versions.py").read_bytes(), **extra}))
+    return request
+
+
+def test_a_training_source_dir_requirements_txt_is_installed_as_the_toolkit_does(tmp_path):
+    ctx = _ctx(tmp_path)
+    request = _source_dir_request(ctx, {"requirements.txt": b"tabulate==0.9.0\n"})
     run_training("train", request, ctx)
     assert _versions(ctx.log_path.read_text()) == {"scikit-learn": "1.4.2", "pandas": "2.3.2", "numpy": "2.1.0",
                                                    "tabulate": "0.9.0"}
@@ -129,12 +135,7 @@ def test_a_training_source_dir_with_setup_py_is_installed_as_a_package_as_the_to
     """sagemaker-training's PYTHON_PACKAGE entry point: `pip install .` in the code directory (its
     install_requires with it), then `python -m versions`; the install ends with the job's filesystem."""
     ctx = _ctx(tmp_path)
-    request = training_request(ctx)
-    request["AlgorithmSpecification"]["TrainingImage"] = SKLEARN
-    request["HyperParameters"] = {"sagemaker_program": '"versions.py"',
-                                  "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"'}
-    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({
-        "versions.py": (SCRIPTS / "versions.py").read_bytes(), "setup.py": SETUP_PY}))
+    request = _source_dir_request(ctx, {"setup.py": SETUP_PY})
     run_training("train", request, ctx)
     log = ctx.log_path.read_text()
     assert "-m pip install ." in log and "Successfully installed" in log and "trainer-1.0" in log
@@ -146,11 +147,7 @@ def test_a_training_source_dir_with_setup_py_is_installed_as_a_package_as_the_to
 def test_a_setup_py_source_dir_is_refused_where_its_install_would_outlive_the_job(tmp_path):
     ctx = _ctx(tmp_path)
     ctx.isolation = "paths"
-    request = training_request(ctx)
-    request["HyperParameters"] = {"sagemaker_program": '"versions.py"',
-                                  "sagemaker_submit_directory": '"s3://bkt/code/sourcedir.tar.gz"'}
-    ctx.store.put_bytes("s3://bkt/code/sourcedir.tar.gz", tar_gz({
-        "versions.py": (SCRIPTS / "versions.py").read_bytes(), "setup.py": SETUP_PY}))
+    request = _source_dir_request(ctx, {"setup.py": SETUP_PY})
     with pytest.raises(JobFailed, match="has a setup.py, which the training toolkit installs into the job's Python"):
         run_training("train", request, ctx)
 
